@@ -1,0 +1,11 @@
+//! corral: a ZooKeeper-compatible coordination server, thread-per-core on io_uring.
+//!
+//! Pure parts (no I/O): `proto` (wire codec), `tree` (data tree, ACLs), `txn`, `prep`
+//! (request -> txn), `watch` (shard-local watch registry). The runtime (`server`) is the only
+//! place that knows about glommio, sockets and cores. See docs/ARCHITECTURE.md.
+
+pub mod prep;
+pub mod proto;
+pub mod tree;
+pub mod txn;
+pub mod watch;

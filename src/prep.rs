@@ -1,0 +1,399 @@
+//! Request -> transaction, on the write core against its authoritative tree (ZooKeeper's
+//! PrepRequestProcessor). Pure: the tree, the session's auth ids, the zxid and the time come in;
+//! a fully determined [`TxnOp`] comes out. Checks run in ZooKeeper's order so the same bad
+//! request gets the same error code.
+//!
+//! A multi is validated by applying its ops tentatively and undoing them all afterwards, so
+//! later ops see earlier ones (create `/a` then `/a/b`) without a separate overlay.
+
+use crate::proto::codes::{ephemeral_owner, op, perms, Code, CreateMode};
+use crate::proto::records::{CreateRequest, Id, MultiOp, Request};
+use crate::tree::{acl, parent_of, validate_path, DataTree};
+use crate::txn::{Txn, TxnOp};
+
+pub struct PrepCtx<'a> {
+    pub session_id: i64,
+    pub zxid: i64,
+    pub time_ms: i64,
+    pub ids: &'a [Id],
+    pub extended_types: bool,
+}
+
+/// Paths ZooKeeper refuses to delete (`isSpecialPath`).
+fn is_special(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
+}
+
+fn check_version(current: i32, expected: i32) -> Result<i32, Code> {
+    if expected != -1 && expected != current {
+        return Err(Code::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+fn require(tree: &DataTree, path: &str, perm: i32, ids: &[Id]) -> Result<(), Code> {
+    let node = tree.get(path).ok_or(Code::NoNode)?;
+    if acl::allowed(&node.acl, perm, ids) {
+        Ok(())
+    } else {
+        Err(Code::NoAuth)
+    }
+}
+
+fn prep_create(tree: &DataTree, c: &CreateRequest, ctx: &PrepCtx) -> Result<TxnOp, Code> {
+    let mode = CreateMode::from_flags(c.flags).ok_or(Code::BadArguments)?;
+    if mode.is_ttl() && !ctx.extended_types {
+        return Err(Code::Unimplemented);
+    }
+    if mode.is_ttl() {
+        if c.ttl <= 0 || c.ttl > ephemeral_owner::TTL_MAX {
+            return Err(Code::BadArguments);
+        }
+    } else if c.ttl >= 0 {
+        return Err(Code::BadArguments);
+    }
+    if !c.path.contains('/') || c.path.contains('\0') {
+        return Err(Code::BadArguments);
+    }
+    let acl = acl::fixup(&c.acl, ctx.ids)?;
+    let parent_path = parent_of(&c.path);
+    let parent = tree.get(parent_path).ok_or(Code::NoNode)?;
+    if !acl::allowed(&parent.acl, perms::CREATE, ctx.ids) {
+        return Err(Code::NoAuth);
+    }
+    let mut path = c.path.clone();
+    if mode.is_sequential() {
+        path.push_str(&format!("{:010}", parent.cversion));
+    }
+    validate_path(&path)?;
+    if tree.get(&path).is_some() {
+        return Err(Code::NodeExists);
+    }
+    if parent.is_session_ephemeral() {
+        return Err(Code::NoChildrenForEphemerals);
+    }
+    let owner = match c.opcode {
+        op::CREATE_CONTAINER => ephemeral_owner::CONTAINER,
+        op::CREATE_TTL => ephemeral_owner::ttl(c.ttl),
+        _ if mode.is_ephemeral() => ctx.session_id,
+        _ => 0,
+    };
+    Ok(TxnOp::Create {
+        opcode: c.opcode,
+        path,
+        data: c.data.clone(),
+        acl,
+        ephemeral_owner: owner,
+        parent_cversion: parent.cversion.wrapping_add(1),
+    })
+}
+
+fn prep_delete(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Result<TxnOp, Code> {
+    validate_path(path)?;
+    if is_special(path) {
+        return Err(Code::BadArguments);
+    }
+    require(tree, parent_of(path), perms::DELETE, ctx.ids)?;
+    let node = tree.get(path).ok_or(Code::NoNode)?;
+    check_version(node.version, version)?;
+    if !node.children.is_empty() {
+        return Err(Code::NotEmpty);
+    }
+    Ok(TxnOp::Delete {
+        path: path.to_string(),
+    })
+}
+
+/// `deleteContainer`: used by the write core's reaper for containers and expired TTL nodes.
+pub fn prep_delete_container(tree: &DataTree, path: &str) -> Result<TxnOp, Code> {
+    validate_path(path)?;
+    if is_special(path) {
+        return Err(Code::BadArguments);
+    }
+    let node = tree.get(path).ok_or(Code::NoNode)?;
+    if !node.children.is_empty() {
+        return Err(Code::NotEmpty);
+    }
+    if node.is_session_ephemeral() {
+        return Err(Code::BadVersion);
+    }
+    Ok(TxnOp::Delete {
+        path: path.to_string(),
+    })
+}
+
+fn prep_set_data(
+    tree: &DataTree,
+    path: &str,
+    data: &bytes::Bytes,
+    version: i32,
+    ctx: &PrepCtx,
+) -> Result<TxnOp, Code> {
+    validate_path(path)?;
+    require(tree, path, perms::WRITE, ctx.ids)?;
+    let node = tree.get(path).ok_or(Code::NoNode)?;
+    Ok(TxnOp::SetData {
+        path: path.to_string(),
+        data: data.clone(),
+        version: check_version(node.version, version)?,
+    })
+}
+
+fn prep_check(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Result<TxnOp, Code> {
+    validate_path(path)?;
+    require(tree, path, perms::READ, ctx.ids)?;
+    let node = tree.get(path).ok_or(Code::NoNode)?;
+    check_version(node.version, version)?;
+    Ok(TxnOp::Check {
+        path: path.to_string(),
+    })
+}
+
+fn prep_multi_op(tree: &DataTree, o: &MultiOp, ctx: &PrepCtx) -> Result<TxnOp, Code> {
+    match o {
+        MultiOp::Create(c) => prep_create(tree, c, ctx),
+        MultiOp::Delete { path, version } => prep_delete(tree, path, *version, ctx),
+        MultiOp::SetData {
+            path,
+            data,
+            version,
+        } => prep_set_data(tree, path, data, *version, ctx),
+        MultiOp::Check { path, version } => prep_check(tree, path, *version, ctx),
+    }
+}
+
+fn prep_multi(tree: &mut DataTree, ops: &[MultiOp], ctx: &PrepCtx) -> TxnOp {
+    let header = Txn {
+        session_id: ctx.session_id,
+        cxid: 0,
+        zxid: ctx.zxid,
+        time_ms: ctx.time_ms,
+        op: TxnOp::Multi(Vec::new()),
+    };
+    let mut txns = Vec::with_capacity(ops.len());
+    let mut codes = Vec::with_capacity(ops.len());
+    let mut undos = Vec::with_capacity(ops.len());
+    let mut failed = false;
+    let mut scratch = Vec::new();
+    for o in ops {
+        if failed {
+            codes.push(Code::RuntimeInconsistency);
+            continue;
+        }
+        match prep_multi_op(tree, o, ctx) {
+            Ok(t) => {
+                undos.push(tree.apply_op(&header, &t, &mut scratch).1);
+                txns.push(t);
+                codes.push(Code::Ok);
+            }
+            Err(code) => {
+                failed = true;
+                codes.push(code);
+            }
+        }
+    }
+    for u in undos.into_iter().rev() {
+        tree.undo(u);
+    }
+    if failed {
+        TxnOp::MultiError(codes)
+    } else {
+        TxnOp::Multi(txns)
+    }
+}
+
+/// Turns a write request into the transaction every replica will apply. Failures become
+/// `TxnOp::Error` (or `MultiError`): like ZooKeeper, a failed write still takes a zxid.
+pub fn prep(tree: &mut DataTree, req: &Request, ctx: &PrepCtx) -> TxnOp {
+    let r = match req {
+        Request::Create(c) => prep_create(tree, c, ctx),
+        Request::Delete { path, version } => prep_delete(tree, path, *version, ctx),
+        Request::SetData {
+            path,
+            data,
+            version,
+        } => prep_set_data(tree, path, data, *version, ctx),
+        Request::SetAcl { path, acl, version } => (|| {
+            validate_path(path)?;
+            let acl = acl::fixup(acl, ctx.ids)?;
+            require(tree, path, perms::ADMIN, ctx.ids)?;
+            let node = tree.get(path).ok_or(Code::NoNode)?;
+            Ok(TxnOp::SetAcl {
+                path: path.clone(),
+                acl,
+                version: check_version(node.aversion, *version)?,
+            })
+        })(),
+        Request::Check { path, version } => prep_check(tree, path, *version, ctx),
+        Request::DeleteContainer { path } => prep_delete_container(tree, path),
+        Request::Multi(ops) => return prep_multi(tree, ops, ctx),
+        Request::Reconfig => Err(Code::ReconfigDisabled),
+        _ => Err(Code::Unimplemented),
+    };
+    r.unwrap_or_else(TxnOp::Error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::records::Acl;
+    use bytes::Bytes;
+
+    fn ctx(ids: &[Id]) -> PrepCtx<'_> {
+        PrepCtx {
+            session_id: 0x100,
+            zxid: 10,
+            time_ms: 5,
+            ids,
+            extended_types: false,
+        }
+    }
+
+    fn create(path: &str, flags: i32) -> Request {
+        Request::Create(CreateRequest {
+            opcode: op::CREATE,
+            path: path.into(),
+            data: Bytes::from_static(b"x"),
+            acl: Acl::open_unsafe(),
+            flags,
+            ttl: -1,
+        })
+    }
+
+    fn commit(tree: &mut DataTree, zxid: i64, op: TxnOp) {
+        tree.apply(&Txn {
+            session_id: 0x100,
+            cxid: 0,
+            zxid,
+            time_ms: 5,
+            op,
+        });
+    }
+
+    #[test]
+    fn create_errors_in_zookeeper_order() {
+        let mut t = DataTree::new();
+        let ids = [Id::new("ip", "127.0.0.1")];
+        let c = ctx(&ids);
+        assert_eq!(
+            prep(&mut t, &create("/a/b", 0), &c),
+            TxnOp::Error(Code::NoNode)
+        );
+        assert_eq!(
+            prep(&mut t, &create("a", 0), &c),
+            TxnOp::Error(Code::BadArguments)
+        );
+        assert_eq!(
+            prep(&mut t, &create("/zookeeper/", 0), &c),
+            TxnOp::Error(Code::BadArguments)
+        );
+        assert_eq!(
+            prep(&mut t, &create("/a", 9), &c),
+            TxnOp::Error(Code::BadArguments)
+        );
+        assert_eq!(
+            prep(&mut t, &create("/zookeeper", 0), &c),
+            TxnOp::Error(Code::NodeExists)
+        );
+        let e = prep(&mut t, &create("/e", 1), &c);
+        commit(&mut t, 2, e);
+        assert_eq!(t.get("/e").unwrap().ephemeral_owner, 0x100);
+        assert_eq!(
+            prep(&mut t, &create("/e/x", 0), &c),
+            TxnOp::Error(Code::NoChildrenForEphemerals)
+        );
+    }
+
+    #[test]
+    fn sequential_names_come_from_creations() {
+        let mut t = DataTree::new();
+        let ids = [];
+        let c = ctx(&ids);
+        let s0 = prep(&mut t, &create("/s-", 2), &c);
+        match &s0 {
+            TxnOp::Create { path, .. } => assert_eq!(path, "/s-0000000000"),
+            o => panic!("{o:?}"),
+        }
+        commit(&mut t, 2, s0);
+        commit(
+            &mut t,
+            3,
+            TxnOp::Delete {
+                path: "/s-0000000000".into(),
+            },
+        );
+        match prep(&mut t, &create("/s-", 2), &c) {
+            TxnOp::Create { path, .. } => assert_eq!(path, "/s-0000000001"),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn multi_is_atomic_with_zookeeper_error_layout() {
+        let mut t = DataTree::new();
+        let ids = [];
+        let c = ctx(&ids);
+        let before = t.digest();
+        let ops = vec![
+            MultiOp::Create(match create("/m", 0) {
+                Request::Create(c) => c,
+                _ => unreachable!(),
+            }),
+            MultiOp::Create(match create("/m/n", 0) {
+                Request::Create(c) => c,
+                _ => unreachable!(),
+            }),
+            MultiOp::Check {
+                path: "/m".into(),
+                version: 7,
+            },
+            MultiOp::Delete {
+                path: "/m".into(),
+                version: -1,
+            },
+        ];
+        assert_eq!(
+            prep(&mut t, &Request::Multi(ops.clone()), &c),
+            TxnOp::MultiError(vec![
+                Code::Ok,
+                Code::Ok,
+                Code::BadVersion,
+                Code::RuntimeInconsistency
+            ])
+        );
+        assert_eq!(t.digest(), before, "failed multi leaves no trace");
+        let ok = prep(&mut t, &Request::Multi(ops[..2].to_vec()), &c);
+        assert!(matches!(&ok, TxnOp::Multi(v) if v.len() == 2));
+        assert_eq!(t.digest(), before, "prep itself never changes the tree");
+    }
+
+    #[test]
+    fn ttl_needs_extended_types() {
+        let mut t = DataTree::new();
+        let ids = [];
+        let mut req = match create("/t", 5) {
+            Request::Create(c) => c,
+            _ => unreachable!(),
+        };
+        req.opcode = op::CREATE_TTL;
+        req.ttl = 1000;
+        let r = Request::Create(req);
+        assert_eq!(
+            prep(&mut t, &r, &ctx(&ids)),
+            TxnOp::Error(Code::Unimplemented)
+        );
+        let c = PrepCtx {
+            extended_types: true,
+            ..ctx(&ids)
+        };
+        match prep(&mut t, &r, &c) {
+            TxnOp::Create {
+                ephemeral_owner, ..
+            } => assert_eq!(ephemeral_owner::ttl_of(ephemeral_owner), Some(1000)),
+            o => panic!("{o:?}"),
+        }
+    }
+}

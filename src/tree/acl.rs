@@ -1,0 +1,206 @@
+//! Access control: permission checks, ACL validation/expansion (`fixupACL`) and the built-in
+//! authentication schemes `world`, `auth`, `digest`, `ip` and the `super` identity.
+//!
+//! A session's auth ids are the `ip:<address>` id every connection gets plus one id per
+//! successful `addauth`. Shards check reads with them; writes carry them to the write core, which
+//! checks again against authoritative state.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use sha1::{Digest, Sha1};
+
+use crate::proto::codes::Code;
+use crate::proto::records::{Acl, Id};
+
+/// `digest` id for `user:password`: `user:base64(sha1("user:password"))`.
+pub fn digest_id(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(user_password.as_bytes());
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
+}
+
+/// True if `ids` grant `perm` on a node with `acl` (ZooKeeper's `checkACL`).
+pub fn allowed(acl: &[Acl], perm: i32, ids: &[Id]) -> bool {
+    if acl.is_empty() || ids.iter().any(|i| i.scheme == "super") {
+        return true;
+    }
+    acl.iter().filter(|a| a.perms & perm != 0).any(|a| {
+        if a.id.scheme == "world" && a.id.id == "anyone" {
+            return true;
+        }
+        ids.iter()
+            .filter(|i| i.scheme == a.id.scheme)
+            .any(|i| id_matches(&a.id.scheme, &i.id, &a.id.id))
+    })
+}
+
+fn id_matches(scheme: &str, id: &str, expr: &str) -> bool {
+    match scheme {
+        "ip" => ip_matches(id, expr),
+        _ => id == expr,
+    }
+}
+
+/// Parses `addr` or `addr/bits`.
+fn parse_ip_expr(expr: &str) -> Option<(IpAddr, u32)> {
+    let (addr, bits) = match expr.split_once('/') {
+        Some((a, b)) => (a, Some(b.parse::<u32>().ok()?)),
+        None => (expr, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(max);
+    (bits <= max).then_some((addr, bits))
+}
+
+fn ip_matches(client: &str, expr: &str) -> bool {
+    let (Some((net, bits)), Ok(addr)) = (parse_ip_expr(expr), client.parse::<IpAddr>()) else {
+        return false;
+    };
+    match (net, addr) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Validates an ACL for create/setACL and expands the `auth` scheme into the session's
+/// authenticated ids (ZooKeeper's `fixupACL`). Duplicates are removed.
+pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, Code> {
+    if acl.is_empty() {
+        return Err(Code::InvalidAcl);
+    }
+    let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
+    let mut push = |a: Acl| {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    for a in acl {
+        match a.id.scheme.as_str() {
+            "world" if a.id.id == "anyone" => push(a.clone()),
+            "auth" => {
+                // Only ids from schemes that authenticate a user (digest) count; `ip` does not.
+                let mut any = false;
+                for id in ids.iter().filter(|i| i.scheme == "digest") {
+                    any = true;
+                    push(Acl {
+                        perms: a.perms,
+                        id: id.clone(),
+                    });
+                }
+                if !any {
+                    return Err(Code::InvalidAcl);
+                }
+            }
+            "digest" if a.id.id.split(':').count() == 2 => push(a.clone()),
+            "ip" if parse_ip_expr(&a.id.id).is_some() => push(a.clone()),
+            _ => return Err(Code::InvalidAcl),
+        }
+    }
+    Ok(out)
+}
+
+/// What an `addauth` yields: the ids to add to the session, or `AuthFailed`.
+pub fn authenticate(
+    scheme: &str,
+    auth: &[u8],
+    peer: IpAddr,
+    super_digest: Option<&str>,
+) -> Result<Vec<Id>, Code> {
+    match scheme {
+        "digest" => {
+            let text = std::str::from_utf8(auth).map_err(|_| Code::AuthFailed)?;
+            let id = digest_id(text);
+            let mut ids = Vec::new();
+            if super_digest == Some(id.as_str()) {
+                ids.push(Id::new("super", ""));
+            }
+            ids.push(Id::new("digest", &id));
+            Ok(ids)
+        }
+        "ip" => Ok(vec![Id::new("ip", &peer.to_string())]),
+        _ => Err(Code::AuthFailed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::codes::perms;
+
+    fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
+        Acl {
+            perms,
+            id: Id::new(scheme, id),
+        }
+    }
+
+    #[test]
+    fn digest_matches_zookeeper() {
+        // `DigestAuthenticationProvider.generateDigest("super:test")` as documented by ZooKeeper.
+        assert_eq!(
+            digest_id("super:test"),
+            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
+        );
+    }
+
+    #[test]
+    fn permission_checks() {
+        let ip = vec![Id::new("ip", "127.0.0.1")];
+        let a = vec![acl(perms::READ, "ip", "127.0.0.0/8")];
+        assert!(allowed(&a, perms::READ, &ip));
+        assert!(!allowed(&a, perms::WRITE, &ip));
+        assert!(!allowed(&a, perms::READ, &[Id::new("ip", "10.0.0.1")]));
+        let d = vec![acl(perms::ALL, "digest", &digest_id("u:p"))];
+        assert!(!allowed(&d, perms::READ, &ip));
+        assert!(allowed(
+            &d,
+            perms::READ,
+            &[Id::new("digest", &digest_id("u:p"))]
+        ));
+        assert!(allowed(&d, perms::ADMIN, &[Id::new("super", "")]));
+        assert!(allowed(&[], perms::ADMIN, &ip));
+    }
+
+    #[test]
+    fn fixup_expands_auth_and_rejects_invalid() {
+        let ids = vec![Id::new("ip", "127.0.0.1"), Id::new("digest", "u:h")];
+        assert_eq!(
+            fixup(&[acl(perms::ALL, "auth", "")], &ids).unwrap(),
+            vec![acl(perms::ALL, "digest", "u:h")]
+        );
+        assert_eq!(
+            fixup(&[acl(perms::ALL, "auth", "")], &ids[..1]),
+            Err(Code::InvalidAcl)
+        );
+        assert_eq!(fixup(&[], &ids), Err(Code::InvalidAcl));
+        assert_eq!(
+            fixup(&[acl(1, "world", "someone")], &ids),
+            Err(Code::InvalidAcl)
+        );
+        assert_eq!(fixup(&[acl(1, "nope", "x")], &ids), Err(Code::InvalidAcl));
+        assert_eq!(
+            fixup(&[acl(1, "ip", "300.1.1.1")], &ids),
+            Err(Code::InvalidAcl)
+        );
+    }
+}
