@@ -1,11 +1,16 @@
 //! corral: a ZooKeeper-compatible coordination server, thread-per-core on io_uring.
 //!
 //! Pure parts (no I/O): `proto` (wire codec), `tree` (data tree, ACLs), `txn`, `prep`
-//! (request -> txn), `watch` (shard-local watch registry). The runtime (`server`) is the only
-//! place that knows about glommio, sockets and cores. See docs/ARCHITECTURE.md.
+//! (request -> txn), `session` (expiry tracking), `watch` (shard-local watch registry),
+//! `config` (zoo.cfg and flags), `admin` (four-letter-word formats). The runtime (`server`) is
+//! the only place that knows about glommio, sockets and cores. See docs/ARCHITECTURE.md.
 
+pub mod admin;
+pub mod config;
 pub mod prep;
 pub mod proto;
+pub mod server;
+pub mod session;
 pub mod tree;
 pub mod txn;
 pub mod watch;

@@ -155,37 +155,39 @@ impl WatchManager {
         out
     }
 
-    /// (connections watching, paths watched, total watches) for `wchs`.
-    pub fn summary(&self) -> (usize, usize, usize) {
-        let mut paths = HashSet::new();
-        let mut total = 0;
-        for map in &self.by_path {
-            for (p, s) in map {
-                paths.insert(p.as_str());
-                total += s.len();
-            }
-        }
-        (self.by_conn.len(), paths.len(), total)
+    /// Every registered watch (`zk_watch_count`).
+    pub fn total(&self) -> usize {
+        self.by_path
+            .iter()
+            .flat_map(|m| m.values())
+            .map(|s| s.len())
+            .sum()
     }
 
-    /// Paths each connection watches (`wchc`).
+    /// Paths each connection watches (`wchc`). Like ZooKeeper's, the watch reports cover its
+    /// data-watch table: data, exists and persistent watches, not one-shot child watches.
     pub fn by_connection(&self) -> Vec<(ConnId, Vec<String>)> {
         self.by_conn
             .iter()
             .map(|(c, s)| {
-                let mut v: Vec<String> = s.iter().map(|(_, p)| p.clone()).collect();
+                let mut v: Vec<String> = s
+                    .iter()
+                    .filter(|(k, _)| *k != Kind::Child)
+                    .map(|(_, p)| p.clone())
+                    .collect();
                 v.sort();
                 v.dedup();
                 (*c, v)
             })
+            .filter(|(_, v)| !v.is_empty())
             .collect()
     }
 
-    /// Connections watching each path (`wchp`).
+    /// Connections watching each path (`wchp`), over the same table as `by_connection`.
     pub fn by_path(&self) -> Vec<(String, Vec<ConnId>)> {
         let mut m: HashMap<&str, HashSet<ConnId>> = HashMap::new();
-        for map in &self.by_path {
-            for (p, s) in map {
+        for k in [Kind::Data, Kind::Persistent, Kind::Recursive] {
+            for (p, s) in &self.by_path[idx(k)] {
                 m.entry(p).or_default().extend(s);
             }
         }
@@ -214,7 +216,8 @@ mod tests {
         w.add(Kind::Data, "/a", 1);
         assert_eq!(w.trigger("/a", event::NODE_DELETED), vec![1, 2, 3, 4]);
         assert_eq!(w.trigger("/a/b/c", event::NODE_CREATED), vec![4]);
-        assert_eq!(w.summary(), (2, 2, 2));
+        assert_eq!(w.total(), 2);
+        assert_eq!(w.by_connection(), vec![]);
     }
 
     #[test]
@@ -228,6 +231,6 @@ mod tests {
         assert!(w.trigger("/a", event::NODE_DELETED).is_empty());
         w.add(Kind::Child, "/b", 9);
         w.remove_conn(9);
-        assert_eq!(w.summary(), (0, 0, 0));
+        assert_eq!(w.total(), 0);
     }
 }

@@ -5,7 +5,9 @@ its connection and cannot reach the server for longer than the session
 timeout, so the SERVER expires the session by timeout; when the partition
 heals the client reconnects and is told its session has expired.
 """
+import os
 import select
+import sys
 import socket
 import threading
 
@@ -93,3 +95,72 @@ class PartitionProxy:
             self.lsock.close()
         except OSError:
             pass
+
+
+class ProxyProcess:
+    """Runs a PartitionProxy in a child process.
+
+    Needed for zkpython: its synchronous calls keep holding the GIL while the C
+    client waits for the server, so an in-process Python proxy thread could
+    never forward the reply.
+    """
+
+    def __init__(self, upstream_host, upstream_port):
+        import subprocess
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), upstream_host, str(upstream_port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("port "):
+            raise RuntimeError("proxy did not start: %r" % line)
+        self.port = int(line.split()[1])
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _cmd(self, c):
+        self.proc.stdin.write(c + "\n")
+        self.proc.stdin.flush()
+        ans = self.proc.stdout.readline().strip()
+        if ans != "ok":
+            raise RuntimeError("proxy answered %r to %r" % (ans, c))
+
+    def partition(self):
+        self._cmd("partition")
+
+    def heal(self):
+        self._cmd("heal")
+
+    def stop(self):
+        try:
+            self._cmd("quit")
+        except Exception:
+            pass
+        try:
+            self.proc.wait(5)
+        except Exception:
+            self.proc.kill()
+
+
+def _main():
+    # child process: proxy to argv[1]:argv[2], commands on stdin, bounded life
+    proxy = PartitionProxy(sys.argv[1], int(sys.argv[2]))
+    print("port %d" % proxy.port, flush=True)
+    threading.Timer(600, lambda: os._exit(0)).start()
+    for line in sys.stdin:
+        c = line.strip()
+        if c == "partition":
+            proxy.partition()
+        elif c == "heal":
+            proxy.heal()
+        elif c == "quit":
+            print("ok", flush=True)
+            break
+        print("ok", flush=True)
+    proxy.stop()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,282 @@
+//! The write core (the future ZAB core): owns the authoritative data tree and the session
+//! tracker, orders every write by assigning zxids, and streams committed transactions to every
+//! shard. Runs as one task; everything it owns is touched by no other task.
+//!
+//! Each wake-up drains every message waiting (up to `BATCH_MAX`), turns them into txns, then
+//! sends one commit batch per shard: batching across connections and shards is where the
+//! throughput comes from, and the batch is the unit the durable log will group-commit.
+//!
+//! Ordering: a shard's channel is FIFO and the core sends a per-connection answer (sync done,
+//! reattach result) only after every commit that preceded it, so a shard that handles the answer
+//! has already applied everything before it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender};
+use tracing::{debug, info};
+
+use super::{Commit, Origin, ToCore, ToShard};
+use crate::config::Config;
+use crate::prep::{prep, prep_delete_container, PrepCtx};
+use crate::proto::codes::ephemeral_owner;
+use crate::proto::records::Request;
+use crate::session::SessionTracker;
+use crate::tree::DataTree;
+use crate::txn::{Txn, TxnOp};
+
+/// Most messages handled per batch before the batch is sent on.
+const BATCH_MAX: usize = 1024;
+
+pub struct WriteCore {
+    cfg: Arc<Config>,
+    tree: DataTree,
+    sessions: SessionTracker,
+    /// The connection each live session is attached to, to close it when the session moves.
+    owners: HashMap<i64, Origin>,
+    zxid: i64,
+    started: Instant,
+    shards: Vec<Sender<ToShard>>,
+    /// Per-shard messages of the batch being built, in the order they must arrive.
+    outbox: Vec<Vec<ToShard>>,
+    pending: Vec<Commit>,
+    last_reap_ms: u64,
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl WriteCore {
+    pub fn new(cfg: Arc<Config>, shards: Vec<Sender<ToShard>>) -> WriteCore {
+        let server_id = cfg.my_id.unwrap_or(1).min(254) as u8;
+        WriteCore {
+            sessions: SessionTracker::new(cfg.tick_time_ms as u64, server_id, wall_clock_ms()),
+            cfg,
+            tree: DataTree::new(),
+            owners: HashMap::new(),
+            zxid: 0,
+            started: Instant::now(),
+            outbox: (0..shards.len()).map(|_| Vec::new()).collect(),
+            shards,
+            pending: Vec::new(),
+            last_reap_ms: 0,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub async fn run(mut self, rx: Receiver<ToCore>) {
+        info!(shards = self.shards.len(), "write core started");
+        while let Ok(first) = rx.recv().await {
+            self.handle(first);
+            for _ in 1..BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(m) => self.handle(m),
+                    Err(_) => break,
+                }
+            }
+            self.flush_commits();
+            for (shard, msgs) in self.outbox.iter_mut().enumerate() {
+                for m in msgs.drain(..) {
+                    if self.shards[shard].send(m).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the commits gathered so far into every shard's outbox (one shared batch).
+    fn flush_commits(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = Arc::new(std::mem::take(&mut self.pending));
+        for out in &mut self.outbox {
+            out.push(ToShard::Commits(batch.clone()));
+        }
+    }
+
+    /// Queues a per-connection answer behind every commit so far.
+    fn answer(&mut self, shard: usize, msg: ToShard) {
+        self.flush_commits();
+        self.outbox[shard].push(msg);
+    }
+
+    fn commit(&mut self, session_id: i64, cxid: i32, op: TxnOp, origin: Option<Origin>) {
+        self.zxid += 1;
+        let txn = Txn {
+            session_id,
+            cxid,
+            zxid: self.zxid,
+            time_ms: wall_clock_ms(),
+            op,
+        };
+        self.tree.apply(&txn);
+        self.pending.push(Commit { txn, origin });
+    }
+
+    fn close_session(&mut self, session_id: i64, cxid: i32, origin: Option<Origin>) {
+        let ephemerals: Vec<String> = self.tree.ephemerals_of(session_id).cloned().collect();
+        self.sessions.remove(session_id);
+        self.owners.remove(&session_id);
+        self.commit(session_id, cxid, TxnOp::CloseSession { ephemerals }, origin);
+    }
+
+    fn handle(&mut self, msg: ToCore) {
+        let now = self.now_ms();
+        match msg {
+            ToCore::Write {
+                origin,
+                session_id,
+                cxid,
+                ids,
+                req,
+            } => {
+                if !self.sessions.touch(session_id, now) {
+                    // The session expired while this request was in flight.
+                    self.answer(origin.shard, ToShard::Close { conn: origin.conn });
+                    return;
+                }
+                match &req {
+                    Request::Sync { .. } => {
+                        self.answer(origin.shard, ToShard::Synced { conn: origin.conn })
+                    }
+                    Request::CloseSession => self.close_session(session_id, cxid, Some(origin)),
+                    _ => {
+                        let ctx = PrepCtx {
+                            session_id,
+                            zxid: self.zxid + 1,
+                            time_ms: wall_clock_ms(),
+                            ids: &ids,
+                            extended_types: self.cfg.extended_types_enabled,
+                        };
+                        let op = prep(&mut self.tree, &req, &ctx);
+                        self.commit(session_id, cxid, op, Some(origin));
+                    }
+                }
+            }
+            ToCore::Connect {
+                origin,
+                session_id,
+                passwd,
+                timeout_ms,
+                last_zxid_seen,
+            } => {
+                if last_zxid_seen > self.zxid {
+                    info!(
+                        "refusing session: client has seen zxid {last_zxid_seen:#x}, ours is {:#x}",
+                        self.zxid
+                    );
+                    self.answer(
+                        origin.shard,
+                        ToShard::Rejected {
+                            conn: origin.conn,
+                            expired: false,
+                        },
+                    );
+                    return;
+                }
+                if session_id == 0 {
+                    let id = self.sessions.next_session_id();
+                    let password: [u8; 16] = rand::random();
+                    self.sessions.add(id, timeout_ms as u64, now);
+                    self.owners.insert(id, origin);
+                    self.commit(
+                        id,
+                        0,
+                        TxnOp::CreateSession {
+                            timeout_ms,
+                            password,
+                        },
+                        Some(origin),
+                    );
+                    return;
+                }
+                let valid = self
+                    .tree
+                    .session(session_id)
+                    .filter(|s| s.password[..] == passwd[..])
+                    .map(|s| s.password);
+                match valid {
+                    Some(password) if self.sessions.touch(session_id, now) => {
+                        if let Some(old) = self.owners.insert(session_id, origin) {
+                            if old != origin {
+                                self.answer(old.shard, ToShard::Close { conn: old.conn });
+                            }
+                        }
+                        self.answer(
+                            origin.shard,
+                            ToShard::Attached {
+                                conn: origin.conn,
+                                session_id,
+                                timeout_ms,
+                                password,
+                            },
+                        );
+                    }
+                    _ => self.answer(
+                        origin.shard,
+                        ToShard::Rejected {
+                            conn: origin.conn,
+                            expired: true,
+                        },
+                    ),
+                }
+            }
+            ToCore::Touch(ids) => {
+                for id in ids {
+                    self.sessions.touch(id, now);
+                }
+            }
+            ToCore::Disconnected { origin, session_id } => {
+                if self.owners.get(&session_id) == Some(&origin) {
+                    self.owners.remove(&session_id);
+                }
+            }
+            ToCore::Tick => {
+                for id in self.sessions.expire(now) {
+                    debug!("session {id:#x} expired");
+                    self.close_session(id, 0, None);
+                }
+                let interval = self.cfg.container_check_interval_ms as u64;
+                if now >= self.last_reap_ms + interval {
+                    self.last_reap_ms = now;
+                    self.reap(wall_clock_ms());
+                }
+            }
+        }
+    }
+
+    /// Deletes containers that had children and lost them all, and TTL nodes without children
+    /// whose last change is older than their TTL (ZooKeeper's ContainerManager).
+    fn reap(&mut self, wall_ms: i64) {
+        let mut doomed = Vec::new();
+        for path in self.tree.containers() {
+            let n = self.tree.get(path).expect("indexed container exists");
+            if n.children.is_empty() && n.cversion > 0 {
+                doomed.push(path.clone());
+            }
+        }
+        for path in self.tree.ttl_nodes() {
+            let n = self.tree.get(path).expect("indexed TTL node exists");
+            let ttl = ephemeral_owner::ttl_of(n.ephemeral_owner).unwrap_or(i64::MAX);
+            if n.children.is_empty() && wall_ms - n.mtime > ttl {
+                doomed.push(path.clone());
+            }
+        }
+        let limit = self.cfg.container_max_per_minute.max(1) as usize;
+        for path in doomed.into_iter().take(limit) {
+            if let Ok(op) = prep_delete_container(&self.tree, &path) {
+                self.commit(0, 0, op, None);
+            }
+        }
+    }
+}

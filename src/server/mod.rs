@@ -1,0 +1,127 @@
+//! The runtime: the only part of corral that knows about glommio, sockets and cores.
+//!
+//! Layout: one glommio executor per shard, each pinned to one CPU of the process's affinity
+//! mask. Every shard binds the client port with SO_REUSEPORT, so the kernel spreads connections
+//! over shards. The write core (the future ZAB core) runs on executor 0 in its own task queue,
+//! beside shard 0; with one CPU everything shares one executor.
+//!
+//! Cross-core traffic is typed messages over bounded channels:
+//! shard -> write core: [`ToCore`] (writes with the session's auth ids, session connects,
+//! activity touches); write core -> shard: [`ToShard`] (batches of committed txns, in zxid
+//! order, shared by all shards through one `Arc`; plus per-connection answers that must follow
+//! the commits before them, which the per-shard FIFO guarantees).
+
+pub mod core;
+pub mod shard;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::proto::records::{Id, Request};
+use crate::txn::Txn;
+use crate::watch::ConnId;
+
+/// Where a request came from: the shard and its local connection id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub shard: usize,
+    pub conn: ConnId,
+}
+
+pub enum ToCore {
+    /// A state-changing request (or sync / closeSession) from an attached session.
+    Write {
+        origin: Origin,
+        session_id: i64,
+        cxid: i32,
+        ids: Arc<Vec<Id>>,
+        req: Request,
+    },
+    /// A handshake: `session_id` 0 asks for a new session, otherwise a reattach.
+    Connect {
+        origin: Origin,
+        session_id: i64,
+        passwd: Bytes,
+        timeout_ms: i32,
+        last_zxid_seen: i64,
+    },
+    /// Sessions that showed activity since the last report.
+    Touch(Vec<i64>),
+    /// A connection closed without closeSession; the session lives on until it expires.
+    Disconnected { origin: Origin, session_id: i64 },
+    /// Periodic: expire sessions, reap containers and TTL nodes.
+    Tick,
+}
+
+/// A committed transaction and, if a client asked for it, where to send the reply.
+pub struct Commit {
+    pub txn: Txn,
+    pub origin: Option<Origin>,
+}
+
+pub enum ToShard {
+    Commits(Arc<Vec<Commit>>),
+    /// The sync a connection asked for is done: every txn before it has been sent.
+    Synced {
+        conn: ConnId,
+    },
+    /// A reattach succeeded.
+    Attached {
+        conn: ConnId,
+        session_id: i64,
+        timeout_ms: i32,
+        password: [u8; 16],
+    },
+    /// The handshake failed: `expired` answers with an expired-session response, otherwise the
+    /// connection is just closed (client saw a newer zxid than this server has).
+    Rejected {
+        conn: ConnId,
+        expired: bool,
+    },
+    /// Close a connection: its session moved to another connection.
+    Close {
+        conn: ConnId,
+    },
+}
+
+/// One shard's answer to a four-letter word's question: its counters, connections and
+/// watches. Gathered from every shard on demand, off the request path.
+#[derive(Debug, Clone, Default)]
+pub struct ShardReport {
+    pub last_zxid: i64,
+    pub node_count: usize,
+    pub ephemerals: usize,
+    pub data_size: u64,
+    pub sessions: usize,
+    pub received: u64,
+    pub sent: u64,
+    pub outstanding: usize,
+    pub latency: crate::admin::Latency,
+    pub connections: Vec<crate::admin::ConnectionInfo>,
+    pub watch_count: usize,
+    pub watches_by_session: Vec<(i64, Vec<String>)>,
+    pub watches_by_path: Vec<(String, Vec<i64>)>,
+    /// Filled by shard 0 only (every replica holds the same).
+    pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
+}
+
+/// A question for every shard; each answers on `reply`. `reset` clears its counters (srst).
+pub struct AdminQuery {
+    pub reply: async_channel::Sender<ShardReport>,
+    pub reset: bool,
+}
+
+/// What every shard can reach: the other shards' admin channels.
+pub struct Shared {
+    pub admin: Vec<async_channel::Sender<AdminQuery>>,
+}
+
+/// Bound of every cross-core queue (messages, not requests: a commit message carries a batch).
+pub const CHANNEL_CAPACITY: usize = 4096;
+
+/// Starts the server and blocks until it stops.
+pub fn run(cfg: Config) -> std::io::Result<()> {
+    shard::start(Arc::new(cfg))
+}

@@ -1,0 +1,1305 @@
+//! A shard: one glommio executor pinned to one CPU, holding a read replica of the data tree, the
+//! watches and sessions of the connections it accepted, and those connections.
+//!
+//! Everything here is owned by the shard's thread (`Rc<RefCell<_>>`, no locks). A borrow is
+//! never held across an `.await`.
+//!
+//! Per-connection ordering (ZooKeeper's CommitProcessor rules, see docs/design/ordering.md):
+//! requests of a connection are answered in the order they arrived. A read is served at once from
+//! the replica when nothing is queued ahead of it; otherwise it waits in the connection's queue
+//! behind the write, and runs when that write's commit has been applied here, so it sees the
+//! write (read-your-writes). Watch events are appended to a connection's output the moment the
+//! commit that fires them is applied, so an event always precedes any later reply that reflects
+//! its change.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use bytes::{BufMut, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+use tracing::{debug, info, warn};
+
+use super::core::WriteCore;
+use super::{AdminQuery, Commit, Origin, ShardReport, Shared, ToCore, ToShard, CHANNEL_CAPACITY};
+use crate::admin::{self, FourLetter};
+use crate::config::Config;
+use crate::proto::codes::{event, op, perms, state, xid, Code};
+use crate::proto::jute::{Reader, Writer};
+use crate::proto::records::{
+    put_multi_header, put_reply_header, put_watcher_event, Acl, ConnectRequest, ConnectResponse,
+    ReadOp, Request, RequestError, SetWatches,
+};
+use crate::proto::{finish_frame, split_frame, start_frame, Frame};
+use crate::tree::{acl, DataTree, OpResult};
+use crate::txn::TxnOp;
+use crate::watch::{ConnId, Kind, WatchManager};
+
+/// Bytes read from a socket per read call.
+const READ_CHUNK: usize = 64 * 1024;
+/// io_uring buffer memory per executor: the network path does not use registered buffers, so a
+/// small region keeps us far inside the default 8 MiB RLIMIT_MEMLOCK even with many servers.
+const IO_MEMORY: usize = 512 * 1024;
+
+enum Pending {
+    Read {
+        xid: i32,
+        opcode: i32,
+        req: Request,
+        at: Instant,
+    },
+    /// A write (or sync / closeSession) sent to the write core; `unsent` holds it while the
+    /// session handshake is still in flight.
+    Write {
+        opcode: i32,
+        xid: i32,
+        unsent: Option<Request>,
+        reply: Option<BytesMut>,
+        at: Instant,
+    },
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Phase {
+    Handshake,
+    Connecting,
+    Attached,
+}
+
+struct Conn {
+    id: ConnId,
+    peer: SocketAddr,
+    phase: Phase,
+    session_id: i64,
+    timeout_ms: i32,
+    ids: Arc<Vec<crate::proto::records::Id>>,
+    queue: VecDeque<Pending>,
+    out: BytesMut,
+    writer: Option<Waker>,
+    reader: Option<Waker>,
+    /// Flush `out`, then close.
+    closing: bool,
+    // counters for `cons`
+    received: u64,
+    sent: u64,
+    last_cxid: i32,
+    last_zxid: i64,
+    last_op: &'static str,
+    established_ms: u64,
+    latency: admin::Latency,
+}
+
+impl Conn {
+    fn wake_writer(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+
+    fn close(&mut self) {
+        self.closing = true;
+        self.wake_writer();
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+    }
+}
+
+type ConnRef = Rc<RefCell<Conn>>;
+
+struct Shard {
+    id: usize,
+    tree: DataTree,
+    watches: WatchManager,
+    conns: HashMap<ConnId, ConnRef>,
+    /// Sessions attached here -> their connection.
+    sessions: HashMap<i64, ConnId>,
+    touched: HashSet<i64>,
+    next_conn: ConnId,
+    to_core: Sender<ToCore>,
+    received: u64,
+    sent: u64,
+    latency: admin::Latency,
+}
+
+type ShardRef = Rc<RefCell<Shard>>;
+
+/// Everything a shard's tasks share that never changes after start.
+struct Env {
+    id: usize,
+    cfg: Arc<Config>,
+    to_core: Sender<ToCore>,
+    shared: Arc<Shared>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Vec<usize> {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into `set`.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+/// glommio locks memory for its rings; lift the limit when allowed (root), else live within it.
+fn raise_memlock() {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+        debug!("could not raise RLIMIT_MEMLOCK; using small io_uring regions");
+    }
+}
+
+pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
+    raise_memlock();
+    let cpus = allowed_cpus();
+    let shards = cfg.cores.unwrap_or(cpus.len()).max(1);
+    info!(?cpus, shards, port = cfg.client_port, "starting corral");
+
+    // Fail fast (and clearly) if the port is taken, before any executor starts.
+    let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
+    std::net::TcpListener::bind(addr)?;
+
+    let (core_tx, core_rx) = async_channel::bounded::<ToCore>(CHANNEL_CAPACITY);
+    let mut shard_txs = Vec::new();
+    let mut shard_rxs = Vec::new();
+    let mut admin_txs = Vec::new();
+    let mut admin_rxs = Vec::new();
+    for _ in 0..shards {
+        let (t, r) = async_channel::bounded::<ToShard>(CHANNEL_CAPACITY);
+        shard_txs.push(t);
+        shard_rxs.push(r);
+        let (t, r) = async_channel::bounded::<AdminQuery>(16);
+        admin_txs.push(t);
+        admin_rxs.push(r);
+    }
+    let shared = Arc::new(Shared { admin: admin_txs });
+    let per_ip = Arc::new(Mutex::new(HashMap::new()));
+    let mut core = Some((WriteCore::new(cfg.clone(), shard_txs), core_rx));
+
+    let mut handles = Vec::new();
+    for (i, (rx, admin_rx)) in shard_rxs.into_iter().zip(admin_rxs).enumerate() {
+        let env = Env {
+            id: i,
+            cfg: cfg.clone(),
+            to_core: core_tx.clone(),
+            shared: shared.clone(),
+            per_ip: per_ip.clone(),
+        };
+        let core = if i == 0 { core.take() } else { None };
+        let cpu = cpus[i % cpus.len()];
+        let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("corral-shard{i}"))
+            .io_memory(IO_MEMORY)
+            .spawn(move || async move { run_shard(env, rx, admin_rx, core).await })
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        handles.push(h);
+    }
+    drop(core_tx);
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+async fn run_shard(
+    env: Env,
+    rx: Receiver<ToShard>,
+    admin_rx: Receiver<AdminQuery>,
+    core: Option<(WriteCore, Receiver<ToCore>)>,
+) -> std::io::Result<()> {
+    let env = Rc::new(env);
+    let shard: ShardRef = Rc::new(RefCell::new(Shard {
+        id: env.id,
+        tree: DataTree::new(),
+        watches: WatchManager::default(),
+        conns: HashMap::new(),
+        sessions: HashMap::new(),
+        touched: HashSet::new(),
+        next_conn: 1,
+        to_core: env.to_core.clone(),
+        received: 0,
+        sent: 0,
+        latency: admin::Latency::default(),
+    }));
+
+    if let Some((core, core_rx)) = core {
+        let tq = glommio::executor().create_task_queue(
+            glommio::Shares::Static(1000),
+            glommio::Latency::NotImportant,
+            "write-core",
+        );
+        glommio::spawn_local_into(core.run(core_rx), tq)
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .detach();
+        // The write core's clock: session expiry and container reaping.
+        let to_core = env.to_core.clone();
+        let period = Duration::from_millis((env.cfg.tick_time_ms as u64 / 2).clamp(10, 1000));
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(period).await;
+                if to_core.send(ToCore::Tick).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .detach();
+    }
+
+    // Commit stream from the write core.
+    {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Ok(msg) = rx.recv().await {
+                on_core_message(&mut shard.borrow_mut(), msg);
+            }
+        })
+        .detach();
+    }
+    // Activity reports: sessions seen since the last report keep their lease.
+    {
+        let shard = shard.clone();
+        let to_core = env.to_core.clone();
+        let period = Duration::from_millis((env.cfg.tick_time_ms as u64 / 2).clamp(10, 1000));
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(period).await;
+                let touched: Vec<i64> = shard.borrow_mut().touched.drain().collect();
+                if !touched.is_empty() && to_core.send(ToCore::Touch(touched)).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .detach();
+    }
+    // Four-letter-word questions from any shard.
+    {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Ok(q) = admin_rx.recv().await {
+                let report = shard.borrow_mut().report(q.reset);
+                let _ = q.reply.send(report).await;
+            }
+        })
+        .detach();
+    }
+
+    let listener = TcpListener::bind(SocketAddr::new(
+        env.cfg.client_port_address,
+        env.cfg.client_port,
+    ))
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let peer = match stream.peer_addr() {
+            Ok(p) => p,
+            Err(_) => continue,
+        };
+        if !admit(&env, peer.ip()) {
+            warn!(%peer, "too many connections from {}, max is {}", peer.ip(), env.cfg.max_client_cnxns);
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (env, shard) = (env.clone(), shard.clone());
+        glommio::spawn_local(async move {
+            serve(&env, &shard, stream, peer).await;
+            release(&env, peer.ip());
+        })
+        .detach();
+    }
+}
+
+/// maxClientCnxns: connections per client IP across all shards (0 = unlimited).
+fn admit(env: &Env, ip: IpAddr) -> bool {
+    let mut m = env.per_ip.lock().unwrap();
+    let n = m.entry(ip).or_insert(0);
+    if env.cfg.max_client_cnxns != 0 && *n >= env.cfg.max_client_cnxns {
+        return false;
+    }
+    *n += 1;
+    true
+}
+
+fn release(env: &Env, ip: IpAddr) {
+    let mut m = env.per_ip.lock().unwrap();
+    if let Some(n) = m.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            m.remove(&ip);
+        }
+    }
+}
+
+/// Runs one client connection until it closes.
+async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketAddr) {
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    let conn_id = {
+        let mut s = shard.borrow_mut();
+        let id = s.next_conn;
+        s.next_conn += 1;
+        id
+    };
+    let conn: ConnRef = Rc::new(RefCell::new(Conn {
+        id: conn_id,
+        peer,
+        phase: Phase::Handshake,
+        session_id: 0,
+        timeout_ms: 0,
+        ids: Arc::new(vec![crate::proto::records::Id::new(
+            "ip",
+            &peer.ip().to_string(),
+        )]),
+        queue: VecDeque::new(),
+        out: BytesMut::new(),
+        writer: None,
+        reader: None,
+        closing: false,
+        received: 0,
+        sent: 0,
+        last_cxid: 0,
+        last_zxid: 0,
+        last_op: admin::LAST_OP_NONE,
+        established_ms: wall_clock_ms(),
+        latency: admin::Latency::default(),
+    }));
+    shard.borrow_mut().conns.insert(conn_id, conn.clone());
+
+    let writer = {
+        let conn = conn.clone();
+        glommio::spawn_local(async move {
+            loop {
+                let (buf, closing) = futures_lite::future::poll_fn(|cx| {
+                    let mut c = conn.borrow_mut();
+                    if !c.out.is_empty() || c.closing {
+                        Poll::Ready((c.out.split(), c.closing))
+                    } else {
+                        c.writer = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+                .await;
+                if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
+                    break;
+                }
+                if closing && conn.borrow().out.is_empty() {
+                    let _ = wr.flush().await;
+                    let _ = wr.close().await;
+                    break;
+                }
+            }
+            // The reader may be parked on a read the client never answers.
+            conn.borrow_mut().close();
+        })
+    };
+
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    'read: loop {
+        let closed = futures_lite::future::poll_fn(|cx| {
+            let mut c = conn.borrow_mut();
+            if c.closing {
+                Poll::Ready(())
+            } else {
+                c.reader = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        });
+        let n = match futures_lite::future::or(async { Some(rd.read(&mut chunk).await) }, async {
+            closed.await;
+            None
+        })
+        .await
+        {
+            Some(Ok(0)) | Some(Err(_)) | None => break,
+            Some(Ok(n)) => n,
+        };
+        inbuf.extend_from_slice(&chunk[..n]);
+        loop {
+            if conn.borrow().phase == Phase::Handshake && inbuf.len() >= 4 {
+                if let Some(cmd) = FourLetter::from_len_prefix(inbuf[..4].try_into().unwrap()) {
+                    let text = four_letter(env, cmd).await;
+                    let mut c = conn.borrow_mut();
+                    c.out.extend_from_slice(text.as_bytes());
+                    c.close();
+                    break 'read;
+                }
+            }
+            let payload = match split_frame(&mut inbuf, env.cfg.jute_max_buffer as usize) {
+                Frame::Payload(p) => p,
+                Frame::Incomplete => break,
+                Frame::TooLarge(len) => {
+                    warn!(%peer, len, "frame length out of range, closing connection");
+                    break 'read;
+                }
+            };
+            let to_core = match on_frame(env, shard, &conn, payload) {
+                Ok(msgs) => msgs,
+                Err(why) => {
+                    debug!(%peer, "closing connection: {why}");
+                    conn.borrow_mut().close();
+                    break 'read;
+                }
+            };
+            for m in to_core {
+                if env.to_core.send(m).await.is_err() {
+                    break 'read;
+                }
+            }
+        }
+    }
+    conn.borrow_mut().close();
+    let _ = writer.await;
+    let (session_id, attached) = {
+        let c = conn.borrow();
+        (c.session_id, c.phase == Phase::Attached)
+    };
+    {
+        let mut s = shard.borrow_mut();
+        s.conns.remove(&conn_id);
+        s.watches.remove_conn(conn_id);
+        if s.sessions.get(&session_id) == Some(&conn_id) {
+            s.sessions.remove(&session_id);
+        }
+    }
+    if attached {
+        let origin = Origin {
+            shard: env.id,
+            conn: conn_id,
+        };
+        let _ = env
+            .to_core
+            .send(ToCore::Disconnected { origin, session_id })
+            .await;
+    }
+}
+
+/// Asks every shard for its report and renders a four-letter word.
+async fn four_letter(env: &Env, cmd: FourLetter) -> String {
+    if !admin::is_allowed(cmd, &env.cfg) {
+        return admin::refusal(cmd);
+    }
+    let reset = matches!(cmd, FourLetter::Srst);
+    let (tx, rx) = async_channel::bounded(env.shared.admin.len());
+    for a in &env.shared.admin {
+        let _ = a
+            .send(AdminQuery {
+                reply: tx.clone(),
+                reset,
+            })
+            .await;
+    }
+    drop(tx);
+    let mut reports = Vec::new();
+    while let Ok(r) = rx.recv().await {
+        reports.push(r);
+    }
+    admin::render(cmd, &admin_data(&reports, &env.cfg), &env.cfg)
+}
+
+/// Merges the shards' reports into what the four-letter words print.
+fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
+    let mut d = admin::AdminData::default();
+    let st = &mut d.stats;
+    st.client_port = cfg.client_port;
+    st.open_fd_count = admin::probe::open_fd_count();
+    st.max_fd_count = admin::probe::max_fd_count();
+    st.uptime_ms = START.with(|s| s.elapsed().as_millis() as u64);
+    for r in reports {
+        // Replicas may lag each other by a batch; report the most advanced.
+        if r.last_zxid >= st.last_zxid {
+            st.last_zxid = r.last_zxid;
+            st.node_count = r.node_count as u64;
+            st.ephemerals_count = r.ephemerals as u64;
+            st.approximate_data_size = r.data_size;
+            st.global_sessions = r.sessions as u64;
+        }
+        st.latency.merge(&r.latency);
+        st.packets_received += r.received;
+        st.packets_sent += r.sent;
+        st.outstanding_requests += r.outstanding as u64;
+        st.num_alive_connections += r.connections.len() as u64;
+        st.connections.extend(r.connections.iter().cloned());
+        st.watch_count += r.watch_count as u64;
+        for (sid, paths) in &r.watches_by_session {
+            let e = d.watches.by_session.entry(*sid as u64).or_default();
+            e.extend(paths.iter().cloned());
+        }
+        for (path, sids) in &r.watches_by_path {
+            let e = d.watches.by_path.entry(path.clone()).or_default();
+            e.extend(sids.iter().map(|s| *s as u64));
+        }
+        for (sid, paths) in &r.ephemerals_by_session {
+            d.dump.ephemerals.insert(*sid as u64, paths.clone());
+        }
+    }
+    for v in d.watches.by_session.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    for v in d.watches.by_path.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    d.watches.connections = d.watches.by_session.len() as u64;
+    d.watches.paths = d.watches.by_path.len() as u64;
+    d.watches.total = d.watches.by_path.values().map(|v| v.len() as u64).sum();
+    d.dirs.datadir_size = admin::probe::dir_size_bytes(&cfg.data_dir);
+    d.dirs.logdir_size = admin::probe::dir_size_bytes(cfg.log_dir());
+    d.env = admin::probe::env_info();
+    d
+}
+
+thread_local! {
+    static START: Instant = Instant::now();
+}
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Handles one frame; returns the messages to send to the write core, or why to close.
+fn on_frame(
+    env: &Env,
+    shard: &ShardRef,
+    conn: &ConnRef,
+    payload: bytes::Bytes,
+) -> Result<Vec<ToCore>, &'static str> {
+    let mut c = conn.borrow_mut();
+    let mut s = shard.borrow_mut();
+    s.received += 1;
+    c.received += 1;
+    let origin = Origin {
+        shard: env.id,
+        conn: c.id,
+    };
+    if c.phase == Phase::Handshake {
+        let req = ConnectRequest::decode(payload).map_err(|_| "malformed connect request")?;
+        let (min, max) = (
+            env.cfg.min_session_timeout_ms as i32,
+            env.cfg.max_session_timeout_ms as i32,
+        );
+        let timeout_ms = req.timeout_ms.clamp(min, max);
+        c.phase = Phase::Connecting;
+        c.timeout_ms = timeout_ms;
+        return Ok(vec![ToCore::Connect {
+            origin,
+            session_id: req.session_id,
+            passwd: req.passwd,
+            timeout_ms,
+            last_zxid_seen: req.last_zxid_seen,
+        }]);
+    }
+
+    let mut r = Reader::new(payload);
+    let (xid, opcode) = match (r.i32(), r.i32()) {
+        (Ok(x), Ok(o)) => (x, o),
+        _ => return Err("truncated request header"),
+    };
+    if c.session_id != 0 {
+        s.touched.insert(c.session_id);
+    }
+    let req = match Request::decode(opcode, &mut r) {
+        Ok(req) => req,
+        Err(RequestError::UnknownOpcode(_)) => {
+            // ZooKeeper answers unknown opcodes with Unimplemented and keeps the connection.
+            let zxid = s.tree.last_zxid();
+            let at = start_frame(&mut c.out);
+            put_reply_header(&mut c.out, xid, zxid, Code::Unimplemented);
+            finish_frame(&mut c.out, at);
+            c.wake_writer();
+            return Ok(vec![]);
+        }
+        Err(RequestError::Malformed(_)) => return Err("malformed request"),
+    };
+    if xid >= 0 {
+        c.last_cxid = xid;
+    }
+    c.last_op = admin::last_op_name(opcode);
+
+    match req {
+        // Processed on arrival, as ZooKeeper does, so later writes carry the new identity.
+        Request::Auth { scheme, auth } => {
+            let zxid = 0;
+            match acl::authenticate(&scheme, &auth, c.peer.ip(), env.cfg.super_digest.as_deref()) {
+                Ok(new_ids) => {
+                    let mut ids = (*c.ids).clone();
+                    for id in new_ids {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                    c.ids = Arc::new(ids);
+                    let at = start_frame(&mut c.out);
+                    put_reply_header(&mut c.out, xid::AUTH, zxid, Code::Ok);
+                    finish_frame(&mut c.out, at);
+                    c.wake_writer();
+                    Ok(vec![])
+                }
+                Err(code) => {
+                    let at = start_frame(&mut c.out);
+                    put_reply_header(&mut c.out, xid::AUTH, zxid, code);
+                    finish_frame(&mut c.out, at);
+                    c.close();
+                    Ok(vec![])
+                }
+            }
+        }
+        Request::Sasl => {
+            // No SASL configured: ZooKeeper answers OK with a null token.
+            let at = start_frame(&mut c.out);
+            put_reply_header(&mut c.out, xid, 0, Code::Ok);
+            c.out.put_i32(-1);
+            finish_frame(&mut c.out, at);
+            c.wake_writer();
+            Ok(vec![])
+        }
+        req if req.is_write() => {
+            let attached = c.phase == Phase::Attached;
+            let msg = attached.then(|| ToCore::Write {
+                origin,
+                session_id: c.session_id,
+                cxid: xid,
+                ids: c.ids.clone(),
+                req: req.clone(),
+            });
+            c.queue.push_back(Pending::Write {
+                opcode,
+                xid,
+                unsent: (!attached).then_some(req),
+                reply: None,
+                at: Instant::now(),
+            });
+            Ok(msg.into_iter().collect())
+        }
+        req => {
+            if c.queue.is_empty() && c.phase == Phase::Attached {
+                let mut out = std::mem::take(&mut c.out);
+                s.execute(&mut c, xid, opcode, &req, &mut out);
+                s.record_latency(&mut c, 0);
+                c.out = out;
+                c.wake_writer();
+            } else {
+                c.queue.push_back(Pending::Read {
+                    xid,
+                    opcode,
+                    req,
+                    at: Instant::now(),
+                });
+            }
+            Ok(vec![])
+        }
+    }
+}
+
+/// Writes a reply frame whose body is produced by `body`; if `body` fails, the frame carries
+/// only the header with the error code, as ZooKeeper sends it.
+fn reply(
+    out: &mut BytesMut,
+    xid: i32,
+    zxid: i64,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), Code>,
+) {
+    let at = start_frame(out);
+    put_reply_header(out, xid, zxid, Code::Ok);
+    if let Err(code) = body(out) {
+        out.truncate(at + 4 + 16);
+        out[at + 4 + 12..at + 4 + 16].copy_from_slice(&code.as_i32().to_be_bytes());
+    }
+    finish_frame(out, at);
+}
+
+impl Shard {
+    fn node_checked(
+        &self,
+        path: &str,
+        perm: i32,
+        ids: &[crate::proto::records::Id],
+    ) -> Result<&crate::tree::Node, Code> {
+        let n = self.tree.get(path).ok_or(Code::NoNode)?;
+        if perm != 0 && !acl::allowed(&n.acl, perm, ids) {
+            return Err(Code::NoAuth);
+        }
+        Ok(n)
+    }
+
+    /// Serves a non-write request from this shard's replica.
+    fn execute(&mut self, c: &mut Conn, xid: i32, opcode: i32, req: &Request, out: &mut BytesMut) {
+        let zxid = self.tree.last_zxid();
+        c.last_zxid = zxid;
+        self.sent += 1;
+        c.sent += 1;
+        let ids = c.ids.clone();
+        let conn = c.id;
+        match req {
+            Request::Ping => reply(out, xid::PING, zxid, |_| Ok(())),
+            Request::Exists { path, watch } => {
+                if *watch {
+                    self.watches.add(Kind::Data, path, conn);
+                }
+                reply(out, xid, zxid, |b| {
+                    self.tree.get(path).ok_or(Code::NoNode)?.stat().encode(b);
+                    Ok(())
+                })
+            }
+            Request::GetData { path, watch } => reply(out, xid, zxid, |b| {
+                let n = self.node_checked(path, perms::READ, &ids)?;
+                b.put_jbuffer(&n.data);
+                n.stat().encode(b);
+                if *watch {
+                    self.watches.add(Kind::Data, path, conn);
+                }
+                Ok(())
+            }),
+            Request::GetChildren {
+                path,
+                watch,
+                with_stat,
+            } => reply(out, xid, zxid, |b| {
+                let n = self.node_checked(path, perms::READ, &ids)?;
+                b.put_i32(n.children.len() as i32);
+                for ch in &n.children {
+                    b.put_jstring(ch);
+                }
+                if *with_stat {
+                    n.stat().encode(b);
+                }
+                if *watch {
+                    self.watches.add(Kind::Child, path, conn);
+                }
+                Ok(())
+            }),
+            Request::GetAcl { path } => reply(out, xid, zxid, |b| {
+                let n = self.node_checked(path, perms::READ | perms::ADMIN, &ids)?;
+                if acl::allowed(&n.acl, perms::ADMIN, &ids) {
+                    Acl::encode_list(&n.acl, b);
+                } else {
+                    // Without ADMIN, digest hashes are masked (ZooKeeper 3.8).
+                    let masked: Vec<Acl> = n
+                        .acl
+                        .iter()
+                        .map(|a| {
+                            let mut a = a.clone();
+                            if a.id.scheme == "digest" {
+                                let user = a.id.id.split(':').next().unwrap_or("").to_string();
+                                a.id.id = format!("{user}:x");
+                            }
+                            a
+                        })
+                        .collect();
+                    Acl::encode_list(&masked, b);
+                }
+                n.stat().encode(b);
+                Ok(())
+            }),
+            Request::GetAllChildrenNumber { path } => reply(out, xid, zxid, |b| {
+                self.node_checked(path, perms::READ, &ids)?;
+                b.put_i32(self.tree.descendant_count(path).unwrap_or(0));
+                Ok(())
+            }),
+            Request::GetEphemerals { prefix } => reply(out, xid, zxid, |b| {
+                let p = prefix.trim();
+                let mut v: Vec<&String> = self
+                    .tree
+                    .ephemerals_of(c.session_id)
+                    .filter(|e| p.is_empty() || p == "/" || e.starts_with(prefix.as_str()))
+                    .collect();
+                v.sort();
+                b.put_jstrings(&v);
+                Ok(())
+            }),
+            Request::MultiRead(ops) => reply(out, xid, zxid, |b| {
+                for o in ops {
+                    let (typ, path) = match o {
+                        ReadOp::GetChildren { path } => (op::GET_CHILDREN, path),
+                        ReadOp::GetData { path } => (op::GET_DATA, path),
+                    };
+                    match self.node_checked(path, perms::READ, &ids) {
+                        Ok(n) => {
+                            put_multi_header(b, typ, false, 0);
+                            if typ == op::GET_DATA {
+                                b.put_jbuffer(&n.data);
+                                n.stat().encode(b);
+                            } else {
+                                b.put_i32(n.children.len() as i32);
+                                for ch in &n.children {
+                                    b.put_jstring(ch);
+                                }
+                            }
+                        }
+                        Err(code) => {
+                            put_multi_header(b, op::ERROR, false, code.as_i32());
+                            b.put_i32(code.as_i32());
+                        }
+                    }
+                }
+                put_multi_header(b, -1, true, -1);
+                Ok(())
+            }),
+            Request::AddWatch { path, mode } => {
+                let kind = if *mode == crate::proto::codes::watch_mode::PERSISTENT_RECURSIVE {
+                    Kind::Recursive
+                } else {
+                    Kind::Persistent
+                };
+                self.watches.add(kind, path, conn);
+                reply(out, xid, zxid, |b| {
+                    b.put_i32(0);
+                    Ok(())
+                })
+            }
+            Request::CheckWatches { path, kind } => reply(out, xid, zxid, |_| {
+                if self.watches.has_watch(path, *kind, conn) {
+                    Ok(())
+                } else {
+                    Err(Code::NoWatcher)
+                }
+            }),
+            Request::RemoveWatches { path, kind } => reply(out, xid, zxid, |_| {
+                if self.watches.remove_watches(path, *kind, conn) {
+                    Ok(())
+                } else {
+                    Err(Code::NoWatcher)
+                }
+            }),
+            Request::SetWatches(w) => {
+                self.set_watches(conn, w, out);
+                reply(out, xid, zxid, |_| Ok(()))
+            }
+            Request::WhoAmI => reply(out, xid, zxid, |b| {
+                let infos: Vec<(&str, String)> = ids
+                    .iter()
+                    .map(|id| {
+                        let user = match id.scheme.as_str() {
+                            "digest" => id.id.split(':').next().unwrap_or("").to_string(),
+                            _ => id.id.clone(),
+                        };
+                        (id.scheme.as_str(), user)
+                    })
+                    .collect();
+                b.put_i32(infos.len() as i32);
+                for (scheme, user) in infos {
+                    b.put_jstring(scheme);
+                    b.put_jstring(&user);
+                }
+                Ok(())
+            }),
+            // Writes never reach here; anything else is a request ZooKeeper would not serve.
+            _ => {
+                let _ = opcode;
+                reply(out, xid, zxid, |_| Err(Code::Unimplemented))
+            }
+        }
+    }
+
+    /// setWatches after a reconnect: re-registers the watches, and fires at once those whose
+    /// condition already changed after `relative_zxid` (the last zxid the client saw).
+    fn set_watches(&mut self, conn: ConnId, w: &SetWatches, out: &mut BytesMut) {
+        let rel = w.relative_zxid;
+        let fire = |out: &mut BytesMut, kind: i32, path: &str| {
+            let at = start_frame(out);
+            put_reply_header(out, xid::NOTIFICATION, -1, Code::Ok);
+            put_watcher_event(out, kind, state::SYNC_CONNECTED, path);
+            finish_frame(out, at);
+        };
+        for p in &w.data {
+            match self.tree.get(p) {
+                None => fire(out, event::NODE_DELETED, p),
+                Some(n) if n.mzxid > rel => fire(out, event::NODE_DATA_CHANGED, p),
+                Some(_) => self.watches.add(Kind::Data, p, conn),
+            }
+        }
+        for p in &w.exist {
+            match self.tree.get(p) {
+                Some(_) => fire(out, event::NODE_CREATED, p),
+                None => self.watches.add(Kind::Data, p, conn),
+            }
+        }
+        for p in &w.child {
+            match self.tree.get(p) {
+                None => fire(out, event::NODE_DELETED, p),
+                Some(n) if n.pzxid > rel => fire(out, event::NODE_CHILDREN_CHANGED, p),
+                Some(_) => self.watches.add(Kind::Child, p, conn),
+            }
+        }
+        for p in &w.persistent {
+            self.watches.add(Kind::Persistent, p, conn);
+        }
+        for p in &w.persistent_recursive {
+            self.watches.add(Kind::Recursive, p, conn);
+        }
+    }
+
+    fn record_latency(&mut self, c: &mut Conn, ms: u64) {
+        self.latency.record(ms);
+        c.latency.record(ms);
+    }
+
+    /// Answers everything at the head of a connection's queue that can be answered now.
+    fn drain(&mut self, c: &mut Conn) {
+        let mut out = std::mem::take(&mut c.out);
+        while let Some(front) = c.queue.front_mut() {
+            match front {
+                Pending::Write { reply: r, at, .. } => match r.take() {
+                    Some(bytes) => {
+                        let ms = at.elapsed().as_millis() as u64;
+                        out.extend_from_slice(&bytes);
+                        c.queue.pop_front();
+                        self.record_latency(c, ms);
+                    }
+                    None => break,
+                },
+                Pending::Read { .. } => {
+                    let Some(Pending::Read {
+                        xid,
+                        opcode,
+                        req,
+                        at,
+                    }) = c.queue.pop_front()
+                    else {
+                        unreachable!()
+                    };
+                    self.execute(c, xid, opcode, &req, &mut out);
+                    self.record_latency(c, at.elapsed().as_millis() as u64);
+                }
+            }
+        }
+        c.out = out;
+        c.wake_writer();
+    }
+
+    fn report(&mut self, reset: bool) -> ShardReport {
+        if reset {
+            self.received = 0;
+            self.sent = 0;
+            self.latency = admin::Latency::default();
+        }
+        let session_of = |conn: ConnId| {
+            self.conns
+                .get(&conn)
+                .map(|c| c.borrow().session_id)
+                .unwrap_or(0)
+        };
+        ShardReport {
+            last_zxid: self.tree.last_zxid(),
+            node_count: self.tree.node_count(),
+            ephemerals: self.tree.ephemeral_count(),
+            data_size: self.tree.approximate_data_size(),
+            received: self.received,
+            sent: self.sent,
+            sessions: self.tree.sessions().count(),
+            outstanding: self.conns.values().map(|c| c.borrow().queue.len()).sum(),
+            latency: self.latency,
+            connections: self
+                .conns
+                .values()
+                .map(|c| {
+                    let c = c.borrow();
+                    let mut info = admin::ConnectionInfo::new(c.peer, c.established_ms);
+                    info.outstanding_requests = c.queue.len() as u64;
+                    info.packets_received = c.received;
+                    info.packets_sent = c.sent;
+                    info.session_id = c.session_id as u64;
+                    info.last_op = c.last_op;
+                    info.session_timeout_ms = c.timeout_ms as u32;
+                    info.last_cxid = c.last_cxid as i64;
+                    info.last_zxid = c.last_zxid;
+                    info.latency = c.latency;
+                    info
+                })
+                .collect(),
+            watch_count: self.watches.total(),
+            watches_by_session: self
+                .watches
+                .by_connection()
+                .into_iter()
+                .map(|(c, p)| (session_of(c), p))
+                .collect(),
+            watches_by_path: self
+                .watches
+                .by_path()
+                .into_iter()
+                .map(|(p, cs)| (p, cs.into_iter().map(session_of).collect()))
+                .collect(),
+            ephemerals_by_session: if self.id == 0 {
+                let mut v: Vec<(i64, Vec<String>)> = self
+                    .tree
+                    .sessions()
+                    .map(|(id, _)| (*id, self.tree.ephemerals_of(*id).cloned().collect()))
+                    .collect();
+                v.sort();
+                v
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+fn on_core_message(s: &mut Shard, msg: ToShard) {
+    match msg {
+        ToShard::Commits(batch) => {
+            for commit in batch.iter() {
+                apply_commit(s, commit);
+            }
+        }
+        ToShard::Synced { conn } => {
+            let zxid = s.tree.last_zxid();
+            complete_write(s, conn, |opcode, xid, out| {
+                let _ = opcode;
+                reply(out, xid, zxid, |b| {
+                    // SyncResponse carries the path; the client ignores it, so send "/".
+                    b.put_jstring("/");
+                    Ok(())
+                })
+            });
+        }
+        ToShard::Attached {
+            conn,
+            session_id,
+            timeout_ms,
+            password,
+        } => attach(s, conn, session_id, timeout_ms, password),
+        ToShard::Rejected { conn, expired } => {
+            if let Some(c) = s.conns.get(&conn) {
+                let mut c = c.borrow_mut();
+                if expired {
+                    let at = start_frame(&mut c.out);
+                    ConnectResponse::expired().encode(&mut c.out);
+                    finish_frame(&mut c.out, at);
+                }
+                c.close();
+            }
+        }
+        ToShard::Close { conn } => {
+            if let Some(c) = s.conns.get(&conn) {
+                c.borrow_mut().close();
+            }
+        }
+    }
+}
+
+fn attach(s: &mut Shard, conn: ConnId, session_id: i64, timeout_ms: i32, password: [u8; 16]) {
+    let Some(cref) = s.conns.get(&conn).cloned() else {
+        return;
+    };
+    let mut c = cref.borrow_mut();
+    c.session_id = session_id;
+    c.phase = Phase::Attached;
+    s.sessions.insert(session_id, conn);
+    s.touched.insert(session_id);
+    let at = start_frame(&mut c.out);
+    ConnectResponse {
+        protocol_version: 0,
+        timeout_ms,
+        session_id,
+        passwd: password,
+        read_only: false,
+    }
+    .encode(&mut c.out);
+    finish_frame(&mut c.out, at);
+    // Writes that arrived during the handshake go to the write core now. They cannot be sent
+    // from here (no await in a commit handler), so they are answered as if sent: re-queue them
+    // through the shard's outbound path.
+    let origin = Origin { shard: s.id, conn };
+    let mut deferred = Vec::new();
+    let ids = c.ids.clone();
+    for p in c.queue.iter_mut() {
+        if let Pending::Write { unsent, xid, .. } = p {
+            if let Some(req) = unsent.take() {
+                deferred.push(ToCore::Write {
+                    origin,
+                    session_id,
+                    cxid: *xid,
+                    ids: ids.clone(),
+                    req,
+                });
+            }
+        }
+    }
+    if !deferred.is_empty() {
+        // Rare (clients wait for the handshake); hand the sends to a task.
+        let to_core = s.to_core.clone();
+        glommio::spawn_local(async move {
+            for m in deferred {
+                let _ = to_core.send(m).await;
+            }
+        })
+        .detach();
+    }
+    s.drain(&mut c);
+}
+
+/// Completes the oldest unanswered write of `conn` with the reply `make` encodes.
+fn complete_write(s: &mut Shard, conn: ConnId, make: impl FnOnce(i32, i32, &mut BytesMut)) {
+    let Some(cref) = s.conns.get(&conn).cloned() else {
+        return;
+    };
+    let mut c = cref.borrow_mut();
+    let slot = c.queue.iter_mut().find_map(|p| match p {
+        Pending::Write {
+            opcode,
+            xid,
+            reply: r @ None,
+            unsent: None,
+            ..
+        } => Some((*opcode, *xid, r)),
+        _ => None,
+    });
+    let Some((opcode, xid, slot)) = slot else {
+        warn!(conn, "commit for a connection with no write outstanding");
+        return;
+    };
+    let mut b = BytesMut::new();
+    make(opcode, xid, &mut b);
+    *slot = Some(b);
+    s.sent += 1;
+    c.sent += 1;
+    s.drain(&mut c);
+}
+
+fn apply_commit(s: &mut Shard, commit: &Commit) {
+    let txn = &commit.txn;
+    let applied = s.tree.apply(txn);
+    for t in &applied.triggers {
+        for conn in s.watches.trigger(&t.path, t.kind) {
+            if let Some(c) = s.conns.get(&conn) {
+                let mut c = c.borrow_mut();
+                let at = start_frame(&mut c.out);
+                put_reply_header(&mut c.out, xid::NOTIFICATION, -1, Code::Ok);
+                put_watcher_event(&mut c.out, t.kind, state::SYNC_CONNECTED, &t.path);
+                finish_frame(&mut c.out, at);
+                c.wake_writer();
+            }
+        }
+    }
+    let mine = commit.origin.filter(|o| o.shard == s.id);
+    match &txn.op {
+        TxnOp::CreateSession {
+            timeout_ms,
+            password,
+        } => {
+            if let Some(o) = mine {
+                let _ = timeout_ms;
+                let negotiated = s
+                    .conns
+                    .get(&o.conn)
+                    .map(|c| c.borrow().timeout_ms)
+                    .unwrap_or(*timeout_ms);
+                attach(s, o.conn, txn.session_id, negotiated, *password);
+            }
+            return;
+        }
+        TxnOp::CloseSession { .. } => {
+            if let Some(o) = mine {
+                complete_write(s, o.conn, |_, xid, out| {
+                    reply(out, xid, txn.zxid, |_| Ok(()))
+                });
+            }
+            // The session is gone: its connection here (if any) closes once flushed.
+            if let Some(conn) = s.sessions.remove(&txn.session_id) {
+                if let Some(c) = s.conns.get(&conn) {
+                    c.borrow_mut().close();
+                }
+            }
+            return;
+        }
+        _ => {}
+    }
+    if let Some(o) = mine {
+        complete_write(s, o.conn, |opcode, xid, out| {
+            encode_write_reply(out, opcode, xid, txn.zxid, &txn.op, &applied.results)
+        });
+    }
+}
+
+/// The reply to a write, from the txn and what applying it produced.
+fn encode_write_reply(
+    out: &mut BytesMut,
+    opcode: i32,
+    xid: i32,
+    zxid: i64,
+    txn_op: &TxnOp,
+    results: &[OpResult],
+) {
+    match (txn_op, opcode) {
+        (TxnOp::Multi(ops), _) => reply(out, xid, zxid, |b| {
+            for (o, r) in ops.iter().zip(results) {
+                match (o, r) {
+                    (TxnOp::Create { opcode, .. }, OpResult::Created { path, stat }) => {
+                        if *opcode == op::CREATE {
+                            put_multi_header(b, op::CREATE, false, 0);
+                            b.put_jstring(path);
+                        } else {
+                            put_multi_header(b, op::CREATE2, false, 0);
+                            b.put_jstring(path);
+                            stat.encode(b);
+                        }
+                    }
+                    (_, OpResult::Deleted) => put_multi_header(b, op::DELETE, false, 0),
+                    (_, OpResult::SetData(stat)) => {
+                        put_multi_header(b, op::SET_DATA, false, 0);
+                        stat.encode(b);
+                    }
+                    (_, OpResult::Checked) => put_multi_header(b, op::CHECK, false, 0),
+                    _ => unreachable!("multi op result mismatch"),
+                }
+            }
+            put_multi_header(b, -1, true, -1);
+            Ok(())
+        }),
+        (TxnOp::MultiError(codes), _) => reply(out, xid, zxid, |b| {
+            for code in codes {
+                put_multi_header(b, op::ERROR, false, code.as_i32());
+                b.put_i32(code.as_i32());
+            }
+            put_multi_header(b, -1, true, -1);
+            Ok(())
+        }),
+        _ => reply(out, xid, zxid, |b| match results.first() {
+            Some(OpResult::Error(code)) => Err(*code),
+            Some(OpResult::Created { path, stat }) => {
+                b.put_jstring(path);
+                if opcode != op::CREATE {
+                    stat.encode(b);
+                }
+                Ok(())
+            }
+            Some(OpResult::SetData(stat)) | Some(OpResult::SetAcl(stat)) => {
+                stat.encode(b);
+                Ok(())
+            }
+            _ => Ok(()),
+        }),
+    }
+}
