@@ -1283,7 +1283,7 @@ pub mod probe {
         parse_max_open_files(&std::fs::read_to_string("/proc/self/limits").ok()?)
     }
 
-    /// The soft limit on the `Max open files` line of /proc/<pid>/limits.
+    /// The soft limit on the `Max open files` line of `/proc/<pid>/limits`.
     pub fn parse_max_open_files(limits: &str) -> Option<u64> {
         let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
         line["Max open files".len()..]

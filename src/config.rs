@@ -497,6 +497,8 @@ struct Builder {
     client_port_origin: Option<Origin>,
     client_port_address_origin: Option<Origin>,
     snap_retain_origin: Option<Origin>,
+    /// Where each `server.N` line came from.
+    server_origins: BTreeMap<u64, Origin>,
 }
 
 /// ZooKeeper keys corral accepts and ignores (exact names).
@@ -694,6 +696,7 @@ impl Builder {
             }
             _ if key.starts_with("server.") => {
                 let spec = parse_server(key, v, origin)?;
+                self.server_origins.insert(spec.id, origin.clone());
                 c.servers.insert(spec.id, spec);
             }
             _ if key.starts_with("group") || key.starts_with("weight") => {
@@ -810,7 +813,7 @@ impl Builder {
                     "two voting servers: no server failure will be tolerated; use at least 3"
                         .to_string(),
                 );
-            } else if voting % 2 == 0 {
+            } else if voting.is_multiple_of(2) {
                 c.warnings.push(format!(
                     "{voting} voting servers tolerate no more failures than {}; \
                      consider an odd number",
@@ -842,8 +845,8 @@ impl Builder {
             }
             c.client_port = endpoint.port;
             if let Some(host) = &endpoint.host {
-                let origin = Origin::Flag(format!("server.{id}"));
-                let address = parse_ip(&format!("server.{id}"), host, &origin)?;
+                let origin = &self.server_origins[&id];
+                let address = parse_ip(&format!("server.{id}"), host, origin)?;
                 if let Some(origin) = &self.client_port_address_origin {
                     if !c.client_port_address.is_unspecified() && c.client_port_address != address {
                         return Err(ConfigError::Invalid(format!(
@@ -1933,6 +1936,15 @@ clientPort=2181
         assert!(from_text_myid(&format!("{three}clientPort=2181\n"), "1").is_err());
         assert!(from_text_myid(&format!("{three}clientPortAddress=10.9.9.9\n"), "2").is_err());
         assert!(from_text_myid(&format!("{three}clientPortAddress=0.0.0.0\n"), "2").is_ok());
+        // The own client host must be an IP literal; others may be names.
+        let named =
+            "server.1=a:2888:3888;zk1.example:2181\nserver.2=b:2888:3888;zk2.example:2181\n";
+        let err = from_text_myid(named, "1").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("zoo.cfg:1: invalid value `zk1.example`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(w.trigger("/a", event::NODE_DELETED), vec![1, 2, 3, 4]);
         assert_eq!(w.trigger("/a/b/c", event::NODE_CREATED), vec![4]);
         assert_eq!(w.total(), 2);
-        assert_eq!(w.by_connection(), vec![]);
+        assert_eq!(w.by_connection().len(), 2);
     }
 
     #[test]

@@ -55,12 +55,10 @@ enum Pending {
         req: Request,
         at: Instant,
     },
-    /// A write (or sync / closeSession) sent to the write core; `unsent` holds it while the
-    /// session handshake is still in flight.
+    /// A write (or sync / closeSession) sent to the write core.
     Write {
         opcode: i32,
         xid: i32,
-        unsent: Option<Request>,
         reply: Option<BytesMut>,
         at: Instant,
     },
@@ -84,6 +82,8 @@ struct Conn {
     out: BytesMut,
     writer: Option<Waker>,
     reader: Option<Waker>,
+    /// The reader, parked until the handshake is answered.
+    handshake: Option<Waker>,
     /// Flush `out`, then close.
     closing: bool,
     // counters for `cons`
@@ -106,7 +106,10 @@ impl Conn {
     fn close(&mut self) {
         self.closing = true;
         self.wake_writer();
-        if let Some(w) = self.reader.take() {
+        for w in [self.reader.take(), self.handshake.take()]
+            .into_iter()
+            .flatten()
+        {
             w.wake();
         }
     }
@@ -123,7 +126,6 @@ struct Shard {
     sessions: HashMap<i64, ConnId>,
     touched: HashSet<i64>,
     next_conn: ConnId,
-    to_core: Sender<ToCore>,
     received: u64,
     sent: u64,
     latency: admin::Latency,
@@ -172,9 +174,20 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     let shards = cfg.cores.unwrap_or(cpus.len()).max(1);
     info!(?cpus, shards, port = cfg.client_port, "starting corral");
 
-    // Fail fast (and clearly) if the port is taken, before any executor starts.
-    let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
-    std::net::TcpListener::bind(addr)?;
+    // Fail fast (and clearly) if the port is taken, before any executor starts; port 0 picks
+    // a free port once, so that every shard binds the same one.
+    let probe =
+        std::net::TcpListener::bind(SocketAddr::new(cfg.client_port_address, cfg.client_port))?;
+    let port = probe.local_addr()?.port();
+    drop(probe);
+    let cfg = if port != cfg.client_port {
+        let mut c = (*cfg).clone();
+        c.client_port = port;
+        Arc::new(c)
+    } else {
+        cfg
+    };
+    info!("serving clients on {}:{port}", cfg.client_port_address);
 
     let (core_tx, core_rx) = async_channel::bounded::<ToCore>(CHANNEL_CAPACITY);
     let mut shard_txs = Vec::new();
@@ -237,7 +250,6 @@ async fn run_shard(
         sessions: HashMap::new(),
         touched: HashSet::new(),
         next_conn: 1,
-        to_core: env.to_core.clone(),
         received: 0,
         sent: 0,
         latency: admin::Latency::default(),
@@ -381,6 +393,7 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
         out: BytesMut::new(),
         writer: None,
         reader: None,
+        handshake: None,
         closing: false,
         received: 0,
         sent: 0,
@@ -443,6 +456,21 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
         };
         inbuf.extend_from_slice(&chunk[..n]);
         loop {
+            // Requests pipelined behind the connect request wait for its answer, so that they
+            // reach the write core with their session and in order.
+            futures_lite::future::poll_fn(|cx| {
+                let mut c = conn.borrow_mut();
+                if c.phase == Phase::Connecting && !c.closing {
+                    c.handshake = Some(cx.waker().clone());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+            .await;
+            if conn.borrow().closing {
+                break 'read;
+            }
             if conn.borrow().phase == Phase::Handshake && inbuf.len() >= 4 {
                 if let Some(cmd) = FourLetter::from_len_prefix(inbuf[..4].try_into().unwrap()) {
                     let text = four_letter(env, cmd).await;
@@ -685,25 +713,22 @@ fn on_frame(
             Ok(vec![])
         }
         req if req.is_write() => {
-            let attached = c.phase == Phase::Attached;
-            let msg = attached.then(|| ToCore::Write {
+            c.queue.push_back(Pending::Write {
+                opcode,
+                xid,
+                reply: None,
+                at: Instant::now(),
+            });
+            Ok(vec![ToCore::Write {
                 origin,
                 session_id: c.session_id,
                 cxid: xid,
                 ids: c.ids.clone(),
-                req: req.clone(),
-            });
-            c.queue.push_back(Pending::Write {
-                opcode,
-                xid,
-                unsent: (!attached).then_some(req),
-                reply: None,
-                at: Instant::now(),
-            });
-            Ok(msg.into_iter().collect())
+                req,
+            }])
         }
         req => {
-            if c.queue.is_empty() && c.phase == Phase::Attached {
+            if c.queue.is_empty() {
                 let mut out = std::mem::take(&mut c.out);
                 s.execute(&mut c, xid, opcode, &req, &mut out);
                 s.record_latency(&mut c, 0);
@@ -1128,34 +1153,8 @@ fn attach(s: &mut Shard, conn: ConnId, session_id: i64, timeout_ms: i32, passwor
     }
     .encode(&mut c.out);
     finish_frame(&mut c.out, at);
-    // Writes that arrived during the handshake go to the write core now. They cannot be sent
-    // from here (no await in a commit handler), so they are answered as if sent: re-queue them
-    // through the shard's outbound path.
-    let origin = Origin { shard: s.id, conn };
-    let mut deferred = Vec::new();
-    let ids = c.ids.clone();
-    for p in c.queue.iter_mut() {
-        if let Pending::Write { unsent, xid, .. } = p {
-            if let Some(req) = unsent.take() {
-                deferred.push(ToCore::Write {
-                    origin,
-                    session_id,
-                    cxid: *xid,
-                    ids: ids.clone(),
-                    req,
-                });
-            }
-        }
-    }
-    if !deferred.is_empty() {
-        // Rare (clients wait for the handshake); hand the sends to a task.
-        let to_core = s.to_core.clone();
-        glommio::spawn_local(async move {
-            for m in deferred {
-                let _ = to_core.send(m).await;
-            }
-        })
-        .detach();
+    if let Some(w) = c.handshake.take() {
+        w.wake();
     }
     s.drain(&mut c);
 }
@@ -1171,7 +1170,6 @@ fn complete_write(s: &mut Shard, conn: ConnId, make: impl FnOnce(i32, i32, &mut 
             opcode,
             xid,
             reply: r @ None,
-            unsent: None,
             ..
         } => Some((*opcode, *xid, r)),
         _ => None,

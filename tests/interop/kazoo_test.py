@@ -16,7 +16,7 @@ from partition_proxy import ProxyProcess  # noqa: E402
 from kazoo.client import KazooClient  # noqa: E402
 from kazoo.exceptions import (  # noqa: E402
     BadVersionError, InvalidACLError, LockTimeout, NoAuthError, NoChildrenForEphemeralsError,
-    NodeExistsError, NoNodeError, NotEmptyError, RolledBackError)
+    NodeExistsError, NoNodeError, NotEmptyError, RolledBackError, RuntimeInconsistency)
 from kazoo.protocol.states import EventType, KazooState, KeeperState  # noqa: E402
 from kazoo.recipe.barrier import Barrier, DoubleBarrier  # noqa: E402
 from kazoo.recipe.cache import TreeCache, TreeEvent  # noqa: E402
@@ -35,7 +35,8 @@ CLIENTS = []
 
 def client(hosts=HOST, **kw):
     kw.setdefault("timeout", 10.0)
-    c = KazooClient(hosts=hosts, connection_retry={"max_tries": 3, "delay": 0.1, "max_delay": 1},
+    # connection retries: unlimited (every wait in the tests is bounded)
+    c = KazooClient(hosts=hosts, connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 1},
                     command_retry={"max_tries": 3, "delay": 0.1, "max_delay": 1}, **kw)
     c.start(timeout=15)
     CLIENTS.append(c)
@@ -155,9 +156,12 @@ def test_ephemeral_and_sequence():
     w.wait_for(lambda ev: True, 10, "ephemeral deleted event")
     assert w.snapshot()[0].type == EventType.DELETED
     assert sorted(zk().get_children(b)) == ["s-0000000001", "s-0000000003"]
-    # Sequence numbers come from the parent's count of creates
-    # (5 so far); deleted children do not reuse numbers.
-    assert zk().create(b + "/s-", sequence=True) == b + "/s-0000000005"
+    # Sequence numbers come from the parent's count of creates (4 so far:
+    # eph and three s-), deletions do not count and numbers are not reused.
+    assert zk().create(b + "/s-", sequence=True) == b + "/s-0000000004"
+    # whereas the client-visible cversion counts creates and deletes
+    # (Apache ZooKeeper reports 2*creates - numChildren): 5 creates, 2 deletes
+    assert zk().exists(b).cversion == 7, zk().exists(b)
     zk().delete(b, recursive=True)
 
 
@@ -507,7 +511,7 @@ def test_party():
     p1.leave()
     assert list(p2) == ["m2"]
     stop(c2)  # ephemeral membership ends with the session
-    assert len(p1) == 0
+    wait_until(lambda: len(p1) == 0, 10, 0.05, "m2 to leave when its session closed")
     s1 = ShallowParty(zk(), b + "/s", "x")
     s1.join()
     assert list(s1) == ["x"]
@@ -559,7 +563,9 @@ def test_transactions():
     assert res == [b + "/t1", b + "/t1/kid", res[2], True, True], res
     assert res[2].version == 1  # set_data returns the new stat
     assert zk().exists(b + "/existing") is None and zk().get(b + "/t1/kid")[0] == b"k"
-    # a failing op: nothing is applied; per-op results
+    # a failing op: nothing is applied; per-op results: ops before the failing
+    # one report "rolled back" (code 0 in an error result), the failing op
+    # its error, ops after it RuntimeInconsistency (-2)
     t = zk().transaction()
     t.create(b + "/t2", b"two")
     t.set_data(b + "/t1", b"x", version=5)  # wrong version
@@ -568,7 +574,7 @@ def test_transactions():
     assert len(res) == 3, res
     assert isinstance(res[0], RolledBackError), res
     assert isinstance(res[1], BadVersionError), res
-    assert isinstance(res[2], RolledBackError), res
+    assert isinstance(res[2], RuntimeInconsistency), res
     assert zk().exists(b + "/t2") is None and zk().exists(b + "/t1/kid") is not None
     assert zk().get(b + "/t1")[1].version == 0
     # failing create (exists) and check on a missing node
@@ -580,7 +586,7 @@ def test_transactions():
     t.check(b + "/missing", 0)
     t.create(b + "/t3")
     res = t.commit()
-    assert isinstance(res[0], NoNodeError) and isinstance(res[1], RolledBackError), res
+    assert isinstance(res[0], NoNodeError) and isinstance(res[1], RuntimeInconsistency), res
     # context-manager form
     with zk().transaction() as t:
         t.create(b + "/t4", b"4")
@@ -600,12 +606,13 @@ def test_session_expiry_and_states():
         c = client(proxy.address)
         c.add_listener(states)
         c.create(b + "/eph", ephemeral=True)
+        session = c.client_id
         proxy.partition()
         states.wait_for(lambda s: s == KazooState.SUSPENDED, 15, "SUSPENDED")
-        thief = KazooClient(hosts=HOST, client_id=c.client_id, timeout=10.0)
+        thief = KazooClient(hosts=HOST, client_id=session, timeout=10.0)
         thief.start(timeout=15)
-        assert thief.client_id[0] == c.client_id[0]
-        assert zk().exists(b + "/eph").ephemeralOwner == c.client_id[0]
+        assert thief.client_id[0] == session[0]
+        assert zk().exists(b + "/eph").ephemeralOwner == session[0]
         thief.stop()
         thief.close()
         assert zk().exists(b + "/eph") is None
@@ -613,7 +620,7 @@ def test_session_expiry_and_states():
         states.wait_for(lambda s: s == KazooState.LOST, 30, "LOST")
         # kazoo starts a new session by itself afterwards
         wait_until(lambda: c.state == KazooState.CONNECTED, 30, 0.1, "reconnected with a new session")
-        assert c.exists(b) is not None
+        assert c.exists(b) is not None and c.client_id[0] != session[0]
         stop(c)
     finally:
         proxy.stop()
