@@ -35,6 +35,8 @@ RAW="$WORK/transcript.raw"
 : > "$RAW"
 T=/climt_test
 FAIL=0
+BATCH_OK=0
+WATCH_OK=0
 IPID=""
 cleanup() { [ -n "$IPID" ] && kill "$IPID" 2>/dev/null; wait 2>/dev/null; }
 trap cleanup EXIT
@@ -94,8 +96,10 @@ batch "ls2 $T"
 if [ "${CLI_MT_RECORD:-0}" = 1 ]; then
     cp "$WORK/transcript.txt" "$EXPECTED"
     echo "cli_mt: recorded $EXPECTED ($(wc -l < "$EXPECTED") lines)"
+    BATCH_OK=1
 elif diff -u "$EXPECTED" "$WORK/transcript.txt"; then
     echo "cli_mt: PASS batch transcript ($(grep -c '^===' "$WORK/transcript.txt") commands match expected/cli_mt.txt)"
+    BATCH_OK=1
 else
     echo "cli_mt: FAIL batch transcript differs from expected/cli_mt.txt (diff above; '-' expected, '+' actual)"
     FAIL=1
@@ -180,6 +184,7 @@ if [ "$FAIL" = 0 ] || [ -s "$OUT" ]; then
     fi
     if [ "$ok" = 1 ]; then
         echo "cli_mt: PASS watches (CHANGED, CHILD, CREATED, DELETED each exactly once)"
+        WATCH_OK=1
     else
         FAIL=1
         echo "---- interactive client output ----"; cat "$OUT"
@@ -189,10 +194,13 @@ quiet_batch "delete $T/w/kid"
 quiet_batch "delete $T/w"
 quiet_batch "delete $T"
 
-if [ "$FAIL" = 0 ]; then
+PASSED=$(( BATCH_OK + WATCH_OK ))
+if [ "$FAIL" = 0 ] && [ "$PASSED" = 2 ]; then
     rm -rf "$WORK"
     echo "cli_mt: PASS"
+    echo "2 passed, 0 failed"
     exit 0
 fi
 echo "cli_mt: FAIL (work files in $WORK)"
+echo "$PASSED passed, $(( 2 - PASSED )) failed"
 exit 1

@@ -53,13 +53,14 @@ cleanup() {
 trap cleanup EXIT
 
 die() {
-    echo "zkcli: FAIL: $*" >&2
+    echo "zkcli: FAIL: $*"
     echo "---- raw transcript so far ----" >&2
     cat "$RAW" >&2
     for n in "${!PID[@]}"; do
         echo "---- unconsumed output of client $n ----" >&2
         tail -n +"$(( ${CONSUMED[$n]} + 1 ))" "$WORK/$n.out" >&2
     done
+    echo "0 passed, 1 failed"
     exit 1
 }
 
@@ -293,9 +294,11 @@ if [ "${ZKCLI_RECORD:-0}" = 1 ]; then
 fi
 if diff -u "$WORK/expected.txt" "$WORK/transcript.txt"; then
     echo "zkcli: PASS ($(grep -c '^\[.\] \$' "$WORK/transcript.txt") commands match expected/zkcli.txt)"
+    echo "1 passed, 0 failed"
     rm -rf "$WORK"
     exit 0
 else
-    echo "zkcli: FAIL: transcript differs from expected/zkcli.txt (diff above; '-' expected, '+' actual); raw transcript in $WORK" >&2
+    echo "zkcli: FAIL: transcript differs from expected/zkcli.txt (diff above; '-' expected, '+' actual); raw transcript in $WORK"
+    echo "0 passed, 1 failed"
     exit 1
 fi
