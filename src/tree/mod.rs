@@ -65,7 +65,12 @@ impl Node {
             version: self.version,
             cversion: self.cversion.wrapping_mul(2).wrapping_sub(n),
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
+            // Containers and TTL nodes keep their kind in the owner field; clients see 0.
+            ephemeral_owner: if self.is_session_ephemeral() {
+                self.ephemeral_owner
+            } else {
+                0
+            },
             data_length: self.data.len() as i32,
             num_children: n,
             pzxid: self.pzxid,

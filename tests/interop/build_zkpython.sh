@@ -36,11 +36,14 @@ EXT_SUFFIX="$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SU
 PYINC="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 BUILD="${ZKPYTHON_BUILD_DIR:-/tmp/corral-zkpython-build}"
 
+# the stamp ties an installed module to this script's exact fixes
+STAMP="$DEST/zookeeper.corral-interop-build"
+WANT_STAMP="$(sha256sum "$0" | cut -d' ' -f1) $(dpkg-query -W -f='${Version}' libzookeeper-mt-dev 2>/dev/null)"
 import_ok() {
     (cd / && PYTHONPATH="$DEST" "$PY" -c 'import zookeeper, sys; assert zookeeper.__file__.startswith(sys.argv[1]), zookeeper.__file__' "$DEST") >/dev/null 2>&1
 }
 
-if [ "${FORCE:-0}" != 1 ] && import_ok; then
+if [ "${FORCE:-0}" != 1 ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT_STAMP" ] && import_ok; then
     echo "build_zkpython: zkpython already importable from $DEST (FORCE=1 to rebuild)"
     exit 0
 fi
@@ -157,6 +160,8 @@ gcc -O2 -g -fPIC -shared -Wall -Wno-unused-variable -Wno-unused-function \
     || { cat "$OBJ/gcc.log" >&2; echo "build_zkpython: compile failed" >&2; exit 1; }
 mkdir -p "$DEST"
 install -m 0755 "$OBJ/$SO" "$DEST/$SO"
+WANT_STAMP="$(sha256sum "$0" | cut -d' ' -f1) $(dpkg-query -W -f='${Version}' libzookeeper-mt-dev)"
+echo "$WANT_STAMP" > "$STAMP"
 if import_ok; then
     echo "build_zkpython: installed $DEST/$SO"
 else

@@ -299,6 +299,9 @@ if diff -u "$WORK/expected.txt" "$WORK/transcript.txt"; then
     exit 0
 else
     echo "zkcli: FAIL: transcript differs from expected/zkcli.txt (diff above; '-' expected, '+' actual); raw transcript in $WORK"
+    if [ "${ZKCLI_RELATIVE_ZXIDS:-0}" != 1 ] && ! grep -q -x 'cZxid = 0x2' "$WORK/transcript.txt"; then
+        echo "zkcli: hint: /shuihu's cZxid is not 0x2, so the server was probably not fresh (restart it, or set ZKCLI_RELATIVE_ZXIDS=1)"
+    fi
     echo "0 passed, 1 failed"
     exit 1
 fi

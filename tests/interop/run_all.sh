@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# run_all.sh HOST:PORT
+#
+# Runs every interop suite against the ZooKeeper-compatible server at
+# HOST:PORT (loopback only), installing what is missing first (setup_env.sh:
+# Debian packages, a venv with kazoo, zkpython built from Debian's source).
+#
+# The server must be freshly started (zkcli.sh pins exact zxids; it runs
+# first) and configured like the reference (see README.md): tickTime=2000,
+# TTL nodes enabled, container/TTL reaper every 1000 ms.
+#
+# Prints one summary line per suite and, last, exactly "N passed, N failed"
+# (N counting the individual checks of all suites).  Exit status 0 only if
+# nothing failed.  Logs: $INTEROP_LOG_DIR (default /tmp/interop-logs).
+#
+# Environment:
+#   INTEROP_SKIP_SETUP=1   do not run setup_env.sh (everything already there)
+#   INTEROP_SUITES="zkcli cli_mt zkpython kazoo"   subset / order to run
+#   ZKCLI_RELATIVE_ZXIDS=1 passed to zkcli.sh (server not fresh)
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 HOST:PORT" >&2
+    exit 2
+fi
+split_hostport "$1" || exit 2
+SERVER="$1"
+LOG_DIR="${INTEROP_LOG_DIR:-/tmp/interop-logs}"
+mkdir -p "$LOG_DIR"
+SUITES="${INTEROP_SUITES:-zkcli cli_mt zkpython kazoo}"
+START=$(date +%s)
+TOTAL_PASS=0
+TOTAL_FAIL=0
+
+say() { printf '%s\n' "$*"; }
+
+# ---- setup -------------------------------------------------------------------
+VENV_PY="${INTEROP_VENV:-$DEFAULT_VENV}/bin/python"
+SETUP_OK=1
+if [ "${INTEROP_SKIP_SETUP:-0}" != 1 ]; then
+    t0=$(date +%s)
+    if timeout 1500 "$INTEROP_DIR/setup_env.sh" > "$LOG_DIR/setup.log" 2>&1; then
+        say "setup: ok ($(( $(date +%s) - t0 )) s; log $LOG_DIR/setup.log)"
+    else
+        SETUP_OK=0
+        say "setup: FAILED ($(( $(date +%s) - t0 )) s); last lines of $LOG_DIR/setup.log:"
+        tail -n 25 "$LOG_DIR/setup.log" | sed 's/^/    /'
+    fi
+fi
+
+# ---- the server must accept TCP connections ---------------------------------
+if ! timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$ZK_HOST" "$ZK_PORT" 2>/dev/null; then
+    say "server: nothing accepts connections on $SERVER"
+    say "0 passed, 1 failed"
+    exit 1
+fi
+
+# ---- suites ------------------------------------------------------------------
+# run_suite NAME TIMEOUT CMD... : runs CMD, reads its closing "N passed, N failed"
+run_suite() {
+    local name="$1" limit="$2"; shift 2
+    local log="$LOG_DIR/$name.log" t0 rc p f line
+    t0=$(date +%s)
+    timeout "$limit" "$@" > "$log" 2>&1
+    rc=$?
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    if [ -n "$line" ]; then
+        p=${line%% passed*}
+        f=${line#*passed, }
+        f=${f%% failed*}
+    else
+        p=0
+        f=1
+    fi
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        f=1  # crashed or timed out after its last report
+    fi
+    if [ "$rc" = 124 ]; then
+        echo "(killed by timeout after $limit s)" >> "$log"
+    fi
+    TOTAL_PASS=$(( TOTAL_PASS + p ))
+    TOTAL_FAIL=$(( TOTAL_FAIL + f ))
+    if [ "$f" = 0 ]; then
+        say "suite $name: PASS - $p/$p checks ($(( $(date +%s) - t0 )) s)"
+    else
+        say "suite $name: FAIL - $p of $(( p + f )) checks passed, exit status $rc ($(( $(date +%s) - t0 )) s); log $log:"
+        grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 60 | sed 's/^/    /'
+    fi
+}
+
+skip_suite() {
+    say "suite $1: FAIL - not run: $2"
+    TOTAL_FAIL=$(( TOTAL_FAIL + 1 ))
+}
+
+for s in $SUITES; do
+    case "$s" in
+        zkcli)
+            if [ -x /usr/share/zookeeper/bin/zkCli.sh ]; then
+                run_suite zkcli 180 "$INTEROP_DIR/zkcli.sh" "$SERVER"
+            else
+                skip_suite zkcli "zkCli.sh missing (setup failed?)"
+            fi ;;
+        cli_mt)
+            if [ -x /usr/lib/zookeeper/bin/cli_mt ]; then
+                run_suite cli_mt 180 "$INTEROP_DIR/cli_mt.sh" "$SERVER"
+            else
+                skip_suite cli_mt "cli_mt missing (setup failed?)"
+            fi ;;
+        zkpython)
+            if [ -x "$VENV_PY" ] && (cd / && "$VENV_PY" -c 'import zookeeper') 2>/dev/null; then
+                run_suite zkpython 240 "$VENV_PY" "$INTEROP_DIR/zkpython_test.py" "$SERVER"
+            else
+                skip_suite zkpython "zkpython is not importable from $VENV_PY (see $LOG_DIR/setup.log)"
+            fi ;;
+        kazoo)
+            if [ -x "$VENV_PY" ] && "$VENV_PY" -c 'import kazoo' 2>/dev/null; then
+                run_suite kazoo 300 "$VENV_PY" "$INTEROP_DIR/kazoo_test.py" "$SERVER"
+            else
+                skip_suite kazoo "kazoo is not importable from $VENV_PY (see $LOG_DIR/setup.log)"
+            fi ;;
+        *)
+            skip_suite "$s" "unknown suite" ;;
+    esac
+done
+
+[ "$SETUP_OK" = 1 ] || TOTAL_FAIL=$(( TOTAL_FAIL + 1 ))
+say "interop against $SERVER: $(( $(date +%s) - START )) s in all; logs in $LOG_DIR"
+say "$TOTAL_PASS passed, $TOTAL_FAIL failed"
+[ "$TOTAL_FAIL" = 0 ]
