@@ -316,11 +316,7 @@ async fn run_shard(
         .detach();
     }
 
-    let listener = TcpListener::bind(SocketAddr::new(
-        env.cfg.client_port_address,
-        env.cfg.client_port,
-    ))
-    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let listener = listen(&env.cfg)?;
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -347,6 +343,27 @@ async fn run_shard(
         })
         .detach();
     }
+}
+
+/// The shard's listening socket: SO_REUSEPORT so every shard binds the port and the kernel
+/// spreads connections; SO_REUSEADDR so a restart is not refused by connections of the previous
+/// process still in TIME_WAIT (glommio's own `bind` sets only the former).
+fn listen(cfg: &Config) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
+    let sk = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sk.set_reuse_address(true)?;
+    sk.set_reuse_port(true)?;
+    sk.bind(&addr.into())?;
+    let backlog = if cfg.client_port_listen_backlog > 0 {
+        cfg.client_port_listen_backlog
+    } else {
+        1024
+    };
+    sk.listen(backlog)?;
+    // SAFETY: the fd is a freshly created listening TCP socket that nothing else owns.
+    Ok(unsafe { TcpListener::from_raw_fd(sk.into_raw_fd()) })
 }
 
 /// maxClientCnxns: connections per client IP across all shards (0 = unlimited).

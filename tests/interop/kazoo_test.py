@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from interop_runner import Waiter, run, wait_until  # noqa: E402
 from partition_proxy import ProxyProcess  # noqa: E402

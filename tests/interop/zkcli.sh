@@ -41,7 +41,6 @@ WORK="$(mktemp -d /tmp/zkcli-interop.XXXXXX)"
 RAW="$WORK/transcript.raw"
 : > "$RAW"
 declare -A FD PID CONSUMED MARKS
-FAILED=0
 
 cleanup() {
     local n
