@@ -88,9 +88,11 @@ pub fn decode_everything(input: &[u8], max_len: usize) {
             let _ = records::Request::decode(opcode, &mut r);
         }
         // Every opcode against the same body, to reach every decoder from any input.
-        for opcode in [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 17, 18, 19, 21, 22, 100, 101]
-            .into_iter()
-            .chain([103, 104, 105, 106])
+        for opcode in [
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 17, 18, 19, 21, 22, 100, 101,
+        ]
+        .into_iter()
+        .chain([103, 104, 105, 106])
         {
             let mut r = jute::Reader::new(p.clone());
             let _ = records::Request::decode(opcode, &mut r);

@@ -146,9 +146,13 @@ impl WriteCore {
                     return;
                 }
                 match &req {
-                    Request::Sync { .. } => {
-                        self.answer(origin.shard, ToShard::Synced { conn: origin.conn })
-                    }
+                    Request::Sync { path } => self.answer(
+                        origin.shard,
+                        ToShard::Synced {
+                            conn: origin.conn,
+                            path: path.clone(),
+                        },
+                    ),
                     Request::CloseSession => self.close_session(session_id, cxid, Some(origin)),
                     _ => {
                         let ctx = PrepCtx {

@@ -66,6 +66,7 @@ pub enum ToShard {
     /// The sync a connection asked for is done: every txn before it has been sent.
     Synced {
         conn: ConnId,
+        path: String,
     },
     /// A reattach succeeded.
     Attached {

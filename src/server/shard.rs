@@ -1115,13 +1115,11 @@ fn on_core_message(s: &mut Shard, msg: ToShard) {
                 apply_commit(s, commit);
             }
         }
-        ToShard::Synced { conn } => {
+        ToShard::Synced { conn, path } => {
             let zxid = s.tree.last_zxid();
-            complete_write(s, conn, |opcode, xid, out| {
-                let _ = opcode;
+            complete_write(s, conn, |_, xid, out| {
                 reply(out, xid, zxid, |b| {
-                    // SyncResponse carries the path; the client ignores it, so send "/".
-                    b.put_jstring("/");
+                    b.put_jstring(&path);
                     Ok(())
                 })
             });
