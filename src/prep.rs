@@ -91,11 +91,17 @@ fn prep_create(tree: &DataTree, c: &CreateRequest, ctx: &PrepCtx) -> Result<TxnO
     })
 }
 
-fn prep_delete(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Result<TxnOp, Code> {
-    validate_path(path)?;
-    if is_special(path) {
+/// ZooKeeper's `getParentPathAndValidate`: deletes check only for a slash, NUL and the
+/// special nodes; other malformed paths fall through to NoNode.
+fn check_delete_path(path: &str) -> Result<(), Code> {
+    if !path.contains('/') || path.contains('\0') || is_special(path) {
         return Err(Code::BadArguments);
     }
+    Ok(())
+}
+
+fn prep_delete(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Result<TxnOp, Code> {
+    check_delete_path(path)?;
     require(tree, parent_of(path), perms::DELETE, ctx.ids)?;
     let node = tree.get(path).ok_or(Code::NoNode)?;
     check_version(node.version, version)?;
@@ -109,10 +115,7 @@ fn prep_delete(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Resu
 
 /// `deleteContainer`: used by the write core's reaper for containers and expired TTL nodes.
 pub fn prep_delete_container(tree: &DataTree, path: &str) -> Result<TxnOp, Code> {
-    validate_path(path)?;
-    if is_special(path) {
-        return Err(Code::BadArguments);
-    }
+    check_delete_path(path)?;
     let node = tree.get(path).ok_or(Code::NoNode)?;
     if !node.children.is_empty() {
         return Err(Code::NotEmpty);
@@ -128,7 +131,7 @@ pub fn prep_delete_container(tree: &DataTree, path: &str) -> Result<TxnOp, Code>
 fn prep_set_data(
     tree: &DataTree,
     path: &str,
-    data: &bytes::Bytes,
+    data: &Option<bytes::Bytes>,
     version: i32,
     ctx: &PrepCtx,
 ) -> Result<TxnOp, Code> {
@@ -256,7 +259,7 @@ mod tests {
         Request::Create(CreateRequest {
             opcode: op::CREATE,
             path: path.into(),
-            data: Bytes::from_static(b"x"),
+            data: Some(Bytes::from_static(b"x")),
             acl: Acl::open_unsafe(),
             flags,
             ttl: -1,

@@ -74,6 +74,20 @@ impl SessionTracker {
         self.sessions.contains_key(&id)
     }
 
+    /// Live sessions grouped by deadline (`dump`), earliest first.
+    pub fn buckets(&self) -> Vec<(u64, Vec<i64>)> {
+        let mut m: std::collections::BTreeMap<u64, Vec<i64>> = Default::default();
+        for (id, e) in &self.sessions {
+            m.entry(e.deadline_ms).or_default().push(*id);
+        }
+        m.into_iter()
+            .map(|(d, mut ids)| {
+                ids.sort_unstable();
+                (d, ids)
+            })
+            .collect()
+    }
+
     /// Sessions past their deadline, removed from tracking; sorted for determinism.
     pub fn expire(&mut self, now_ms: u64) -> Vec<i64> {
         let mut gone: Vec<i64> = self

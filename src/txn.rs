@@ -35,7 +35,7 @@ pub enum TxnOp {
         /// reply shape.
         opcode: i32,
         path: String,
-        data: Bytes,
+        data: Option<Bytes>,
         acl: Vec<Acl>,
         ephemeral_owner: i64,
         /// The parent's internal cversion after this create (count of creates under it).
@@ -46,7 +46,7 @@ pub enum TxnOp {
     },
     SetData {
         path: String,
-        data: Bytes,
+        data: Option<Bytes>,
         version: i32,
     },
     SetAcl {

@@ -155,12 +155,18 @@ impl WatchManager {
         out
     }
 
-    /// Every registered watch (`zk_watch_count`).
+    /// Watches as ZooKeeper counts them for `zk_watch_count`: its data and child tables both
+    /// hold the persistent kinds, so those count twice.
     pub fn total(&self) -> usize {
-        self.by_path
+        KINDS
             .iter()
-            .flat_map(|m| m.values())
-            .map(|s| s.len())
+            .map(|&k| {
+                let n: usize = self.by_path[idx(k)].values().map(|s| s.len()).sum();
+                match k {
+                    Kind::Persistent | Kind::Recursive => 2 * n,
+                    _ => n,
+                }
+            })
             .sum()
     }
 
@@ -216,7 +222,7 @@ mod tests {
         w.add(Kind::Data, "/a", 1);
         assert_eq!(w.trigger("/a", event::NODE_DELETED), vec![1, 2, 3, 4]);
         assert_eq!(w.trigger("/a/b/c", event::NODE_CREATED), vec![4]);
-        assert_eq!(w.total(), 2);
+        assert_eq!(w.total(), 4);
         assert_eq!(w.by_connection().len(), 2);
     }
 

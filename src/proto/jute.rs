@@ -79,6 +79,21 @@ impl Reader {
         Ok(b)
     }
 
+    /// A buffer that may be null (-1): znode data keeps the difference, as ZooKeeper does.
+    pub fn buffer_opt(&mut self) -> DecodeResult<Option<Bytes>> {
+        let len = self.i32()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let len = len as usize;
+        if self.remaining() < len {
+            return Err(DecodeError::Truncated);
+        }
+        let b = self.buf.slice(self.pos..self.pos + len);
+        self.pos += len;
+        Ok(Some(b))
+    }
+
     /// A UTF-8 string; null (-1) decodes as empty.
     pub fn string(&mut self) -> DecodeResult<String> {
         let b = self.buffer()?;
@@ -109,6 +124,7 @@ impl Reader {
 pub trait Writer {
     fn put_jbool(&mut self, v: bool);
     fn put_jbuffer(&mut self, b: &[u8]);
+    fn put_jbuffer_opt(&mut self, b: Option<&[u8]>);
     fn put_jstring(&mut self, s: &str);
     fn put_jstrings<S: AsRef<str>>(&mut self, v: &[S]);
 }
@@ -121,6 +137,13 @@ impl Writer for BytesMut {
     fn put_jbuffer(&mut self, b: &[u8]) {
         self.put_i32(b.len() as i32);
         self.put_slice(b);
+    }
+
+    fn put_jbuffer_opt(&mut self, b: Option<&[u8]>) {
+        match b {
+            Some(b) => self.put_jbuffer(b),
+            None => self.put_i32(-1),
+        }
     }
 
     fn put_jstring(&mut self, s: &str) {

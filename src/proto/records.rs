@@ -126,7 +126,8 @@ pub struct ConnectRequest {
     pub timeout_ms: i32,
     pub session_id: i64,
     pub passwd: Bytes,
-    pub read_only: bool,
+    /// None when the client did not send the flag (clients older than 3.4).
+    pub read_only: Option<bool>,
 }
 
 impl ConnectRequest {
@@ -138,11 +139,10 @@ impl ConnectRequest {
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
             passwd: r.buffer()?,
-            read_only: false,
+            read_only: None,
         };
-        // Clients older than 3.4 do not send the flag.
         if r.remaining() >= 1 {
-            c.read_only = r.bool()?;
+            c.read_only = Some(r.bool()?);
         }
         Ok(c)
     }
@@ -153,7 +153,9 @@ impl ConnectRequest {
         b.put_i32(self.timeout_ms);
         b.put_i64(self.session_id);
         b.put_jbuffer(&self.passwd);
-        b.put_jbool(self.read_only);
+        if let Some(ro) = self.read_only {
+            b.put_jbool(ro);
+        }
     }
 }
 
@@ -163,7 +165,8 @@ pub struct ConnectResponse {
     pub timeout_ms: i32,
     pub session_id: i64,
     pub passwd: [u8; 16],
-    pub read_only: bool,
+    /// Sent only to clients whose request carried the flag (pre-3.4 clients get none).
+    pub read_only: Option<bool>,
 }
 
 impl ConnectResponse {
@@ -172,18 +175,20 @@ impl ConnectResponse {
         b.put_i32(self.timeout_ms);
         b.put_i64(self.session_id);
         b.put_jbuffer(&self.passwd);
-        b.put_jbool(self.read_only);
+        if let Some(ro) = self.read_only {
+            b.put_jbool(ro);
+        }
     }
 
     /// The answer to a reconnect with an unknown session or a wrong password: ZooKeeper sends
     /// timeout 0 and session 0, which clients read as "session expired", then closes.
-    pub fn expired() -> ConnectResponse {
+    pub fn expired(read_only: Option<bool>) -> ConnectResponse {
         ConnectResponse {
             protocol_version: 0,
             timeout_ms: 0,
             session_id: 0,
             passwd: [0; 16],
-            read_only: false,
+            read_only: read_only.map(|_| false),
         }
     }
 }
@@ -198,7 +203,7 @@ pub enum MultiOp {
     },
     SetData {
         path: String,
-        data: Bytes,
+        data: Option<Bytes>,
         version: i32,
     },
     Check {
@@ -220,7 +225,8 @@ pub enum ReadOp {
 pub struct CreateRequest {
     pub opcode: i32,
     pub path: String,
-    pub data: Bytes,
+    /// None when the client sent null data (length -1), which reads back as null.
+    pub data: Option<Bytes>,
     pub acl: Vec<Acl>,
     pub flags: i32,
     /// -1 unless opcode is createTTL.
@@ -245,7 +251,7 @@ pub enum Request {
     },
     SetData {
         path: String,
-        data: Bytes,
+        data: Option<Bytes>,
         version: i32,
     },
     GetAcl {
@@ -330,7 +336,7 @@ impl From<DecodeError> for RequestError {
 
 fn create_body(r: &mut Reader, opcode: i32) -> DecodeResult<CreateRequest> {
     let path = r.string()?;
-    let data = r.buffer()?;
+    let data = r.buffer_opt()?;
     let acl = Acl::decode_list(r)?;
     let flags = r.i32()?;
     let ttl = if opcode == op::CREATE_TTL {
@@ -369,7 +375,7 @@ impl Request {
             },
             op::SET_DATA => Request::SetData {
                 path: r.string()?,
-                data: r.buffer()?,
+                data: r.buffer_opt()?,
                 version: r.i32()?,
             },
             op::GET_ACL => Request::GetAcl { path: r.string()? },
@@ -475,7 +481,7 @@ fn decode_multi(r: &mut Reader) -> DecodeResult<Vec<MultiOp>> {
             },
             op::SET_DATA => MultiOp::SetData {
                 path: r.string()?,
-                data: r.buffer()?,
+                data: r.buffer_opt()?,
                 version: r.i32()?,
             },
             op::CHECK => MultiOp::Check {
@@ -587,13 +593,13 @@ mod tests {
             timeout_ms: 30000,
             session_id: 0,
             passwd: Bytes::from_static(&[0; 16]),
-            read_only: true,
+            read_only: Some(true),
         };
         let mut b = BytesMut::new();
         c.encode(&mut b);
         assert_eq!(ConnectRequest::decode(b.clone().freeze()).unwrap(), c);
         b.truncate(b.len() - 1);
         let old = ConnectRequest::decode(b.freeze()).unwrap();
-        assert!(!old.read_only);
+        assert_eq!(old.read_only, None);
     }
 }

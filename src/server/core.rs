@@ -17,7 +17,7 @@ use std::time::Instant;
 use async_channel::{Receiver, Sender};
 use tracing::{debug, info};
 
-use super::{Commit, Origin, ToCore, ToShard};
+use super::{Commit, Origin, Shared, ToCore, ToShard};
 use crate::config::Config;
 use crate::prep::{prep, prep_delete_container, PrepCtx};
 use crate::proto::codes::ephemeral_owner;
@@ -42,6 +42,7 @@ pub struct WriteCore {
     outbox: Vec<Vec<ToShard>>,
     pending: Vec<Commit>,
     last_reap_ms: u64,
+    shared: Arc<Shared>,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -52,7 +53,7 @@ fn wall_clock_ms() -> i64 {
 }
 
 impl WriteCore {
-    pub fn new(cfg: Arc<Config>, shards: Vec<Sender<ToShard>>) -> WriteCore {
+    pub fn new(cfg: Arc<Config>, shards: Vec<Sender<ToShard>>, shared: Arc<Shared>) -> WriteCore {
         let server_id = cfg.my_id.unwrap_or(1).min(254) as u8;
         WriteCore {
             sessions: SessionTracker::new(cfg.tick_time_ms as u64, server_id, wall_clock_ms()),
@@ -65,6 +66,7 @@ impl WriteCore {
             shards,
             pending: Vec::new(),
             last_reap_ms: 0,
+            shared,
         }
     }
 
@@ -120,6 +122,9 @@ impl WriteCore {
             op,
         };
         self.tree.apply(&txn);
+        self.shared
+            .committed
+            .store(self.zxid, std::sync::atomic::Ordering::SeqCst);
         self.pending.push(Commit { txn, origin });
     }
 
@@ -244,6 +249,16 @@ impl WriteCore {
                 if self.owners.get(&session_id) == Some(&origin) {
                     self.owners.remove(&session_id);
                 }
+            }
+            ToCore::Dump(reply) => {
+                let offset = wall_clock_ms() as u64 - now;
+                let buckets = self
+                    .sessions
+                    .buckets()
+                    .into_iter()
+                    .map(|(d, ids)| (d + offset, ids))
+                    .collect();
+                let _ = reply.try_send(buckets);
             }
             ToCore::Tick => {
                 for id in self.sessions.expire(now) {

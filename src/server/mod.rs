@@ -53,6 +53,8 @@ pub enum ToCore {
     Disconnected { origin: Origin, session_id: i64 },
     /// Periodic: expire sessions, reap containers and TTL nodes.
     Tick,
+    /// `dump`: the session expiry buckets, as (wall-clock deadline ms, session ids).
+    Dump(async_channel::Sender<Vec<(u64, Vec<i64>)>>),
 }
 
 /// A committed transaction and, if a client asked for it, where to send the reply.
@@ -114,9 +116,15 @@ pub struct AdminQuery {
     pub reset: bool,
 }
 
-/// What every shard can reach: the other shards' admin channels.
+/// What every core can reach.
 pub struct Shared {
+    /// The other shards' admin channels.
     pub admin: Vec<async_channel::Sender<AdminQuery>>,
+    /// The highest zxid the write core has committed (published before the commit is sent).
+    /// A shard serves a read only once its replica has applied at least this much, so a read
+    /// that starts after any client saw a write's reply sees that write, on every shard: the
+    /// linearizable reads a standalone ZooKeeper gives. One atomic load per read; no lock.
+    pub committed: std::sync::atomic::AtomicI64,
 }
 
 /// Bound of every cross-core queue (messages, not requests: a commit message carries a batch).

@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -49,11 +50,13 @@ const READ_CHUNK: usize = 64 * 1024;
 const IO_MEMORY: usize = 512 * 1024;
 
 enum Pending {
+    /// A read; it runs once the replica has applied `min_zxid`.
     Read {
         xid: i32,
         opcode: i32,
         req: Request,
         at: Instant,
+        min_zxid: i64,
     },
     /// A write (or sync / closeSession) sent to the write core.
     Write {
@@ -77,6 +80,8 @@ struct Conn {
     phase: Phase,
     session_id: i64,
     timeout_ms: i32,
+    /// Whether the connect request carried the readOnly flag: the response echoes its shape.
+    read_only_flag: Option<bool>,
     ids: Arc<Vec<crate::proto::records::Id>>,
     queue: VecDeque<Pending>,
     out: BytesMut,
@@ -125,6 +130,8 @@ struct Shard {
     /// Sessions attached here -> their connection.
     sessions: HashMap<i64, ConnId>,
     touched: HashSet<i64>,
+    /// Connections with a read waiting for this replica to catch up.
+    waiting: HashSet<ConnId>,
     next_conn: ConnId,
     received: u64,
     sent: u64,
@@ -202,9 +209,15 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         admin_txs.push(t);
         admin_rxs.push(r);
     }
-    let shared = Arc::new(Shared { admin: admin_txs });
+    let shared = Arc::new(Shared {
+        admin: admin_txs,
+        committed: AtomicI64::new(0),
+    });
     let per_ip = Arc::new(Mutex::new(HashMap::new()));
-    let mut core = Some((WriteCore::new(cfg.clone(), shard_txs), core_rx));
+    let mut core = Some((
+        WriteCore::new(cfg.clone(), shard_txs, shared.clone()),
+        core_rx,
+    ));
 
     let mut handles = Vec::new();
     for (i, (rx, admin_rx)) in shard_rxs.into_iter().zip(admin_rxs).enumerate() {
@@ -249,6 +262,7 @@ async fn run_shard(
         conns: HashMap::new(),
         sessions: HashMap::new(),
         touched: HashSet::new(),
+        waiting: HashSet::new(),
         next_conn: 1,
         received: 0,
         sent: 0,
@@ -402,6 +416,7 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
         phase: Phase::Handshake,
         session_id: 0,
         timeout_ms: 0,
+        read_only_flag: None,
         ids: Arc::new(vec![crate::proto::records::Id::new(
             "ip",
             &peer.ip().to_string(),
@@ -566,7 +581,22 @@ async fn four_letter(env: &Env, cmd: FourLetter) -> String {
     while let Ok(r) = rx.recv().await {
         reports.push(r);
     }
-    admin::render(cmd, &admin_data(&reports, &env.cfg), &env.cfg)
+    let mut data = admin_data(&reports, &env.cfg);
+    if cmd == FourLetter::Dump {
+        let (tx, rx) = async_channel::bounded(1);
+        if env.to_core.send(ToCore::Dump(tx)).await.is_ok() {
+            if let Ok(buckets) = rx.recv().await {
+                data.dump.session_buckets = buckets
+                    .into_iter()
+                    .map(|(at, ids)| admin::ExpiryBucket {
+                        expire_at_ms: at,
+                        session_ids: ids.into_iter().map(|i| i as u64).collect(),
+                    })
+                    .collect();
+            }
+        }
+    }
+    admin::render(cmd, &data, &env.cfg)
 }
 
 /// Merges the shards' reports into what the four-letter words print.
@@ -657,6 +687,7 @@ fn on_frame(
         let timeout_ms = req.timeout_ms.clamp(min, max);
         c.phase = Phase::Connecting;
         c.timeout_ms = timeout_ms;
+        c.read_only_flag = req.read_only;
         return Ok(vec![ToCore::Connect {
             origin,
             session_id: req.session_id,
@@ -677,15 +708,19 @@ fn on_frame(
     let req = match Request::decode(opcode, &mut r) {
         Ok(req) => req,
         Err(RequestError::UnknownOpcode(_)) => {
-            // ZooKeeper answers unknown opcodes with Unimplemented and keeps the connection.
+            // ZooKeeper answers an unknown opcode with Unimplemented, then closes.
             let zxid = s.tree.last_zxid();
-            let at = start_frame(&mut c.out);
-            put_reply_header(&mut c.out, xid, zxid, Code::Unimplemented);
-            finish_frame(&mut c.out, at);
+            reply(&mut c.out, xid, zxid, |_| Err(Code::Unimplemented));
+            c.close();
+            return Ok(vec![]);
+        }
+        Err(RequestError::Malformed(_)) => {
+            // A body that does not parse gets MarshallingError; the connection stays usable.
+            let zxid = s.tree.last_zxid();
+            reply(&mut c.out, xid, zxid, |_| Err(Code::MarshallingError));
             c.wake_writer();
             return Ok(vec![]);
         }
-        Err(RequestError::Malformed(_)) => return Err("malformed request"),
     };
     if xid >= 0 {
         c.last_cxid = xid;
@@ -706,14 +741,14 @@ fn on_frame(
                     }
                     c.ids = Arc::new(ids);
                     let at = start_frame(&mut c.out);
-                    put_reply_header(&mut c.out, xid::AUTH, zxid, Code::Ok);
+                    put_reply_header(&mut c.out, xid, zxid, Code::Ok);
                     finish_frame(&mut c.out, at);
                     c.wake_writer();
                     Ok(vec![])
                 }
                 Err(code) => {
                     let at = start_frame(&mut c.out);
-                    put_reply_header(&mut c.out, xid::AUTH, zxid, code);
+                    put_reply_header(&mut c.out, xid, zxid, code);
                     finish_frame(&mut c.out, at);
                     c.close();
                     Ok(vec![])
@@ -745,7 +780,8 @@ fn on_frame(
             }])
         }
         req => {
-            if c.queue.is_empty() {
+            let min_zxid = env.shared.committed.load(Ordering::SeqCst);
+            if c.queue.is_empty() && s.tree.last_zxid() >= min_zxid {
                 let mut out = std::mem::take(&mut c.out);
                 s.execute(&mut c, xid, opcode, &req, &mut out);
                 s.record_latency(&mut c, 0);
@@ -757,10 +793,21 @@ fn on_frame(
                     opcode,
                     req,
                     at: Instant::now(),
+                    min_zxid,
                 });
+                s.waiting.insert(c.id);
             }
             Ok(vec![])
         }
+    }
+}
+
+/// Reads look paths up as ZooKeeper's DataTree does, where "" is another name for the root.
+fn read_path(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
     }
 }
 
@@ -788,7 +835,7 @@ impl Shard {
         perm: i32,
         ids: &[crate::proto::records::Id],
     ) -> Result<&crate::tree::Node, Code> {
-        let n = self.tree.get(path).ok_or(Code::NoNode)?;
+        let n = self.tree.get(read_path(path)).ok_or(Code::NoNode)?;
         if perm != 0 && !acl::allowed(&n.acl, perm, ids) {
             return Err(Code::NoAuth);
         }
@@ -810,13 +857,14 @@ impl Shard {
                     self.watches.add(Kind::Data, path, conn);
                 }
                 reply(out, xid, zxid, |b| {
-                    self.tree.get(path).ok_or(Code::NoNode)?.stat().encode(b);
+                    let n = self.tree.get(read_path(path)).ok_or(Code::NoNode)?;
+                    n.stat().encode(b);
                     Ok(())
                 })
             }
             Request::GetData { path, watch } => reply(out, xid, zxid, |b| {
                 let n = self.node_checked(path, perms::READ, &ids)?;
-                b.put_jbuffer(&n.data);
+                b.put_jbuffer_opt(n.data.as_deref());
                 n.stat().encode(b);
                 if *watch {
                     self.watches.add(Kind::Data, path, conn);
@@ -890,7 +938,7 @@ impl Shard {
                         Ok(n) => {
                             put_multi_header(b, typ, false, 0);
                             if typ == op::GET_DATA {
-                                b.put_jbuffer(&n.data);
+                                b.put_jbuffer_opt(n.data.as_deref());
                                 n.stat().encode(b);
                             } else {
                                 b.put_i32(n.children.len() as i32);
@@ -1021,12 +1069,17 @@ impl Shard {
                     }
                     None => break,
                 },
-                Pending::Read { .. } => {
+                Pending::Read { min_zxid, .. } => {
+                    if self.tree.last_zxid() < *min_zxid {
+                        self.waiting.insert(c.id);
+                        break;
+                    }
                     let Some(Pending::Read {
                         xid,
                         opcode,
                         req,
                         at,
+                        ..
                     }) = c.queue.pop_front()
                     else {
                         unreachable!()
@@ -1098,6 +1151,7 @@ impl Shard {
                     .tree
                     .sessions()
                     .map(|(id, _)| (*id, self.tree.ephemerals_of(*id).cloned().collect()))
+                    .filter(|(_, e): &(i64, Vec<String>)| !e.is_empty())
                     .collect();
                 v.sort();
                 v
@@ -1113,6 +1167,11 @@ fn on_core_message(s: &mut Shard, msg: ToShard) {
         ToShard::Commits(batch) => {
             for commit in batch.iter() {
                 apply_commit(s, commit);
+            }
+            for conn in std::mem::take(&mut s.waiting) {
+                if let Some(c) = s.conns.get(&conn).cloned() {
+                    s.drain(&mut c.borrow_mut());
+                }
             }
         }
         ToShard::Synced { conn, path } => {
@@ -1135,7 +1194,7 @@ fn on_core_message(s: &mut Shard, msg: ToShard) {
                 let mut c = c.borrow_mut();
                 if expired {
                     let at = start_frame(&mut c.out);
-                    ConnectResponse::expired().encode(&mut c.out);
+                    ConnectResponse::expired(c.read_only_flag).encode(&mut c.out);
                     finish_frame(&mut c.out, at);
                 }
                 c.close();
@@ -1164,7 +1223,7 @@ fn attach(s: &mut Shard, conn: ConnId, session_id: i64, timeout_ms: i32, passwor
         timeout_ms,
         session_id,
         passwd: password,
-        read_only: false,
+        read_only: c.read_only_flag.map(|_| false),
     }
     .encode(&mut c.out);
     finish_frame(&mut c.out, at);

@@ -21,7 +21,8 @@ use crate::txn::{Txn, TxnOp};
 
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub data: Bytes,
+    /// None for null data (sent with length -1), which clients get back as null.
+    pub data: Option<Bytes>,
     pub acl: Arc<Vec<Acl>>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -37,7 +38,7 @@ pub struct Node {
 }
 
 impl Node {
-    fn new(data: Bytes, acl: Arc<Vec<Acl>>, zxid: i64, time: i64, owner: i64) -> Node {
+    fn new(data: Option<Bytes>, acl: Arc<Vec<Acl>>, zxid: i64, time: i64, owner: i64) -> Node {
         Node {
             data,
             acl,
@@ -71,10 +72,14 @@ impl Node {
             } else {
                 0
             },
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children: n,
             pzxid: self.pzxid,
         }
+    }
+
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.len())
     }
 
     /// An ephemeral owned by a session (not a container or TTL node).
@@ -131,7 +136,7 @@ pub enum Undo {
     },
     DataSet {
         path: String,
-        data: Bytes,
+        data: Option<Bytes>,
         version: i32,
         mzxid: i64,
         mtime: i64,
@@ -222,12 +227,18 @@ impl DataTree {
             perms: perms::READ,
             id: Id::new("world", "anyone"),
         }]);
-        t.insert_raw("/", Node::new(Bytes::new(), open.clone(), 0, 0, 0));
-        t.insert_raw("/zookeeper", Node::new(Bytes::new(), open.clone(), 0, 0, 0));
-        t.insert_raw("/zookeeper/quota", Node::new(Bytes::new(), open, 0, 0, 0));
+        t.insert_raw("/", Node::new(Some(Bytes::new()), open.clone(), 0, 0, 0));
+        t.insert_raw(
+            "/zookeeper",
+            Node::new(Some(Bytes::new()), open.clone(), 0, 0, 0),
+        );
+        t.insert_raw(
+            "/zookeeper/quota",
+            Node::new(Some(Bytes::new()), open, 0, 0, 0),
+        );
         t.insert_raw(
             "/zookeeper/config",
-            Node::new(Bytes::new(), read_only, 0, 0, 0),
+            Node::new(Some(Bytes::new()), read_only, 0, 0, 0),
         );
         t
     }
@@ -237,7 +248,7 @@ impl DataTree {
             let parent = self.nodes.get_mut(parent_of(path)).expect("parent exists");
             parent.children.insert(name_of(path).to_string());
         }
-        self.data_size += (path.len() + node.data.len()) as u64;
+        self.data_size += (path.len() + node.data_len()) as u64;
         self.nodes.insert(path.to_string(), node);
     }
 
@@ -389,7 +400,7 @@ impl DataTree {
                     *ephemeral_owner,
                 );
                 let stat = node.stat();
-                self.data_size += (path.len() + data.len()) as u64;
+                self.data_size += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
                 assert!(
                     self.nodes.insert(path.clone(), node).is_none(),
                     "create: node absent"
@@ -435,7 +446,8 @@ impl DataTree {
                     mzxid: node.mzxid,
                     mtime: node.mtime,
                 };
-                self.data_size = self.data_size + data.len() as u64 - node.data.len() as u64;
+                self.data_size = self.data_size + data.as_ref().map_or(0, |d| d.len()) as u64
+                    - node.data_len() as u64;
                 node.data = data.clone();
                 node.version = *version;
                 node.mzxid = zxid;
@@ -507,7 +519,7 @@ impl DataTree {
             parent.pzxid = zxid;
         }
         let node = self.nodes.remove(path).expect("delete: node exists");
-        self.data_size -= (path.len() + node.data.len()) as u64;
+        self.data_size -= (path.len() + node.data_len()) as u64;
         self.unindex_owner(path, node.ephemeral_owner);
         triggers.push(Trigger {
             path: path.to_string(),
@@ -529,7 +541,7 @@ impl DataTree {
                 parent_pzxid,
             } => {
                 let node = self.nodes.remove(&path).expect("undo create: node exists");
-                self.data_size -= (path.len() + node.data.len()) as u64;
+                self.data_size -= (path.len() + node.data_len()) as u64;
                 self.unindex_owner(&path, node.ephemeral_owner);
                 let parent = self.nodes.get_mut(parent_of(&path)).expect("parent");
                 parent.children.remove(name_of(&path));
@@ -554,7 +566,8 @@ impl DataTree {
                 mtime,
             } => {
                 let node = self.nodes.get_mut(&path).expect("undo setData: node");
-                self.data_size = self.data_size + data.len() as u64 - node.data.len() as u64;
+                self.data_size = self.data_size + data.as_ref().map_or(0, |d| d.len()) as u64
+                    - node.data_len() as u64;
                 node.data = data;
                 node.version = version;
                 node.mzxid = mzxid;
@@ -641,7 +654,7 @@ mod tests {
         TxnOp::Create {
             opcode: crate::proto::codes::op::CREATE,
             path: path.into(),
-            data: Bytes::from_static(b"d"),
+            data: Some(Bytes::from_static(b"d")),
             acl: Acl::open_unsafe(),
             ephemeral_owner: owner,
             parent_cversion,
@@ -680,7 +693,7 @@ mod tests {
             5,
             TxnOp::SetData {
                 path: "/a".into(),
-                data: Bytes::from_static(b"xyz"),
+                data: Some(Bytes::from_static(b"xyz")),
                 version: 1,
             },
         ));
@@ -708,7 +721,7 @@ mod tests {
             create("/a/e", 1, 7),
             TxnOp::SetData {
                 path: "/a".into(),
-                data: Bytes::from_static(b"q"),
+                data: Some(Bytes::from_static(b"q")),
                 version: 1,
             },
             TxnOp::SetAcl {

@@ -50,11 +50,23 @@ batch() {
     if [ "$rc" != 0 ]; then
         echo "(exit status $rc)" >> "$RAW"
     fi
+    if [ "$rc" = 124 ]; then
+        # no answer within 20 s: fail fast instead of timing out every command
+        echo "cli_mt: FAIL: 'cli_mt -c \"$*\"' got no answer within 20 s; output:"
+        cat "$WORK/one.out"
+        echo "0 passed, 2 failed"
+        exit 1
+    fi
 }
 
 # quiet_batch CMD : same, not recorded (setup/cleanup)
 quiet_batch() {
     TZ=UTC timeout 20 "$CLI_MT" -h "$SERVER" -c "$*" > /dev/null 2>&1
+    if [ $? = 124 ]; then
+        echo "cli_mt: FAIL: 'cli_mt -c \"$*\"' got no answer within 20 s"
+        echo "0 passed, 2 failed"
+        exit 1
+    fi
 }
 
 # leftovers from an interrupted run (children first)

@@ -90,8 +90,8 @@ open_client() {
     FD[$n]=$fd
     CONSUMED[$n]=0
     MARKS[$n]=0
-    wait_until 60 grep -q -F 'WatchedEvent state:SyncConnected type:None path:null' "$WORK/$n.out" \
-        || die "client $n did not connect within 60 s"
+    wait_until 30 grep -q -F 'WatchedEvent state:SyncConnected type:None path:null' "$WORK/$n.out" \
+        || die "client $n did not connect within 30 s"
     # discard the banner (it mentions the port and JLine availability)
     sync_client "$n" > /dev/null
     echo "[$n] connected" >> "$RAW"
@@ -254,10 +254,13 @@ cmd A ls -s /
 # TTL nodes (extendedTypesEnabled) and containers, reaped by the container
 # manager (checkIntervalMs=1000).  The reaper's deletes are transactions, so
 # everything recorded after it runs is recorded only once it has run.
-cmd A create -t 1000 /ttlparent '"p"'
+# /ttlparent gets 5 s so that its child is surely created before it expires;
+# /ttl (1 s) is not stat'ed right after its creation, since under load the
+# reaper could already have taken it (its stat would show nothing new anyway:
+# a TTL node reports ephemeralOwner 0x0, checked on /ttlparent).
+cmd A create -t 5000 /ttlparent '"p"'
 cmd A create /ttlparent/child '"c"'
 cmd A create -t 1000 /ttl '"t"'
-cmd A stat /ttl
 cmd A create -c /container '"k"'
 cmd A create /container/child '"c"'
 cmd A stat /container
