@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# run_corral.sh [CORRAL_BINARY]
+#
+# Starts a fresh corral (default: target/debug/corral, built if missing) on a free loopback port,
+# configured like the reference ZooKeeper the transcripts were recorded from (tickTime=2000, TTL
+# nodes enabled, container/TTL reaper every second, every four-letter word allowed), runs
+# run_all.sh against it, stops it, and exits with run_all.sh's status.
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+BIN="${1:-$ROOT/target/debug/corral}"
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --quiet) || exit 1
+
+WORK="$(mktemp -d /tmp/corral-interop.XXXXXX)"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+cat > "$WORK/zoo.cfg" <<CFG
+tickTime=2000
+dataDir=$WORK/data
+clientPort=$PORT
+clientPortAddress=127.0.0.1
+4lw.commands.whitelist=*
+extendedTypesEnabled=true
+znode.container.checkIntervalMs=1000
+CFG
+"$BIN" --config "$WORK/zoo.cfg" > "$WORK/server.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+for _ in $(seq 1 100); do
+    if [ "$(python3 - "$PORT" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+s.sendall(b"ruok"); print(s.recv(16).decode())
+PY
+)" = "imok" ]; then break; fi
+    sleep 0.1
+done
+echo "corral (pid $PID) serving on 127.0.0.1:$PORT; log $WORK/server.log"
+"$HERE/run_all.sh" "127.0.0.1:$PORT"
+STATUS=$?
+kill -0 $PID 2>/dev/null || { echo "corral died during the run:"; tail -20 "$WORK/server.log"; STATUS=1; }
+exit $STATUS
