@@ -1,0 +1,404 @@
+//! Four-letter words on the client port.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use zk::CreateMode;
+use zookeeper_client as zk;
+
+fn line_value<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{text}"))
+}
+
+fn mntr_map(text: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for l in text.lines() {
+        let (k, v) = l
+            .split_once('\t')
+            .unwrap_or_else(|| panic!("mntr line without a tab: {l:?}"));
+        assert!(k.starts_with("zk_"), "mntr key {k:?}");
+        assert!(!v.contains('\t'), "one value per line: {l:?}");
+        m.insert(k.to_string(), v.to_string());
+    }
+    m
+}
+
+/// Parses wchc/wchp style output: unindented key lines, each followed by
+/// tab-indented value lines.
+fn grouped(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut cur: Option<String> = None;
+    for l in text.lines() {
+        if l.is_empty() {
+            continue;
+        }
+        if let Some(v) = l.strip_prefix('\t') {
+            m.get_mut(cur.as_ref().expect("value before key"))
+                .unwrap()
+                .insert(v.to_string());
+        } else {
+            cur = Some(l.to_string());
+            m.entry(l.to_string()).or_default();
+        }
+    }
+    m
+}
+
+fn hex(sid: zk::SessionId) -> String {
+    format!("0x{:x}", sid.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ruok_isro_and_unknown_words() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        assert_eq!(s.four_letter("ruok").await, "imok");
+        assert_eq!(s.four_letter("isro").await, "rw");
+        assert_eq!(s.four_letter("crst").await, "Connection stats reset.\n");
+        assert_eq!(s.four_letter("srst").await, "Server stats reset.\n");
+        // Not a command: treated as a (too large) length prefix, closed silently.
+        assert_eq!(s.four_letter("xxxx").await, "");
+        // The client port still serves sessions.
+        s.client().await.sync("/").await.unwrap();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srvr_and_stat() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let fresh = s.four_letter("srvr").await;
+        assert!(fresh.starts_with("Zookeeper version: "), "{fresh}");
+        assert!(fresh.ends_with('\n'));
+        assert_eq!(line_value(&fresh, "Zxid: "), "0x0");
+        assert_eq!(line_value(&fresh, "Mode: "), "standalone");
+        assert_eq!(
+            line_value(&fresh, "Node count: "),
+            "5",
+            "/, /zookeeper, /zookeeper/quota, /zookeeper/config + the \"\" root alias"
+        );
+        assert_eq!(
+            line_value(&fresh, "Connections: "),
+            "1",
+            "the 4lw connection itself counts"
+        );
+        assert_eq!(line_value(&fresh, "Outstanding: "), "0");
+        let lat = line_value(&fresh, "Latency min/avg/max: ");
+        assert_eq!(lat.split('/').count(), 3, "{lat}");
+        line_value(&fresh, "Received: ").parse::<u64>().unwrap();
+        line_value(&fresh, "Sent: ").parse::<u64>().unwrap();
+        let keys: Vec<&str> = fresh
+            .lines()
+            .map(|l| l.split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                "Zookeeper version",
+                "Latency min/avg/max",
+                "Received",
+                "Sent",
+                "Connections",
+                "Outstanding",
+                "Zxid",
+                "Mode",
+                "Node count"
+            ]
+        );
+
+        let c = s.client().await; // zxid 1
+        let (st, _) = c.create("/a", b"", &anyone()).await.unwrap(); // zxid 2
+        c.create("/e", b"", &mode(CreateMode::Ephemeral))
+            .await
+            .unwrap(); // zxid 3
+        let srvr = s.four_letter("srvr").await;
+        assert_eq!(st.czxid, 2);
+        assert_eq!(line_value(&srvr, "Zxid: "), "0x3");
+        assert_eq!(line_value(&srvr, "Node count: "), "7");
+        assert_eq!(line_value(&srvr, "Connections: "), "2");
+
+        let stat = s.four_letter("stat").await;
+        assert!(stat.starts_with("Zookeeper version: "), "{stat}");
+        assert!(stat.contains("\nClients:\n"), "{stat}");
+        let clients: Vec<&str> = stat
+            .lines()
+            .filter(|l| l.starts_with(" /127.0.0.1:"))
+            .collect();
+        assert_eq!(
+            clients.len(),
+            2,
+            "one line per connection incl. this one:\n{stat}"
+        );
+        assert!(clients
+            .iter()
+            .all(|l| l.contains("(queued=") && l.contains(",recved=") && l.contains(",sent=")));
+        assert_eq!(line_value(&stat, "Zxid: "), "0x3");
+        assert_eq!(line_value(&stat, "Mode: "), "standalone");
+        assert_eq!(line_value(&stat, "Node count: "), "7");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conf_reports_effective_configuration() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let conf = s.four_letter("conf").await;
+        assert_eq!(line_value(&conf, "clientPort="), s.port.to_string());
+        assert_eq!(line_value(&conf, "tickTime="), "2000");
+        assert_eq!(line_value(&conf, "maxClientCnxns="), "60");
+        assert_eq!(line_value(&conf, "minSessionTimeout="), "4000");
+        assert_eq!(line_value(&conf, "maxSessionTimeout="), "40000");
+        assert_eq!(line_value(&conf, "serverId="), "0");
+        let data_dir = line_value(&conf, "dataDir=");
+        assert!(
+            data_dir.starts_with(&s.data_dir().display().to_string()),
+            "{data_dir}"
+        );
+
+        let s2 = TestServer::start(ServerOpts::new().tick_time(500).cfg("maxClientCnxns", 7)).await;
+        let conf = s2.four_letter("conf").await;
+        assert_eq!(line_value(&conf, "tickTime="), "500");
+        assert_eq!(line_value(&conf, "maxClientCnxns="), "7");
+        assert_eq!(line_value(&conf, "minSessionTimeout="), "1000");
+        assert_eq!(line_value(&conf, "maxSessionTimeout="), "10000");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cons_lists_connections_with_session_details() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let a = s.client().await;
+        let b = s
+            .client_with_timeout(std::time::Duration::from_secs(10))
+            .await;
+        let cons = s.four_letter("cons").await;
+        assert!(cons.ends_with("\n\n"), "{cons:?}");
+        let lines: Vec<&str> = cons.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            lines.len(),
+            3,
+            "two sessions + this 4lw connection:\n{cons}"
+        );
+        assert!(
+            lines.iter().all(|l| l.starts_with(" /127.0.0.1:")),
+            "{cons}"
+        );
+        for (c, to) in [(&a, 6000), (&b, 10000)] {
+            let l = lines
+                .iter()
+                .find(|l| l.contains(&format!("sid={},", hex(c.session_id()))))
+                .unwrap_or_else(|| panic!("no line for {}:\n{cons}", hex(c.session_id())));
+            assert!(l.contains(&format!(",to={to},")), "{l}");
+            assert!(
+                l.contains("lop=") && l.contains("lzxid=0x") && l.contains("lcxid=0x"),
+                "{l}"
+            );
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mntr_is_tab_separated_with_core_metrics() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let m = mntr_map(&s.four_letter("mntr").await);
+        assert!(
+            m["zk_version"].starts_with("3.") || !is_zookeeper(),
+            "{}",
+            m["zk_version"]
+        );
+        assert_eq!(m["zk_server_state"], "standalone");
+        assert_eq!(m["zk_znode_count"], "5");
+        assert_eq!(m["zk_ephemerals_count"], "0");
+        assert_eq!(m["zk_watch_count"], "0");
+        assert_eq!(m["zk_outstanding_requests"], "0");
+        assert_eq!(m["zk_global_sessions"], "0");
+        assert_eq!(m["zk_num_alive_connections"], "1");
+        for k in [
+            "zk_avg_latency",
+            "zk_max_latency",
+            "zk_min_latency",
+            "zk_packets_received",
+            "zk_packets_sent",
+            "zk_approximate_data_size",
+            "zk_open_file_descriptor_count",
+            "zk_max_file_descriptor_count",
+            "zk_uptime",
+        ] {
+            assert!(m.contains_key(k), "{k} missing");
+        }
+
+        let a = s.client().await;
+        let b = s.client().await;
+        a.create("/w", b"", &anyone()).await.unwrap();
+        a.create("/e1", b"", &mode(CreateMode::Ephemeral))
+            .await
+            .unwrap();
+        b.create("/e2", b"", &mode(CreateMode::Ephemeral))
+            .await
+            .unwrap();
+        let (_, _, _w1) = a.get_and_watch_data("/w").await.unwrap();
+        let (_, _w2) = a.list_and_watch_children("/w").await.unwrap();
+        let (_, _, _w3) = b.get_and_watch_data("/w").await.unwrap();
+        let m = mntr_map(&s.four_letter("mntr").await);
+        assert_eq!(m["zk_znode_count"], "8");
+        assert_eq!(m["zk_ephemerals_count"], "2");
+        assert_eq!(
+            m["zk_watch_count"], "3",
+            "data + child watches, per (path, session)"
+        );
+        assert_eq!(m["zk_global_sessions"], "2");
+        assert_eq!(m["zk_num_alive_connections"], "3");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envi_dirs_and_dump() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let envi = s.four_letter("envi").await;
+        assert!(envi.starts_with("Environment:\n"), "{envi}");
+        assert!(
+            envi.lines().any(|l| l.starts_with("zookeeper.version=")),
+            "{envi}"
+        );
+        assert!(envi.lines().skip(1).all(|l| l.contains('=')), "{envi}");
+
+        let dirs = s.four_letter("dirs").await;
+        let lines: Vec<&str> = dirs.lines().collect();
+        assert_eq!(lines.len(), 2, "{dirs}");
+        lines[0]
+            .strip_prefix("datadir_size: ")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        lines[1]
+            .strip_prefix("logdir_size: ")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+
+        let a = s.client().await;
+        let b = s.client().await;
+        a.create("/eph", b"", &mode(CreateMode::Ephemeral))
+            .await
+            .unwrap();
+        a.create("/eph2", b"", &mode(CreateMode::Ephemeral))
+            .await
+            .unwrap();
+        let dump = s.four_letter("dump").await;
+        assert!(dump.starts_with("SessionTracker dump:\n"), "{dump}");
+        assert!(
+            dump.contains("ephemeral nodes dump:\nSessions with Ephemerals (1):\n"),
+            "{dump}"
+        );
+        let after = dump
+            .split("Sessions with Ephemerals (1):\n")
+            .nth(1)
+            .unwrap();
+        let mut it = after.lines();
+        assert_eq!(it.next().unwrap(), format!("{}:", hex(a.session_id())));
+        let paths: BTreeSet<&str> = it
+            .take_while(|l| l.starts_with('\t'))
+            .map(|l| &l[1..])
+            .collect();
+        assert_eq!(paths, BTreeSet::from(["/eph", "/eph2"]));
+        for c in [&a, &b] {
+            assert!(
+                dump.contains(&format!("\t{}\n", hex(c.session_id()))),
+                "session listed in tracker dump:\n{dump}"
+            );
+        }
+    })
+    .await
+}
+
+/// wchs/wchc/wchp report *data* watches only (exists/getData and
+/// persistent ones), not child watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reports() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        assert_eq!(
+            s.four_letter("wchs").await,
+            "0 connections watching 0 paths\nTotal watches:0\n"
+        );
+        assert_eq!(s.four_letter("wchc").await.trim(), "");
+        assert_eq!(s.four_letter("wchp").await.trim(), "");
+
+        let a = s.client().await;
+        let b = s.client().await;
+        a.create("/w1", b"", &anyone()).await.unwrap();
+        let (_, _, w1) = a.get_and_watch_data("/w1").await.unwrap();
+        let (_, w2) = a.list_and_watch_children("/w1").await.unwrap();
+        let (_, w3) = a.check_and_watch_stat("/w2").await.unwrap();
+        let pw = a
+            .watch("/pw", zk::AddWatchMode::PersistentRecursive)
+            .await
+            .unwrap();
+        let (_, _, w4) = b.get_and_watch_data("/w1").await.unwrap();
+        let (_, w5) = b.list_and_watch_children("/").await.unwrap();
+
+        assert_eq!(
+            s.four_letter("wchs").await,
+            "2 connections watching 3 paths\nTotal watches:4\n"
+        );
+        let wchc = grouped(&s.four_letter("wchc").await);
+        let expect_c: BTreeMap<String, BTreeSet<String>> = BTreeMap::from([
+            (
+                hex(a.session_id()),
+                BTreeSet::from(["/pw".to_string(), "/w1".to_string(), "/w2".to_string()]),
+            ),
+            (hex(b.session_id()), BTreeSet::from(["/w1".to_string()])),
+        ]);
+        assert_eq!(wchc, expect_c);
+        let wchp = grouped(&s.four_letter("wchp").await);
+        let expect_p: BTreeMap<String, BTreeSet<String>> = BTreeMap::from([
+            ("/pw".to_string(), BTreeSet::from([hex(a.session_id())])),
+            (
+                "/w1".to_string(),
+                BTreeSet::from([hex(a.session_id()), hex(b.session_id())]),
+            ),
+            ("/w2".to_string(), BTreeSet::from([hex(a.session_id())])),
+        ]);
+        assert_eq!(wchp, expect_p);
+        let m = mntr_map(&s.four_letter("mntr").await);
+        assert_eq!(
+            m["zk_watch_count"], "7",
+            "mntr counts data+child watches; a recursive watch counts in both"
+        );
+        drop((w1, w2, w3, w4, w5, pw));
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whitelist_restricts_commands() {
+    timed(60, async {
+        let s = TestServer::start(ServerOpts::new().whitelist("ruok, srvr")).await;
+        assert_eq!(s.four_letter("ruok").await, "imok");
+        assert!(s.four_letter("srvr").await.contains("Mode: standalone"));
+        for cmd in [
+            "stat", "mntr", "conf", "cons", "envi", "wchs", "wchc", "wchp", "dump", "dirs", "isro",
+            "srst", "crst",
+        ] {
+            assert_eq!(
+                s.four_letter(cmd).await,
+                format!("{cmd} is not executed because it is not in the whitelist.\n"),
+                "{cmd}"
+            );
+        }
+        s.client().await.sync("/").await.unwrap();
+    })
+    .await
+}

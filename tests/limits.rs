@@ -1,0 +1,284 @@
+//! Resource limits and malformed input: jute.maxbuffer, maxClientCnxns,
+//! garbage on the wire. After each, the server keeps serving others.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::{self, err, op, Enc, RawConn, OPEN_ACL};
+use common::*;
+use tokio::io::AsyncWriteExt;
+
+async fn still_serving(s: &TestServer) {
+    let c = s.client().await;
+    let name = format!("/alive-{}", std::process::id());
+    c.create(&name, b"", &anyone()).await.unwrap();
+    c.delete(&name, None).await.unwrap();
+}
+
+/// Frame length (the 4-byte prefix value) > jute.maxbuffer: the server
+/// closes the connection without replying. Exactly jute.maxbuffer is fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_larger_than_jute_maxbuffer_closes_the_connection() {
+    timed(60, async {
+        let s = TestServer::start(ServerOpts::new().cfg("jute.maxbuffer", 4096)).await;
+        let base = Enc::new()
+            .str("/b")
+            .buf(Some(&[]))
+            .acls(OPEN_ACL)
+            .i32(0)
+            .finish()
+            .len()
+            + 8;
+        for (frame_len, accepted) in [
+            (4000usize, true),
+            (4096, true),
+            (4097, false),
+            (10_000, false),
+        ] {
+            let mut r = s.raw().await;
+            let body = Enc::new()
+                .str("/b")
+                .buf(Some(&vec![b'x'; frame_len - base]))
+                .acls(OPEN_ACL)
+                .i32(0)
+                .finish();
+            assert_eq!(body.len() + 8, frame_len);
+            let res = r.call(op::CREATE, &body).await;
+            if accepted {
+                assert_eq!(res.unwrap().err, err::OK, "frame of {frame_len} bytes");
+                assert_eq!(r.delete("/b", -1).await.err, err::OK);
+            } else {
+                assert!(
+                    res.is_err(),
+                    "frame of {frame_len} bytes must close the connection"
+                );
+            }
+        }
+        // The refused session is gone, but others are fine.
+        still_serving(&s).await;
+        assert!(s.client().await.check_stat("/b").await.unwrap().is_none());
+    })
+    .await
+}
+
+/// With the default jute.maxbuffer (0xfffff = 1048575 bytes) a ~1 MB
+/// request still works and a larger one closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_jute_maxbuffer_is_one_megabyte() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let base = Enc::new()
+            .str("/big")
+            .buf(Some(&[]))
+            .acls(OPEN_ACL)
+            .i32(0)
+            .finish()
+            .len()
+            + 8;
+        let mut r = s.raw().await;
+        let body = Enc::new()
+            .str("/big")
+            .buf(Some(&vec![7u8; 1_048_575 - base]))
+            .acls(OPEN_ACL)
+            .i32(0)
+            .finish();
+        assert_eq!(r.call(op::CREATE, &body).await.unwrap().err, err::OK);
+        let rep = r.get_data("/big", false).await;
+        assert_eq!(rep.dec().buf().unwrap().len(), 1_048_575 - base);
+        let body = Enc::new()
+            .str("/big2")
+            .buf(Some(&vec![7u8; 1_048_576 - base]))
+            .acls(OPEN_ACL)
+            .i32(0)
+            .finish();
+        assert!(r.call(op::CREATE, &body).await.is_err());
+        still_serving(&s).await;
+    })
+    .await
+}
+
+/// maxClientCnxns limits concurrent connections per client IP; the
+/// connection over the limit is closed at once (even for 4lw), and a slot
+/// frees up when a connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_client_cnxns_per_ip() {
+    timed(60, async {
+        let s = TestServer::start(ServerOpts::new().cfg("maxClientCnxns", 3)).await;
+        let a = s.raw().await;
+        let b = s.raw().await;
+        let c = s.raw().await;
+        let over = RawConn::connect(&s.addr(), 30_000).await;
+        assert!(over.is_err(), "4th connection must be refused");
+        let mut t = raw_tcp(&s.addr()).await;
+        let (got, closed) = read_until_closed(&mut t, Duration::from_secs(3)).await;
+        assert!(closed && got.is_empty(), "closed without data");
+        // 4lw connections count too: closed before any reply (the write may even fail).
+        if let Ok(reply) = four_letter_timeout(&s.addr(), "ruok", Duration::from_secs(5)).await {
+            assert_eq!(reply, "", "4lw over the limit gets no answer");
+        }
+        drop(c);
+        let mut ok = None;
+        for _ in 0..40 {
+            if let Ok(conn) = RawConn::connect(&s.addr(), 30_000).await {
+                ok = Some(conn);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut d = ok.expect("a slot frees up after a connection closes");
+        assert_eq!(d.create("/x", b"", 0).await.err, err::OK);
+        drop((a, b, d));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        still_serving(&s).await;
+    })
+    .await
+}
+
+/// Garbage before/instead of a handshake: the server closes the connection
+/// without sending anything, and keeps serving everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_handshakes_close_the_connection() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let keep = s.client().await;
+        keep.create("/k", b"", &anyone()).await.unwrap();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("garbage body", vec![0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]),
+            ("negative length", vec![0xff, 0xff, 0xff, 0xf0, 1, 2, 3, 4]),
+            (
+                "truncated connect record",
+                raw::frame(&Enc::new().i32(0).i64(0).finish()),
+            ),
+            ("huge length", vec![0x7f, 0, 0, 0]),
+            (
+                "request instead of connect",
+                raw::frame(
+                    &Enc::new()
+                        .i32(1)
+                        .i32(op::GET_DATA)
+                        .str("/")
+                        .bool(false)
+                        .finish(),
+                ),
+            ),
+            (
+                "password length beyond frame",
+                raw::frame(
+                    &Enc::new()
+                        .i32(0)
+                        .i64(0)
+                        .i32(30_000)
+                        .i64(0)
+                        .i32(1000)
+                        .finish(),
+                ),
+            ),
+        ];
+        for (name, bytes) in cases {
+            let mut t = raw_tcp(&s.addr()).await;
+            t.write_all(&bytes).await.unwrap();
+            let (got, closed) = read_until_closed(&mut t, Duration::from_secs(5)).await;
+            assert!(closed, "{name}: connection must be closed");
+            assert!(got.is_empty(), "{name}: nothing sent back, got {got:?}");
+        }
+        // Half a frame then hang-up.
+        let mut t = raw_tcp(&s.addr()).await;
+        t.write_all(&[0, 0, 0, 44, 0, 0]).await.unwrap();
+        drop(t);
+        still_serving(&s).await;
+        assert!(
+            keep.check_stat("/k").await.unwrap().is_some(),
+            "existing session unaffected"
+        );
+    })
+    .await
+}
+
+/// Inside an established session, a request whose body does not parse
+/// gets a MarshallingError (-5) reply and the connection stays usable; a
+/// frame too short for the request header, or a negative frame length,
+/// closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_in_a_session() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let keep = s.client().await;
+        let bodies: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "create whose path runs past the frame",
+                Enc::new()
+                    .i32(7)
+                    .i32(op::CREATE)
+                    .i32(10_000)
+                    .raw(b"/short")
+                    .finish(),
+            ),
+            (
+                "getData with truncated path",
+                Enc::new()
+                    .i32(7)
+                    .i32(op::GET_DATA)
+                    .i32(3)
+                    .raw(b"/a")
+                    .finish(),
+            ),
+            (
+                "setData without version",
+                Enc::new()
+                    .i32(7)
+                    .i32(op::SET_DATA)
+                    .str("/")
+                    .buf(Some(b"x"))
+                    .finish(),
+            ),
+            (
+                "exists without watch flag",
+                Enc::new().i32(7).i32(op::EXISTS).str("/").finish(),
+            ),
+            (
+                "garbled multi",
+                Enc::new()
+                    .i32(7)
+                    .i32(op::MULTI)
+                    .i32(1)
+                    .bool(false)
+                    .i32(-1)
+                    .i32(5)
+                    .finish(),
+            ),
+        ];
+        for (name, body) in bodies {
+            let mut r = s.raw().await;
+            r.stream.write_all(&raw::frame(&body)).await.unwrap();
+            let rep = r.recv().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                (rep.xid, rep.err, rep.body.len()),
+                (7, err::MARSHALLING_ERROR, 0),
+                "{name}"
+            );
+            assert_eq!(
+                r.ping().await.unwrap().err,
+                err::OK,
+                "{name}: connection still usable"
+            );
+            assert_eq!(r.exists("/", false).await.err, err::OK);
+        }
+        // Frame shorter than a request header.
+        let mut r = s.raw().await;
+        r.stream
+            .write_all(&raw::frame(&Enc::new().i32(1).finish()))
+            .await
+            .unwrap();
+        let (_, closed) = read_until_closed(&mut r.stream, Duration::from_secs(5)).await;
+        assert!(closed, "header-less frame closes the connection");
+        // A negative frame length mid-session.
+        let mut r = s.raw().await;
+        r.stream.write_all(&[0x80, 0, 0, 0]).await.unwrap();
+        let (_, closed) = read_until_closed(&mut r.stream, Duration::from_secs(5)).await;
+        assert!(closed);
+        keep.sync("/").await.unwrap();
+        still_serving(&s).await;
+    })
+    .await
+}
