@@ -1059,3 +1059,21 @@ async fn reconfig_is_disabled() {
     })
     .await
 }
+
+/// A server without SASL configured answers a SASL token with OK and a null token (ZooKeeper's
+/// `processSasl` with no SASL server), and the session goes on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_without_sasl_configured() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let mut r = s.raw().await;
+        let rep = r
+            .call(op::SASL, &Enc::new().buf(Some(b"token")).finish())
+            .await
+            .unwrap();
+        assert_eq!(rep.err, err::OK);
+        assert_eq!(rep.body, (-1i32).to_be_bytes().to_vec(), "null token");
+        assert_eq!(r.exists("/", false).await.err, err::OK);
+    })
+    .await
+}
