@@ -27,6 +27,13 @@ fn is_special(path: &str) -> bool {
     )
 }
 
+/// Gives znode data its own allocation. A request's data is a slice of the connection's read
+/// buffer; keeping that slice would pin the whole buffer for the node's lifetime. One copy here,
+/// on the write core; every replica then shares the result.
+fn own(data: &Option<bytes::Bytes>) -> Option<bytes::Bytes> {
+    data.as_deref().map(bytes::Bytes::copy_from_slice)
+}
+
 fn check_version(current: i32, expected: i32) -> Result<i32, Code> {
     if expected != -1 && expected != current {
         return Err(Code::BadVersion);
@@ -84,7 +91,7 @@ fn prep_create(tree: &DataTree, c: &CreateRequest, ctx: &PrepCtx) -> Result<TxnO
     Ok(TxnOp::Create {
         opcode: c.opcode,
         path,
-        data: c.data.clone(),
+        data: own(&c.data),
         acl,
         ephemeral_owner: owner,
         parent_cversion: parent.cversion.wrapping_add(1),
@@ -140,7 +147,7 @@ fn prep_set_data(
     let node = tree.get(path).ok_or(Code::NoNode)?;
     Ok(TxnOp::SetData {
         path: path.to_string(),
-        data: data.clone(),
+        data: own(data),
         version: check_version(node.version, version)?,
     })
 }
