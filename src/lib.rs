@@ -11,6 +11,7 @@ pub mod prep;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod storage;
 pub mod tree;
 pub mod txn;
 pub mod watch;

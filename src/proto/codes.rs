@@ -89,6 +89,45 @@ impl Code {
     pub fn as_i32(self) -> i32 {
         self as i32
     }
+
+    pub fn from_i32(v: i32) -> Option<Code> {
+        use Code::*;
+        Some(match v {
+            0 => Ok,
+            -1 => SystemError,
+            -2 => RuntimeInconsistency,
+            -3 => DataInconsistency,
+            -4 => ConnectionLoss,
+            -5 => MarshallingError,
+            -6 => Unimplemented,
+            -7 => OperationTimeout,
+            -8 => BadArguments,
+            -12 => UnknownSession,
+            -13 => NewConfigNoQuorum,
+            -14 => ReconfigInProgress,
+            -100 => ApiError,
+            -101 => NoNode,
+            -102 => NoAuth,
+            -103 => BadVersion,
+            -108 => NoChildrenForEphemerals,
+            -110 => NodeExists,
+            -111 => NotEmpty,
+            -112 => SessionExpired,
+            -113 => InvalidCallback,
+            -114 => InvalidAcl,
+            -115 => AuthFailed,
+            -118 => SessionMoved,
+            -119 => NotReadOnly,
+            -120 => EphemeralOnLocalSession,
+            -121 => NoWatcher,
+            -122 => RequestTimeout,
+            -123 => ReconfigDisabled,
+            -124 => SessionClosedRequireSaslAuth,
+            -125 => QuotaExceeded,
+            -127 => ThrottledOp,
+            _ => return None,
+        })
+    }
 }
 
 /// Watch event types (`Watcher.Event.EventType`).

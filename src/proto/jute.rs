@@ -60,6 +60,10 @@ impl Reader {
         Ok(i64::from_be_bytes(self.take(8)?.try_into().unwrap()))
     }
 
+    pub fn u8(&mut self) -> DecodeResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+
     pub fn bool(&mut self) -> DecodeResult<bool> {
         Ok(self.take(1)?[0] != 0)
     }

@@ -17,12 +17,14 @@ use std::time::Instant;
 use async_channel::{Receiver, Sender};
 use tracing::{debug, info};
 
+use super::wal::Wal;
 use super::{Commit, Origin, Shared, ToCore, ToShard};
 use crate::config::Config;
 use crate::prep::{prep, prep_delete_container, PrepCtx};
 use crate::proto::codes::ephemeral_owner;
 use crate::proto::records::Request;
 use crate::session::SessionTracker;
+use crate::storage::recover::Tail;
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnOp};
 
@@ -43,6 +45,20 @@ pub struct WriteCore {
     pending: Vec<Commit>,
     last_reap_ms: u64,
     shared: Arc<Shared>,
+    wal: Wal,
+}
+
+/// What the write core starts from; built on the main thread and sent to executor 0, where
+/// `run` opens the log and builds the (thread-bound) core.
+pub struct CoreInit {
+    pub cfg: Arc<Config>,
+    pub shards: Vec<Sender<ToShard>>,
+    pub shared: Arc<Shared>,
+    /// The recovered state.
+    pub tree: DataTree,
+    /// Where the log continues.
+    pub tail: Option<Tail>,
+    pub next_seq: u64,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -53,20 +69,36 @@ fn wall_clock_ms() -> i64 {
 }
 
 impl WriteCore {
-    pub fn new(cfg: Arc<Config>, shards: Vec<Sender<ToShard>>, shared: Arc<Shared>) -> WriteCore {
-        let server_id = cfg.my_id.unwrap_or(1).min(254) as u8;
-        WriteCore {
-            sessions: SessionTracker::new(cfg.tick_time_ms as u64, server_id, wall_clock_ms()),
+    fn new(init: CoreInit, wal: Wal) -> WriteCore {
+        let CoreInit {
             cfg,
-            tree: DataTree::new(),
+            shards,
+            shared,
+            tree,
+            ..
+        } = init;
+        let server_id = cfg.my_id.unwrap_or(1).min(254) as u8;
+        let mut sessions = SessionTracker::new(cfg.tick_time_ms as u64, server_id, wall_clock_ms());
+        // Sessions come back with the log; as in ZooKeeper their timeout starts again.
+        for (id, s) in tree.sessions() {
+            sessions.add(*id, s.timeout_ms as u64, 0);
+        }
+        shared
+            .committed
+            .store(tree.last_zxid(), std::sync::atomic::Ordering::SeqCst);
+        WriteCore {
+            sessions,
+            cfg,
+            zxid: tree.last_zxid(),
+            tree,
             owners: HashMap::new(),
-            zxid: 0,
             started: Instant::now(),
             outbox: (0..shards.len()).map(|_| Vec::new()).collect(),
             shards,
             pending: Vec::new(),
             last_reap_ms: 0,
             shared,
+            wal,
         }
     }
 
@@ -74,8 +106,24 @@ impl WriteCore {
         self.started.elapsed().as_millis() as u64
     }
 
-    pub async fn run(mut self, rx: Receiver<ToCore>) {
-        info!(shards = self.shards.len(), "write core started");
+    /// Opens the log and runs the core until every shard has gone.
+    pub async fn run(mut init: CoreInit, rx: Receiver<ToCore>) {
+        let dir = super::log_dir(&init.cfg);
+        let wal = Wal::open(&dir, init.tail.take(), init.next_seq, init.cfg.force_sync)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot open the transaction log in {}: {e}", dir.display())
+            });
+        let core = WriteCore::new(init, wal);
+        core.serve(rx).await
+    }
+
+    async fn serve(mut self, rx: Receiver<ToCore>) {
+        info!(
+            shards = self.shards.len(),
+            zxid = format!("{:#x}", self.zxid),
+            "write core started"
+        );
         while let Ok(first) = rx.recv().await {
             self.handle(first);
             for _ in 1..BATCH_MAX {
@@ -83,6 +131,13 @@ impl WriteCore {
                     Ok(m) => self.handle(m),
                     Err(_) => break,
                 }
+            }
+            // Group commit: everything this batch committed becomes durable with one write and
+            // one fdatasync, before any shard (and so any client) hears of it. Requests that
+            // arrive meanwhile wait in the channel and form the next batch. A log that cannot
+            // be written is not a state to serve from: stop.
+            if let Err(e) = self.wal.flush().await {
+                panic!("transaction log write failed: {e}");
             }
             self.flush_commits();
             for (shard, msgs) in self.outbox.iter_mut().enumerate() {
@@ -122,6 +177,7 @@ impl WriteCore {
             op,
         };
         self.tree.apply(&txn);
+        self.wal.append(&txn);
         self.shared
             .committed
             .store(self.zxid, std::sync::atomic::Ordering::SeqCst);

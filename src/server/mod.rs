@@ -13,6 +13,7 @@
 
 pub mod core;
 pub mod shard;
+pub mod wal;
 
 use std::sync::Arc;
 
@@ -130,7 +131,12 @@ pub struct Shared {
 /// Bound of every cross-core queue (messages, not requests: a commit message carries a batch).
 pub const CHANNEL_CAPACITY: usize = 4096;
 
-/// Starts the server and blocks until it stops.
+/// Recovers the data from the log, starts the server and blocks until it stops.
 pub fn run(cfg: Config) -> std::io::Result<()> {
     shard::start(Arc::new(cfg))
+}
+
+/// Where the transaction log lives: `<dataLogDir>/wal`.
+pub fn log_dir(cfg: &Config) -> std::path::PathBuf {
+    cfg.log_dir().join("wal")
 }

@@ -28,7 +28,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{debug, info, warn};
 
-use super::core::WriteCore;
+use super::core::{CoreInit, WriteCore};
 use super::{AdminQuery, Commit, Origin, ShardReport, Shared, ToCore, ToShard, CHANNEL_CAPACITY};
 use crate::admin::{self, FourLetter};
 use crate::config::Config;
@@ -196,6 +196,23 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     };
     info!("serving clients on {}:{port}", cfg.client_port_address);
 
+    // Recover before serving: the tree every replica starts from, and where the log continues.
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let log_dir = super::log_dir(&cfg);
+    std::fs::create_dir_all(&log_dir)?;
+    let t0 = Instant::now();
+    let recovered = crate::storage::recover::recover(&log_dir)?;
+    info!(
+        zxid = format!("{:#x}", recovered.last_zxid),
+        segments = recovered.stats.segments,
+        records = recovered.stats.records,
+        torn = ?recovered.stats.torn,
+        discarded_bytes = recovered.stats.discarded_bytes,
+        ms = t0.elapsed().as_millis() as u64,
+        "recovered from the transaction log"
+    );
+    let initial = Arc::new(recovered.tree.clone());
+
     let (core_tx, core_rx) = async_channel::bounded::<ToCore>(CHANNEL_CAPACITY);
     let mut shard_txs = Vec::new();
     let mut shard_rxs = Vec::new();
@@ -215,7 +232,14 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     });
     let per_ip = Arc::new(Mutex::new(HashMap::new()));
     let mut core = Some((
-        WriteCore::new(cfg.clone(), shard_txs, shared.clone()),
+        CoreInit {
+            cfg: cfg.clone(),
+            shards: shard_txs,
+            shared: shared.clone(),
+            tree: recovered.tree,
+            tail: recovered.tail,
+            next_seq: recovered.next_seq,
+        },
         core_rx,
     ));
 
@@ -229,11 +253,12 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             per_ip: per_ip.clone(),
         };
         let core = if i == 0 { core.take() } else { None };
+        let initial = initial.clone();
         let cpu = cpus[i % cpus.len()];
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corral-shard{i}"))
             .io_memory(IO_MEMORY)
-            .spawn(move || async move { run_shard(env, rx, admin_rx, core).await })
+            .spawn(move || async move { run_shard(env, rx, admin_rx, core, initial).await })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         handles.push(h);
     }
@@ -252,12 +277,13 @@ async fn run_shard(
     env: Env,
     rx: Receiver<ToShard>,
     admin_rx: Receiver<AdminQuery>,
-    core: Option<(WriteCore, Receiver<ToCore>)>,
+    core: Option<(CoreInit, Receiver<ToCore>)>,
+    initial: Arc<DataTree>,
 ) -> std::io::Result<()> {
     let env = Rc::new(env);
     let shard: ShardRef = Rc::new(RefCell::new(Shard {
         id: env.id,
-        tree: DataTree::new(),
+        tree: (*initial).clone(),
         watches: WatchManager::default(),
         conns: HashMap::new(),
         sessions: HashMap::new(),
@@ -275,7 +301,7 @@ async fn run_shard(
             glommio::Latency::NotImportant,
             "write-core",
         );
-        glommio::spawn_local_into(core.run(core_rx), tq)
+        glommio::spawn_local_into(WriteCore::run(core, core_rx), tq)
             .map_err(|e| std::io::Error::other(e.to_string()))?
             .detach();
         // The write core's clock: session expiry and container reaping.

@@ -149,6 +149,7 @@ pub enum Undo {
     Nothing,
 }
 
+#[derive(Clone)]
 pub struct DataTree {
     nodes: HashMap<String, Node>,
     sessions: HashMap<i64, SessionEntry>,
