@@ -151,10 +151,6 @@ impl TailBuffer {
         encode_record(txn, &mut self.bytes);
     }
 
-    pub fn is_dirty(&self) -> bool {
-        self.bytes.len() % BLOCK != 0 || !self.bytes.is_empty()
-    }
-
     /// The aligned write to make: (file offset, bytes padded with zeros to whole blocks).
     pub fn pending(&self) -> (u64, Vec<u8>) {
         let mut v = self.bytes.to_vec();
