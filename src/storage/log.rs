@@ -124,6 +124,8 @@ pub struct TailBuffer {
     /// File offset of `bytes[0]`; always block-aligned.
     block_start: u64,
     bytes: BytesMut,
+    /// Records were pushed since the last flush (the partial block alone needs no rewrite).
+    appended: bool,
 }
 
 impl TailBuffer {
@@ -139,6 +141,7 @@ impl TailBuffer {
         TailBuffer {
             block_start,
             bytes: BytesMut::from(partial),
+            appended: false,
         }
     }
 
@@ -149,10 +152,15 @@ impl TailBuffer {
 
     pub fn push(&mut self, txn: &Txn) {
         encode_record(txn, &mut self.bytes);
+        self.appended = true;
     }
 
-    /// The aligned write to make: (file offset, bytes padded with zeros to whole blocks).
+    /// The aligned write to make: (file offset, bytes padded with zeros to whole blocks);
+    /// empty when nothing was appended since the last flush.
     pub fn pending(&self) -> (u64, Vec<u8>) {
+        if !self.appended {
+            return (self.block_start, Vec::new());
+        }
         let mut v = self.bytes.to_vec();
         v.resize(v.len().div_ceil(BLOCK) * BLOCK, 0);
         (self.block_start, v)
@@ -163,6 +171,7 @@ impl TailBuffer {
         let whole = self.bytes.len() - self.bytes.len() % BLOCK;
         let _ = self.bytes.split_to(whole);
         self.block_start += whole as u64;
+        self.appended = false;
     }
 }
 
