@@ -282,3 +282,38 @@ async fn malformed_requests_in_a_session() {
     })
     .await
 }
+
+/// A second server on a port already being served refuses to start (corral's shards bind with
+/// SO_REUSEPORT, so without this check two servers could silently share a port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_server_on_the_same_port_refuses_to_start() {
+    if is_zookeeper() {
+        return;
+    }
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let out = tokio::task::spawn_blocking({
+            let cfg = s.cfg_path();
+            move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+                    .arg("--config")
+                    .arg(cfg)
+                    .arg("--data-dir")
+                    .arg(std::env::temp_dir().join(format!("corral-second-{}", std::process::id())))
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("already serving"), "{err}");
+        assert_eq!(
+            s.four_letter("ruok").await,
+            "imok",
+            "the first server is untouched"
+        );
+    })
+    .await
+}

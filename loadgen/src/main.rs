@@ -1,5 +1,486 @@
-//! loadgen: a ZooKeeper-protocol load generator (see issue "loadgen"); not yet built.
+//! loadgen: a ZooKeeper-protocol load generator with honest latency histograms, for corral and
+//! Apache ZooKeeper alike. See `loadgen --help` and docs/BENCHMARKS.md.
+
+mod echo;
+mod procstat;
+mod report;
+mod run;
+mod sess;
+mod setup;
+mod stats;
+mod wire;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::procstat::Target;
+use crate::report::PhaseResult;
+use crate::run::{Paths, PhaseCfg, Shared, Workload};
+use crate::stats::{now_ns, CoreStats};
+
+/// A ZooKeeper-protocol load generator: thread-per-core on glommio, many sessions per core, many
+/// requests in flight per session, HDR latency histograms.
+///
+/// Closed loop (the default) keeps --outstanding requests in flight per session. Open loop
+/// (--rate, --rates, --sweep) sends at a fixed total rate and measures every latency from the
+/// request's *intended* send time, so a stalled server is charged for the requests it delayed
+/// (coordinated-omission correction, as wrk2 does). Each workload runs as one or more phases:
+/// warmup (not measured), then the measured window, then a drain of the requests in flight.
+///
+/// A run with errors prints them per type, loudly, and exits with status 3.
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Markdown table comparing two runs' --json outputs phase by phase (ratios first/second).
+    Report {
+        /// JSON lines of the first run (e.g. corral).
+        #[arg(long)]
+        a: String,
+        /// Its name in the table.
+        #[arg(long, default_value = "corral")]
+        a_label: String,
+        /// JSON lines of the second run (e.g. ZooKeeper); omit for a one-run table.
+        #[arg(long)]
+        b: Option<String>,
+        /// Its name in the table.
+        #[arg(long, default_value = "zookeeper")]
+        b_label: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Servers to connect to, comma separated; sessions are spread over them round-robin.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2181")]
+    servers: Vec<String>,
+
+    /// Workloads to run, comma separated, one after the other.
+    #[arg(
+        long,
+        short = 'w',
+        value_enum,
+        value_delimiter = ',',
+        default_value = "getdata"
+    )]
+    workload: Vec<Workload>,
+
+    /// Sessions (TCP connections), spread over the loadgen threads. For `watch`: the watchers
+    /// (one more session writes). For `churn`: concurrent connect/close loops.
+    #[arg(long, short = 's', default_value_t = 16)]
+    sessions: usize,
+
+    /// Requests in flight per session: closed loop keeps exactly this many; open loop never
+    /// exceeds it (late requests then wait, and their wait counts in their latency).
+    #[arg(long, short = 'o', default_value_t = 32)]
+    outstanding: usize,
+
+    /// Measured seconds per phase.
+    #[arg(long, short = 'd', default_value_t = 5.0)]
+    duration: f64,
+
+    /// Seconds of load before the measured window (not recorded).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+
+    /// Seconds to wait for replies still in flight at the end; unanswered ones count as
+    /// `timeout` errors.
+    #[arg(long, default_value_t = 10.0)]
+    drain: f64,
+
+    /// Open loop at this total rate (requests/s over all sessions). Pipelined workloads only.
+    #[arg(long)]
+    rate: Option<f64>,
+
+    /// Open loop, one phase per rate (requests/s), comma separated: a rate sweep.
+    #[arg(long, value_delimiter = ',')]
+    rates: Vec<f64>,
+
+    /// A closed-loop phase to find the saturation throughput, then open-loop phases at these
+    /// percentages of it, comma separated (e.g. 25,50,75,90,100,110).
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<f64>,
+
+    /// Bytes of znode data for getData keys, setData and creates.
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+
+    /// Number of key znodes (getdata, exists, setdata, mix pick one uniformly per request).
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+
+    /// mix: percentage of reads (getData); the rest are setData.
+    #[arg(long, default_value_t = 90)]
+    read_pct: u32,
+
+    /// getchildren: children of the listed node.
+    #[arg(long, default_value_t = 10)]
+    children: usize,
+
+    /// lock: number of locks; session i contends for lock i % locks.
+    #[arg(long, default_value_t = 1)]
+    locks: usize,
+
+    /// lock: microseconds a lock is held once acquired.
+    #[arg(long, default_value_t = 0)]
+    hold_us: u64,
+
+    /// Loadgen threads (glommio executors); default: one per CPU in the affinity mask.
+    #[arg(long, short = 't')]
+    threads: Option<usize>,
+
+    /// CPUs to pin the loadgen threads to, comma separated (cycled); default: the affinity
+    /// mask (so `taskset -c 0 loadgen ...` runs on CPU 0).
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+
+    /// Session timeout requested at connect, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    session_timeout_ms: i32,
+
+    /// Seconds allowed for one TCP connect + handshake.
+    #[arg(long, default_value_t = 10.0)]
+    connect_timeout: f64,
+
+    /// Connects in progress at once per loadgen thread while sessions are opened.
+    #[arg(long, default_value_t = 32)]
+    connect_concurrency: usize,
+
+    /// Parent znode of everything the loadgen creates.
+    #[arg(long, default_value = "/loadgen")]
+    root: String,
+
+    /// Skip creating the workload's znodes (they must exist).
+    #[arg(long)]
+    no_setup: bool,
+
+    /// PID of the server: its CPU time (from /proc/PID/stat) and RSS (VmRSS) are sampled
+    /// during the measured window and reported per op.
+    #[arg(long)]
+    server_pid: Option<i32>,
+
+    /// Run against an in-process echo server (one reply per frame, no server logic) instead of
+    /// --servers: the floor of this machine's loopback path and of the loadgen itself.
+    #[arg(long)]
+    echo: bool,
+
+    /// CPU for the echo server's thread; default: the last online CPU not used by the loadgen.
+    #[arg(long)]
+    echo_cpu: Option<usize>,
+
+    /// Name of this run in outputs (e.g. corral, zookeeper).
+    #[arg(long, default_value = "run")]
+    label: String,
+
+    /// Print one JSON object per phase on stdout (the human table goes to stderr).
+    #[arg(long)]
+    json: bool,
+
+    /// Write one .hgrm percentile file per phase and op into this directory (values in ms).
+    #[arg(long)]
+    hgrm_dir: Option<PathBuf>,
+
+    /// Exit 0 even when errors occurred (they are still reported).
+    #[arg(long)]
+    allow_errors: bool,
+}
+
 fn main() {
-    eprintln!("loadgen: not implemented yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    if let Some(Cmd::Report {
+        a,
+        a_label,
+        b,
+        b_label,
+    }) = cli.cmd
+    {
+        let res = (|| -> Result<String, String> {
+            let av = report::read_jsonl(&a)?;
+            Ok(match b {
+                Some(b) => report::compare(&a_label, &av, &b_label, &report::read_jsonl(&b)?),
+                None => report::single(&a_label, &av),
+            })
+        })();
+        match res {
+            Ok(t) => print!("{t}"),
+            Err(e) => {
+                eprintln!("loadgen report: {e}");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
+    match run_all(cli.run) {
+        Ok(0) => {}
+        Ok(_) => std::process::exit(3),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn resolve(servers: &[String]) -> Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    for s in servers {
+        let a = s
+            .to_socket_addrs()
+            .map_err(|e| format!("--servers {s}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--servers {s}: no address"))?;
+        if !a.ip().is_loopback() {
+            eprintln!("loadgen: warning: {a} is not a loopback address");
+        }
+        out.push(a);
+    }
+    if out.is_empty() {
+        return Err("no --servers".into());
+    }
+    Ok(out)
+}
+
+/// Runs every phase; returns the number of errors seen.
+fn run_all(a: RunArgs) -> Result<u64, String> {
+    procstat::raise_memlock();
+    let _ = now_ns();
+    let cpus = if a.cpus.is_empty() {
+        procstat::allowed_cpus()
+    } else {
+        a.cpus.clone()
+    };
+    let threads = a.threads.unwrap_or(cpus.len()).max(1);
+    if a.duration <= 0.0 || a.warmup < 0.0 {
+        return Err("--duration must be > 0 and --warmup >= 0".into());
+    }
+    if a.sessions == 0 {
+        return Err("--sessions must be > 0".into());
+    }
+
+    let (servers, target) = if a.echo {
+        let used: Vec<usize> = (0..threads).map(|i| cpus[i % cpus.len()]).collect();
+        let cpu = a.echo_cpu.unwrap_or_else(|| {
+            (0..procstat::online_cpus())
+                .rev()
+                .find(|c| !used.contains(c))
+                .unwrap_or(0)
+        });
+        let e = echo::start(cpu, a.payload)?;
+        eprintln!("loadgen: echo server on {} (CPU {cpu})", e.addr);
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        (vec![e.addr], Some(Target::Thread(pid, e.tid)))
+    } else {
+        (resolve(&a.servers)?, a.server_pid.map(Target::Process))
+    };
+    // In echo mode the server is our own thread: keep its CPU out of the loadgen's.
+    let echo_thread = if a.echo { target } else { None };
+
+    let tag = format!(
+        "{:x}",
+        (std::process::id() as u64) << 20 ^ (now_ns() & 0xfffff)
+    );
+    let mut errors = 0;
+    for &wl in &a.workload {
+        let mut cfg = PhaseCfg {
+            workload: wl,
+            servers: servers.clone(),
+            sessions: a.sessions,
+            outstanding: if wl.pipelined() { a.outstanding } else { 1 },
+            rate: None,
+            warmup_ns: (a.warmup * 1e9) as u64,
+            duration_ns: (a.duration * 1e9) as u64,
+            drain_ns: (a.drain * 1e9) as u64,
+            payload: a.payload,
+            keys: a.keys.max(1),
+            read_pct: a.read_pct.min(100),
+            children: a.children,
+            locks: a.locks.max(1),
+            hold_us: a.hold_us,
+            session_timeout_ms: a.session_timeout_ms,
+            connect_timeout: Duration::from_secs_f64(a.connect_timeout),
+            connect_concurrency: a.connect_concurrency,
+            paths: Paths {
+                root: a.root.trim_end_matches('/').to_string(),
+                tag: tag.clone(),
+            },
+        };
+        if cfg.paths.root.is_empty() {
+            return Err("--root must not be /".into());
+        }
+        if !a.no_setup && !a.echo {
+            setup::prepare(&cfg)?;
+        }
+        let mut rates: Vec<Option<f64>> = Vec::new();
+        let open_asked = a.rate.is_some() || !a.rates.is_empty() || !a.sweep.is_empty();
+        if open_asked && !wl.pipelined() {
+            eprintln!(
+                "loadgen: {} runs closed loop only; ignoring --rate/--rates/--sweep",
+                wl.name()
+            );
+            rates.push(None);
+        } else if !a.sweep.is_empty() {
+            rates.push(None);
+        } else if !a.rates.is_empty() {
+            rates.extend(a.rates.iter().map(|r| Some(*r)));
+        } else {
+            rates.push(a.rate);
+        }
+        let mut i = 0;
+        while i < rates.len() {
+            cfg.rate = rates[i];
+            let res = run_phase(&a, &cfg, threads, &cpus, target, echo_thread)?;
+            errors += res.stats.error_total();
+            if i == 0 && !a.sweep.is_empty() && wl.pipelined() {
+                let max = res.throughput();
+                rates.extend(a.sweep.iter().map(|p| Some((max * p / 100.0).max(1.0))));
+            }
+            emit(&a, &res)?;
+            i += 1;
+        }
+    }
+    if errors > 0 {
+        eprintln!("!!! loadgen: {errors} ERRORS in this run (see the phases above) !!!");
+        if a.allow_errors {
+            return Ok(0);
+        }
+    }
+    Ok(errors)
+}
+
+fn emit(a: &RunArgs, res: &PhaseResult) -> Result<(), String> {
+    if a.json {
+        eprint!("{}", res.table());
+        println!("{}", res.json());
+    } else {
+        println!("{}", res.table());
+    }
+    if let Some(dir) = &a.hgrm_dir {
+        res.write_hgrm(dir)
+            .map_err(|e| format!("--hgrm-dir {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn run_phase(
+    a: &RunArgs,
+    cfg: &PhaseCfg,
+    threads: usize,
+    cpus: &[usize],
+    target: Option<Target>,
+    echo_thread: Option<Target>,
+) -> Result<PhaseResult, String> {
+    let cfg = Arc::new(cfg.clone());
+    let shared = Arc::new(Shared::new(&cfg));
+
+    // Watchdog: a phase that cannot finish (a server that stopped answering a plain read) ends
+    // the process rather than hanging it.
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let done = done.clone();
+        let connect_s = a.connect_timeout
+            * (1.0 + (a.sessions / threads / a.connect_concurrency.max(1)) as f64);
+        let limit = connect_s + a.warmup + a.duration + a.drain + 30.0;
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            while t.elapsed().as_secs_f64() < limit {
+                if done.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!("!!! loadgen: phase did not finish within {limit:.0} s; giving up");
+            std::process::exit(4);
+        });
+    }
+
+    let mut handles = Vec::new();
+    for i in 0..threads {
+        let (cfg, shared) = (cfg.clone(), shared.clone());
+        let h = LocalExecutorBuilder::new(Placement::Fixed(cpus[i % cpus.len()]))
+            .name(&format!("loadgen{i}"))
+            .io_memory(512 * 1024)
+            .spawn(move || async move { run::core_main(i, threads, cfg, shared).await })
+            .map_err(|e| format!("starting loadgen thread {i}: {e}"))?;
+        handles.push(h);
+    }
+    while shared.ready.load(Ordering::Acquire) < threads {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let start = now_ns() + 20_000_000;
+    shared.start_ns.store(start, Ordering::Release);
+
+    let w0 = start + cfg.warmup_ns;
+    let w1 = w0 + cfg.duration_ns;
+    let sleep_until = |t: u64| {
+        let now = now_ns();
+        if t > now {
+            std::thread::sleep(Duration::from_nanos(t - now));
+        }
+    };
+    let own_cpu = || {
+        procstat::self_cpu_ns().saturating_sub(echo_thread.and_then(|t| t.cpu_ns()).unwrap_or(0))
+    };
+    sleep_until(w0);
+    let s0 = target.and_then(|t| t.cpu_ns());
+    let l0 = own_cpu();
+    let mut rss_max: Option<u64> = None;
+    let mut rss_last = None;
+    loop {
+        let now = now_ns();
+        if now >= w1 {
+            break;
+        }
+        if let Some(r) = target.and_then(|t| t.rss_kb()) {
+            rss_max = Some(rss_max.map_or(r, |m| m.max(r)));
+            rss_last = Some(r);
+        }
+        std::thread::sleep(Duration::from_nanos((w1 - now).min(100_000_000)));
+    }
+    let s1 = target.and_then(|t| t.cpu_ns());
+    let l1 = own_cpu();
+    if let Some(r) = target.and_then(|t| t.rss_kb()) {
+        rss_max = Some(rss_max.map_or(r, |m| m.max(r)));
+        rss_last = Some(r);
+    }
+
+    let mut stats = CoreStats::new((w0, w1));
+    for (i, h) in handles.into_iter().enumerate() {
+        let s = h
+            .join()
+            .map_err(|e| format!("loadgen thread {i} failed: {e}"))?;
+        stats.merge(&s);
+    }
+    done.store(true, Ordering::Release);
+    Ok(PhaseResult {
+        label: a.label.clone(),
+        workload: cfg.workload,
+        rate: cfg.rate,
+        sessions: cfg.sessions,
+        outstanding: cfg.outstanding,
+        threads,
+        payload: cfg.payload,
+        warmup_s: cfg.warmup_ns as f64 / 1e9,
+        duration_s: cfg.duration_ns as f64 / 1e9,
+        stats,
+        server_cpu_ns: match (s0, s1) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        },
+        server_rss_kb_max: rss_max,
+        server_rss_kb_end: rss_last,
+        loadgen_cpu_ns: l1.saturating_sub(l0),
+    })
 }

@@ -160,7 +160,9 @@ impl Shared {
                 armed_tx,
                 armed_rx,
             },
-            lock_held: (0..cfg.locks.max(1)).map(|_| AtomicBool::new(false)).collect(),
+            lock_held: (0..cfg.locks.max(1))
+                .map(|_| AtomicBool::new(false))
+                .collect(),
         }
     }
 }
@@ -169,7 +171,6 @@ struct Ctx {
     cfg: Arc<PhaseCfg>,
     shared: Arc<Shared>,
     stats: RefCell<CoreStats>,
-    core: usize,
     /// Filled once the start is known.
     start: std::cell::Cell<u64>,
 }
@@ -189,12 +190,17 @@ impl Ctx {
 }
 
 /// Runs this core's share of a phase; returns its counters.
-pub async fn core_main(core: usize, ncores: usize, cfg: Arc<PhaseCfg>, shared: Arc<Shared>) -> CoreStats {
+pub async fn core_main(
+    core: usize,
+    ncores: usize,
+    cfg: Arc<PhaseCfg>,
+    shared: Arc<Shared>,
+) -> CoreStats {
     let ctx = Rc::new(Ctx {
         cfg: cfg.clone(),
         shared: shared.clone(),
         stats: RefCell::new(CoreStats::default()),
-        core,
+
         start: std::cell::Cell::new(0),
     });
     // Global session indices of this core; the watch writer is one more session on core 0.
@@ -203,11 +209,17 @@ pub async fn core_main(core: usize, ncores: usize, cfg: Arc<PhaseCfg>, shared: A
 
     let mut conns: Vec<Option<Sess>> = Vec::new();
     if cfg.workload != Workload::Churn {
-        let sem = Rc::new(glommio::sync::Semaphore::new(cfg.connect_concurrency.max(1) as u64));
+        let sem = Rc::new(glommio::sync::Semaphore::new(
+            cfg.connect_concurrency.max(1) as u64,
+        ));
         let mut tasks = Vec::new();
         let n = mine.len() + extra_writer as usize;
         for k in 0..n {
-            let g = if k < mine.len() { mine[k] } else { cfg.sessions };
+            let g = if k < mine.len() {
+                mine[k]
+            } else {
+                cfg.sessions
+            };
             let addr = cfg.servers[g % cfg.servers.len()];
             let (sem, cfg) = (sem.clone(), cfg.clone());
             tasks.push(glommio::spawn_local(async move {
@@ -271,7 +283,9 @@ pub async fn core_main(core: usize, ncores: usize, cfg: Arc<PhaseCfg>, shared: A
             }
             if let Some(s) = writer {
                 let ctx = ctx.clone();
-                tasks.push(glommio::spawn_local(async move { watch_writer(ctx, s).await }));
+                tasks.push(glommio::spawn_local(
+                    async move { watch_writer(ctx, s).await },
+                ));
             } else if extra_writer {
                 // The writer could not connect: nothing will be written, release the watchers.
                 shared.watch.stop.store(true, Ordering::Release);
@@ -532,7 +546,14 @@ async fn pipelined(ctx: Rc<Ctx>, mut s: Sess, g: usize) {
     let lost = inflight.len() as u64;
     {
         let mut st = ctx.stats.borrow_mut();
-        st.error_n(if closed { "connection-closed" } else { "timeout" }, lost);
+        st.error_n(
+            if closed {
+                "connection-closed"
+            } else {
+                "timeout"
+            },
+            lost,
+        );
     }
     if closed {
         ctx.add_sess_counts(&s);
@@ -565,7 +586,9 @@ async fn watcher(ctx: Rc<Ctx>, mut s: Sess) {
         if !armed && !w.stop.load(Ordering::Acquire) {
             let t0 = now_ns();
             match s
-                .call(drain, |o, x| wire::read_req(o, x, op::GET_DATA, &path, true))
+                .call(drain, |o, x| {
+                    wire::read_req(o, x, op::GET_DATA, &path, true)
+                })
                 .await
             {
                 Ok(r) if r.err == 0 => {
@@ -657,7 +680,9 @@ async fn watch_writer(ctx: Rc<Ctx>, mut s: Sess) {
         }
         if last_send != 0 {
             let last = w.last_notify_ns.load(Ordering::Acquire);
-            ctx.stats.borrow_mut().record(Op::FanoutAll, last_send, last);
+            ctx.stats
+                .borrow_mut()
+                .record(Op::FanoutAll, last_send, last);
         }
         let t = now_ns();
         if t >= end {
@@ -698,11 +723,12 @@ async fn churn(ctx: Rc<Ctx>, g: usize) {
         let mut s = match Sess::connect(addr, cfg.session_timeout_ms, cfg.connect_timeout).await {
             Ok(s) => s,
             Err(e) => {
-                let mut st = ctx.stats.borrow_mut();
-                st.sent += 1;
-                st.error(e);
+                {
+                    let mut st = ctx.stats.borrow_mut();
+                    st.sent += 1;
+                    st.error(e);
+                }
                 // Back off a little so a refusing server is not spun on.
-                drop(st);
                 sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -753,7 +779,9 @@ async fn lock(ctx: Rc<Ctx>, mut s: Sess, g: usize) {
             loop {
                 let t = now_ns();
                 let r = s
-                    .call(drain, |o, x| wire::read_req(o, x, op::GET_CHILDREN, &dir, false))
+                    .call(drain, |o, x| {
+                        wire::read_req(o, x, op::GET_CHILDREN, &dir, false)
+                    })
                     .await?;
                 ctx.stats.borrow_mut().record(Op::GetChildren, t, now_ns());
                 if r.err != 0 {

@@ -47,19 +47,14 @@ impl Sess {
         session_timeout_ms: i32,
         timeout: Duration,
     ) -> Result<Sess, String> {
-        let stream = glommio::timer::timeout(timeout, async {
-            TcpStream::connect(addr)
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        })
-        .await
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::TimedOut {
-                "connect-timeout".to_string()
-            } else {
-                "connect-failed".to_string()
-            }
-        })?;
+        let stream =
+            futures_lite::future::or(async { Some(TcpStream::connect(addr).await) }, async {
+                glommio::timer::sleep(timeout).await;
+                None
+            })
+            .await
+            .ok_or_else(|| "connect-timeout".to_string())?
+            .map_err(|_| "connect-failed".to_string())?;
         let _ = stream.set_nodelay(true);
         let mut s = Sess {
             stream,
@@ -74,7 +69,9 @@ impl Sess {
         };
         wire::connect(&mut s.out, session_timeout_ms);
         s.sent += 1;
-        s.flush().await.map_err(|_| "connection-closed".to_string())?;
+        s.flush()
+            .await
+            .map_err(|_| "connection-closed".to_string())?;
         let deadline = now_ns() + timeout.as_nanos() as u64;
         loop {
             match s.next_frame()? {
@@ -189,7 +186,10 @@ impl Sess {
     }
 
     /// Waits for a notification until `deadline`; None on timeout.
-    pub async fn next_event(&mut self, deadline: u64) -> Result<Option<(i32, String, u64)>, String> {
+    pub async fn next_event(
+        &mut self,
+        deadline: u64,
+    ) -> Result<Option<(i32, String, u64)>, String> {
         loop {
             if let Some(e) = self.events.pop_front() {
                 return Ok(Some(e));
@@ -219,24 +219,21 @@ impl Sess {
     /// Sends a ping (keeps an idle session alive); its reply is skipped by the readers.
     pub async fn ping(&mut self) -> Result<(), String> {
         wire::ping(&mut self.out);
-        self.flush().await.map_err(|_| "connection-closed".to_string())
+        self.flush()
+            .await
+            .map_err(|_| "connection-closed".to_string())
     }
 
     /// closeSession and wait (bounded) for its reply and the server's close.
     pub async fn close(&mut self, deadline: u64) -> Result<(), String> {
-        let r = self
-            .call(deadline, |out, xid| wire::close_session(out, xid))
-            .await?;
+        let r = self.call(deadline, wire::close_session).await?;
         if r.err != 0 {
             return Err(wire::code_name(r.err));
         }
         // The server closes after answering; wait for it so TIME_WAIT lands on its side.
         let until = deadline.min(now_ns() + 1_000_000_000);
-        loop {
-            match self.read_until(until).await {
-                ReadOutcome::Data => self.rbuf.clear(),
-                _ => break,
-            }
+        while let ReadOutcome::Data = self.read_until(until).await {
+            self.rbuf.clear();
         }
         Ok(())
     }

@@ -181,11 +181,27 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     let shards = cfg.cores.unwrap_or(cpus.len()).max(1);
     info!(?cpus, shards, port = cfg.client_port, "starting corral");
 
-    // Fail fast (and clearly) if the port is taken, before any executor starts; port 0 picks
-    // a free port once, so that every shard binds the same one.
-    let probe =
-        std::net::TcpListener::bind(SocketAddr::new(cfg.client_port_address, cfg.client_port))?;
-    let port = probe.local_addr()?.port();
+    // Refuse to start beside a live server on the same port: the shards' SO_REUSEPORT sockets
+    // would share the port with it. A live server answers `ruok`; the listener of a just-killed
+    // process may still accept for a moment (its io_uring is torn down asynchronously) but never
+    // answers, and its lingering connections must not block a restart, hence SO_REUSEPORT.
+    if cfg.client_port != 0
+        && server_answers(SocketAddr::new(cfg.client_port_address, cfg.client_port))
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!(
+                "another server is already serving on {}:{}",
+                cfg.client_port_address, cfg.client_port
+            ),
+        ));
+    }
+    // Port 0 picks a free port once, so that every shard binds the same one.
+    let probe = bind_socket(&cfg)?;
+    let port = probe
+        .local_addr()?
+        .as_socket()
+        .map_or(cfg.client_port, |a| a.port());
     drop(probe);
     let cfg = if port != cfg.client_port {
         let mut c = (*cfg).clone();
@@ -389,13 +405,8 @@ async fn run_shard(
 /// spreads connections; SO_REUSEADDR so a restart is not refused by connections of the previous
 /// process still in TIME_WAIT (glommio's own `bind` sets only the former).
 fn listen(cfg: &Config) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
     use std::os::fd::{FromRawFd, IntoRawFd};
-    let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
-    let sk = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sk.set_reuse_address(true)?;
-    sk.set_reuse_port(true)?;
-    sk.bind(&addr.into())?;
+    let sk = bind_socket(cfg)?;
     let backlog = if cfg.client_port_listen_backlog > 0 {
         cfg.client_port_listen_backlog
     } else {
@@ -404,6 +415,27 @@ fn listen(cfg: &Config) -> std::io::Result<TcpListener> {
     sk.listen(backlog)?;
     // SAFETY: the fd is a freshly created listening TCP socket that nothing else owns.
     Ok(unsafe { TcpListener::from_raw_fd(sk.into_raw_fd()) })
+}
+
+/// True if something on `addr` answers a four-letter word.
+fn server_answers(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut b = [0u8; 1];
+    s.write_all(b"ruok").is_ok() && matches!(s.read(&mut b), Ok(n) if n > 0)
+}
+
+fn bind_socket(cfg: &Config) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
+    let sk = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sk.set_reuse_address(true)?;
+    sk.set_reuse_port(true)?;
+    sk.bind(&addr.into())?;
+    Ok(sk)
 }
 
 /// maxClientCnxns: connections per client IP across all shards (0 = unlimited).

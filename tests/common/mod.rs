@@ -360,6 +360,14 @@ impl TestServer {
             match self.launch().await {
                 Ok(()) => return,
                 Err(e) => {
+                    eprintln!(
+                        "[harness] restart attempt failed: {e}\n{}",
+                        self.log_tail(6000)
+                            .lines()
+                            .filter(|l| l.starts_with("corral:"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
                     last = e;
                     self.kill9();
                     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# loadgen/compare.sh: corral vs Apache ZooKeeper 3.8 (Debian's package), same profiles, one run.
+#
+#   bash loadgen/compare.sh            # writes docs/BENCHMARKS.md (+ raw results in $OUT)
+#
+# Pinning on this 2-core machine: each server runs alone on CPU $SERVER_CPU (taskset -c), one
+# after the other; the loadgen runs on CPU $LOADGEN_CPU (taskset -c). corral respects the
+# affinity mask it is started with (one shard + the write core on that CPU); the JVM sees one CPU.
+# ZooKeeper runs standalone with forceSync=yes. Everything listens on 127.0.0.1 only, every load
+# phase is bounded in time, and both servers are killed on exit (trap).
+#
+# Environment: DURATION (s per phase, default 5), WARMUP (default 1), OUT (results directory,
+# default target/bench-<date>), SERVER_CPU (1), LOADGEN_CPU (0), DOC (docs/BENCHMARKS.md),
+# QUICK=1 (1 s phases, for trying the script).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+if [ "${QUICK:-0}" = 1 ]; then DURATION=1; WARMUP=0.3; fi
+SERVER_CPU=${SERVER_CPU:-1}
+LOADGEN_CPU=${LOADGEN_CPU:-0}
+DOC=${DOC:-docs/BENCHMARKS.md}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=${OUT:-$TARGET/bench-$(date +%Y%m%d-%H%M%S)}
+ZK_PORT=${ZK_PORT:-22181}
+CORRAL_PORT=${CORRAL_PORT:-22182}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT INT TERM
+
+log() { echo "== $*" >&2; }
+
+# glommio locks memory for io_uring.
+ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
+
+# --- Apache ZooKeeper 3.8 from Debian -------------------------------------------------------
+ZK_JAR=/usr/share/java/zookeeper.jar
+if [ ! -r "$ZK_JAR" ]; then
+    log "installing Apache ZooKeeper (Debian package zookeeper)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q zookeeper
+fi
+ZK_VERSION=$(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo unknown)
+
+# --- build --------------------------------------------------------------------------------------
+log "building corral and loadgen (release)"
+cargo build --release -p corral -p loadgen -j"$(nproc)" >&2
+CORRAL=$TARGET/release/corral
+LOADGEN=$TARGET/release/loadgen
+
+# Ready means `srvr` reports a Mode (ZooKeeper accepts TCP, and even answers ruok, before it
+# serves sessions).
+wait_port() {
+    local ans
+    for _ in $(seq 1 240); do
+        ans=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0" && printf srvr >&3 && cat <&3' "$1" 2>/dev/null || true)
+        case "$ans" in *Mode:*) return 0 ;; esac
+        sleep 0.25
+    done
+    echo "no server serving on 127.0.0.1:$1" >&2
+    return 1
+}
+
+start_zookeeper() {
+    local dir=$OUT/zookeeper
+    rm -rf "$dir"
+    mkdir -p "$dir/data"
+    cat >"$dir/zoo.cfg" <<CFG
+tickTime=2000
+dataDir=$dir/data
+clientPort=$ZK_PORT
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+forceSync=yes
+4lw.commands.whitelist=*
+admin.enableServer=false
+CFG
+    local cp=$ZK_JAR
+    [ -r /usr/share/java/slf4j-simple.jar ] && cp="$cp:/usr/share/java/slf4j-simple.jar"
+    ZK_CMD="taskset -c $SERVER_CPU java -Xmx512m -Dzookeeper.log.dir=$dir -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp $cp org.apache.zookeeper.server.ZooKeeperServerMain $dir/zoo.cfg"
+    # shellcheck disable=SC2086
+    $ZK_CMD >"$dir/zookeeper.log" 2>&1 </dev/null &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    wait_port "$ZK_PORT"
+}
+
+start_corral() {
+    local dir=$OUT/corral
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    CORRAL_CMD="taskset -c $SERVER_CPU $CORRAL --port $CORRAL_PORT --data-dir $dir/data --set maxClientCnxns=0 --set forceSync=yes --set 4lw.commands.whitelist=*"
+    # shellcheck disable=SC2086
+    CORRAL_LOG=warn $CORRAL_CMD >"$dir/corral.log" 2>&1 </dev/null &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    wait_port "$CORRAL_PORT"
+}
+
+stop_server() {
+    kill -0 "$SERVER_PID" 2>/dev/null || echo "server pid $SERVER_PID had exited before the end of its last profile" >>"$OUT/crashes.txt"
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+
+COMMON="--duration $DURATION --warmup $WARMUP --json --allow-errors"
+# The profiles: name | loadgen arguments. The same for every server.
+PROFILES=(
+    "-w getdata -s 16 -o 32"
+    "-w getdata -s 64 -o 1"
+    "-w exists -s 16 -o 32"
+    "-w getchildren -s 16 -o 32"
+    "-w setdata -s 64 -o 1"
+    "-w setdata -s 8 -o 32"
+    "-w mix -s 16 -o 32"
+    "-w create-delete -s 16 -o 8"
+    "-w create-delete-eph -s 16 -o 8"
+    "-w watch -s 64"
+    "-w churn -s 16"
+    "-w lock -s 16"
+)
+
+# run_one LABEL PORT JSONL START_FN PROFILE
+# A server found dead before a profile is recorded in crashes.txt (with its panic message) and
+# restarted, so one crash does not hide the other profiles.
+run_one() {
+    local label=$1 port=$2 jsonl=$3 start_fn=$4 p=$5
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        {
+            echo "$label exited during the profile before: $p"
+            grep -h -m1 -A1 panicked "$OUT/$label"/*.log 2>/dev/null || true
+        } >>"$OUT/crashes.txt"
+        log "$label died; restarting it"
+        wait "$SERVER_PID" 2>/dev/null || true
+        cp "$OUT/$label"/*.log "$OUT/$label-crash-$(date +%s).log" 2>/dev/null || true
+        "$start_fn"
+    fi
+    local cmd="taskset -c $LOADGEN_CPU $LOADGEN --servers 127.0.0.1:$port --server-pid $SERVER_PID --label $label --hgrm-dir $OUT/hgrm $COMMON $p"
+    echo "$cmd" >>"$OUT/commands.txt"
+    log "$label: loadgen $p"
+    # shellcheck disable=SC2086
+    $cmd >>"$jsonl" 2>>"$OUT/$label.txt" || echo "loadgen exited $? ($label: $p)" >&2
+}
+
+# run_profiles LABEL PORT JSONL START_FN: every profile of PROFILES.
+run_profiles() {
+    local p
+    for p in "${PROFILES[@]}"; do
+        run_one "$1" "$2" "$3" "$4" "$p"
+    done
+}
+
+: >"$OUT/commands.txt"
+: >"$OUT/crashes.txt"
+
+log "Apache ZooKeeper $ZK_VERSION on CPU $SERVER_CPU"
+start_zookeeper
+echo "$ZK_CMD" >>"$OUT/commands.txt"
+run_profiles zookeeper "$ZK_PORT" "$OUT/zookeeper.jsonl" start_zookeeper
+# Half of ZooKeeper's unpipelined getData saturation, then the same rate against corral.
+HALF=$(python3 -c '
+import json,sys
+for l in open(sys.argv[1]):
+    v=json.loads(l)
+    if v["phase"]=="getdata closed 64x1": print(int(v["throughput"]/2))' "$OUT/zookeeper.jsonl")
+HALF=${HALF:-10000}
+OPEN="-w getdata -s 64 -o 64 --rate $HALF"
+run_one zookeeper "$ZK_PORT" "$OUT/zookeeper.jsonl" start_zookeeper "$OPEN"
+stop_server
+
+log "corral on CPU $SERVER_CPU"
+start_corral
+echo "$CORRAL_CMD" >>"$OUT/commands.txt"
+run_profiles corral "$CORRAL_PORT" "$OUT/corral.jsonl" start_corral
+run_one corral "$CORRAL_PORT" "$OUT/corral.jsonl" start_corral "$OPEN"
+stop_server
+
+log "echo floor (in-process echo server on CPU $SERVER_CPU)"
+for p in "-w getdata -s 16 -o 32" "-w getdata -s 64 -o 1" "-w setdata -s 8 -o 32" "-w churn -s 16"; do
+    cmd="taskset -c $LOADGEN_CPU $LOADGEN --echo --echo-cpu $SERVER_CPU --label echo $COMMON $p"
+    echo "$cmd" >>"$OUT/commands.txt"
+    # shellcheck disable=SC2086
+    $cmd >>"$OUT/echo.jsonl" 2>>"$OUT/echo.txt" || true
+done
+
+# --- docs/BENCHMARKS.md -----------------------------------------------------------------------
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+{
+    cat <<EOF
+# Benchmarks
+
+Latest comparison of corral against Apache ZooKeeper, written by \`loadgen/compare.sh\`
+($(date -u +%Y-%m-%d)). Rerun it with \`bash loadgen/compare.sh\`.
+
+**corral is still in memory**: unless the durable log has landed in the build measured here,
+corral answers writes without an fsync while ZooKeeper runs with \`forceSync=yes\`, so the write
+rows (setData, create/delete, churn, lock) are **not yet comparable**; the read rows are.
+
+## Machine and versions
+
+- $(nproc) CPUs ($CPU_MODEL), $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r)
+- Apache ZooKeeper $ZK_VERSION (Debian package \`zookeeper\`), $(java -version 2>&1 | head -1)
+- corral $(grep -m1 '^version' Cargo.toml | cut -d'"' -f2), $(rustc --version)
+- Pinning: each server alone on CPU $SERVER_CPU (\`taskset -c $SERVER_CPU\`), one after the other;
+  the loadgen on CPU $LOADGEN_CPU (\`taskset -c $LOADGEN_CPU\`, one glommio executor). Loopback TCP.
+- Each phase: ${WARMUP} s warmup, ${DURATION} s measured. Latencies in microseconds. "CPU us/op"
+  is the server process's CPU time (from /proc) over the measured window divided by the
+  requests answered in it; RSS is the server's peak VmRSS during the phase.
+
+## corral vs ZooKeeper
+
+Phase names read \`workload mode sessions x outstanding\`. Ratio = corral / ZooKeeper throughput.
+The latency columns are for the phase's headline op (notify = a watcher's notification, timed
+from the setData's *send*; connect = TCP connect + handshake; lock-acquire = create of the lock
+node to holding the lock). The open-loop row runs at half of ZooKeeper's unpipelined getData
+saturation, latency measured from each request's intended send time (coordinated omission
+corrected).
+
+EOF
+    "$LOADGEN" report --a "$OUT/corral.jsonl" --a-label corral --b "$OUT/zookeeper.jsonl" --b-label zookeeper
+    if [ -s "$OUT/crashes.txt" ]; then
+        echo
+        echo "**Server crashes during this run** (the server was restarted; phases it missed are absent above):"
+        echo
+        echo '```'
+        cat "$OUT/crashes.txt"
+        echo '```'
+    fi
+    cat <<EOF
+
+## The echo floor
+
+The same loadgen against its in-process echo server (\`--echo\`: one reply per frame, no server
+logic, replies coalesced per read), pinned like the servers: what loopback TCP and the loadgen
+cost by themselves on this machine. "server CPU" is the echo thread's CPU time.
+
+EOF
+    "$LOADGEN" report --a "$OUT/echo.jsonl" --a-label echo
+    cat <<EOF
+
+## Commands
+
+Exactly what ran (raw JSON lines, tables and .hgrm files are in \`$OUT\`):
+
+\`\`\`
+$(cat "$OUT/commands.txt")
+\`\`\`
+EOF
+} >"$DOC.new"
+if [ -f "$DOC" ] && grep -q '^## Notes' "$DOC"; then
+    # Keep the hand-written notes section of the previous doc.
+    { echo; sed -n '/^## Notes/,$p' "$DOC"; } >>"$DOC.new"
+fi
+mv "$DOC.new" "$DOC"
+log "wrote $DOC (raw results in $OUT)"

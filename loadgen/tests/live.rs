@@ -1,0 +1,256 @@
+//! Runs every workload briefly against a live corral (and the echo floor) through the real
+//! `loadgen` binary and checks that the numbers it reports are sane: every request answered, no
+//! errors, throughput above zero, histogram counts adding up.
+//!
+//! The corral binary is built here with `cargo build -p corral` into a target directory of its
+//! own (a nested cargo cannot take the outer build's lock), or taken from `$CORRAL_BIN`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+struct Server {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn corral_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CORRAL_BIN") {
+        return PathBuf::from(p);
+    }
+    // <target>/debug/loadgen -> <target>/loadgen-test-corral
+    let target = Path::new(LOADGEN).parent().unwrap().parent().unwrap();
+    let dir = target.join("loadgen-test-corral");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "-p", "corral", "--bin", "corral", "--target-dir"])
+        .arg(&dir)
+        .current_dir(workspace)
+        .status()
+        .expect("run cargo build -p corral");
+    assert!(st.success(), "cargo build -p corral failed");
+    dir.join("debug").join("corral")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_corral() -> (Server, u16) {
+    let bin = corral_bin();
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("loadgen-test-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new(&bin)
+        .args(["--port", &port.to_string(), "--data-dir"])
+        .arg(&dir)
+        .args([
+            "--set",
+            "4lw.commands.whitelist=*",
+            "--set",
+            "maxClientCnxns=0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+    let server = Server { child, dir };
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "corral did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (server, port)
+}
+
+/// Runs loadgen with `args` (bounded in time) and returns its JSON lines.
+fn loadgen(args: &[&str]) -> Vec<Value> {
+    let mut child = Command::new(LOADGEN)
+        .args(args)
+        .args([
+            "--json",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--drain",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start loadgen");
+    let t = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            panic!("loadgen {args:?} did not finish within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success(),
+        "loadgen {args:?} failed ({}):\n{stderr}",
+        out.status
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn check(phase: &Value, with_server_stats: bool) {
+    let name = phase["phase"].as_str().unwrap();
+    let n = |k: &str| phase[k].as_u64().unwrap_or_else(|| panic!("{name}: {k}"));
+    assert_eq!(n("error_total"), 0, "{name}: errors {}", phase["errors"]);
+    assert_eq!(n("sent"), n("replies"), "{name}: requests sent != replies");
+    assert!(n("ops") > 0, "{name}: no ops");
+    assert!(phase["throughput"].as_f64().unwrap() > 0.0, "{name}");
+    let lat = phase["latency_us"].as_object().unwrap();
+    let requests: u64 = [
+        "getData",
+        "exists",
+        "getChildren",
+        "setData",
+        "create",
+        "delete",
+        "connect",
+        "close",
+    ]
+    .iter()
+    .filter_map(|k| lat.get(*k))
+    .map(|v| v["count"].as_u64().unwrap())
+    .sum();
+    assert_eq!(requests, n("ops"), "{name}: histogram counts != ops");
+    for (op, v) in lat {
+        let p50 = v["p50"].as_f64().unwrap();
+        let p99 = v["p99"].as_f64().unwrap();
+        let max = v["max"].as_f64().unwrap();
+        assert!(
+            p50 > 0.0 && p50 <= p99 && p99 <= max,
+            "{name} {op}: bad percentiles"
+        );
+        assert!(max < 10_000_000.0, "{name} {op}: max latency over 10 s");
+    }
+    assert_eq!(
+        n("notifications"),
+        n("expected_notifications"),
+        "{name}: notifications"
+    );
+    if phase["workload"] == "watch" {
+        assert!(n("notifications") > 0, "{name}: no notifications");
+    }
+    if with_server_stats {
+        assert!(
+            phase["server_cpu_us_per_op"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
+        assert!(phase["server_rss_kb"].as_u64().unwrap() > 0, "{name}");
+    }
+}
+
+#[test]
+fn every_workload_against_live_corral() {
+    let (server, port) = start_corral();
+    let servers = format!("127.0.0.1:{port}");
+    let pid = server.child.id().to_string();
+    let all =
+        "getdata,exists,getchildren,setdata,create-delete,create-delete-eph,mix,watch,churn,lock";
+    let phases = loadgen(&[
+        "--servers",
+        &servers,
+        "--server-pid",
+        &pid,
+        "--label",
+        "corral",
+        "-w",
+        all,
+        "--sessions",
+        "8",
+        "--outstanding",
+        "8",
+        "--keys",
+        "100",
+    ]);
+    assert_eq!(phases.len(), 10, "one phase per workload");
+    for p in &phases {
+        check(p, true);
+    }
+    // Open loop with a sweep: a closed phase, then two paced ones near the asked rates.
+    let hgrm = std::env::temp_dir().join(format!("loadgen-hgrm-{}", std::process::id()));
+    let phases = loadgen(&[
+        "--servers",
+        &servers,
+        "--server-pid",
+        &pid,
+        "-w",
+        "getdata",
+        "--sessions",
+        "4",
+        "--sweep",
+        "10,30",
+        "--hgrm-dir",
+        hgrm.to_str().unwrap(),
+    ]);
+    assert_eq!(phases.len(), 3);
+    let max = phases[0]["throughput"].as_f64().unwrap();
+    for (p, pct) in phases[1..].iter().zip([10.0, 30.0]) {
+        check(p, true);
+        assert_eq!(p["mode"], "open");
+        let want = max * pct / 100.0;
+        let got = p["throughput"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < want * 0.2,
+            "open loop at {want:.0}/s delivered {got:.0}/s"
+        );
+    }
+    let files: Vec<_> = std::fs::read_dir(&hgrm).unwrap().collect();
+    assert_eq!(files.len(), 3, "one .hgrm per phase");
+    let _ = std::fs::remove_dir_all(&hgrm);
+    drop(server);
+}
+
+#[test]
+fn echo_floor() {
+    let phases = loadgen(&[
+        "--echo",
+        "-w",
+        "getdata,exists,getchildren,setdata,create-delete,create-delete-eph,mix,churn",
+        "--sessions",
+        "4",
+        "--outstanding",
+        "4",
+    ]);
+    assert_eq!(phases.len(), 8);
+    for p in &phases {
+        check(p, true);
+    }
+}
