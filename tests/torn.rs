@@ -58,7 +58,7 @@ async fn recovery_stops_at_the_last_complete_record() {
         let mut cases = Vec::new();
         for off in start..last_create {
             cases.push((off, false)); // the file ends at `off` (zeros after)
-            if (off - start) % 3 == 0 {
+            if (off - start).is_multiple_of(3) {
                 cases.push((off, true)); // one byte flipped at `off`
             }
         }
