@@ -51,6 +51,17 @@ async fn recovery_stops_at_the_last_complete_record() {
         s.kill9();
         let seg = segments(&s).pop().unwrap();
         let pristine = std::fs::read(&seg).unwrap();
+        // The operator's view of the same log.
+        let dump = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+            .arg("dump-log")
+            .arg(&seg)
+            .output()
+            .unwrap();
+        assert!(dump.status.success());
+        let text = String::from_utf8_lossy(&dump.stdout);
+        assert!(text.contains("CreateSession { timeout_ms: "), "{text}");
+        assert!(text.contains("path: \"/n3\""), "{text}");
+        assert!(text.contains("end of log at offset"), "{text}");
         let ends = record_ends(&pristine);
         // Records: createSession, /n0.. /n3 (the client's closeSession may or may not be in).
         let last_create = ends[4];
