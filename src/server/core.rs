@@ -18,7 +18,7 @@ use async_channel::{Receiver, Sender};
 use tracing::{debug, info};
 
 use super::wal::Wal;
-use super::{Commit, Origin, Shared, ToCore, ToShard};
+use super::{Commit, CoreReport, Origin, Shared, ToCore, ToShard};
 use crate::config::Config;
 use crate::prep::{prep, prep_delete_container, PrepCtx};
 use crate::proto::codes::ephemeral_owner;
@@ -306,15 +306,18 @@ impl WriteCore {
                     self.owners.remove(&session_id);
                 }
             }
-            ToCore::Dump(reply) => {
+            ToCore::Report(reply) => {
                 let offset = wall_clock_ms() as u64 - now;
-                let buckets = self
-                    .sessions
-                    .buckets()
-                    .into_iter()
-                    .map(|(d, ids)| (d + offset, ids))
-                    .collect();
-                let _ = reply.try_send(buckets);
+                let _ = reply.try_send(CoreReport {
+                    session_buckets: self
+                        .sessions
+                        .buckets()
+                        .into_iter()
+                        .map(|(d, ids)| (d + offset, ids))
+                        .collect(),
+                    last_zxid: self.zxid,
+                    log: self.wal.stats,
+                });
             }
             ToCore::Tick => {
                 for id in self.sessions.expire(now) {

@@ -54,8 +54,8 @@ pub enum ToCore {
     Disconnected { origin: Origin, session_id: i64 },
     /// Periodic: expire sessions, reap containers and TTL nodes.
     Tick,
-    /// `dump`: the session expiry buckets, as (wall-clock deadline ms, session ids).
-    Dump(async_channel::Sender<Vec<(u64, Vec<i64>)>>),
+    /// A four-letter word wants the write core's view.
+    Report(async_channel::Sender<CoreReport>),
 }
 
 /// A committed transaction and, if a client asked for it, where to send the reply.
@@ -109,6 +109,15 @@ pub struct ShardReport {
     pub watches_by_path: Vec<(String, Vec<i64>)>,
     /// Filled by shard 0 only (every replica holds the same).
     pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
+}
+
+/// The write core's answer to a four-letter word.
+#[derive(Debug, Clone, Default)]
+pub struct CoreReport {
+    /// Session expiry buckets: (wall-clock deadline ms, session ids), for `dump`.
+    pub session_buckets: Vec<(u64, Vec<i64>)>,
+    pub last_zxid: i64,
+    pub log: wal::WalStats,
 }
 
 /// A question for every shard; each answers on `reply`. `reset` clears its counters (srst).

@@ -312,9 +312,11 @@ async fn run_shard(
     }));
 
     if let Some((core, core_rx)) = core {
+        // Latency matters: with NotImportant, glommio reaps this queue's I/O completions lazily
+        // and an fdatasync measured ~1.7 ms instead of the disk's ~0.22 ms (same VM, same file).
         let tq = glommio::executor().create_task_queue(
             glommio::Shares::Static(1000),
-            glommio::Latency::NotImportant,
+            glommio::Latency::Matters(Duration::from_micros(100)),
             "write-core",
         );
         glommio::spawn_local_into(WriteCore::run(core, core_rx), tq)
@@ -640,18 +642,41 @@ async fn four_letter(env: &Env, cmd: FourLetter) -> String {
         reports.push(r);
     }
     let mut data = admin_data(&reports, &env.cfg);
-    if cmd == FourLetter::Dump {
-        let (tx, rx) = async_channel::bounded(1);
-        if env.to_core.send(ToCore::Dump(tx)).await.is_ok() {
-            if let Ok(buckets) = rx.recv().await {
-                data.dump.session_buckets = buckets
-                    .into_iter()
-                    .map(|(at, ids)| admin::ExpiryBucket {
-                        expire_at_ms: at,
-                        session_ids: ids.into_iter().map(|i| i as u64).collect(),
-                    })
-                    .collect();
-            }
+    let (tx, rx) = async_channel::bounded(1);
+    if env.to_core.send(ToCore::Report(tx)).await.is_ok() {
+        if let Ok(core) = rx.recv().await {
+            data.dump.session_buckets = core
+                .session_buckets
+                .into_iter()
+                .map(|(at, ids)| admin::ExpiryBucket {
+                    expire_at_ms: at,
+                    session_ids: ids.into_iter().map(|i| i as u64).collect(),
+                })
+                .collect();
+            let log = core.log;
+            let log_dir_bytes = admin::probe::dir_size_bytes(&super::log_dir(&env.cfg));
+            data.stats.extra_metrics = vec![
+                (
+                    "corral_last_committed_zxid".into(),
+                    core.last_zxid.to_string(),
+                ),
+                ("corral_log_flushes".into(), log.flushes.to_string()),
+                ("corral_log_fsyncs".into(), log.fsyncs.to_string()),
+                (
+                    "corral_log_fsync_time_us_total".into(),
+                    log.fsync_time.as_micros().to_string(),
+                ),
+                (
+                    "corral_log_last_fsync_us".into(),
+                    log.last_fsync.as_micros().to_string(),
+                ),
+                (
+                    "corral_log_bytes_written".into(),
+                    log.bytes_written.to_string(),
+                ),
+                ("corral_log_fill_stalls".into(), log.fill_stalls.to_string()),
+                ("corral_log_dir_bytes".into(), log_dir_bytes.to_string()),
+            ];
         }
     }
     admin::render(cmd, &data, &env.cfg)
