@@ -402,3 +402,32 @@ async fn whitelist_restricts_commands() {
     })
     .await
 }
+
+/// corral's own mntr lines: the log's flushes and fsyncs follow the writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mntr_reports_log_activity() {
+    if is_zookeeper() {
+        return;
+    }
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let c = s.client().await;
+        for i in 0..10 {
+            c.create(&format!("/m{i}"), b"x", &anyone()).await.unwrap();
+        }
+        let mntr = s.four_letter("mntr").await;
+        let get = |k: &str| -> u64 {
+            mntr.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}\t")))
+                .unwrap_or_else(|| panic!("{k} missing:\n{mntr}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(get("corral_log_fsyncs") >= 11, "createSession + 10 creates, each durable");
+        assert!(get("corral_log_flushes") >= get("corral_log_fsyncs"));
+        assert!(get("corral_log_bytes_written") >= 4096);
+        assert_eq!(get("corral_log_fill_stalls"), 0);
+        assert_eq!(get("corral_last_committed_zxid"), 11);
+    })
+    .await
+}
