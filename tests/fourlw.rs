@@ -423,7 +423,10 @@ async fn mntr_reports_log_activity() {
                 .parse()
                 .unwrap()
         };
-        assert!(get("corral_log_fsyncs") >= 11, "createSession + 10 creates, each durable");
+        assert!(
+            get("corral_log_fsyncs") >= 11,
+            "createSession + 10 creates, each durable"
+        );
         assert!(get("corral_log_flushes") >= get("corral_log_fsyncs"));
         assert!(get("corral_log_bytes_written") >= 4096);
         assert_eq!(get("corral_log_fill_stalls"), 0);

@@ -16,15 +16,17 @@ use std::time::{Duration, Instant};
 use glommio::io::{Directory, DmaFile, OpenOptions};
 use tracing::info;
 
-use crate::storage::log::{header, segment_name, TailBuffer, HEADER_LEN};
+use crate::storage::log::{header, segment_name, TailBuffer, BLOCK, HEADER_LEN};
 use crate::storage::recover::Tail;
 use crate::txn::Txn;
 
 /// Segment size before rolling over (ZooKeeper preallocates 64 MiB too).
 pub const SEGMENT_BYTES: u64 = 64 << 20;
-/// Zero-fill step; the filler keeps at least `FILL_LOW_WATER` zeroed ahead of the writer.
-const FILL_CHUNK: u64 = 4 << 20;
-const FILL_LOW_WATER: u64 = 2 << 20;
+/// Zero-fill step; the filler starts when less than `FILL_LOW_WATER` is zeroed ahead of the
+/// writer. At ~200 MB/s of zero-filling (this VM) a step takes ~40 ms, during which the writer
+/// may use the 6 MiB still ahead: sustained log writes up to ~150 MB/s never wait.
+const FILL_CHUNK: u64 = 8 << 20;
+const FILL_LOW_WATER: u64 = 6 << 20;
 /// Size of one zero-filling write.
 const ZERO_WRITE: usize = 1 << 20;
 
@@ -63,6 +65,7 @@ pub struct Wal {
 }
 
 async fn zero_fill(file: &DmaFile, from: u64, to: u64) -> io::Result<()> {
+    debug_assert!(from.is_multiple_of(BLOCK as u64) && to.is_multiple_of(BLOCK as u64));
     let mut at = from;
     while at < to {
         let n = ((to - at) as usize).min(ZERO_WRITE);
@@ -212,7 +215,8 @@ impl Wal {
         let (file, zeroed, filling) =
             (seg.file.clone(), seg.zeroed_to.clone(), seg.filling.clone());
         let from = zeroed.get();
-        let to = need.max(from) + FILL_CHUNK;
+        // O_DIRECT writes must be block-aligned in offset and length: fill whole chunks.
+        let to = (need.max(from) + FILL_CHUNK).div_ceil(FILL_CHUNK) * FILL_CHUNK;
         glommio::spawn_local(async move {
             match zero_fill(&file, from, to).await {
                 Ok(()) => zeroed.set(to),
