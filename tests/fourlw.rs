@@ -20,7 +20,11 @@ fn mntr_map(text: &str) -> BTreeMap<String, String> {
         let (k, v) = l
             .split_once('\t')
             .unwrap_or_else(|| panic!("mntr line without a tab: {l:?}"));
-        assert!(k.starts_with("zk_"), "mntr key {k:?}");
+        // ZooKeeper's keys are zk_*; corral adds its own as corral_* (log and fsync figures).
+        assert!(
+            k.starts_with("zk_") || k.starts_with("corral_"),
+            "mntr key {k:?}"
+        );
         assert!(!v.contains('\t'), "one value per line: {l:?}");
         m.insert(k.to_string(), v.to_string());
     }
