@@ -274,6 +274,11 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corral-shard{i}"))
             .io_memory(IO_MEMORY)
+            // Spin briefly before sleeping: completions that land within 50 us (an fdatasync,
+            // a reply on loopback) are reaped at once instead of after a wake-up. Measured with
+            // loadgen setdata 1x1 on one CPU: fdatasync 1.7 ms -> 0.06 ms average, setData p50
+            // 210 us end to end.
+            .spin_before_park(Duration::from_micros(50))
             .spawn(move || async move { run_shard(env, rx, admin_rx, core, initial).await })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         handles.push(h);
@@ -312,11 +317,12 @@ async fn run_shard(
     }));
 
     if let Some((core, core_rx)) = core {
-        // Latency matters: with NotImportant, glommio reaps this queue's I/O completions lazily
-        // and an fdatasync measured ~1.7 ms instead of the disk's ~0.22 ms (same VM, same file).
+        // NotImportant, like the shard's own tasks: a Latency::Matters queue here made glommio
+        // miss network completions until the next timer (lock waits of a whole tick). Prompt
+        // fsync completions come from `spin_before_park` instead (see `start`).
         let tq = glommio::executor().create_task_queue(
             glommio::Shares::Static(1000),
-            glommio::Latency::Matters(Duration::from_micros(100)),
+            glommio::Latency::NotImportant,
             "write-core",
         );
         glommio::spawn_local_into(WriteCore::run(core, core_rx), tq)
