@@ -202,9 +202,9 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 Latest comparison of corral against Apache ZooKeeper, written by \`loadgen/compare.sh\`
 ($(date -u +%Y-%m-%d)). Rerun it with \`bash loadgen/compare.sh\`.
 
-**corral is still in memory**: unless the durable log has landed in the build measured here,
-corral answers writes without an fsync while ZooKeeper runs with \`forceSync=yes\`, so the write
-rows (setData, create/delete, churn, lock) are **not yet comparable**; the read rows are.
+Both servers fsync every write before answering it (ZooKeeper \`forceSync=yes\`, corral's
+transaction log: one O_DIRECT write + fdatasync per batch), so the write rows compare like with
+like.
 
 ## Machine and versions
 
