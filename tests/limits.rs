@@ -317,3 +317,45 @@ async fn second_server_on_the_same_port_refuses_to_start() {
     })
     .await
 }
+
+/// A connection that never sends its connect request is closed after ZooKeeper's session-less
+/// connection timeout (10 s), so idle sockets cannot pile up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connection_is_closed() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let mut t = raw_tcp(&s.addr()).await;
+        let started = std::time::Instant::now();
+        let (_, closed) = read_until_closed(&mut t, std::time::Duration::from_secs(20)).await;
+        assert!(
+            closed,
+            "idle pre-handshake connection still open after 20 s"
+        );
+        assert!(
+            started.elapsed() >= std::time::Duration::from_secs(5),
+            "closed too early"
+        );
+    })
+    .await
+}
+
+/// With a small globalOutstandingLimit the server stops reading a connection that has too many
+/// unanswered requests, and resumes as they are answered: a deep pipeline still completes, in
+/// order, with nothing dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outstanding_limit_applies_backpressure_without_loss() {
+    timed(60, async {
+        let s = TestServer::start(ServerOpts::new().cfg("globalOutstandingLimit", 8)).await;
+        let c = s.client().await;
+        c.create("/bp", b"", &anyone()).await.unwrap();
+        let sets: Vec<_> = (0..300)
+            .map(|i| c.set_data("/bp", format!("{i}").as_bytes(), Some(i)))
+            .collect();
+        for (i, f) in sets.into_iter().enumerate() {
+            let st = f.await.unwrap_or_else(|e| panic!("set {i}: {e}"));
+            assert_eq!(st.version, i as i32 + 1);
+        }
+        assert_eq!(c.get_data("/bp").await.unwrap().0, b"299");
+    })
+    .await
+}

@@ -43,6 +43,8 @@ use crate::tree::{acl, DataTree, OpResult};
 use crate::txn::TxnOp;
 use crate::watch::{ConnId, Kind, WatchManager};
 
+/// How long a new connection may take to send its connect request.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from a socket per read call.
 const READ_CHUNK: usize = 64 * 1024;
 /// io_uring buffer memory per executor: the network path does not use registered buffers, so a
@@ -89,6 +91,8 @@ struct Conn {
     reader: Option<Waker>,
     /// The reader, parked until the handshake is answered.
     handshake: Option<Waker>,
+    /// The reader, parked while too many requests of this connection are outstanding.
+    backpressure: Option<Waker>,
     /// Flush `out`, then close.
     closing: bool,
     // counters for `cons`
@@ -111,9 +115,13 @@ impl Conn {
     fn close(&mut self) {
         self.closing = true;
         self.wake_writer();
-        for w in [self.reader.take(), self.handshake.take()]
-            .into_iter()
-            .flatten()
+        for w in [
+            self.reader.take(),
+            self.handshake.take(),
+            self.backpressure.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             w.wake();
         }
@@ -492,6 +500,7 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
         writer: None,
         reader: None,
         handshake: None,
+        backpressure: None,
         closing: false,
         received: 0,
         sent: 0,
@@ -502,6 +511,19 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
         latency: admin::Latency::default(),
     }));
     shard.borrow_mut().conns.insert(conn_id, conn.clone());
+    // A connection that never completes its handshake is closed, as ZooKeeper closes
+    // session-less connections (its `sessionlessCnxnTimeout`, 10 s).
+    {
+        let conn = conn.clone();
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+            let mut c = conn.borrow_mut();
+            if c.phase == Phase::Handshake && !c.closing {
+                c.close();
+            }
+        })
+        .detach();
+    }
 
     let writer = {
         let conn = conn.clone();
@@ -533,7 +555,20 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
 
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
+    let outstanding_max = (env.cfg.global_outstanding_limit as usize).max(1);
     'read: loop {
+        // Backpressure: stop reading while too many of this connection's requests are
+        // unanswered (ZooKeeper's globalOutstandingLimit, applied per connection here).
+        futures_lite::future::poll_fn(|cx| {
+            let mut c = conn.borrow_mut();
+            if c.queue.len() < outstanding_max || c.closing {
+                Poll::Ready(())
+            } else {
+                c.backpressure = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
         let closed = futures_lite::future::poll_fn(|cx| {
             let mut c = conn.borrow_mut();
             if c.closing {
@@ -1180,6 +1215,9 @@ impl Shard {
         }
         c.out = out;
         c.wake_writer();
+        if let Some(w) = c.backpressure.take() {
+            w.wake();
+        }
     }
 
     fn report(&mut self, reset: bool) -> ShardReport {
