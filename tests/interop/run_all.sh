@@ -15,7 +15,7 @@
 #
 # Environment:
 #   INTEROP_SKIP_SETUP=1   do not run setup_env.sh (everything already there)
-#   INTEROP_SUITES="zkcli cli_mt zkpython kazoo"   subset / order to run
+#   INTEROP_SUITES="zkcli cli_mt zkpython kazoo zkserver_status"   subset / order to run
 #   ZKCLI_RELATIVE_ZXIDS=1 passed to zkcli.sh (server not fresh)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -28,7 +28,7 @@ split_hostport "$1" || exit 2
 SERVER="$1"
 LOG_DIR="${INTEROP_LOG_DIR:-/tmp/interop-logs}"
 mkdir -p "$LOG_DIR"
-SUITES="${INTEROP_SUITES:-zkcli cli_mt zkpython kazoo}"
+SUITES="${INTEROP_SUITES:-zkcli cli_mt zkpython kazoo zkserver_status}"
 START=$(date +%s)
 TOTAL_PASS=0
 TOTAL_FAIL=0
@@ -119,6 +119,12 @@ for s in $SUITES; do
                 run_suite kazoo 300 "$VENV_PY" "$INTEROP_DIR/kazoo_test.py" "$SERVER"
             else
                 skip_suite kazoo "kazoo is not importable from $VENV_PY (see $LOG_DIR/setup.log)"
+            fi ;;
+        zkserver_status)
+            if [ -x /usr/share/zookeeper/bin/zkServer.sh ]; then
+                run_suite zkserver_status 90 "$INTEROP_DIR/zkserver_status.sh" "$SERVER"
+            else
+                skip_suite zkserver_status "zkServer.sh missing (setup failed?)"
             fi ;;
         *)
             skip_suite "$s" "unknown suite" ;;
