@@ -70,17 +70,7 @@ impl Reader {
 
     /// A buffer; null (-1) decodes as empty, as ZooKeeper's server treats it.
     pub fn buffer(&mut self) -> DecodeResult<Bytes> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        let len = len as usize;
-        if self.remaining() < len {
-            return Err(DecodeError::Truncated);
-        }
-        let b = self.buf.slice(self.pos..self.pos + len);
-        self.pos += len;
-        Ok(b)
+        Ok(self.buffer_opt()?.unwrap_or_default())
     }
 
     /// A buffer that may be null (-1): znode data keeps the difference, as ZooKeeper does.
