@@ -12,6 +12,8 @@
 //! the commits before them, which the per-shard FIFO guarantees).
 
 pub mod core;
+mod fourlw;
+mod reply;
 pub mod shard;
 pub mod wal;
 

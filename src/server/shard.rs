@@ -29,6 +29,8 @@ use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{debug, info, warn};
 
 use super::core::{CoreInit, WriteCore};
+use super::fourlw;
+use super::reply::{encode_write_reply, read_path, reply};
 use super::{AdminQuery, Commit, Origin, ShardReport, Shared, ToCore, ToShard, CHANNEL_CAPACITY};
 use crate::admin::{self, FourLetter};
 use crate::config::Config;
@@ -39,7 +41,7 @@ use crate::proto::records::{
     ReadOp, Request, RequestError, SetWatches,
 };
 use crate::proto::{finish_frame, split_frame, start_frame, Frame};
-use crate::tree::{acl, DataTree, OpResult};
+use crate::tree::{acl, DataTree};
 use crate::txn::TxnOp;
 use crate::watch::{ConnId, Kind, WatchManager};
 
@@ -606,7 +608,7 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
             }
             if conn.borrow().phase == Phase::Handshake && inbuf.len() >= 4 {
                 if let Some(cmd) = FourLetter::from_len_prefix(inbuf[..4].try_into().unwrap()) {
-                    let text = four_letter(env, cmd).await;
+                    let text = fourlw::four_letter(&env.cfg, &env.shared, &env.to_core, cmd).await;
                     let mut c = conn.borrow_mut();
                     c.out.extend_from_slice(text.as_bytes());
                     c.close();
@@ -660,131 +662,6 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
             .send(ToCore::Disconnected { origin, session_id })
             .await;
     }
-}
-
-/// Asks every shard for its report and renders a four-letter word.
-async fn four_letter(env: &Env, cmd: FourLetter) -> String {
-    if !admin::is_allowed(cmd, &env.cfg) {
-        return admin::refusal(cmd);
-    }
-    let reset = matches!(cmd, FourLetter::Srst);
-    let (tx, rx) = async_channel::bounded(env.shared.admin.len());
-    for a in &env.shared.admin {
-        let _ = a
-            .send(AdminQuery {
-                reply: tx.clone(),
-                reset,
-            })
-            .await;
-    }
-    drop(tx);
-    let mut reports = Vec::new();
-    while let Ok(r) = rx.recv().await {
-        reports.push(r);
-    }
-    let mut data = admin_data(&reports, &env.cfg);
-    let (tx, rx) = async_channel::bounded(1);
-    if env.to_core.send(ToCore::Report(tx)).await.is_ok() {
-        if let Ok(core) = rx.recv().await {
-            data.dump.session_buckets = core
-                .session_buckets
-                .into_iter()
-                .map(|(at, ids)| admin::ExpiryBucket {
-                    expire_at_ms: at,
-                    session_ids: ids.into_iter().map(|i| i as u64).collect(),
-                })
-                .collect();
-            let log = core.log;
-            let log_dir_bytes = admin::probe::dir_size_bytes(&super::log_dir(&env.cfg));
-            data.stats.extra_metrics = vec![
-                (
-                    "corral_last_committed_zxid".into(),
-                    core.last_zxid.to_string(),
-                ),
-                ("corral_log_flushes".into(), log.flushes.to_string()),
-                ("corral_log_fsyncs".into(), log.fsyncs.to_string()),
-                (
-                    "corral_log_fsync_time_us_total".into(),
-                    log.fsync_time.as_micros().to_string(),
-                ),
-                (
-                    "corral_log_last_fsync_us".into(),
-                    log.last_fsync.as_micros().to_string(),
-                ),
-                (
-                    "corral_log_bytes_written".into(),
-                    log.bytes_written.to_string(),
-                ),
-                ("corral_log_fill_stalls".into(), log.fill_stalls.to_string()),
-                ("corral_log_dir_bytes".into(), log_dir_bytes.to_string()),
-            ];
-        }
-    }
-    admin::render(cmd, &data, &env.cfg)
-}
-
-/// Merges the shards' reports into what the four-letter words print.
-fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
-    let mut d = admin::AdminData::default();
-    let st = &mut d.stats;
-    st.client_port = cfg.client_port;
-    st.open_fd_count = admin::probe::open_fd_count();
-    st.max_fd_count = admin::probe::max_fd_count();
-    st.uptime_ms = START.with(|s| s.elapsed().as_millis() as u64);
-    for r in reports {
-        // Replicas may lag each other by a batch; report the most advanced.
-        if r.last_zxid >= st.last_zxid {
-            st.last_zxid = r.last_zxid;
-            st.node_count = r.node_count as u64;
-            st.ephemerals_count = r.ephemerals as u64;
-            st.approximate_data_size = r.data_size;
-            st.global_sessions = r.sessions as u64;
-        }
-        st.latency.merge(&r.latency);
-        st.packets_received += r.received;
-        st.packets_sent += r.sent;
-        st.outstanding_requests += r.outstanding as u64;
-        st.num_alive_connections += r.connections.len() as u64;
-        st.connections.extend(r.connections.iter().cloned());
-        st.watch_count += r.watch_count as u64;
-        for (sid, paths) in &r.watches_by_session {
-            let e = d.watches.by_session.entry(*sid as u64).or_default();
-            e.extend(paths.iter().cloned());
-        }
-        for (path, sids) in &r.watches_by_path {
-            let e = d.watches.by_path.entry(path.clone()).or_default();
-            e.extend(sids.iter().map(|s| *s as u64));
-        }
-        for (sid, paths) in &r.ephemerals_by_session {
-            d.dump.ephemerals.insert(*sid as u64, paths.clone());
-        }
-    }
-    for v in d.watches.by_session.values_mut() {
-        v.sort();
-        v.dedup();
-    }
-    for v in d.watches.by_path.values_mut() {
-        v.sort();
-        v.dedup();
-    }
-    d.watches.connections = d.watches.by_session.len() as u64;
-    d.watches.paths = d.watches.by_path.len() as u64;
-    d.watches.total = d.watches.by_path.values().map(|v| v.len() as u64).sum();
-    d.dirs.datadir_size = admin::probe::dir_size_bytes(&cfg.data_dir);
-    d.dirs.logdir_size = admin::probe::dir_size_bytes(cfg.log_dir());
-    d.env = admin::probe::env_info();
-    d
-}
-
-thread_local! {
-    static START: Instant = Instant::now();
-}
-
-fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Handles one frame; returns the messages to send to the write core, or why to close.
@@ -924,32 +801,6 @@ fn on_frame(
             Ok(vec![])
         }
     }
-}
-
-/// Reads look paths up as ZooKeeper's DataTree does, where "" is another name for the root.
-fn read_path(path: &str) -> &str {
-    if path.is_empty() {
-        "/"
-    } else {
-        path
-    }
-}
-
-/// Writes a reply frame whose body is produced by `body`; if `body` fails, the frame carries
-/// only the header with the error code, as ZooKeeper sends it.
-fn reply(
-    out: &mut BytesMut,
-    xid: i32,
-    zxid: i64,
-    body: impl FnOnce(&mut BytesMut) -> Result<(), Code>,
-) {
-    let at = start_frame(out);
-    put_reply_header(out, xid, zxid, Code::Ok);
-    if let Err(code) = body(out) {
-        out.truncate(at + 4 + 16);
-        out[at + 4 + 12..at + 4 + 16].copy_from_slice(&code.as_i32().to_be_bytes());
-    }
-    finish_frame(out, at);
 }
 
 impl Shard {
@@ -1442,63 +1293,9 @@ fn apply_commit(s: &mut Shard, commit: &Commit) {
     }
 }
 
-/// The reply to a write, from the txn and what applying it produced.
-fn encode_write_reply(
-    out: &mut BytesMut,
-    opcode: i32,
-    xid: i32,
-    zxid: i64,
-    txn_op: &TxnOp,
-    results: &[OpResult],
-) {
-    match (txn_op, opcode) {
-        (TxnOp::Multi(ops), _) => reply(out, xid, zxid, |b| {
-            for (o, r) in ops.iter().zip(results) {
-                match (o, r) {
-                    (TxnOp::Create { opcode, .. }, OpResult::Created { path, stat }) => {
-                        if *opcode == op::CREATE {
-                            put_multi_header(b, op::CREATE, false, 0);
-                            b.put_jstring(path);
-                        } else {
-                            put_multi_header(b, op::CREATE2, false, 0);
-                            b.put_jstring(path);
-                            stat.encode(b);
-                        }
-                    }
-                    (_, OpResult::Deleted) => put_multi_header(b, op::DELETE, false, 0),
-                    (_, OpResult::SetData(stat)) => {
-                        put_multi_header(b, op::SET_DATA, false, 0);
-                        stat.encode(b);
-                    }
-                    (_, OpResult::Checked) => put_multi_header(b, op::CHECK, false, 0),
-                    _ => unreachable!("multi op result mismatch"),
-                }
-            }
-            put_multi_header(b, -1, true, -1);
-            Ok(())
-        }),
-        (TxnOp::MultiError(codes), _) => reply(out, xid, zxid, |b| {
-            for code in codes {
-                put_multi_header(b, op::ERROR, false, code.as_i32());
-                b.put_i32(code.as_i32());
-            }
-            put_multi_header(b, -1, true, -1);
-            Ok(())
-        }),
-        _ => reply(out, xid, zxid, |b| match results.first() {
-            Some(OpResult::Error(code)) => Err(*code),
-            Some(OpResult::Created { path, stat }) => {
-                b.put_jstring(path);
-                if opcode != op::CREATE {
-                    stat.encode(b);
-                }
-                Ok(())
-            }
-            Some(OpResult::SetData(stat)) | Some(OpResult::SetAcl(stat)) => {
-                stat.encode(b);
-                Ok(())
-            }
-            _ => Ok(()),
-        }),
-    }
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

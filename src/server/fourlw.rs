@@ -1,0 +1,134 @@
+//! Four-letter words: ask every shard (and the write core) for its numbers, merge them, and
+//! render ZooKeeper's text (`crate::admin`). Runs on the shard that accepted the asking
+//! connection; nothing here is on the request path.
+
+use std::time::Instant;
+
+use async_channel::Sender;
+
+use super::{AdminQuery, ShardReport, Shared, ToCore};
+use crate::admin::{self, FourLetter};
+use crate::config::Config;
+
+/// Asks every shard for its report and renders a four-letter word.
+pub(super) async fn four_letter(
+    cfg: &Config,
+    shared: &Shared,
+    to_core: &Sender<ToCore>,
+    cmd: FourLetter,
+) -> String {
+    if !admin::is_allowed(cmd, cfg) {
+        return admin::refusal(cmd);
+    }
+    let reset = matches!(cmd, FourLetter::Srst);
+    let (tx, rx) = async_channel::bounded(shared.admin.len());
+    for a in &shared.admin {
+        let _ = a
+            .send(AdminQuery {
+                reply: tx.clone(),
+                reset,
+            })
+            .await;
+    }
+    drop(tx);
+    let mut reports = Vec::new();
+    while let Ok(r) = rx.recv().await {
+        reports.push(r);
+    }
+    let mut data = admin_data(&reports, cfg);
+    let (tx, rx) = async_channel::bounded(1);
+    if to_core.send(ToCore::Report(tx)).await.is_ok() {
+        if let Ok(core) = rx.recv().await {
+            data.dump.session_buckets = core
+                .session_buckets
+                .into_iter()
+                .map(|(at, ids)| admin::ExpiryBucket {
+                    expire_at_ms: at,
+                    session_ids: ids.into_iter().map(|i| i as u64).collect(),
+                })
+                .collect();
+            let log = core.log;
+            let log_dir_bytes = admin::probe::dir_size_bytes(&super::log_dir(cfg));
+            data.stats.extra_metrics = vec![
+                (
+                    "corral_last_committed_zxid".into(),
+                    core.last_zxid.to_string(),
+                ),
+                ("corral_log_flushes".into(), log.flushes.to_string()),
+                ("corral_log_fsyncs".into(), log.fsyncs.to_string()),
+                (
+                    "corral_log_fsync_time_us_total".into(),
+                    log.fsync_time.as_micros().to_string(),
+                ),
+                (
+                    "corral_log_last_fsync_us".into(),
+                    log.last_fsync.as_micros().to_string(),
+                ),
+                (
+                    "corral_log_bytes_written".into(),
+                    log.bytes_written.to_string(),
+                ),
+                ("corral_log_fill_stalls".into(), log.fill_stalls.to_string()),
+                ("corral_log_dir_bytes".into(), log_dir_bytes.to_string()),
+            ];
+        }
+    }
+    admin::render(cmd, &data, cfg)
+}
+
+/// Merges the shards' reports into what the four-letter words print.
+fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
+    let mut d = admin::AdminData::default();
+    let st = &mut d.stats;
+    st.client_port = cfg.client_port;
+    st.open_fd_count = admin::probe::open_fd_count();
+    st.max_fd_count = admin::probe::max_fd_count();
+    st.uptime_ms = START.with(|s| s.elapsed().as_millis() as u64);
+    for r in reports {
+        // Replicas may lag each other by a batch; report the most advanced.
+        if r.last_zxid >= st.last_zxid {
+            st.last_zxid = r.last_zxid;
+            st.node_count = r.node_count as u64;
+            st.ephemerals_count = r.ephemerals as u64;
+            st.approximate_data_size = r.data_size;
+            st.global_sessions = r.sessions as u64;
+        }
+        st.latency.merge(&r.latency);
+        st.packets_received += r.received;
+        st.packets_sent += r.sent;
+        st.outstanding_requests += r.outstanding as u64;
+        st.num_alive_connections += r.connections.len() as u64;
+        st.connections.extend(r.connections.iter().cloned());
+        st.watch_count += r.watch_count as u64;
+        for (sid, paths) in &r.watches_by_session {
+            let e = d.watches.by_session.entry(*sid as u64).or_default();
+            e.extend(paths.iter().cloned());
+        }
+        for (path, sids) in &r.watches_by_path {
+            let e = d.watches.by_path.entry(path.clone()).or_default();
+            e.extend(sids.iter().map(|s| *s as u64));
+        }
+        for (sid, paths) in &r.ephemerals_by_session {
+            d.dump.ephemerals.insert(*sid as u64, paths.clone());
+        }
+    }
+    for v in d.watches.by_session.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    for v in d.watches.by_path.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    d.watches.connections = d.watches.by_session.len() as u64;
+    d.watches.paths = d.watches.by_path.len() as u64;
+    d.watches.total = d.watches.by_path.values().map(|v| v.len() as u64).sum();
+    d.dirs.datadir_size = admin::probe::dir_size_bytes(&cfg.data_dir);
+    d.dirs.logdir_size = admin::probe::dir_size_bytes(cfg.log_dir());
+    d.env = admin::probe::env_info();
+    d
+}
+
+thread_local! {
+    static START: Instant = Instant::now();
+}

@@ -1,0 +1,97 @@
+//! Reply encoding: the frames a shard sends for reads and writes, in ZooKeeper's layouts. Pure.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::proto::codes::{op, Code};
+use crate::proto::jute::Writer;
+use crate::proto::records::{put_multi_header, put_reply_header};
+use crate::proto::{finish_frame, start_frame};
+use crate::tree::OpResult;
+use crate::txn::TxnOp;
+
+/// Reads look paths up as ZooKeeper's DataTree does, where "" is another name for the root.
+pub(super) fn read_path(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
+/// Writes a reply frame whose body is produced by `body`; if `body` fails, the frame carries
+/// only the header with the error code, as ZooKeeper sends it.
+pub(super) fn reply(
+    out: &mut BytesMut,
+    xid: i32,
+    zxid: i64,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), Code>,
+) {
+    let at = start_frame(out);
+    put_reply_header(out, xid, zxid, Code::Ok);
+    if let Err(code) = body(out) {
+        out.truncate(at + 4 + 16);
+        out[at + 4 + 12..at + 4 + 16].copy_from_slice(&code.as_i32().to_be_bytes());
+    }
+    finish_frame(out, at);
+}
+
+/// The reply to a write, from the txn and what applying it produced.
+pub(super) fn encode_write_reply(
+    out: &mut BytesMut,
+    opcode: i32,
+    xid: i32,
+    zxid: i64,
+    txn_op: &TxnOp,
+    results: &[OpResult],
+) {
+    match (txn_op, opcode) {
+        (TxnOp::Multi(ops), _) => reply(out, xid, zxid, |b| {
+            for (o, r) in ops.iter().zip(results) {
+                match (o, r) {
+                    (TxnOp::Create { opcode, .. }, OpResult::Created { path, stat }) => {
+                        if *opcode == op::CREATE {
+                            put_multi_header(b, op::CREATE, false, 0);
+                            b.put_jstring(path);
+                        } else {
+                            put_multi_header(b, op::CREATE2, false, 0);
+                            b.put_jstring(path);
+                            stat.encode(b);
+                        }
+                    }
+                    (_, OpResult::Deleted) => put_multi_header(b, op::DELETE, false, 0),
+                    (_, OpResult::SetData(stat)) => {
+                        put_multi_header(b, op::SET_DATA, false, 0);
+                        stat.encode(b);
+                    }
+                    (_, OpResult::Checked) => put_multi_header(b, op::CHECK, false, 0),
+                    _ => unreachable!("multi op result mismatch"),
+                }
+            }
+            put_multi_header(b, -1, true, -1);
+            Ok(())
+        }),
+        (TxnOp::MultiError(codes), _) => reply(out, xid, zxid, |b| {
+            for code in codes {
+                put_multi_header(b, op::ERROR, false, code.as_i32());
+                b.put_i32(code.as_i32());
+            }
+            put_multi_header(b, -1, true, -1);
+            Ok(())
+        }),
+        _ => reply(out, xid, zxid, |b| match results.first() {
+            Some(OpResult::Error(code)) => Err(*code),
+            Some(OpResult::Created { path, stat }) => {
+                b.put_jstring(path);
+                if opcode != op::CREATE {
+                    stat.encode(b);
+                }
+                Ok(())
+            }
+            Some(OpResult::SetData(stat)) | Some(OpResult::SetAcl(stat)) => {
+                stat.encode(b);
+                Ok(())
+            }
+            _ => Ok(()),
+        }),
+    }
+}
