@@ -4,3 +4,4 @@
 pub mod codec;
 pub mod log;
 pub mod recover;
+pub mod snapshot;

@@ -338,6 +338,114 @@ impl DataTree {
         out
     }
 
+    /// Applies a logged txn on top of a fuzzy snapshot (one taken while writes went on), with
+    /// ZooKeeper's replay rules: every txn carries absolute values, so applying the log from the
+    /// snapshot's start zxid converges on the exact state, provided each op tolerates finding
+    /// its effect already there (a create of an existing node only moves the parent's cversion
+    /// and pzxid forward) or its subject gone (a set on a missing node is skipped). A delete
+    /// also removes descendants: any node below it in the snapshot was created after the delete
+    /// and is created again by a later record.
+    pub fn apply_replay(&mut self, txn: &Txn) {
+        let ops: Vec<&TxnOp> = match &txn.op {
+            TxnOp::Multi(ops) => ops.iter().collect(),
+            op => vec![op],
+        };
+        let mut sink = Vec::new();
+        for op in ops {
+            match op {
+                TxnOp::Create {
+                    path,
+                    parent_cversion,
+                    ..
+                } => {
+                    if !self.nodes.contains_key(parent_of(path)) {
+                        continue;
+                    }
+                    if self.nodes.contains_key(path) {
+                        let parent = self.nodes.get_mut(parent_of(path)).expect("checked");
+                        if *parent_cversion > parent.cversion {
+                            parent.cversion = *parent_cversion;
+                            parent.pzxid = txn.zxid;
+                        }
+                        continue;
+                    }
+                }
+                TxnOp::Delete { path } => {
+                    if !self.nodes.contains_key(path) {
+                        if let Some(parent) = self.nodes.get_mut(parent_of(path)) {
+                            parent.pzxid = parent.pzxid.max(txn.zxid);
+                        }
+                        continue;
+                    }
+                    let children: Vec<String> = self.nodes[path]
+                        .children
+                        .iter()
+                        .map(|c| join(path, c))
+                        .collect();
+                    for c in children {
+                        self.remove_subtree(&c);
+                    }
+                }
+                TxnOp::SetData { path, .. } | TxnOp::SetAcl { path, .. }
+                    if !self.nodes.contains_key(path) =>
+                {
+                    continue
+                }
+                _ => {}
+            }
+            self.apply_op(txn, op, &mut sink);
+            sink.clear();
+        }
+        if txn.zxid > self.last_zxid {
+            self.last_zxid = txn.zxid;
+        }
+    }
+
+    /// Removes `path` and everything below it, without touching stats (replay only).
+    fn remove_subtree(&mut self, path: &str) {
+        let Some(node) = self.nodes.remove(path) else {
+            return;
+        };
+        self.data_size -= (path.len() + node.data_len()) as u64;
+        self.unindex_owner(path, node.ephemeral_owner);
+        if let Some(parent) = self.nodes.get_mut(parent_of(path)) {
+            parent.children.remove(name_of(path));
+        }
+        for c in &node.children {
+            self.remove_subtree(&join(path, c));
+        }
+    }
+
+    /// Puts a node read from a snapshot in place (its parent must be there already): replaces
+    /// an existing node's contents, keeping its children.
+    pub fn restore_node(&mut self, path: &str, mut node: Node) {
+        if let Some(old) = self.nodes.get_mut(path) {
+            node.children = std::mem::take(&mut old.children);
+            let old_owner = old.ephemeral_owner;
+            self.data_size = self.data_size + node.data_len() as u64 - old.data_len() as u64;
+            *old = node;
+            self.unindex_owner(path, old_owner);
+            let owner = self.nodes[path].ephemeral_owner;
+            self.index_owner(path, owner);
+            return;
+        }
+        if path != "/" && !self.nodes.contains_key(parent_of(path)) {
+            return;
+        }
+        node.children.clear();
+        let owner = node.ephemeral_owner;
+        self.insert_raw(path, node);
+        self.index_owner(path, owner);
+    }
+
+    pub fn restore_session(&mut self, id: i64, entry: SessionEntry) {
+        self.sessions.insert(id, entry);
+    }
+
+    pub fn set_last_zxid(&mut self, zxid: i64) {
+        self.last_zxid = zxid;
+    }
+
     /// Applies one op; returns its result and how to undo it.
     pub fn apply_op(
         &mut self,
