@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use super::snapshots::{snapshot_dir, Job, Retention};
 use super::wal::Wal;
 use super::{Commit, CoreReport, Origin, Shared, ToCore, ToShard};
 use crate::config::Config;
@@ -46,6 +47,15 @@ pub struct WriteCore {
     last_reap_ms: u64,
     shared: Arc<Shared>,
     wal: Wal,
+    snap: Option<Job>,
+    since_snap: u64,
+    snap_at: u64,
+}
+
+/// ZooKeeper's rule: the next snapshot after a random count in `snapCount/2 ..= snapCount`.
+fn snap_threshold(snap_count: u32) -> u64 {
+    let half = (snap_count as u64 / 2).max(1);
+    half + rand::random::<u64>() % (snap_count as u64 - half + 1)
 }
 
 /// What the write core starts from; built on the main thread and sent to executor 0, where
@@ -77,6 +87,7 @@ impl WriteCore {
             tree,
             ..
         } = init;
+        let snap_count = cfg.snap_count;
         let server_id = cfg.my_id.unwrap_or(1).min(254) as u8;
         let mut sessions = SessionTracker::new(cfg.tick_time_ms as u64, server_id, wall_clock_ms());
         // Sessions come back with the log; as in ZooKeeper their timeout starts again.
@@ -99,6 +110,9 @@ impl WriteCore {
             last_reap_ms: 0,
             shared,
             wal,
+            snap: None,
+            since_snap: 0,
+            snap_at: snap_threshold(snap_count),
         }
     }
 
@@ -124,29 +138,80 @@ impl WriteCore {
             zxid = format!("{:#x}", self.zxid),
             "write core started"
         );
-        while let Ok(first) = rx.recv().await {
-            self.handle(first);
-            for _ in 1..BATCH_MAX {
+        loop {
+            // While a snapshot is being taken, do not sleep on the channel: walk the tree a
+            // step between batches instead.
+            let first = if self.snap.is_some() {
                 match rx.try_recv() {
-                    Ok(m) => self.handle(m),
-                    Err(_) => break,
+                    Ok(m) => Some(m),
+                    Err(async_channel::TryRecvError::Empty) => None,
+                    Err(async_channel::TryRecvError::Closed) => return,
+                }
+            } else {
+                match rx.recv().await {
+                    Ok(m) => Some(m),
+                    Err(_) => return,
+                }
+            };
+            if let Some(first) = first {
+                self.batch(first, &rx).await;
+            }
+            self.snapshot_step().await;
+        }
+    }
+
+    /// Handles one batch: everything waiting, one log flush, then the commits to the shards.
+    async fn batch(&mut self, first: ToCore, rx: &Receiver<ToCore>) {
+        self.handle(first);
+        for _ in 1..BATCH_MAX {
+            match rx.try_recv() {
+                Ok(m) => self.handle(m),
+                Err(_) => break,
+            }
+        }
+        // Group commit: everything this batch committed becomes durable with one write and
+        // one fdatasync, before any shard (and so any client) hears of it. Requests that
+        // arrive meanwhile wait in the channel and form the next batch. A log that cannot
+        // be written is not a state to serve from: stop.
+        if let Err(e) = self.wal.flush().await {
+            panic!("transaction log write failed: {e}");
+        }
+        self.flush_commits();
+        for (shard, msgs) in self.outbox.iter_mut().enumerate() {
+            for m in msgs.drain(..) {
+                if self.shards[shard].send(m).await.is_err() {
+                    return;
                 }
             }
-            // Group commit: everything this batch committed becomes durable with one write and
-            // one fdatasync, before any shard (and so any client) hears of it. Requests that
-            // arrive meanwhile wait in the channel and form the next batch. A log that cannot
-            // be written is not a state to serve from: stop.
-            if let Err(e) = self.wal.flush().await {
-                panic!("transaction log write failed: {e}");
-            }
-            self.flush_commits();
-            for (shard, msgs) in self.outbox.iter_mut().enumerate() {
-                for m in msgs.drain(..) {
-                    if self.shards[shard].send(m).await.is_err() {
-                        return;
-                    }
+        }
+    }
+
+    /// Starts a snapshot every `snapCount/2..snapCount` txns (randomised, as ZooKeeper does so
+    /// that servers of an ensemble do not snapshot together) and advances one in progress.
+    async fn snapshot_step(&mut self) {
+        if self.snap.is_none() && self.since_snap >= self.snap_at {
+            self.since_snap = 0;
+            self.snap_at = snap_threshold(self.cfg.snap_count);
+            let retention = Retention {
+                snap_dir: snapshot_dir(&self.cfg.data_dir),
+                log_dir: super::log_dir(&self.cfg),
+                keep: self.cfg.autopurge_snap_retain_count.max(3) as usize,
+                purge: self.cfg.autopurge_purge_interval_hours > 0,
+            };
+            match Job::start(&self.tree, retention) {
+                Ok(job) => {
+                    info!(zxid = format!("{:#x}", job.zxid), "snapshot started");
+                    self.snap = Some(job);
                 }
+                Err(e) => warn!("cannot start a snapshot: {e}"),
             }
+        }
+        if let Some(job) = self.snap.as_mut() {
+            if job.step(&self.tree) {
+                self.snap = None;
+            }
+            // Let the shards sharing this executor run between steps.
+            glommio::yield_if_needed().await;
         }
     }
 
@@ -178,6 +243,7 @@ impl WriteCore {
         };
         self.tree.apply(&txn);
         self.wal.append(&txn);
+        self.since_snap += 1;
         self.shared
             .committed
             .store(self.zxid, std::sync::atomic::Ordering::SeqCst);

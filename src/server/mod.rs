@@ -15,6 +15,7 @@ pub mod core;
 mod fourlw;
 mod reply;
 pub mod shard;
+pub mod snapshots;
 pub mod wal;
 
 use std::sync::Arc;

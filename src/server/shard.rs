@@ -227,11 +227,13 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     let log_dir = super::log_dir(&cfg);
     std::fs::create_dir_all(&log_dir)?;
     let t0 = Instant::now();
-    let recovered = crate::storage::recover::recover(&log_dir)?;
+    let snap_dir = super::snapshots::snapshot_dir(&cfg.data_dir);
+    let recovered = crate::storage::recover::recover(&log_dir, &snap_dir)?;
     info!(
         zxid = format!("{:#x}", recovered.last_zxid),
         segments = recovered.stats.segments,
         records = recovered.stats.records,
+        snapshot = ?recovered.stats.snapshot.map(|z| format!("{z:#x}")),
         torn = ?recovered.stats.torn,
         discarded_bytes = recovered.stats.discarded_bytes,
         ms = t0.elapsed().as_millis() as u64,

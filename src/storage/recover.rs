@@ -1,5 +1,5 @@
-//! Startup recovery: rebuild the tree from the log, cut a torn tail, and tell the writer where
-//! to continue. Runs once, on the main thread, before any executor starts (plain std I/O is
+//! Startup recovery: load the newest complete snapshot, replay the log after it, cut a torn
+//! tail, and tell the writer where to continue. Runs once, on the main thread, before any executor starts (plain std I/O is
 //! fine here: nothing is being served yet).
 
 use std::fs::{self, File, OpenOptions};
@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::log::{header_ok, parse_segment_name, scan, End, BLOCK, HEADER_LEN};
+use super::snapshot::{load, parse_snapshot_name};
 use crate::tree::DataTree;
 
 /// Where the writer continues: the last segment and its good end.
@@ -25,6 +26,8 @@ pub struct Tail {
 
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// The snapshot the tree was loaded from (its start zxid), if any.
+    pub snapshot: Option<i64>,
     pub segments: usize,
     pub records: usize,
     /// Bytes of a torn tail that were zeroed.
@@ -44,6 +47,21 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// Snapshot files in `dir` with their start zxids, newest first.
+pub fn snapshots(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
+    let mut v = Vec::new();
+    if dir.exists() {
+        for e in fs::read_dir(dir)? {
+            let e = e?;
+            if let Some(z) = e.file_name().to_str().and_then(parse_snapshot_name) {
+                v.push((z, e.path()));
+            }
+        }
+    }
+    v.sort_by_key(|(z, _)| std::cmp::Reverse(*z));
+    Ok(v)
+}
+
 /// Segments in `dir`, oldest first.
 pub fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut v = Vec::new();
@@ -60,9 +78,28 @@ pub fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(v)
 }
 
-pub fn recover(dir: &Path) -> io::Result<Recovered> {
-    let mut tree = DataTree::new();
+/// The newest snapshot in `snap_dir` that reads back completely (older ones are the fallback
+/// when the newest was cut short by a crash).
+fn newest_snapshot(snap_dir: &Path) -> io::Result<Option<(DataTree, i64)>> {
+    for (_, p) in snapshots(snap_dir)? {
+        match load(&fs::read(&p)?) {
+            Ok(t) => return Ok(Some(t)),
+            Err(e) => tracing::warn!("skipping snapshot {}: {e}", p.display()),
+        }
+    }
+    Ok(None)
+}
+
+pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
     let mut stats = Stats::default();
+    let (mut tree, snap_zxid) = match newest_snapshot(snap_dir)? {
+        Some((t, z)) => {
+            stats.snapshot = Some(z);
+            (t, Some(z))
+        }
+        None => (DataTree::new(), None),
+    };
+    let mut replay_checked = snap_zxid.is_none();
     let segs = segments(dir)?;
     let mut next_zxid: Option<i64> = None;
     let mut tail = None;
@@ -82,7 +119,23 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         stats.segments += 1;
         stats.records += s.txns.len();
         for t in &s.txns {
-            tree.apply(t);
+            match snap_zxid {
+                None => {
+                    tree.apply(t);
+                }
+                Some(z) if t.zxid > z => {
+                    if !replay_checked && t.zxid != z + 1 {
+                        return Err(invalid(format!(
+                            "the log starts at zxid {:#x} but the snapshot needs {:#x}",
+                            t.zxid,
+                            z + 1
+                        )));
+                    }
+                    replay_checked = true;
+                    tree.apply_replay(t);
+                }
+                Some(_) => {}
+            }
         }
         if let Some(last) = s.txns.last() {
             next_zxid = Some(last.zxid + 1);
@@ -194,7 +247,7 @@ mod tests {
         let d = tmp("order");
         write_segment(&d, 1, &(1..=3).map(create).collect::<Vec<_>>());
         write_segment(&d, 2, &(4..=5).map(create).collect::<Vec<_>>());
-        let r = recover(&d).unwrap();
+        let r = recover(&d, &d.join("snapshots")).unwrap();
         assert_eq!(r.last_zxid, 5);
         assert!(r.tree.get("/n4").is_some());
         let t = r.tail.unwrap();
@@ -213,11 +266,11 @@ mod tests {
         let cut = good.valid_end - 3;
         bytes[cut] ^= 0xff;
         fs::write(&p, &bytes).unwrap();
-        let r = recover(&d).unwrap();
+        let r = recover(&d, &d.join("snapshots")).unwrap();
         assert_eq!(r.last_zxid, 2);
         assert!(r.stats.torn.is_some());
         // The torn record is gone from disk: a second recovery sees a clean end.
-        let again = recover(&d).unwrap();
+        let again = recover(&d, &d.join("snapshots")).unwrap();
         assert_eq!(again.last_zxid, 2);
         assert!(again.stats.torn.is_none());
         fs::remove_dir_all(&d).unwrap();
@@ -231,7 +284,7 @@ mod tests {
         let mut bytes = fs::read(&p).unwrap();
         bytes[HEADER_LEN + 20] ^= 1;
         fs::write(&p, &bytes).unwrap();
-        assert!(recover(&d).is_err());
+        assert!(recover(&d, &d.join("snapshots")).is_err());
         fs::remove_dir_all(&d).unwrap();
     }
 }

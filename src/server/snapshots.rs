@@ -1,0 +1,202 @@
+//! Taking snapshots without stopping writes. The write core walks its tree a chunk at a time
+//! between batches (`storage::snapshot::Cursor`) and hands each chunk to a writer thread, which
+//! writes the file, makes it durable, renames it into place and then applies the retention
+//! rules. Nothing here blocks the write core: a full hand-off queue just postpones the next
+//! chunk to the next turn of the core's loop.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::thread;
+
+use tracing::{info, warn};
+
+use crate::storage::log::HEADER_LEN;
+use crate::storage::recover::{segments, snapshots};
+use crate::storage::snapshot::{snapshot_name, Cursor};
+use crate::tree::DataTree;
+
+/// Nodes serialized per step of the walk (a step runs between two batches of the write core).
+pub const NODES_PER_STEP: usize = 2000;
+/// Chunks waiting for the writer thread before the walk pauses.
+const QUEUE: usize = 8;
+
+pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("snapshots")
+}
+
+/// A snapshot being taken.
+pub struct Job {
+    cursor: Cursor,
+    pending: Option<Vec<u8>>,
+    tx: Option<SyncSender<Vec<u8>>>,
+    pub zxid: i64,
+}
+
+pub struct Retention {
+    pub snap_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub keep: usize,
+    pub purge: bool,
+}
+
+impl Job {
+    /// Starts a snapshot of `tree` as of its last zxid.
+    pub fn start(tree: &DataTree, retention: Retention) -> io::Result<Job> {
+        fs::create_dir_all(&retention.snap_dir)?;
+        let zxid = tree.last_zxid();
+        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        thread::Builder::new()
+            .name("corral-snapshot".into())
+            .spawn(move || {
+                if let Err(e) = write_file(zxid, rx, &retention) {
+                    warn!("snapshot {zxid:#x} failed: {e}");
+                }
+            })?;
+        let mut cursor = Cursor::new();
+        let mut first = Vec::new();
+        cursor.begin(tree, &mut first);
+        Ok(Job {
+            cursor,
+            pending: Some(first),
+            tx: Some(tx),
+            zxid,
+        })
+    }
+
+    /// One step: hand over the pending chunk if the writer has room, then walk further. True
+    /// when the whole snapshot has been handed over.
+    pub fn step(&mut self, tree: &DataTree) -> bool {
+        let Some(tx) = &self.tx else {
+            return true;
+        };
+        if let Some(chunk) = self.pending.take() {
+            match tx.try_send(chunk) {
+                Ok(()) => {}
+                Err(TrySendError::Full(chunk)) => {
+                    self.pending = Some(chunk);
+                    return false;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.tx = None;
+                    return true;
+                }
+            }
+        }
+        let mut chunk = Vec::new();
+        let done = self.cursor.step(tree, NODES_PER_STEP, &mut chunk);
+        self.pending = Some(chunk);
+        if done {
+            // Hand the last chunk over (blocking at most on a few queued chunks), then close.
+            if let (Some(tx), Some(chunk)) = (self.tx.take(), self.pending.take()) {
+                let _ = tx.send(chunk);
+            }
+            return true;
+        }
+        false
+    }
+}
+
+fn write_file(zxid: i64, rx: Receiver<Vec<u8>>, r: &Retention) -> io::Result<()> {
+    let name = snapshot_name(zxid);
+    let tmp = r.snap_dir.join(format!("{name}.tmp"));
+    let mut f = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+    for chunk in rx {
+        f.write_all(&chunk)?;
+    }
+    let f = f.into_inner().map_err(|e| e.into_error())?;
+    f.sync_data()?;
+    drop(f);
+    fs::rename(&tmp, r.snap_dir.join(&name))?;
+    File::open(&r.snap_dir)?.sync_all()?;
+    info!(zxid = format!("{zxid:#x}"), "snapshot written");
+    retain(r)
+}
+
+/// The zxid of a segment's first record, if it has one.
+fn first_zxid(path: &Path) -> Option<i64> {
+    use std::io::Read;
+    let mut b = vec![0u8; HEADER_LEN + 16];
+    File::open(path).ok()?.read_exact(&mut b).ok()?;
+    let len = u32::from_be_bytes(b[HEADER_LEN..HEADER_LEN + 4].try_into().unwrap());
+    (len != 0).then(|| i64::from_be_bytes(b[HEADER_LEN + 8..HEADER_LEN + 16].try_into().unwrap()))
+}
+
+/// autopurge: keep the newest `keep` snapshots (always), and when purging is on, delete log
+/// segments holding only records the oldest kept snapshot already covers.
+fn retain(r: &Retention) -> io::Result<()> {
+    if !r.purge {
+        return Ok(());
+    }
+    let snaps = snapshots(&r.snap_dir)?;
+    for (_, p) in snaps.iter().skip(r.keep) {
+        fs::remove_file(p)?;
+    }
+    let Some(oldest) = snaps.iter().take(r.keep).map(|(z, _)| *z).min() else {
+        return Ok(());
+    };
+    let segs = segments(&r.log_dir)?;
+    // Segment i is obsolete when segment i+1 starts at or before the snapshot's next zxid.
+    for pair in segs.windows(2) {
+        match first_zxid(&pair[1].1) {
+            Some(z) if z <= oldest + 1 => fs::remove_file(&pair[0].1)?,
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::log::{header, segment_name, TailBuffer};
+    use crate::txn::{Txn, TxnOp};
+
+    fn segment(dir: &Path, seq: u64, first_zxid: i64) {
+        let mut file = header();
+        let mut tail = TailBuffer::new(HEADER_LEN as u64, &[]);
+        tail.push(&Txn {
+            session_id: 0,
+            cxid: 0,
+            zxid: first_zxid,
+            time_ms: 0,
+            op: TxnOp::Check { path: "/".into() },
+        });
+        file.extend(tail.pending().1);
+        fs::write(dir.join(segment_name(seq)), file).unwrap();
+    }
+
+    #[test]
+    fn autopurge_keeps_snapshots_and_the_log_they_need() {
+        let d = std::env::temp_dir().join(format!("corral-retain-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        let (snap_dir, log_dir) = (d.join("snapshots"), d.join("wal"));
+        fs::create_dir_all(&snap_dir).unwrap();
+        fs::create_dir_all(&log_dir).unwrap();
+        for z in [150, 160, 170, 180] {
+            fs::write(snap_dir.join(snapshot_name(z)), b"x").unwrap();
+        }
+        segment(&log_dir, 1, 1);
+        segment(&log_dir, 2, 100);
+        segment(&log_dir, 3, 200);
+        let r = Retention {
+            snap_dir: snap_dir.clone(),
+            log_dir: log_dir.clone(),
+            keep: 3,
+            purge: true,
+        };
+        retain(&r).unwrap();
+        let snaps: Vec<i64> = snapshots(&snap_dir).unwrap().iter().map(|s| s.0).collect();
+        assert_eq!(snaps, vec![180, 170, 160]);
+        let segs: Vec<u64> = segments(&log_dir).unwrap().iter().map(|s| s.0).collect();
+        // Segment 1 holds only zxids below 161 (segment 2 starts at 100); segment 2 is still
+        // needed: records 100..199 include 161 onwards.
+        assert_eq!(segs, vec![2, 3]);
+        // Without purging nothing is deleted.
+        fs::write(snap_dir.join(snapshot_name(100)), b"x").unwrap();
+        retain(&Retention { purge: false, ..r }).unwrap();
+        assert_eq!(snapshots(&snap_dir).unwrap().len(), 4);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
