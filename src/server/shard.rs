@@ -222,8 +222,19 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     };
     info!("serving clients on {}:{port}", cfg.client_port_address);
 
-    // Recover before serving: the tree every replica starts from, and where the log continues.
+    // Absolute data paths: glommio opens files relative to no directory, so `./data` (the
+    // default) must become a full path before any executor uses it.
     std::fs::create_dir_all(&cfg.data_dir)?;
+    let cfg = {
+        let mut c = (*cfg).clone();
+        c.data_dir = std::fs::canonicalize(&c.data_dir)?;
+        if let Some(d) = c.data_log_dir.take() {
+            std::fs::create_dir_all(&d)?;
+            c.data_log_dir = Some(std::fs::canonicalize(d)?);
+        }
+        Arc::new(c)
+    };
+    // Recover before serving: the tree every replica starts from, and where the log continues.
     let log_dir = super::log_dir(&cfg);
     std::fs::create_dir_all(&log_dir)?;
     let t0 = Instant::now();
