@@ -165,11 +165,11 @@ impl Wal {
 
     /// Makes everything appended so far durable: one aligned write, one fdatasync.
     pub async fn flush(&mut self) -> io::Result<()> {
-        let (at, bytes) = self.tail.pending();
-        if bytes.is_empty() {
+        let (at, len) = self.tail.pending_span();
+        if len == 0 {
             return Ok(());
         }
-        let write_end = at + bytes.len() as u64;
+        let write_end = at + len as u64;
         // Never write into space the filler has not reached (it would zero our records).
         let mut stalled = false;
         while write_end > self.current.zeroed_to.get() {
@@ -180,8 +180,8 @@ impl Wal {
         if stalled {
             self.stats.fill_stalls += 1;
         }
-        let mut buf = self.current.file.alloc_dma_buffer(bytes.len());
-        buf.as_bytes_mut().copy_from_slice(&bytes);
+        let mut buf = self.current.file.alloc_dma_buffer(len);
+        self.tail.copy_pending(buf.as_bytes_mut());
         self.current.file.write_at(buf, at).await.map_err(err)?;
         if self.force_sync {
             let t = Instant::now();
@@ -192,7 +192,7 @@ impl Wal {
             self.stats.last_fsync = took;
         }
         self.stats.flushes += 1;
-        self.stats.bytes_written += bytes.len() as u64;
+        self.stats.bytes_written += len as u64;
         self.tail.flushed();
         let end = self.tail.end();
         self.fill_ahead(end + FILL_LOW_WATER);

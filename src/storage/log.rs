@@ -155,15 +155,32 @@ impl TailBuffer {
         self.appended = true;
     }
 
-    /// The aligned write to make: (file offset, bytes padded with zeros to whole blocks);
-    /// empty when nothing was appended since the last flush.
+    /// The aligned write to make: file offset and length in whole blocks; length 0 when
+    /// nothing was appended since the last flush.
+    pub fn pending_span(&self) -> (u64, usize) {
+        let len = if self.appended {
+            self.bytes.len().div_ceil(BLOCK) * BLOCK
+        } else {
+            0
+        };
+        (self.block_start, len)
+    }
+
+    /// Fills `dst` (of `pending_span`'s length) with the bytes to write, zero-padded: the
+    /// writer copies straight into its DMA buffer.
+    pub fn copy_pending(&self, dst: &mut [u8]) {
+        dst[..self.bytes.len()].copy_from_slice(&self.bytes);
+        dst[self.bytes.len()..].fill(0);
+    }
+
+    /// `pending_span` and `copy_pending` as an owned buffer (tests and tools).
     pub fn pending(&self) -> (u64, Vec<u8>) {
-        if !self.appended {
-            return (self.block_start, Vec::new());
+        let (at, len) = self.pending_span();
+        let mut v = vec![0u8; len];
+        if len > 0 {
+            self.copy_pending(&mut v);
         }
-        let mut v = self.bytes.to_vec();
-        v.resize(v.len().div_ceil(BLOCK) * BLOCK, 0);
-        (self.block_start, v)
+        (at, v)
     }
 
     /// After `pending()` was written: keep only the partial last block.
