@@ -4,6 +4,7 @@
 mod echo;
 mod procstat;
 mod report;
+mod restart;
 mod run;
 mod sess;
 mod setup;
@@ -59,6 +60,47 @@ enum Cmd {
         /// Its name in the table.
         #[arg(long, default_value = "zookeeper")]
         b_label: String,
+    },
+    /// Creates a large tree of a fixed shape (ROOT/pNNNN/nNNNNNNN, --fanout leaves per parent),
+    /// pipelined over one session: the data of the restart benchmark (loadgen/restart.sh).
+    Populate {
+        /// Server to fill.
+        #[arg(long, default_value = "127.0.0.1:2181")]
+        server: String,
+        /// Parent of the tree.
+        #[arg(long, default_value = "/restart")]
+        root: String,
+        /// Leaf znodes to create.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: usize,
+        /// Leaves per parent.
+        #[arg(long, default_value_t = 1000)]
+        fanout: usize,
+        /// Bytes of data per leaf.
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+    },
+    /// Waits until a fresh session reads the last leaf `populate` created (same flags) and
+    /// prints the seconds waited: started right after a server, the time it takes to serve.
+    Probe {
+        /// Server to probe.
+        #[arg(long, default_value = "127.0.0.1:2181")]
+        server: String,
+        /// As given to populate.
+        #[arg(long, default_value = "/restart")]
+        root: String,
+        /// As given to populate.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: usize,
+        /// As given to populate.
+        #[arg(long, default_value_t = 1000)]
+        fanout: usize,
+        /// Milliseconds between attempts.
+        #[arg(long, default_value_t = 5)]
+        every_ms: u64,
+        /// Seconds before giving up (exit status 2).
+        #[arg(long, default_value_t = 600.0)]
+        limit: f64,
     },
 }
 
@@ -200,6 +242,49 @@ struct RunArgs {
 
 fn main() {
     let cli = Cli::parse();
+    match cli.cmd {
+        Some(Cmd::Populate {
+            server,
+            root,
+            count,
+            fanout,
+            payload,
+        }) => {
+            let shape = restart::Shape {
+                root,
+                count,
+                fanout,
+                payload,
+            };
+            let res = resolve(&[server]).and_then(|a| restart::populate(a[0], &shape));
+            exit_on(res.map(|()| String::new()), "populate");
+        }
+        Some(Cmd::Probe {
+            server,
+            root,
+            count,
+            fanout,
+            every_ms,
+            limit,
+        }) => {
+            let shape = restart::Shape {
+                root,
+                count,
+                fanout,
+                payload: 0,
+            };
+            let res = resolve(&[server]).and_then(|a| {
+                restart::probe(
+                    a[0],
+                    &shape.last(),
+                    Duration::from_millis(every_ms),
+                    Duration::from_secs_f64(limit),
+                )
+            });
+            exit_on(res.map(|d| format!("{:.3}\n", d.as_secs_f64())), "probe");
+        }
+        Some(Cmd::Report { .. }) | None => {}
+    }
     if let Some(Cmd::Report {
         a,
         a_label,
@@ -229,6 +314,20 @@ fn main() {
         Err(e) => {
             eprintln!("loadgen: {e}");
             std::process::exit(2);
+        }
+    }
+}
+
+/// Prints a subcommand's output, or its error and exits with status 2.
+fn exit_on(res: Result<String, String>, what: &str) -> ! {
+    match res {
+        Ok(out) => {
+            print!("{out}");
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("loadgen {what}: {e}");
+            std::process::exit(2)
         }
     }
 }

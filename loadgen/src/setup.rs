@@ -14,17 +14,18 @@ use crate::wire;
 
 const NODE_EXISTS: i32 = -110;
 
-struct Blocking {
+pub(crate) struct Blocking {
     s: TcpStream,
     rbuf: BytesMut,
     xid: i32,
 }
 
 impl Blocking {
-    fn connect(addr: SocketAddr, timeout: Duration) -> Result<Blocking, String> {
+    pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> Result<Blocking, String> {
         let s = TcpStream::connect_timeout(&addr, timeout)
             .map_err(|e| format!("setup: connect to {addr}: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))
+        // A server that accepted but never answers fails the call rather than hanging it.
+        s.set_read_timeout(Some(timeout * 3))
             .map_err(|e| e.to_string())?;
         let _ = s.set_nodelay(true);
         let mut b = Blocking {
@@ -61,7 +62,7 @@ impl Blocking {
 
     /// Sends every request `build(out, xid, i)` for i in 0..n, pipelined 512 at a time, and
     /// returns the error code of each.
-    fn pipeline(
+    pub(crate) fn pipeline(
         &mut self,
         n: usize,
         mut build: impl FnMut(&mut BytesMut, i32, usize),
@@ -97,7 +98,7 @@ impl Blocking {
     }
 
     /// Creates each path (empty data), NodeExists allowed.
-    fn ensure(&mut self, paths: &[String]) -> Result<(), String> {
+    pub(crate) fn ensure(&mut self, paths: &[String]) -> Result<(), String> {
         let acl = wire::open_acl();
         let codes = self.pipeline(paths.len(), |out, xid, i| {
             wire::create(out, xid, &paths[i], b"", &acl, 0)
@@ -110,7 +111,7 @@ impl Blocking {
         Ok(())
     }
 
-    fn close(mut self) {
+    pub(crate) fn close(mut self) {
         let mut out = BytesMut::new();
         wire::close_session(&mut out, self.xid);
         let _ = self.s.write_all(&out);

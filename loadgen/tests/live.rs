@@ -55,10 +55,15 @@ fn free_port() -> u16 {
 }
 
 fn start_corral() -> (Server, u16) {
-    let bin = corral_bin();
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("loadgen-test-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    (start_corral_on(dir, port), port)
+}
+
+/// Starts corral on `dir` (kept: a restart finds its data) and waits for it to accept.
+fn start_corral_on(dir: PathBuf, port: u16) -> Server {
+    let bin = corral_bin();
     let child = Command::new(&bin)
         .args(["--port", &port.to_string(), "--data-dir"])
         .arg(&dir)
@@ -69,7 +74,7 @@ fn start_corral() -> (Server, u16) {
             "maxClientCnxns=0",
         ])
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
+        .stderr(log_file(&dir))
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
     let server = Server { child, dir };
@@ -81,7 +86,15 @@ fn start_corral() -> (Server, u16) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (server, port)
+    server
+}
+
+fn log_file(dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.with_extension("log"))
+        .unwrap()
 }
 
 /// Runs loadgen with `args` (bounded in time) and returns its JSON lines.
@@ -253,4 +266,45 @@ fn echo_floor() {
     for p in &phases {
         check(p, true);
     }
+}
+
+/// The restart benchmark's tools (loadgen/restart.sh): populate a tree, kill -9, restart, and
+/// probe until the last node is served; a probe for a node that does not exist gives up.
+#[test]
+fn populate_and_probe_across_a_restart() {
+    let (mut server, port) = start_corral();
+    let addr = format!("127.0.0.1:{port}");
+    let shape = ["--root", "/rs", "--fanout", "1000"];
+    let run = |sub: &str, extra: &[&str]| {
+        Command::new(LOADGEN)
+            .args([sub, "--server", &addr])
+            .args(shape)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run("populate", &["--count", "2500", "--payload", "10"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let dir = std::mem::take(&mut server.dir);
+    std::mem::forget(server);
+    let _server = start_corral_on(dir, port);
+
+    let out = run("probe", &["--count", "2500", "--limit", "30"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!((0.0..30.0).contains(&secs));
+
+    let out = run("probe", &["--count", "2501", "--limit", "0.3"]);
+    assert_eq!(out.status.code(), Some(2), "a missing node is never served");
 }

@@ -243,6 +243,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     info!(
         zxid = format!("{:#x}", recovered.last_zxid),
         segments = recovered.stats.segments,
+        skipped = recovered.stats.segments_skipped,
         records = recovered.stats.records,
         snapshot = ?recovered.stats.snapshot.map(|z| format!("{z:#x}")),
         torn = ?recovered.stats.torn,
@@ -307,6 +308,8 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         handles.push(h);
     }
     drop(core_tx);
+    // The shards hold their own copies now; the last one may take this one instead of cloning.
+    drop(initial);
     for h in handles {
         match h.join() {
             Ok(Ok(())) => {}
@@ -327,7 +330,8 @@ async fn run_shard(
     let env = Rc::new(env);
     let shard: ShardRef = Rc::new(RefCell::new(Shard {
         id: env.id,
-        tree: (*initial).clone(),
+        // Consumed here, not held for the shard's life: a 1M-node tree is hundreds of MiB.
+        tree: Arc::try_unwrap(initial).unwrap_or_else(|a| (*a).clone()),
         watches: WatchManager::default(),
         conns: HashMap::new(),
         sessions: HashMap::new(),

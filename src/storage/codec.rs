@@ -156,7 +156,7 @@ fn decode_op(r: &mut Reader, top: bool) -> DecodeResult<TxnOp> {
         CREATE => TxnOp::Create {
             opcode: r.i32()?,
             path: r.string()?,
-            data: r.buffer_opt()?,
+            data: owned(r.buffer_opt()?),
             acl: Acl::decode_list(r)?,
             ephemeral_owner: r.i64()?,
             parent_cversion: r.i32()?,
@@ -164,7 +164,7 @@ fn decode_op(r: &mut Reader, top: bool) -> DecodeResult<TxnOp> {
         DELETE => TxnOp::Delete { path: r.string()? },
         SET_DATA => TxnOp::SetData {
             path: r.string()?,
-            data: r.buffer_opt()?,
+            data: owned(r.buffer_opt()?),
             version: r.i32()?,
         },
         SET_ACL => TxnOp::SetAcl {
@@ -188,6 +188,12 @@ fn decode_op(r: &mut Reader, top: bool) -> DecodeResult<TxnOp> {
         ERROR => TxnOp::Error(code(r)?),
         _ => return Err(DecodeError::Invalid("unknown txn tag")),
     })
+}
+
+/// Znode data decoded from a log record, copied out of it: the tree keeps data for as long as
+/// the node lives, and a slice would keep the whole record (or read buffer) alive with it.
+fn owned(data: Option<Bytes>) -> Option<Bytes> {
+    data.map(|d| Bytes::copy_from_slice(&d))
 }
 
 #[cfg(test)]

@@ -131,13 +131,13 @@ impl Cursor {
     }
 }
 
-fn next_child(children: &BTreeSet<String>, after: Option<&str>) -> Option<String> {
+fn next_child(children: &BTreeSet<Box<str>>, after: Option<&str>) -> Option<String> {
     match after {
-        None => children.iter().next().cloned(),
+        None => children.iter().next().map(|c| c.to_string()),
         Some(a) => children
             .range::<str, _>((Bound::Excluded(a), Bound::Unbounded))
             .next()
-            .cloned(),
+            .map(|c| c.to_string()),
     }
 }
 
@@ -161,6 +161,12 @@ fn encode_node(out: &mut Vec<u8>, path: &str, n: &Node) {
 
 /// Reads a snapshot: the tree it holds and the zxid replay must start after.
 pub fn load(bytes: &[u8]) -> Result<(DataTree, i64), String> {
+    load_bytes(Bytes::copy_from_slice(bytes))
+}
+
+/// [`load`] from an owned buffer (a whole file): records are decoded in place, without a copy
+/// and an allocation per record.
+pub fn load_bytes(bytes: Bytes) -> Result<(DataTree, i64), String> {
     if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
         return Err("not a corral snapshot".into());
     }
@@ -183,8 +189,8 @@ pub fn load(bytes: &[u8]) -> Result<(DataTree, i64), String> {
         if crc32c::crc32c(payload) != crc {
             return Err(format!("snapshot frame at offset {pos} fails its CRC"));
         }
+        let mut r = Reader::new(bytes.slice(pos + 8..pos + 8 + len));
         pos += 8 + len;
-        let mut r = Reader::new(Bytes::copy_from_slice(payload));
         let bad = |e: DecodeError| format!("snapshot frame at offset {pos}: {e}");
         match r.u8().map_err(bad)? {
             SESSION => {
@@ -206,7 +212,11 @@ pub fn load(bytes: &[u8]) -> Result<(DataTree, i64), String> {
             NODE => {
                 let path = r.string().map_err(bad)?;
                 let node = Node {
-                    data: r.buffer_opt().map_err(bad)?,
+                    // Copied: a slice would keep the whole frame alive with the node.
+                    data: r
+                        .buffer_opt()
+                        .map_err(bad)?
+                        .map(|d| Bytes::copy_from_slice(&d)),
                     acl: Arc::new(Acl::decode_list(&mut r).map_err(bad)?),
                     czxid: r.i64().map_err(bad)?,
                     mzxid: r.i64().map_err(bad)?,

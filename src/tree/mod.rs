@@ -34,12 +34,19 @@ pub struct Node {
     pub aversion: i32,
     pub ephemeral_owner: i64,
     pub pzxid: i64,
-    pub children: BTreeSet<String>,
+    /// Names, not paths: a child costs its name once, in its parent.
+    pub children: BTreeSet<Box<str>>,
 }
 
 impl Node {
-    fn new(data: Option<Bytes>, acl: Arc<Vec<Acl>>, zxid: i64, time: i64, owner: i64) -> Node {
-        Node {
+    fn boxed(
+        data: Option<Bytes>,
+        acl: Arc<Vec<Acl>>,
+        zxid: i64,
+        time: i64,
+        owner: i64,
+    ) -> Box<Node> {
+        Box::new(Node {
             data,
             acl,
             czxid: zxid,
@@ -52,7 +59,7 @@ impl Node {
             ephemeral_owner: owner,
             pzxid: zxid,
             children: BTreeSet::new(),
-        }
+        })
     }
 
     /// The stat a client sees.
@@ -131,7 +138,7 @@ pub enum Undo {
     },
     Deleted {
         path: String,
-        node: Node,
+        node: Box<Node>,
         parent_pzxid: i64,
     },
     DataSet {
@@ -149,9 +156,40 @@ pub enum Undo {
     Nothing,
 }
 
+/// Interned ACL lists, so that nodes with equal ACLs share one allocation (ZooKeeper's
+/// ReferenceCountedACLCache does the same for its snapshots). Lists no node uses any more are
+/// dropped when the cache has doubled since the last sweep, which keeps it bounded by twice
+/// the lists in use.
+#[derive(Clone, Default)]
+struct AclCache {
+    lists: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+    sweep_at: usize,
+}
+
+impl AclCache {
+    fn intern(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
+        if let Some(a) = self.lists.get(acl) {
+            return a.clone();
+        }
+        if self.lists.len() >= self.sweep_at {
+            self.lists.retain(|_, a| Arc::strong_count(a) > 1);
+            self.sweep_at = (self.lists.len() * 2).max(64);
+        }
+        let a = Arc::new(acl.to_vec());
+        self.lists.insert(acl.to_vec(), a.clone());
+        a
+    }
+}
+
+/// Memory matters here: every shard holds a replica, so a tree of N znodes costs N times the
+/// per-node overhead once per shard plus once for the write core (znode data itself is shared:
+/// every replica holds the same `Bytes`). Hence nodes are boxed (a map bucket is two pointers
+/// and a length, so the table's spare capacity costs little), keys are `Box<str>`, and ACL
+/// lists are interned (nearly every node shares one of a handful).
 #[derive(Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    nodes: HashMap<Box<str>, Box<Node>, ahash::RandomState>,
+    acls: AclCache,
     sessions: HashMap<i64, SessionEntry>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
@@ -215,7 +253,8 @@ impl DataTree {
     /// `/zookeeper/config` (the last readable by anyone, writable by no one).
     pub fn new() -> DataTree {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: HashMap::default(),
+            acls: AclCache::default(),
             sessions: HashMap::new(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
@@ -223,38 +262,38 @@ impl DataTree {
             last_zxid: 0,
             data_size: 0,
         };
-        let open = Arc::new(Acl::open_unsafe());
-        let read_only = Arc::new(vec![Acl {
+        let open = t.acls.intern(&Acl::open_unsafe());
+        let read_only = t.acls.intern(&[Acl {
             perms: perms::READ,
             id: Id::new("world", "anyone"),
         }]);
-        t.insert_raw("/", Node::new(Some(Bytes::new()), open.clone(), 0, 0, 0));
+        t.insert_raw("/", Node::boxed(Some(Bytes::new()), open.clone(), 0, 0, 0));
         t.insert_raw(
             "/zookeeper",
-            Node::new(Some(Bytes::new()), open.clone(), 0, 0, 0),
+            Node::boxed(Some(Bytes::new()), open.clone(), 0, 0, 0),
         );
         t.insert_raw(
             "/zookeeper/quota",
-            Node::new(Some(Bytes::new()), open, 0, 0, 0),
+            Node::boxed(Some(Bytes::new()), open, 0, 0, 0),
         );
         t.insert_raw(
             "/zookeeper/config",
-            Node::new(Some(Bytes::new()), read_only, 0, 0, 0),
+            Node::boxed(Some(Bytes::new()), read_only, 0, 0, 0),
         );
         t
     }
 
-    fn insert_raw(&mut self, path: &str, node: Node) {
+    fn insert_raw(&mut self, path: &str, node: Box<Node>) {
         if path != "/" {
             let parent = self.nodes.get_mut(parent_of(path)).expect("parent exists");
-            parent.children.insert(name_of(path).to_string());
+            parent.children.insert(name_of(path).into());
         }
         self.data_size += (path.len() + node.data_len()) as u64;
-        self.nodes.insert(path.to_string(), node);
+        self.nodes.insert(path.into(), node);
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
     }
 
     pub fn last_zxid(&self) -> i64 {
@@ -306,7 +345,7 @@ impl DataTree {
             .collect::<Vec<_>>();
         while let Some(p) = stack.pop() {
             count += 1;
-            if let Some(n) = self.nodes.get(&p) {
+            if let Some(n) = self.nodes.get(p.as_str()) {
                 stack.extend(n.children.iter().map(|c| join(&p, c)));
             }
         }
@@ -361,7 +400,7 @@ impl DataTree {
                     if !self.nodes.contains_key(parent_of(path)) {
                         continue;
                     }
-                    if self.nodes.contains_key(path) {
+                    if self.nodes.contains_key(path.as_str()) {
                         let parent = self.nodes.get_mut(parent_of(path)).expect("checked");
                         if *parent_cversion > parent.cversion {
                             parent.cversion = *parent_cversion;
@@ -371,13 +410,13 @@ impl DataTree {
                     }
                 }
                 TxnOp::Delete { path } => {
-                    if !self.nodes.contains_key(path) {
+                    if !self.nodes.contains_key(path.as_str()) {
                         if let Some(parent) = self.nodes.get_mut(parent_of(path)) {
                             parent.pzxid = parent.pzxid.max(txn.zxid);
                         }
                         continue;
                     }
-                    let children: Vec<String> = self.nodes[path]
+                    let children: Vec<String> = self.nodes[path.as_str()]
                         .children
                         .iter()
                         .map(|c| join(path, c))
@@ -387,7 +426,7 @@ impl DataTree {
                     }
                 }
                 TxnOp::SetData { path, .. } | TxnOp::SetAcl { path, .. }
-                    if !self.nodes.contains_key(path) =>
+                    if !self.nodes.contains_key(path.as_str()) =>
                 {
                     continue
                 }
@@ -419,11 +458,12 @@ impl DataTree {
     /// Puts a node read from a snapshot in place (its parent must be there already): replaces
     /// an existing node's contents, keeping its children.
     pub fn restore_node(&mut self, path: &str, mut node: Node) {
+        node.acl = self.acls.intern(&node.acl);
         if let Some(old) = self.nodes.get_mut(path) {
             node.children = std::mem::take(&mut old.children);
             let old_owner = old.ephemeral_owner;
             self.data_size = self.data_size + node.data_len() as u64 - old.data_len() as u64;
-            *old = node;
+            **old = node;
             self.unindex_owner(path, old_owner);
             let owner = self.nodes[path].ephemeral_owner;
             self.index_owner(path, owner);
@@ -434,7 +474,7 @@ impl DataTree {
         }
         node.children.clear();
         let owner = node.ephemeral_owner;
-        self.insert_raw(path, node);
+        self.insert_raw(path, Box::new(node));
         self.index_owner(path, owner);
     }
 
@@ -470,7 +510,7 @@ impl DataTree {
             }
             TxnOp::CloseSession { ephemerals } => {
                 for path in ephemerals {
-                    if self.nodes.contains_key(path) {
+                    if self.nodes.contains_key(path.as_str()) {
                         self.delete_node(path, zxid, triggers);
                     }
                 }
@@ -500,10 +540,10 @@ impl DataTree {
                     parent.cversion = *parent_cversion;
                     parent.pzxid = zxid;
                 }
-                parent.children.insert(name_of(path).to_string());
-                let node = Node::new(
+                parent.children.insert(name_of(path).into());
+                let node = Node::boxed(
                     data.clone(),
-                    Arc::new(acl.clone()),
+                    self.acls.intern(acl),
                     zxid,
                     txn.time_ms,
                     *ephemeral_owner,
@@ -511,7 +551,7 @@ impl DataTree {
                 let stat = node.stat();
                 self.data_size += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
                 assert!(
-                    self.nodes.insert(path.clone(), node).is_none(),
+                    self.nodes.insert(path.as_str().into(), node).is_none(),
                     "create: node absent"
                 );
                 self.index_owner(path, *ephemeral_owner);
@@ -547,7 +587,10 @@ impl DataTree {
                 data,
                 version,
             } => {
-                let node = self.nodes.get_mut(path).expect("setData: node exists");
+                let node = self
+                    .nodes
+                    .get_mut(path.as_str())
+                    .expect("setData: node exists");
                 let undo = Undo::DataSet {
                     path: path.clone(),
                     data: node.data.clone(),
@@ -569,13 +612,16 @@ impl DataTree {
                 (OpResult::SetData(stat), undo)
             }
             TxnOp::SetAcl { path, acl, version } => {
-                let node = self.nodes.get_mut(path).expect("setACL: node exists");
+                let node = self
+                    .nodes
+                    .get_mut(path.as_str())
+                    .expect("setACL: node exists");
                 let undo = Undo::AclSet {
                     path: path.clone(),
                     acl: node.acl.clone(),
                     aversion: node.aversion,
                 };
-                node.acl = Arc::new(acl.clone());
+                node.acl = self.acls.intern(acl);
                 node.aversion = *version;
                 (OpResult::SetAcl(node.stat()), undo)
             }
@@ -616,7 +662,12 @@ impl DataTree {
         }
     }
 
-    fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> (Node, i64) {
+    fn delete_node(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        triggers: &mut Vec<Trigger>,
+    ) -> (Box<Node>, i64) {
         let parent_path = parent_of(path);
         let parent = self
             .nodes
@@ -649,7 +700,10 @@ impl DataTree {
                 parent_cversion,
                 parent_pzxid,
             } => {
-                let node = self.nodes.remove(&path).expect("undo create: node exists");
+                let node = self
+                    .nodes
+                    .remove(path.as_str())
+                    .expect("undo create: node exists");
                 self.data_size -= (path.len() + node.data_len()) as u64;
                 self.unindex_owner(&path, node.ephemeral_owner);
                 let parent = self.nodes.get_mut(parent_of(&path)).expect("parent");
@@ -674,7 +728,10 @@ impl DataTree {
                 mzxid,
                 mtime,
             } => {
-                let node = self.nodes.get_mut(&path).expect("undo setData: node");
+                let node = self
+                    .nodes
+                    .get_mut(path.as_str())
+                    .expect("undo setData: node");
                 self.data_size = self.data_size + data.as_ref().map_or(0, |d| d.len()) as u64
                     - node.data_len() as u64;
                 node.data = data;
@@ -687,7 +744,10 @@ impl DataTree {
                 acl,
                 aversion,
             } => {
-                let node = self.nodes.get_mut(&path).expect("undo setACL: node");
+                let node = self
+                    .nodes
+                    .get_mut(path.as_str())
+                    .expect("undo setACL: node");
                 node.acl = acl;
                 node.aversion = aversion;
             }
@@ -699,13 +759,13 @@ impl DataTree {
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
         self.nodes
             .get(path)
-            .map(|n| n.children.iter().cloned().collect())
+            .map(|n| n.children.iter().map(|c| c.to_string()).collect())
     }
 
     /// A digest of the tree's contents, for comparing replicas in tests.
     pub fn digest(&self) -> u64 {
         use std::hash::{Hash, Hasher};
-        let mut paths: Vec<&String> = self.nodes.keys().collect();
+        let mut paths: Vec<&Box<str>> = self.nodes.keys().collect();
         paths.sort();
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for p in paths {
@@ -768,6 +828,41 @@ mod tests {
             ephemeral_owner: owner,
             parent_cversion,
         }
+    }
+
+    #[test]
+    fn equal_acls_share_one_allocation_and_unused_ones_are_swept() {
+        let mut t = DataTree::new();
+        t.apply(&txn(1, create("/a", 1, 0)));
+        t.apply(&txn(2, create("/b", 2, 0)));
+        assert!(Arc::ptr_eq(
+            &t.get("/a").unwrap().acl,
+            &t.get("/b").unwrap().acl
+        ));
+        assert!(Arc::ptr_eq(
+            &t.get("/a").unwrap().acl,
+            &t.get("/").unwrap().acl
+        ));
+        // Many distinct lists, each replaced at once: the cache stays near what is in use.
+        for z in 3..500 {
+            let acl = vec![Acl {
+                perms: z as i32 & 31,
+                id: Id::new("digest", &format!("u{z}:x")),
+            }];
+            t.apply(&txn(
+                z,
+                TxnOp::SetAcl {
+                    path: "/a".into(),
+                    acl,
+                    version: z as i32,
+                },
+            ));
+        }
+        assert!(
+            t.acls.lists.len() < 200,
+            "{} lists cached",
+            t.acls.lists.len()
+        );
     }
 
     #[test]
