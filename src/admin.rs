@@ -383,6 +383,21 @@ impl Latency {
     }
 }
 
+/// corral's storage figures, which `srvr` prints after every line ZooKeeper prints (`stat` does
+/// not). The labels are chosen so that no known `srvr` reader mistakes them for its own: none
+/// contains `Mode`, `Zxid`, `Latency` or `Proposal sizes` (Metricbeat matches those anywhere in
+/// a line), and none starts like a standard line (zkServer.sh greps `Mode`; check_zookeeper.py
+/// and go-zookeeper's `FLWSrvr` match from the start of a line). docs/decisions.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StorageFigures {
+    pub log_dir_bytes: u64,
+    pub snapshot_dir_bytes: u64,
+    pub snapshot_count: u64,
+    pub newest_snapshot_bytes: u64,
+    pub fsyncs: u64,
+    pub fsync_time_ms: u64,
+}
+
 /// Extra gauges a leader reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderStats {
@@ -452,6 +467,8 @@ pub struct ServerStats {
     pub connections: Vec<ConnectionInfo>,
     /// Extra `mntr` lines, keys prefixed `corral_`, printed after ZooKeeper's keys.
     pub extra_metrics: Vec<(String, String)>,
+    /// Extra `srvr` lines after ZooKeeper's; `None` prints ZooKeeper's lines only.
+    pub storage: Option<StorageFigures>,
 }
 
 impl Default for ServerStats {
@@ -480,6 +497,7 @@ impl Default for ServerStats {
             quorum_config_version: 0,
             connections: Vec::new(),
             extra_metrics: Vec::new(),
+            storage: None,
         }
     }
 }
@@ -733,9 +751,18 @@ pub fn render(cmd: FourLetter, data: &AdminData, cfg: &Config) -> String {
     }
 }
 
-/// `srvr`: what `zkServer.sh status` greps for `Mode:`.
+/// `srvr`: what `zkServer.sh status` greps for `Mode:`; then corral's storage figures.
 pub fn render_srvr(stats: &ServerStats) -> String {
-    render_stat_like(stats, false)
+    let mut out = render_stat_like(stats, false);
+    if let Some(f) = &stats.storage {
+        let _ = writeln!(out, "Log dir size: {}", f.log_dir_bytes);
+        let _ = writeln!(out, "Snapshot dir size: {}", f.snapshot_dir_bytes);
+        let _ = writeln!(out, "Snapshot count: {}", f.snapshot_count);
+        let _ = writeln!(out, "Newest snapshot size: {}", f.newest_snapshot_bytes);
+        let _ = writeln!(out, "Fsyncs: {}", f.fsyncs);
+        let _ = writeln!(out, "Fsync time total (ms): {}", f.fsync_time_ms);
+    }
+    out
 }
 
 /// `stat`: `srvr` with a `Clients:` section before the counters.
@@ -1225,7 +1252,7 @@ fn java_double(x: f64) -> String {
 }
 
 /// Java's `Date.toString()` in UTC: `Thu Jan 01 00:00:00 UTC 1970`.
-fn java_date_utc(epoch_ms: u64) -> String {
+pub fn java_date_utc(epoch_ms: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -1564,6 +1591,75 @@ mod tests {
         let out = render_srvr(&stats());
         let mode: Vec<&str> = out.lines().filter(|l| l.contains("Mode")).collect();
         assert_eq!(mode, ["Mode: standalone"]);
+    }
+
+    /// corral's storage lines follow ZooKeeper's unchanged lines, and none of them reads as a
+    /// standard line to the known `srvr` parsers (docs/decisions.md).
+    #[test]
+    fn srvr_storage_lines_follow_and_stay_out_of_parsers_way() {
+        let mut s = stats();
+        let plain = render_srvr(&s);
+        s.storage = Some(StorageFigures {
+            log_dir_bytes: 67_112_960,
+            snapshot_dir_bytes: 4_321,
+            snapshot_count: 2,
+            newest_snapshot_bytes: 2_100,
+            fsyncs: 42,
+            fsync_time_ms: 7,
+        });
+        let out = render_srvr(&s);
+        let extra = out
+            .strip_prefix(plain.as_str())
+            .expect("standard lines first");
+        assert_eq!(
+            extra,
+            "Log dir size: 67112960\n\
+             Snapshot dir size: 4321\n\
+             Snapshot count: 2\n\
+             Newest snapshot size: 2100\n\
+             Fsyncs: 42\n\
+             Fsync time total (ms): 7\n"
+        );
+        let standard = [
+            "Zookeeper version",
+            "Latency min/avg/max",
+            "Received",
+            "Sent",
+            "Connections",
+            "Outstanding",
+            "Zxid",
+            "Mode",
+            "Node count",
+            "Proposal sizes",
+            "READ-ONLY",
+            "Clients",
+        ];
+        for line in extra.lines() {
+            // Metricbeat's server metricset: substring matches.
+            for word in ["Mode", "Zxid", "Latency", "Proposal sizes"] {
+                assert!(!line.contains(word), "{line:?} contains {word:?}");
+            }
+            // Line-start matches (zkServer.sh's grep Mode is covered above).
+            let label = line.split(':').next().unwrap();
+            assert!(!standard.contains(&label), "{line:?}");
+            // Metricbeat's generic `Words: digits` lines become fields named after the words;
+            // none may collide with the fields it fills from the standard lines.
+            let field = label.to_lowercase().replace(' ', "_");
+            for taken in [
+                "count",
+                "epoch",
+                "zxid",
+                "mode",
+                "node_count",
+                "version_date",
+            ] {
+                assert_ne!(field, taken, "{line:?}");
+            }
+        }
+        // `stat` stays ZooKeeper's.
+        let mut st = s.clone();
+        st.storage = None;
+        assert_eq!(render_stat(&s), render_stat(&st));
     }
 
     #[test]

@@ -1249,6 +1249,13 @@ Options:
 
 Command-line settings override the zoo.cfg whatever their order; among
 themselves the last one wins. Unknown zoo.cfg keys are warned about, not fatal.
+
+Tools (read the files; no server needed):
+  corral dump-log <dataLogDir>/wal/wal-<seq>.log ...
+                       print a transaction log segment's records and where it ends
+  corral dump-snapshot [--data] [--json] <dataDir>/snapshots/snap-<zxid>.snap
+                       print a snapshot's znodes (stat, ACL; --data: base64 data),
+                       sessions and totals; exit status 1 if it is damaged
 ";
 
 /// The `--help` text.

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use async_channel::Sender;
 
-use super::{AdminQuery, ShardReport, Shared, ToCore};
+use super::wal::WalStats;
+use super::{snapshots, AdminQuery, ShardReport, Shared, ToCore};
 use crate::admin::{self, FourLetter};
 use crate::config::Config;
 
@@ -47,33 +48,55 @@ pub(super) async fn four_letter(
                     session_ids: ids.into_iter().map(|i| i as u64).collect(),
                 })
                 .collect();
-            let log = core.log;
-            let log_dir_bytes = admin::probe::dir_size_bytes(&super::log_dir(cfg));
-            data.stats.extra_metrics = vec![
-                (
-                    "corral_last_committed_zxid".into(),
-                    core.last_zxid.to_string(),
-                ),
-                ("corral_log_flushes".into(), log.flushes.to_string()),
-                ("corral_log_fsyncs".into(), log.fsyncs.to_string()),
-                (
-                    "corral_log_fsync_time_us_total".into(),
-                    log.fsync_time.as_micros().to_string(),
-                ),
-                (
-                    "corral_log_last_fsync_us".into(),
-                    log.last_fsync.as_micros().to_string(),
-                ),
-                (
-                    "corral_log_bytes_written".into(),
-                    log.bytes_written.to_string(),
-                ),
-                ("corral_log_fill_stalls".into(), log.fill_stalls.to_string()),
-                ("corral_log_dir_bytes".into(), log_dir_bytes.to_string()),
-            ];
+            // Storage figures list the log and snapshot directories: only for the two words
+            // that print them (mntr is polled, but rarely: seconds apart, not per request).
+            if matches!(cmd, FourLetter::Mntr | FourLetter::Srvr) {
+                storage_figures(&mut data.stats, cfg, core.last_zxid, &core.log);
+            }
         }
     }
     admin::render(cmd, &data, cfg)
+}
+
+/// The log's and snapshots' figures: `corral_log_*` and `corral_snapshot_*` for mntr, the
+/// storage lines of srvr.
+fn storage_figures(st: &mut admin::ServerStats, cfg: &Config, last_zxid: i64, log: &WalStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let log_dir_bytes = admin::probe::dir_size_bytes(&super::log_dir(cfg));
+    let disk = snapshots::on_disk(&snapshots::snapshot_dir(&cfg.data_dir));
+    let taken = &snapshots::STATS;
+    let m = |k: &str, v: &dyn ToString| (k.to_string(), v.to_string());
+    st.extra_metrics = vec![
+        m("corral_last_committed_zxid", &last_zxid),
+        m("corral_log_flushes", &log.flushes),
+        m("corral_log_fsyncs", &log.fsyncs),
+        m(
+            "corral_log_fsync_time_us_total",
+            &log.fsync_time.as_micros(),
+        ),
+        m("corral_log_last_fsync_us", &log.last_fsync.as_micros()),
+        m("corral_log_bytes_written", &log.bytes_written),
+        m("corral_log_fill_stalls", &log.fill_stalls),
+        m("corral_log_dir_bytes", &log_dir_bytes),
+        m("corral_snapshot_count", &disk.count),
+        m("corral_snapshot_newest_zxid", &disk.newest_zxid),
+        m("corral_snapshot_newest_bytes", &disk.newest_bytes),
+        m("corral_snapshot_dir_bytes", &disk.dir_bytes),
+        m("corral_snapshot_taken", &taken.taken.load(Relaxed)),
+        m("corral_snapshot_failed", &taken.failed.load(Relaxed)),
+        m(
+            "corral_snapshot_last_duration_ms",
+            &(taken.last_duration_us.load(Relaxed) / 1000),
+        ),
+    ];
+    st.storage = Some(admin::StorageFigures {
+        log_dir_bytes,
+        snapshot_dir_bytes: disk.dir_bytes,
+        snapshot_count: disk.count,
+        newest_snapshot_bytes: disk.newest_bytes,
+        fsyncs: log.fsyncs,
+        fsync_time_ms: log.fsync_time.as_millis() as u64,
+    });
 }
 
 /// Merges the shards' reports into what the four-letter words print.

@@ -3,15 +3,22 @@
 //! writes the file, makes it durable, renames it into place and then applies the retention
 //! rules. Nothing here blocks the write core: a full hand-off queue just postpones the next
 //! chunk to the next turn of the core's loop.
+//!
+//! Figures for `mntr`/`srvr`: the writer thread counts finished snapshots and times them in
+//! `STATS` (atomics: the thread writes, a four-letter word reads); what is on disk is listed when
+//! a four-letter word asks (`on_disk`), since `mntr` is rare and a listing is cheap.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::thread;
+use std::time::Instant;
 
 use tracing::{info, warn};
 
+use crate::admin::probe::dir_size_bytes;
 use crate::storage::log::HEADER_LEN;
 use crate::storage::recover::{segments, snapshots};
 use crate::storage::snapshot::{snapshot_name, Cursor};
@@ -24,6 +31,51 @@ const QUEUE: usize = 8;
 
 pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("snapshots")
+}
+
+/// Snapshots taken by this process. Process-wide: a process runs one server (`server::run`
+/// blocks until it stops), and a static keeps the write core's code out of the bookkeeping.
+pub struct Stats {
+    /// Snapshots written, synced and renamed into place.
+    pub taken: AtomicU64,
+    /// Snapshots that failed (their file is left as `.tmp` and never read).
+    pub failed: AtomicU64,
+    /// The last one taken: microseconds from the start of its walk to its directory sync.
+    pub last_duration_us: AtomicU64,
+}
+
+pub static STATS: Stats = Stats {
+    taken: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+    last_duration_us: AtomicU64::new(0),
+};
+
+/// The snapshot directory as a four-letter word reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnDisk {
+    /// Complete snapshot files (`snap-<zxid>.snap`; an unfinished `.tmp` does not count).
+    pub count: u64,
+    /// The newest snapshot's zxid, -1 when there is none.
+    pub newest_zxid: i64,
+    pub newest_bytes: u64,
+    /// Everything in the directory, `.tmp` files included (what the disk holds).
+    pub dir_bytes: u64,
+}
+
+/// Lists the snapshot directory: one `readdir` and a `stat` per file. Called per `mntr`/`srvr`
+/// only, off the request path; retention keeps the directory small (autopurge) or the operator
+/// does.
+pub fn on_disk(snap_dir: &Path) -> OnDisk {
+    let snaps = snapshots(snap_dir).unwrap_or_default();
+    let newest = snaps.first();
+    OnDisk {
+        count: snaps.len() as u64,
+        newest_zxid: newest.map_or(-1, |(z, _)| *z),
+        newest_bytes: newest
+            .and_then(|(_, p)| fs::metadata(p).ok())
+            .map_or(0, |m| m.len()),
+        dir_bytes: dir_size_bytes(snap_dir),
+    }
 }
 
 /// A snapshot being taken.
@@ -46,11 +98,13 @@ impl Job {
     pub fn start(tree: &DataTree, retention: Retention) -> io::Result<Job> {
         fs::create_dir_all(&retention.snap_dir)?;
         let zxid = tree.last_zxid();
+        let began = Instant::now();
         let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
         thread::Builder::new()
             .name("corral-snapshot".into())
             .spawn(move || {
-                if let Err(e) = write_file(zxid, rx, &retention) {
+                if let Err(e) = write_file(zxid, rx, &retention, began) {
+                    STATS.failed.fetch_add(1, Ordering::Relaxed);
                     warn!("snapshot {zxid:#x} failed: {e}");
                 }
             })?;
@@ -98,7 +152,7 @@ impl Job {
     }
 }
 
-fn write_file(zxid: i64, rx: Receiver<Vec<u8>>, r: &Retention) -> io::Result<()> {
+fn write_file(zxid: i64, rx: Receiver<Vec<u8>>, r: &Retention, began: Instant) -> io::Result<()> {
     let name = snapshot_name(zxid);
     let tmp = r.snap_dir.join(format!("{name}.tmp"));
     let mut f = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
@@ -110,7 +164,16 @@ fn write_file(zxid: i64, rx: Receiver<Vec<u8>>, r: &Retention) -> io::Result<()>
     drop(f);
     fs::rename(&tmp, r.snap_dir.join(&name))?;
     File::open(&r.snap_dir)?.sync_all()?;
-    info!(zxid = format!("{zxid:#x}"), "snapshot written");
+    let took = began.elapsed();
+    STATS
+        .last_duration_us
+        .store(took.as_micros() as u64, Ordering::Relaxed);
+    STATS.taken.fetch_add(1, Ordering::Relaxed);
+    info!(
+        zxid = format!("{zxid:#x}"),
+        ms = took.as_millis() as u64,
+        "snapshot written"
+    );
     retain(r)
 }
 
@@ -197,6 +260,37 @@ mod tests {
         fs::write(snap_dir.join(snapshot_name(100)), b"x").unwrap();
         retain(&Retention { purge: false, ..r }).unwrap();
         assert_eq!(snapshots(&snap_dir).unwrap().len(), 4);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn on_disk_counts_complete_snapshots_and_all_bytes() {
+        let d = std::env::temp_dir().join(format!("corral-ondisk-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        let none = on_disk(&d);
+        assert_eq!(
+            none,
+            OnDisk {
+                count: 0,
+                newest_zxid: -1,
+                newest_bytes: 0,
+                dir_bytes: 0
+            }
+        );
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(snapshot_name(0x10)), b"12345").unwrap();
+        fs::write(d.join(snapshot_name(0x20)), b"123").unwrap();
+        // A snapshot being written: on disk, but not a snapshot yet.
+        fs::write(d.join(format!("{}.tmp", snapshot_name(0x30))), b"1234567").unwrap();
+        assert_eq!(
+            on_disk(&d),
+            OnDisk {
+                count: 2,
+                newest_zxid: 0x20,
+                newest_bytes: 3,
+                dir_bytes: 15
+            }
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -1,7 +1,9 @@
-//! Durable storage: the write-ahead log's formats and recovery logic (pure), used by the write
-//! core's log writer (`server::wal`). See docs/design/storage.md.
+//! Durable storage: the write-ahead log's and snapshots' formats and recovery logic (pure), used
+//! by the write core's log writer (`server::wal`), and the dump tools' renderings. See
+//! docs/design/storage.md.
 
 pub mod codec;
+pub mod dump;
 pub mod log;
 pub mod recover;
 pub mod snapshot;

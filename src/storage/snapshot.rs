@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::proto::jute::{DecodeError, Reader, Writer};
+use crate::proto::jute::{DecodeError, Reader as JuteReader, Writer};
 use crate::proto::records::Acl;
 use crate::tree::{join, DataTree, Node, SessionEntry};
 
@@ -159,25 +159,74 @@ fn encode_node(out: &mut Vec<u8>, path: &str, n: &Node) {
     frame(out, &p);
 }
 
-/// Reads a snapshot: the tree it holds and the zxid replay must start after.
-pub fn load(bytes: &[u8]) -> Result<(DataTree, i64), String> {
-    load_bytes(Bytes::copy_from_slice(bytes))
+/// One entry of a snapshot, in file order: the sessions, then the nodes in pre-order, then the
+/// end frame.
+#[derive(Debug)]
+pub enum Entry {
+    Session {
+        id: i64,
+        entry: SessionEntry,
+    },
+    /// `node.children` is empty: a snapshot lists each node once, children after it.
+    Node {
+        path: String,
+        node: Node,
+    },
+    /// The end frame, after its counts have been checked against the frames before it.
+    End {
+        nodes: i64,
+        sessions: i64,
+    },
 }
 
-/// [`load`] from an owned buffer (a whole file): records are decoded in place, without a copy
-/// and an allocation per record.
-pub fn load_bytes(bytes: Bytes) -> Result<(DataTree, i64), String> {
-    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-        return Err("not a corral snapshot".into());
+/// Reads a snapshot frame by frame, checking each frame's length and CRC and the end frame's
+/// counts. Recovery (`load`) and the dump tool (`storage::dump`) share it, so both accept and
+/// reject exactly the same files.
+pub struct Reader {
+    /// The whole file: frames are decoded as slices of it, without a copy each.
+    bytes: Bytes,
+    pos: usize,
+    zxid: i64,
+    nodes: i64,
+    sessions: i64,
+    done: bool,
+}
+
+impl Reader {
+    /// Checks the header; fails on anything that is not a version-1 corral snapshot.
+    pub fn new(bytes: Bytes) -> Result<Reader, String> {
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            return Err("not a corral snapshot".into());
+        }
+        if bytes[8..12] != VERSION.to_be_bytes()[..] {
+            return Err("unknown snapshot version".into());
+        }
+        Ok(Reader {
+            zxid: i64::from_be_bytes(bytes[12..20].try_into().unwrap()),
+            bytes,
+            pos: HEADER_LEN,
+            nodes: 0,
+            sessions: 0,
+            done: false,
+        })
     }
-    if bytes[8..12] != VERSION.to_be_bytes()[..] {
-        return Err("unknown snapshot version".into());
+
+    /// The last zxid applied when the snapshot began (log replay starts after it).
+    pub fn zxid(&self) -> i64 {
+        self.zxid
     }
-    let zxid = i64::from_be_bytes(bytes[12..20].try_into().unwrap());
-    let mut tree = DataTree::new();
-    let mut pos = HEADER_LEN;
-    let (mut nodes, mut sessions) = (0i64, 0i64);
-    loop {
+
+    /// Offset of the next frame (after `End`: of the first byte past the end frame).
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// The next entry; `Ok(None)` after the end frame. Bytes after the end frame are not read.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, String> {
+        if self.done {
+            return Ok(None);
+        }
+        let (bytes, pos) = (&self.bytes, self.pos);
         if pos + 8 > bytes.len() {
             return Err("snapshot ends before its end frame".into());
         }
@@ -189,8 +238,9 @@ pub fn load_bytes(bytes: Bytes) -> Result<(DataTree, i64), String> {
         if crc32c::crc32c(payload) != crc {
             return Err(format!("snapshot frame at offset {pos} fails its CRC"));
         }
-        let mut r = Reader::new(bytes.slice(pos + 8..pos + 8 + len));
-        pos += 8 + len;
+        let mut r = JuteReader::new(bytes.slice(pos + 8..pos + 8 + len));
+        self.pos += 8 + len;
+        let pos = self.pos;
         let bad = |e: DecodeError| format!("snapshot frame at offset {pos}: {e}");
         match r.u8().map_err(bad)? {
             SESSION => {
@@ -200,19 +250,19 @@ pub fn load_bytes(bytes: Bytes) -> Result<(DataTree, i64), String> {
                 let password: [u8; 16] = pw[..]
                     .try_into()
                     .map_err(|_| "session password length".to_string())?;
-                tree.restore_session(
+                self.sessions += 1;
+                Ok(Some(Entry::Session {
                     id,
-                    SessionEntry {
+                    entry: SessionEntry {
                         timeout_ms,
                         password,
                     },
-                );
-                sessions += 1;
+                }))
             }
             NODE => {
                 let path = r.string().map_err(bad)?;
                 let node = Node {
-                    // Copied: a slice would keep the whole frame alive with the node.
+                    // Copied: a slice would keep the whole file alive with the node.
                     data: r
                         .buffer_opt()
                         .map_err(bad)?
@@ -229,20 +279,43 @@ pub fn load_bytes(bytes: Bytes) -> Result<(DataTree, i64), String> {
                     pzxid: r.i64().map_err(bad)?,
                     children: BTreeSet::new(),
                 };
-                tree.restore_node(&path, node);
-                nodes += 1;
+                self.nodes += 1;
+                Ok(Some(Entry::Node { path, node }))
             }
             END => {
                 let (n, s) = (r.i64().map_err(bad)?, r.i64().map_err(bad)?);
-                if (n, s) != (nodes, sessions) {
+                if (n, s) != (self.nodes, self.sessions) {
                     return Err("snapshot counts do not match its end frame".into());
                 }
-                tree.set_last_zxid(zxid);
-                return Ok((tree, zxid));
+                self.done = true;
+                Ok(Some(Entry::End {
+                    nodes: n,
+                    sessions: s,
+                }))
             }
-            _ => return Err(format!("unknown snapshot frame at offset {pos}")),
+            _ => Err(format!("unknown snapshot frame at offset {pos}")),
         }
     }
+}
+
+/// Reads a snapshot: the tree it holds and the zxid replay must start after.
+pub fn load(bytes: &[u8]) -> Result<(DataTree, i64), String> {
+    load_bytes(Bytes::copy_from_slice(bytes))
+}
+
+/// [`load`] from an owned buffer (a whole file read into memory), without copying it.
+pub fn load_bytes(bytes: Bytes) -> Result<(DataTree, i64), String> {
+    let mut r = Reader::new(bytes)?;
+    let mut tree = DataTree::new();
+    while let Some(e) = r.next_entry()? {
+        match e {
+            Entry::Session { id, entry } => tree.restore_session(id, entry),
+            Entry::Node { path, node } => tree.restore_node(&path, node),
+            Entry::End { .. } => {}
+        }
+    }
+    tree.set_last_zxid(r.zxid());
+    Ok((tree, r.zxid()))
 }
 
 #[cfg(test)]
