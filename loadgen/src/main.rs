@@ -2,6 +2,7 @@
 //! Apache ZooKeeper alike. See `loadgen --help` and docs/BENCHMARKS.md.
 
 mod echo;
+mod plot;
 mod procstat;
 mod report;
 mod run;
@@ -60,6 +61,9 @@ enum Cmd {
         #[arg(long, default_value = "zookeeper")]
         b_label: String,
     },
+    /// SVG and PNG plots of runs' --json outputs: latency-percentile curves of the runs
+    /// overlaid, one plot per phase they share, and latency vs offered load per open-loop sweep.
+    Plot(plot::PlotArgs),
 }
 
 #[derive(Args, Debug)]
@@ -200,6 +204,13 @@ struct RunArgs {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(Cmd::Plot(p)) = &cli.cmd {
+        if let Err(e) = plot::run(p) {
+            eprintln!("loadgen plot: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     if let Some(Cmd::Report {
         a,
         a_label,
