@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # loadgen/compare.sh: corral vs Apache ZooKeeper 3.8 (Debian's package), same profiles, one run.
 #
-#   bash loadgen/compare.sh            # writes docs/BENCHMARKS.md (+ raw results in $OUT)
+#   bash loadgen/compare.sh            # writes docs/BENCHMARKS.md and its plots in docs/bench/
+#                                      # (+ raw results in $OUT)
 #
 # Pinning on this 2-core machine: each server runs alone on CPU $SERVER_CPU (taskset -c), one
 # after the other; the loadgen runs on CPU $LOADGEN_CPU (taskset -c). corral respects the
 # affinity mask it is started with (one shard + the write core on that CPU); the JVM sees one CPU.
 # ZooKeeper runs standalone with forceSync=yes. Everything listens on 127.0.0.1 only, every load
-# phase is bounded in time, and both servers are killed on exit (trap).
+# phase is bounded in time, and both servers are killed on exit (trap). Each server (and the echo
+# floor) also gets an open-loop rate sweep of getData ($SWEEP, 6 phases: ~40 s at the defaults);
+# `loadgen plot` then draws the latency-percentile curves and latency vs offered load into
+# docs/bench/ (stable names: a rerun overwrites them), which the doc embeds.
 #
 # Environment: DURATION (s per phase, default 5), WARMUP (default 1), OUT (results directory,
 # default target/bench-<date>), SERVER_CPU (1), LOADGEN_CPU (0), DOC (docs/BENCHMARKS.md),
@@ -49,6 +53,14 @@ if [ ! -r "$ZK_JAR" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q zookeeper
+fi
+# The PNG plots' text font (the SVGs need none).
+FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+if [ ! -r "$FONT" ]; then
+    log "installing the DejaVu fonts for the plots (Debian package fonts-dejavu-core)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q fonts-dejavu-core
 fi
 ZK_VERSION=$(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo unknown)
 
@@ -130,6 +142,11 @@ PROFILES=(
     "-w lock -s 16"
 )
 
+# The rate sweep, against every server and the echo floor: a closed-loop phase finds the
+# saturation throughput, then open-loop phases run at these percentages of it (latency vs offered
+# load). Its JSON lines go to LABEL-sweep.jsonl, apart from the tables' phases.
+SWEEP="-w getdata -s 64 -o 64 --sweep 25,50,75,90,100"
+
 # run_one LABEL PORT JSONL START_FN PROFILE
 # A server found dead before a profile is recorded in crashes.txt (with its panic message) and
 # restarted, so one crash does not hide the other profiles.
@@ -176,6 +193,7 @@ for l in open(sys.argv[1]):
 HALF=${HALF:-10000}
 OPEN="-w getdata -s 64 -o 64 --rate $HALF"
 run_one zookeeper "$ZK_PORT" "$OUT/zookeeper.jsonl" start_zookeeper "$OPEN"
+run_one zookeeper "$ZK_PORT" "$OUT/zookeeper-sweep.jsonl" start_zookeeper "$SWEEP"
 stop_server
 
 log "corral on CPU $SERVER_CPU"
@@ -183,6 +201,7 @@ start_corral
 echo "$CORRAL_CMD" >>"$OUT/commands.txt"
 run_profiles corral "$CORRAL_PORT" "$OUT/corral.jsonl" start_corral
 run_one corral "$CORRAL_PORT" "$OUT/corral.jsonl" start_corral "$OPEN"
+run_one corral "$CORRAL_PORT" "$OUT/corral-sweep.jsonl" start_corral "$SWEEP"
 stop_server
 
 log "echo floor (in-process echo server on CPU $SERVER_CPU)"
@@ -192,6 +211,24 @@ for p in "-w getdata -s 16 -o 32" "-w getdata -s 64 -o 1" "-w setdata -s 8 -o 32
     # shellcheck disable=SC2086
     $cmd >>"$OUT/echo.jsonl" 2>>"$OUT/echo.txt" || true
 done
+cmd="taskset -c $LOADGEN_CPU $LOADGEN --echo --echo-cpu $SERVER_CPU --label echo $COMMON $SWEEP"
+echo "$cmd" >>"$OUT/commands.txt"
+# shellcheck disable=SC2086
+$cmd >>"$OUT/echo-sweep.jsonl" 2>>"$OUT/echo.txt" || true
+
+# --- plots (docs/bench/, embedded in the doc) ---------------------------------------------------
+PLOT_DIR=$(dirname "$DOC")/bench
+mkdir -p "$PLOT_DIR"
+# A phase the previous run had and this one lacks must not leave its plot behind.
+rm -f "$PLOT_DIR"/latency-*.svg "$PLOT_DIR"/latency-*.png "$PLOT_DIR"/load-*.svg "$PLOT_DIR"/load-*.png
+log "plots into $PLOT_DIR"
+PLOT_CMD="$LOADGEN plot --out-dir $PLOT_DIR --markdown --link-prefix bench/"
+for f in corral zookeeper echo corral-sweep zookeeper-sweep echo-sweep; do
+    if [ -s "$OUT/$f.jsonl" ]; then PLOT_CMD="$PLOT_CMD $OUT/$f.jsonl"; fi
+done
+echo "$PLOT_CMD" >>"$OUT/commands.txt"
+# shellcheck disable=SC2086
+$PLOT_CMD >"$OUT/plots.md" || log "loadgen plot failed (see above); the doc links the plots it wrote"
 
 # --- docs/BENCHMARKS.md -----------------------------------------------------------------------
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -248,6 +285,18 @@ EOF
     "$LOADGEN" report --a "$OUT/echo.jsonl" --a-label echo
     cat <<EOF
 
+## Plots
+
+Drawn by \`loadgen plot\` from this run's JSON lines: SVG here, a PNG beside each in
+\`$PLOT_DIR/\`. Latency vs offered load comes from the rate sweep \`$SWEEP\`, run against
+each server and the echo floor: a closed-loop phase finds that target's own saturation
+throughput, then open-loop phases run at 25..100 % of it, each latency measured from the
+request's intended send time. The percentile plots overlay every run that has the phase, on
+HdrHistogram's "nines" axis.
+
+EOF
+    cat "$OUT/plots.md"
+    cat <<EOF
 ## Commands
 
 Exactly what ran (raw JSON lines, tables and .hgrm files are in \`$OUT\`):

@@ -2,6 +2,7 @@
 //! Apache ZooKeeper alike. See `loadgen --help` and docs/BENCHMARKS.md.
 
 mod echo;
+mod plot;
 mod procstat;
 mod report;
 mod restart;
@@ -102,6 +103,9 @@ enum Cmd {
         #[arg(long, default_value_t = 600.0)]
         limit: f64,
     },
+    /// SVG and PNG plots of runs' --json outputs: latency-percentile curves of the runs
+    /// overlaid, one plot per phase they share, and latency vs offered load per open-loop sweep.
+    Plot(plot::PlotArgs),
 }
 
 #[derive(Args, Debug)]
@@ -283,6 +287,7 @@ fn main() {
             });
             exit_on(res.map(|d| format!("{:.3}\n", d.as_secs_f64())), "probe");
         }
+        Some(Cmd::Plot(p)) => exit_on(plot::run(&p).map(|()| String::new()), "plot"),
         Some(Cmd::Report { .. }) | None => {}
     }
     if let Some(Cmd::Report {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Map, Value};
 
 use crate::run::Workload;
-use crate::stats::{hgrm, CoreStats, Op, PERCENTILES};
+use crate::stats::{curve, hgrm, CoreStats, Op, PERCENTILES};
 
 pub struct PhaseResult {
     pub label: String,
@@ -86,6 +86,12 @@ impl PhaseResult {
                 m.insert(name.into(), json!(h.value_at_percentile(q) as f64 / 1000.0));
             }
             m.insert("max".into(), json!(h.max() as f64 / 1000.0));
+            // The whole curve, for `loadgen plot`: [percentile, us] pairs.
+            let pts: Vec<Value> = curve(h)
+                .into_iter()
+                .map(|(p, v)| json!([(p * 1e9).round() / 1e9, v as f64 / 1000.0]))
+                .collect();
+            m.insert("percentiles".into(), Value::Array(pts));
             lat.insert(o.name().into(), Value::Object(m));
         }
         json!({
@@ -228,7 +234,7 @@ pub fn read_jsonl(path: &str) -> Result<Vec<Value>, String> {
         .collect())
 }
 
-fn f(v: &Value, k: &str) -> Option<f64> {
+pub fn f(v: &Value, k: &str) -> Option<f64> {
     v.get(k).and_then(|x| x.as_f64())
 }
 
@@ -247,7 +253,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 }
 
 /// The headline op of a phase: the one whose latency the comparison shows.
-fn headline(v: &Value) -> Option<(String, Value)> {
+pub fn headline(v: &Value) -> Option<(String, Value)> {
     let lat = v.get("latency_us")?.as_object()?;
     for k in [
         "lock-acquire",

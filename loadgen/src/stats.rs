@@ -163,6 +163,29 @@ pub const PERCENTILES: [(f64, &str); 5] = [
     (99.99, "p99.99"),
 ];
 
+/// The percentile curve of a histogram as (percentile, value) points, for `loadgen plot`: ten per
+/// decade of 1/(1-p) (the "nines" axis the plot draws on), from p = 0 up to where the samples run
+/// out (1/(1-p) = count: beyond it every percentile is the max), then the max at that point and at
+/// p = 100. Bounded (about 10 points per decade of count), unlike the .hgrm bucket list.
+pub fn curve(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+    let n = h.len() as f64;
+    let mut out = Vec::new();
+    if h.is_empty() {
+        return out;
+    }
+    for k in 0.. {
+        let inv = 10f64.powf(k as f64 / 10.0);
+        if inv >= n {
+            break;
+        }
+        let p = 100.0 * (1.0 - 1.0 / inv);
+        out.push((p, h.value_at_percentile(p)));
+    }
+    out.push((100.0 * (1.0 - 1.0 / n), h.max()));
+    out.push((100.0, h.max()));
+    out
+}
+
 /// A histogram as an `.hgrm` percentile distribution (the format of HdrHistogram's
 /// `outputPercentileDistribution` and wrk2), values in milliseconds.
 pub fn hgrm(h: &Histogram<u64>) -> String {
@@ -211,4 +234,29 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
         h.distinct_values()
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curve_is_monotone_and_ends_at_the_max() {
+        let mut h = new_hist();
+        for v in 1..=10_000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let c = curve(&h);
+        // 10 points per decade of 1/(1-p) below 10^4, then (1-1/n, max) and (100, max).
+        assert_eq!(c.len(), 40 + 2);
+        assert_eq!(c[0].0, 0.0);
+        assert!(c.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        let (p, v) = c[c.len() - 1];
+        assert_eq!((p, v), (100.0, h.max()));
+        assert_eq!(c[c.len() - 2].1, h.max());
+        let p90 = c[10];
+        assert!((p90.0 - 90.0).abs() < 1e-9);
+        assert!((p90.1 as f64 / 1000.0 - 9000.0).abs() < 10.0, "{p90:?}");
+        assert!(curve(&new_hist()).is_empty());
+    }
 }

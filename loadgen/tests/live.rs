@@ -172,6 +172,20 @@ fn check(phase: &Value, with_server_stats: bool) {
             "{name} {op}: bad percentiles"
         );
         assert!(max < 10_000_000.0, "{name} {op}: max latency over 10 s");
+        // The curve `loadgen plot` draws: rising, ending at (100, max).
+        let curve: Vec<(f64, f64)> = v["percentiles"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} {op}: no percentiles"))
+            .iter()
+            .map(|pt| (pt[0].as_f64().unwrap(), pt[1].as_f64().unwrap()))
+            .collect();
+        assert!(
+            curve
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{name} {op}: percentile curve not rising: {curve:?}"
+        );
+        assert_eq!(curve.last(), Some(&(100.0, max)), "{name} {op}");
     }
     assert_eq!(
         n("notifications"),
@@ -266,6 +280,26 @@ fn echo_floor() {
     for p in &phases {
         check(p, true);
     }
+    // The real thing through `loadgen plot`: one run, so a plot per phase (SVGs only: the PNGs
+    // need a font, which tests/plot.rs covers).
+    let dir = std::env::temp_dir().join(format!("loadgen-echo-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = dir.join("echo.jsonl");
+    let text: String = phases.iter().map(|p| format!("{p}\n")).collect();
+    std::fs::write(&jsonl, text).unwrap();
+    let out = Command::new(LOADGEN)
+        .args(["plot", "--font", "/nonexistent.ttf", "--out-dir"])
+        .arg(&dir)
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "the font is missing on purpose");
+    let svgs = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("svg".as_ref()))
+        .count();
+    assert_eq!(svgs, 8, "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The restart benchmark's tools (loadgen/restart.sh): populate a tree, kill -9, restart, and
