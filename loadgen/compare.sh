@@ -205,7 +205,9 @@ run_one corral "$CORRAL_PORT" "$OUT/corral-sweep.jsonl" start_corral "$SWEEP"
 stop_server
 
 log "echo floor (in-process echo server on CPU $SERVER_CPU)"
-for p in "-w getdata -s 16 -o 32" "-w getdata -s 64 -o 1" "-w setdata -s 8 -o 32" "-w churn -s 16"; do
+# The open-loop phase too: its tail on this machine with no server logic at all is the floor
+# under both servers' tails.
+for p in "-w getdata -s 16 -o 32" "-w getdata -s 64 -o 1" "-w setdata -s 8 -o 32" "-w churn -s 16" "$OPEN"; do
     cmd="taskset -c $LOADGEN_CPU $LOADGEN --echo --echo-cpu $SERVER_CPU --label echo $COMMON $p"
     echo "$cmd" >>"$OUT/commands.txt"
     # shellcheck disable=SC2086

@@ -78,6 +78,12 @@ pub const SNAP_COUNT_MIN: u32 = 2;
 pub const AUTOPURGE_SNAP_RETAIN_COUNT_DEFAULT: u32 = 3;
 pub const AUTOPURGE_SNAP_RETAIN_COUNT_MIN: u32 = 3;
 pub const GLOBAL_OUTSTANDING_LIMIT_DEFAULT: u32 = 1000;
+/// A connection stops having its requests read while this many bytes of its output wait.
+pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
+/// Default `corral.clientOutputLimit` (32 MiB): far above any reply a client can accept
+/// (jute.maxbuffer is 1 MiB by default), so only a client that stopped reading while its
+/// watches fire reaches it.
+pub const CLIENT_OUTPUT_LIMIT_DEFAULT: usize = 32 << 20;
 /// The server id is the top byte of every session id (`sid << 56`).
 pub const SERVER_ID_MAX: u64 = 255;
 /// With TTL nodes enabled the ephemeral owner encoding reserves 0xff
@@ -139,6 +145,10 @@ pub struct Config {
     pub autopurge_purge_interval_hours: u32,
     pub force_sync: bool,
     pub global_outstanding_limit: u32,
+    /// `corral.clientOutputLimit`: bytes of replies and notifications a connection may have
+    /// waiting to be sent before it is closed (a client that stopped reading). Reading its
+    /// requests pauses long before, at [`OUTPUT_HIGH_WATER`].
+    pub client_output_limit: usize,
     /// `corral.cores`: shard executors to run; `None` = one per CPU in the affinity mask.
     pub cores: Option<usize>,
     /// Unknown keys and ZooKeeper keys corral ignores, one human-readable line each.
@@ -380,6 +390,7 @@ impl Default for Config {
             autopurge_purge_interval_hours: 0,
             force_sync: true,
             global_outstanding_limit: GLOBAL_OUTSTANDING_LIMIT_DEFAULT,
+            client_output_limit: CLIENT_OUTPUT_LIMIT_DEFAULT,
             cores: None,
             warnings: Vec::new(),
         }
@@ -659,6 +670,9 @@ impl Builder {
             "forceSync" => c.force_sync = parse_yes_no(key, v, origin)?,
             "globalOutstandingLimit" => {
                 c.global_outstanding_limit = parse_positive(key, v, origin)?
+            }
+            "corral.clientOutputLimit" => {
+                c.client_output_limit = parse_positive(key, v, origin)? as usize
             }
             "corral.cores" => {
                 let n: usize = parse_num(key, v, origin)?;

@@ -359,3 +359,112 @@ async fn outstanding_limit_applies_backpressure_without_loss() {
     })
     .await
 }
+
+/// A client that pipelines reads of a big node and does not read the replies: the server stops
+/// reading its requests (its output waits in TCP, not in the server's memory), then delivers
+/// every reply, in order, once the client reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_does_not_read_is_held_back_without_loss() {
+    timed(90, async {
+        let s = TestServer::start_default().await;
+        let c = s.client().await;
+        let big = vec![7u8; 500 * 1024];
+        c.create("/big", &big, &anyone()).await.unwrap();
+        let rss_before = s.rss_kib();
+
+        c.create("/tick", b"", &anyone()).await.unwrap();
+        let mut a = RawConn::connect(&s.addr(), 30_000).await.unwrap();
+        const N: usize = 300; // 150 MB of replies
+        let mut reqs = Vec::new();
+        // A write first: the reads queue behind it (per-session order) and are all answered at
+        // once when it commits, the path where output piles up fastest.
+        let set_xid = a.next_xid();
+        let body = Enc::new().str("/tick").buf(Some(b"t")).i32(-1).finish();
+        let payload = Enc::new()
+            .i32(set_xid)
+            .i32(op::SET_DATA)
+            .raw(&body)
+            .finish();
+        reqs.extend_from_slice(&raw::frame(&payload));
+        let mut xids = Vec::new();
+        for _ in 0..N {
+            let xid = a.next_xid();
+            xids.push(xid);
+            let body = Enc::new().str("/big").bool(false).finish();
+            let payload = Enc::new().i32(xid).i32(op::GET_DATA).raw(&body).finish();
+            reqs.extend_from_slice(&raw::frame(&payload));
+        }
+        a.stream.write_all(&reqs).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if !is_zookeeper() {
+            let (before, now) = (rss_before.unwrap(), s.rss_kib().unwrap());
+            assert!(
+                now < before + 48 * 1024,
+                "server RSS grew from {before} to {now} KiB for a client that does not read"
+            );
+        }
+        still_serving(&s).await;
+
+        let r = a.recv().await.unwrap();
+        assert_eq!((r.xid, r.err), (set_xid, err::OK));
+        for xid in xids {
+            let r = a.recv().await.unwrap();
+            assert_eq!((r.xid, r.err), (xid, err::OK));
+            assert_eq!(r.dec().buf().unwrap().len(), big.len());
+        }
+    })
+    .await
+}
+
+/// Notifications for a client that stopped reading pile up until corral.clientOutputLimit;
+/// then the server drops the connection (as ZooKeeper drops a dead peer) and serves the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_never_reads_its_notifications_is_disconnected() {
+    if is_zookeeper() {
+        return; // corral's own limit (ZooKeeper buffers without bound)
+    }
+    timed(90, async {
+        let s = TestServer::start(ServerOpts::new().cfg("corral.clientOutputLimit", 1 << 20)).await;
+        let c = s.client().await;
+        // Long paths make big notifications: 20 MB of them overflow the kernel's socket
+        // buffers as well as the 1 MiB limit.
+        let path = format!("/{}", "n".repeat(2000));
+        c.create(&path, b"", &anyone()).await.unwrap();
+        let mut a = RawConn::connect(&s.addr(), 30_000).await.unwrap();
+        // addWatch(path, PERSISTENT): a notification for every change.
+        let r = a
+            .call(op::ADD_WATCH, &Enc::new().str(&path).i32(0).finish())
+            .await
+            .unwrap();
+        assert_eq!(r.err, err::OK);
+
+        let writes: Vec<_> = (0..10_000).map(|_| c.set_data(&path, b"x", None)).collect();
+        for w in writes {
+            w.await.unwrap();
+        }
+        still_serving(&s).await;
+
+        // What was in flight still arrives, then the connection ends: the server closed it.
+        let t = tokio::time::Instant::now();
+        let mut events = 0;
+        let ended = loop {
+            match a.recv_timeout(Duration::from_secs(5)).await {
+                Ok(r) => {
+                    assert_eq!(r.xid, -1, "only notifications are expected");
+                    events += 1;
+                }
+                Err(e) => break e,
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "connection never closed"
+            );
+        };
+        assert!(
+            events < 10_000,
+            "got all {events} notifications: the limit never applied ({ended})"
+        );
+        assert_ne!(ended.kind(), std::io::ErrorKind::TimedOut, "{ended}");
+    })
+    .await
+}

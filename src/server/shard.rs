@@ -33,7 +33,7 @@ use super::fourlw;
 use super::reply::{encode_write_reply, read_path, reply};
 use super::{AdminQuery, Commit, Origin, ShardReport, Shared, ToCore, ToShard, CHANNEL_CAPACITY};
 use crate::admin::{self, FourLetter};
-use crate::config::Config;
+use crate::config::{Config, OUTPUT_HIGH_WATER};
 use crate::proto::codes::{event, op, perms, state, xid, Code};
 use crate::proto::jute::{Reader, Writer};
 use crate::proto::records::{
@@ -89,7 +89,18 @@ struct Conn {
     ids: Arc<Vec<crate::proto::records::Id>>,
     queue: VecDeque<Pending>,
     out: BytesMut,
+    /// Bytes the writer took from `out` and has not yet seen written.
+    writing: usize,
+    /// `corral.clientOutputLimit`: `out` + `writing` above this closes the connection.
+    output_limit: usize,
+    /// The output went over `output_limit`: the writer drops what is unsent and closes.
+    overflowed: bool,
     writer: Option<Waker>,
+    /// The writer, blocked in a write, waiting to be told of an overflow.
+    abort: Option<Waker>,
+    /// `drain` stopped at the output high-water mark with answers still queued: the writer
+    /// resumes it once the client has taken some output.
+    stalled: bool,
     reader: Option<Waker>,
     /// The reader, parked until the handshake is answered.
     handshake: Option<Waker>,
@@ -108,7 +119,28 @@ struct Conn {
 }
 
 impl Conn {
+    /// Output waiting to be sent (queued, or handed to the writer).
+    fn output_len(&self) -> usize {
+        self.out.len() + self.writing
+    }
+
     fn wake_writer(&mut self) {
+        if !self.overflowed && self.output_len() > self.output_limit {
+            // A client that stopped reading (its watches keep firing): ZooKeeper's answer to a
+            // dead peer is to drop the connection; the session lives on until it expires.
+            warn!(
+                peer = %self.peer,
+                session = format!("{:#x}", self.session_id),
+                bytes = self.output_len(),
+                "client is not reading its replies; closing the connection"
+            );
+            self.overflowed = true;
+            self.out.clear();
+            if let Some(w) = self.abort.take() {
+                w.wake();
+            }
+            self.close();
+        }
         if let Some(w) = self.writer.take() {
             w.wake();
         }
@@ -516,7 +548,12 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
         )]),
         queue: VecDeque::new(),
         out: BytesMut::new(),
+        writing: 0,
+        output_limit: env.cfg.client_output_limit,
+        overflowed: false,
         writer: None,
+        abort: None,
+        stalled: false,
         reader: None,
         handshake: None,
         backpressure: None,
@@ -546,20 +583,53 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
 
     let writer = {
         let conn = conn.clone();
+        let shard = shard.clone();
         glommio::spawn_local(async move {
             loop {
                 let (buf, closing) = futures_lite::future::poll_fn(|cx| {
                     let mut c = conn.borrow_mut();
-                    if !c.out.is_empty() || c.closing {
-                        Poll::Ready((c.out.split(), c.closing))
+                    if c.overflowed {
+                        Poll::Ready((BytesMut::new(), true))
+                    } else if !c.out.is_empty() || c.closing {
+                        let buf = c.out.split();
+                        c.writing = buf.len();
+                        Poll::Ready((buf, c.closing))
                     } else {
                         c.writer = Some(cx.waker().clone());
                         Poll::Pending
                     }
                 })
                 .await;
-                if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
-                    break;
+                if conn.borrow().overflowed {
+                    break; // drop the socket unflushed: the client is not reading
+                }
+                if !buf.is_empty() {
+                    // Raced with an overflow: a client that never reads would hold this write
+                    // (and the connection) forever.
+                    let written = futures_lite::future::or(
+                        async { Some(wr.write_all(&buf).await.is_ok()) },
+                        futures_lite::future::poll_fn(|cx| {
+                            let mut c = conn.borrow_mut();
+                            if c.overflowed {
+                                Poll::Ready(None)
+                            } else {
+                                c.abort = Some(cx.waker().clone());
+                                Poll::Pending
+                            }
+                        }),
+                    )
+                    .await;
+                    if written != Some(true) {
+                        break;
+                    }
+                    let mut c = conn.borrow_mut();
+                    c.writing = 0;
+                    if let Some(w) = c.backpressure.take() {
+                        w.wake();
+                    }
+                    if c.stalled {
+                        shard.borrow_mut().drain(&mut c);
+                    }
                 }
                 if closing && conn.borrow().out.is_empty() {
                     let _ = wr.flush().await;
@@ -576,18 +646,7 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
     let mut chunk = vec![0u8; READ_CHUNK];
     let outstanding_max = (env.cfg.global_outstanding_limit as usize).max(1);
     'read: loop {
-        // Backpressure: stop reading while too many of this connection's requests are
-        // unanswered (ZooKeeper's globalOutstandingLimit, applied per connection here).
-        futures_lite::future::poll_fn(|cx| {
-            let mut c = conn.borrow_mut();
-            if c.queue.len() < outstanding_max || c.closing {
-                Poll::Ready(())
-            } else {
-                c.backpressure = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await;
+        room_to_read(&conn, outstanding_max).await;
         let closed = futures_lite::future::poll_fn(|cx| {
             let mut c = conn.borrow_mut();
             if c.closing {
@@ -620,6 +679,8 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
                 }
             })
             .await;
+            // Per frame too: one read can carry hundreds of requests.
+            room_to_read(&conn, outstanding_max).await;
             if conn.borrow().closing {
                 break 'read;
             }
@@ -679,6 +740,24 @@ async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketA
             .send(ToCore::Disconnected { origin, session_id })
             .await;
     }
+}
+
+/// Backpressure: waits while too many of this connection's requests are unanswered
+/// (ZooKeeper's globalOutstandingLimit, applied per connection here) or too much of its output
+/// waits to be sent (a client that reads slowly, or not at all, holds its own requests back in
+/// TCP instead of growing the server's buffers).
+async fn room_to_read(conn: &ConnRef, outstanding_max: usize) {
+    futures_lite::future::poll_fn(|cx| {
+        let mut c = conn.borrow_mut();
+        let backlog = c.queue.len() >= outstanding_max || c.output_len() >= OUTPUT_HIGH_WATER;
+        if !backlog || c.closing {
+            Poll::Ready(())
+        } else {
+            c.backpressure = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Handles one frame; returns the messages to send to the write core, or why to close.
@@ -1050,7 +1129,14 @@ impl Shard {
     /// Answers everything at the head of a connection's queue that can be answered now.
     fn drain(&mut self, c: &mut Conn) {
         let mut out = std::mem::take(&mut c.out);
+        c.stalled = false;
         while let Some(front) = c.queue.front_mut() {
+            if out.len() + c.writing >= OUTPUT_HIGH_WATER {
+                // Answers wait in the queue, not in memory as output the client is slow to
+                // take (hundreds of reads of a big node would otherwise all land in `out`).
+                c.stalled = true;
+                break;
+            }
             match front {
                 Pending::Write { reply: r, at, .. } => match r.take() {
                     Some(bytes) => {

@@ -184,6 +184,19 @@ impl TestServer {
         panic!("server did not start: {last_err}");
     }
 
+    /// VmRSS of the corral process in KiB (None against ZooKeeper): the child of the watchdog
+    /// script that is named corral.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let sh = self.child.as_ref()?.id();
+        let children = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children")).ok()?;
+        let pid = children.split_whitespace().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "corral")
+        })?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
