@@ -79,17 +79,9 @@ CFG
     SERVER_PID=$!
 }
 
-# Serving means `srvr` reports a Mode (ZooKeeper accepts TCP before it serves sessions).
-wait_srvr() {
-    local ans
-    for _ in $(seq 1 240); do
-        ans=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0" && printf srvr >&3 && cat <&3' "$PORT" 2>/dev/null || true)
-        case "$ans" in *Mode:*) return 0 ;; esac
-        sleep 0.25
-    done
-    echo "no server serving on 127.0.0.1:$PORT" >&2
-    return 1
-}
+# wait_port: serving means `srvr` reports a Mode (shared with compare.sh).
+# shellcheck source=loadgen/wait_port.sh
+. loadgen/wait_port.sh
 rss_mib() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status"; }
 du_mib() { du -sm "$1" | cut -f1; }
 probe() { taskset -c "$LOADGEN_CPU" "$LOADGEN" probe --server "127.0.0.1:$PORT" $SHAPE --limit "$1"; }
@@ -99,7 +91,7 @@ for s in $SERVERS; do
     log "$s: fill with $COUNT znodes"
     rm -rf "${OUT:?}/$s"
     start "$s"
-    wait_srvr
+    wait_port "$PORT"
     t0=$(date +%s.%N)
     pop="taskset -c $LOADGEN_CPU $LOADGEN populate --server 127.0.0.1:$PORT $SHAPE --payload $PAYLOAD"
     COMMANDS+=("$pop")

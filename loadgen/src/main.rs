@@ -65,18 +65,8 @@ enum Cmd {
     /// Creates a large tree of a fixed shape (ROOT/pNNNN/nNNNNNNN, --fanout leaves per parent),
     /// pipelined over one session: the data of the restart benchmark (loadgen/restart.sh).
     Populate {
-        /// Server to fill.
-        #[arg(long, default_value = "127.0.0.1:2181")]
-        server: String,
-        /// Parent of the tree.
-        #[arg(long, default_value = "/restart")]
-        root: String,
-        /// Leaf znodes to create.
-        #[arg(long, default_value_t = 1_000_000)]
-        count: usize,
-        /// Leaves per parent.
-        #[arg(long, default_value_t = 1000)]
-        fanout: usize,
+        #[command(flatten)]
+        tree: TreeArgs,
         /// Bytes of data per leaf.
         #[arg(long, default_value_t = 100)]
         payload: usize,
@@ -84,18 +74,8 @@ enum Cmd {
     /// Waits until a fresh session reads the last leaf `populate` created (same flags) and
     /// prints the seconds waited: started right after a server, the time it takes to serve.
     Probe {
-        /// Server to probe.
-        #[arg(long, default_value = "127.0.0.1:2181")]
-        server: String,
-        /// As given to populate.
-        #[arg(long, default_value = "/restart")]
-        root: String,
-        /// As given to populate.
-        #[arg(long, default_value_t = 1_000_000)]
-        count: usize,
-        /// As given to populate.
-        #[arg(long, default_value_t = 1000)]
-        fanout: usize,
+        #[command(flatten)]
+        tree: TreeArgs,
         /// Milliseconds between attempts.
         #[arg(long, default_value_t = 5)]
         every_ms: u64,
@@ -106,6 +86,35 @@ enum Cmd {
     /// SVG and PNG plots of runs' --json outputs: latency-percentile curves of the runs
     /// overlaid, one plot per phase they share, and latency vs offered load per open-loop sweep.
     Plot(plot::PlotArgs),
+}
+
+/// The restart benchmark's tree, as `populate` builds it and `probe` finds its last leaf.
+#[derive(Args, Debug)]
+struct TreeArgs {
+    /// Server to connect to.
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    server: String,
+    /// Parent of the tree.
+    #[arg(long, default_value = "/restart")]
+    root: String,
+    /// Leaf znodes.
+    #[arg(long, default_value_t = 1_000_000)]
+    count: usize,
+    /// Leaves per parent.
+    #[arg(long, default_value_t = 1000)]
+    fanout: usize,
+}
+
+impl TreeArgs {
+    fn shape(self, payload: usize) -> (String, restart::Shape) {
+        let shape = restart::Shape {
+            root: self.root,
+            count: self.count,
+            fanout: self.fanout,
+            payload,
+        };
+        (self.server, shape)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -247,36 +256,17 @@ struct RunArgs {
 fn main() {
     let cli = Cli::parse();
     match cli.cmd {
-        Some(Cmd::Populate {
-            server,
-            root,
-            count,
-            fanout,
-            payload,
-        }) => {
-            let shape = restart::Shape {
-                root,
-                count,
-                fanout,
-                payload,
-            };
+        Some(Cmd::Populate { tree, payload }) => {
+            let (server, shape) = tree.shape(payload);
             let res = resolve(&[server]).and_then(|a| restart::populate(a[0], &shape));
             exit_on(res.map(|()| String::new()), "populate");
         }
         Some(Cmd::Probe {
-            server,
-            root,
-            count,
-            fanout,
+            tree,
             every_ms,
             limit,
         }) => {
-            let shape = restart::Shape {
-                root,
-                count,
-                fanout,
-                payload: 0,
-            };
+            let (server, shape) = tree.shape(0);
             let res = resolve(&[server]).and_then(|a| {
                 restart::probe(
                     a[0],
