@@ -9,6 +9,9 @@ fn main() {
 
     let liburing = match env::var("GLOMMIO_LIBURING_DIR") {
         Ok(path) => PathBuf::from(path).canonicalize().unwrap(),
+        // corral: liburing is vendored next to this file, not a git submodule; running git
+        // here would act on corral's own repository.
+        Err(_) if project.join("liburing/src").is_dir() => project.join("liburing"),
         Err(_) => {
             Command::new("git")
                 .arg("submodule")

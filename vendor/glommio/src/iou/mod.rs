@@ -92,6 +92,12 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// corral: completions become task work that runs when the task next enters the
+        /// kernel, instead of interrupting it (an inter-processor interrupt when the task is
+        /// running on another CPU).
+        const COOP_TASKRUN = 1 << 8;
+        /// corral: with COOP_TASKRUN, the kernel flags pending task work in the SQ ring flags.
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

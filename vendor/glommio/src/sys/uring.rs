@@ -637,6 +637,7 @@ pub(crate) trait UringCommon {
     fn submission_queue(&mut self) -> ReactorQueue;
     fn submit_sqes(&mut self) -> io::Result<usize>;
     fn waiting_kernel_submission(&self) -> usize;
+    #[allow(dead_code)] // corral: unused upstream too; silences the warning of a path dependency
     fn in_kernel(&self) -> usize;
     fn waiting_kernel_collection(&self) -> usize;
     fn needs_kernel_enter(&self) -> bool;
@@ -693,7 +694,12 @@ pub(crate) trait UringCommon {
         self.consume_sqe_queue(&mut queue.submissions, true)
     }
 
+    /// corral: runs the kernel's pending task work for this ring, so its completions are
+    /// in the CQ before it is read (see `SleepableRing::new`).
+    fn run_task_work(&mut self) {}
+
     fn consume_completion_queue(&mut self, woke: &mut usize) -> usize {
+        self.run_task_work();
         let mut completed = 0;
         loop {
             match self.consume_one_event() {
@@ -904,7 +910,18 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            // corral: without COOP_TASKRUN every completion (each received packet, each
+            // fdatasync) interrupts this executor's thread with an IPI when it runs, and on
+            // a VM each IPI is a VM exit; with it, completions wait as task work until the
+            // thread next enters the kernel, which the reactor does whenever the ring says
+            // work is pending (`run_task_work`) and whenever it sleeps. Kernels before 5.19
+            // reject the flags: fall back to the old behaviour.
+            ring: iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                iou::SetupFeatures::empty(),
+            )
+            .or_else(|_| iou::IoUring::new(size as _))?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -1108,6 +1125,24 @@ impl SleepableRing {
 }
 
 impl UringCommon for SleepableRing {
+    fn run_task_work(&mut self) {
+        // With COOP_TASKRUN the kernel queues completions as task work and flags the ring
+        // instead of interrupting this thread; entering the kernel runs that work.
+        let raw = self.ring.raw();
+        let flags = unsafe { std::ptr::read_volatile(raw.sq.kflags) };
+        if flags & crate::uring_sys::IORING_SQ_TASKRUN != 0 {
+            unsafe {
+                crate::uring_sys::syscalls::io_uring_enter(
+                    raw.ring_fd,
+                    0,
+                    0,
+                    crate::uring_sys::IORING_ENTER_GETEVENTS,
+                    std::ptr::null(),
+                );
+            }
+        }
+    }
+
     fn name(&self) -> &'static str {
         self.name
     }
@@ -1899,10 +1934,10 @@ impl Reactor {
         self.blocking_thread.flush()
     }
 
-    pub(crate) fn preempt_pointers(&self) -> (*const u32, *const u32) {
+    pub(crate) fn preempt_pointers(&self) -> (*const u32, *const u32, *const u32) {
         let mut lat_ring = self.latency_ring.borrow_mut();
-        let cq = unsafe { &lat_ring.ring.raw_mut().cq };
-        (cq.khead, cq.ktail)
+        let raw = unsafe { lat_ring.ring.raw_mut() };
+        (raw.cq.khead, raw.cq.ktail, raw.sq.kflags)
     }
 
     /// RAII-truncate asynchronously files that required it, e.g. because of
