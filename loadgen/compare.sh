@@ -135,7 +135,10 @@ PROFILES=(
 # The rate sweep, against every server and the echo floor: a closed-loop phase finds the
 # saturation throughput, then open-loop phases run at these percentages of it (latency vs offered
 # load). Its JSON lines go to LABEL-sweep.jsonl, apart from the tables' phases.
-SWEEP="-w getdata -s 64 -o 64 --sweep 25,50,75,90,100"
+# Open-loop phases (the sweep, and OPEN below) run the loadgen with --spin-us: it polls instead
+# of sleeping between sends, so its own wake-ups stay out of the latencies it measures.
+PACED="--spin-us 200"
+SWEEP="-w getdata -s 64 -o 64 --sweep 25,50,75,90,100 $PACED"
 
 # run_one LABEL PORT JSONL START_FN PROFILE
 # A server found dead before a profile is recorded in crashes.txt (with its panic message) and
@@ -170,6 +173,17 @@ run_profiles() {
 : >"$OUT/commands.txt"
 : >"$OUT/crashes.txt"
 
+# The machine's own stalls, before and after the servers run: a thread spinning on each CPU
+# counts the time it was not running (docs/BENCHMARKS.md, "Machine stalls").
+stall_probe() {
+    local cmd="$LOADGEN stalls --cpus $LOADGEN_CPU,$SERVER_CPU --seconds 10"
+    echo "$cmd" >>"$OUT/commands.txt"
+    log "machine stalls ($1): $cmd"
+    # shellcheck disable=SC2086
+    $cmd >"$OUT/stalls-$1.md" || log "stall probe failed"
+}
+stall_probe before
+
 log "Apache ZooKeeper $ZK_VERSION on CPU $SERVER_CPU"
 start_zookeeper
 echo "$ZK_CMD" >>"$OUT/commands.txt"
@@ -181,7 +195,7 @@ for l in open(sys.argv[1]):
     v=json.loads(l)
     if v["phase"]=="getdata closed 64x1": print(int(v["throughput"]/2))' "$OUT/zookeeper.jsonl")
 HALF=${HALF:-10000}
-OPEN="-w getdata -s 64 -o 64 --rate $HALF"
+OPEN="-w getdata -s 64 -o 64 --rate $HALF $PACED"
 run_one zookeeper "$ZK_PORT" "$OUT/zookeeper.jsonl" start_zookeeper "$OPEN"
 run_one zookeeper "$ZK_PORT" "$OUT/zookeeper-sweep.jsonl" start_zookeeper "$SWEEP"
 stop_server
@@ -207,6 +221,8 @@ cmd="taskset -c $LOADGEN_CPU $LOADGEN --echo --echo-cpu $SERVER_CPU --label echo
 echo "$cmd" >>"$OUT/commands.txt"
 # shellcheck disable=SC2086
 $cmd >>"$OUT/echo-sweep.jsonl" 2>>"$OUT/echo.txt" || true
+
+stall_probe after
 
 # --- plots (docs/bench/, embedded in the doc) ---------------------------------------------------
 PLOT_DIR=$(dirname "$DOC")/bench
@@ -245,6 +261,24 @@ like.
 - Each phase: ${WARMUP} s warmup, ${DURATION} s measured. Latencies in microseconds. "CPU us/op"
   is the server process's CPU time (from /proc) over the measured window divided by the
   requests answered in it; RSS is the server's peak VmRSS during the phase.
+- Open-loop phases (the open-loop row, the rate sweep) run the loadgen with \`$PACED\`: it
+  polls rather than sleeps between sends, so its own wake-ups stay out of what it measures.
+
+## Machine stalls
+
+Before anything else and again after everything, \`loadgen stalls\` spins one thread on each
+CPU for 10 s and counts the gaps between its clock reads: time the machine ran something else
+(interrupts, kernel threads, or on a VM the host). Nothing else of this benchmark runs then, so
+these gaps are a floor under every tail latency below: a request in flight during a stall of
+the loadgen's or the server's CPU waits it out, whatever the server.
+
+Before:
+
+$(cat "$OUT/stalls-before.md")
+
+After:
+
+$(cat "$OUT/stalls-after.md")
 
 ## corral vs ZooKeeper
 

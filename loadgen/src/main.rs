@@ -9,6 +9,7 @@ mod restart;
 mod run;
 mod sess;
 mod setup;
+mod stalls;
 mod stats;
 mod wire;
 
@@ -86,6 +87,10 @@ enum Cmd {
     /// SVG and PNG plots of runs' --json outputs: latency-percentile curves of the runs
     /// overlaid, one plot per phase they share, and latency vs offered load per open-loop sweep.
     Plot(plot::PlotArgs),
+    /// How long this machine takes each CPU away from a thread that never sleeps: a spinning
+    /// thread per CPU counts the gaps between its clock reads. A floor under every latency
+    /// measured here; compare.sh records it with the results.
+    Stalls(stalls::StallArgs),
 }
 
 /// The restart benchmark's tree, as `populate` builds it and `probe` finds its last leaf.
@@ -202,6 +207,13 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     cpus: Vec<usize>,
 
+    /// Microseconds each loadgen thread keeps polling before it sleeps when it has nothing to
+    /// do. Open loop: a sleeping loadgen adds its own wake-up (tens of microseconds on a VM,
+    /// a timer interrupt and a VM exit) to every latency it measures; spinning keeps that out,
+    /// at the price of its core (its CPU per op then counts the spinning).
+    #[arg(long, default_value_t = 0)]
+    spin_us: u64,
+
     /// Session timeout requested at connect, in ms.
     #[arg(long, default_value_t = 30_000)]
     session_timeout_ms: i32,
@@ -278,6 +290,7 @@ fn main() {
             exit_on(res.map(|d| format!("{:.3}\n", d.as_secs_f64())), "probe");
         }
         Some(Cmd::Plot(p)) => exit_on(plot::run(&p).map(|()| String::new()), "plot"),
+        Some(Cmd::Stalls(a)) => exit_on(stalls::run(&a), "stalls"),
         Some(Cmd::Report { .. }) | None => {}
     }
     if let Some(Cmd::Report {
@@ -505,6 +518,7 @@ fn run_phase(
         let (cfg, shared) = (cfg.clone(), shared.clone());
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpus[i % cpus.len()]))
             .name(&format!("loadgen{i}"))
+            .spin_before_park(Duration::from_micros(a.spin_us))
             .io_memory(512 * 1024)
             .spawn(move || async move { run::core_main(i, threads, cfg, shared).await })
             .map_err(|e| format!("starting loadgen thread {i}: {e}"))?;

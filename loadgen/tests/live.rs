@@ -244,6 +244,9 @@ fn every_workload_against_live_corral() {
         "4",
         "--sweep",
         "10,30",
+        // As compare.sh paces open loops: the loadgen polls instead of sleeping between sends.
+        "--spin-us",
+        "100",
         "--hgrm-dir",
         hgrm.to_str().unwrap(),
     ]);
@@ -341,4 +344,49 @@ fn populate_and_probe_across_a_restart() {
 
     let out = run("probe", &["--count", "2501", "--limit", "0.3"]);
     assert_eq!(out.status.code(), Some(2), "a missing node is never served");
+}
+
+/// `loadgen stalls`, as compare.sh runs it: one JSON line per probed CPU, numbers that add up,
+/// and a Markdown table with a row per CPU.
+#[test]
+fn stall_probe() {
+    let run = |args: &[&str]| {
+        let out = Command::new(LOADGEN)
+            .args(["stalls", "--cpus", "0", "--seconds", "0.2"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let lines: Vec<Value> = run(&["--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    let r = &lines[0];
+    assert_eq!(r["cpu"], 0);
+    let secs = r["seconds"].as_f64().unwrap();
+    assert!((0.2..5.0).contains(&secs), "{r}");
+    assert!(r["max_us"].as_f64().unwrap() <= secs * 1e6, "{r}");
+    assert!(
+        r["over_100us"].as_u64().unwrap() >= r["over_1000us"].as_u64().unwrap(),
+        "{r}"
+    );
+    let table = run(&[]);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(
+        table.lines().nth(2).unwrap().starts_with("| 0 | "),
+        "{table}"
+    );
+    // A CPU that does not exist is an error, not a silent zero.
+    let out = Command::new(LOADGEN)
+        .args(["stalls", "--cpus", "4096", "--seconds", "0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
