@@ -244,9 +244,6 @@ fn every_workload_against_live_corral() {
         "4",
         "--sweep",
         "10,30",
-        // As compare.sh paces open loops: the loadgen polls instead of sleeping between sends.
-        "--spin-us",
-        "100",
         "--hgrm-dir",
         hgrm.to_str().unwrap(),
     ]);
@@ -262,6 +259,31 @@ fn every_workload_against_live_corral() {
             "open loop at {want:.0}/s delivered {got:.0}/s"
         );
     }
+    // Paced as compare.sh paces open loops: a loadgen thread that polls instead of sleeping.
+    // One thread on one CPU at a low rate, since here it shares the CPUs with corral.
+    let phases = loadgen(&[
+        "--servers",
+        &servers,
+        "-w",
+        "getdata",
+        "--sessions",
+        "4",
+        "--rate",
+        "2000",
+        "--spin-us",
+        "100",
+        "--threads",
+        "1",
+        "--cpus",
+        "0",
+    ]);
+    assert_eq!(phases.len(), 1);
+    check(&phases[0], false);
+    let got = phases[0]["throughput"].as_f64().unwrap();
+    assert!(
+        (got - 2000.0).abs() < 400.0,
+        "open loop at 2000/s delivered {got:.0}/s"
+    );
     let files: Vec<_> = std::fs::read_dir(&hgrm).unwrap().collect();
     assert_eq!(files.len(), 3, "one .hgrm per phase");
     let _ = std::fs::remove_dir_all(&hgrm);
