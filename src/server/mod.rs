@@ -11,9 +11,11 @@
 //! order, shared by all shards through one `Arc`; plus per-connection answers that must follow
 //! the commits before them, which the per-shard FIFO guarantees).
 
+mod conn;
 pub mod core;
 mod fourlw;
 mod reply;
+mod request;
 pub mod shard;
 pub mod snapshots;
 pub mod wal;
