@@ -173,6 +173,7 @@ pub(crate) struct Reactor {
     /// refcell) every time. Acquire during initialization
     preempt_ptr_head: *const u32,
     preempt_ptr_tail: *const AtomicU32,
+    /// corral: the latency ring's SQ flags (IORING_SQ_TASKRUN).
     preempt_ptr_flags: *const AtomicU32,
 }
 

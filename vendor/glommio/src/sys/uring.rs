@@ -1126,8 +1126,8 @@ impl SleepableRing {
 
 impl UringCommon for SleepableRing {
     fn run_task_work(&mut self) {
-        // With COOP_TASKRUN the kernel queues completions as task work and flags the ring
-        // instead of interrupting this thread; entering the kernel runs that work.
+        // corral: with COOP_TASKRUN the kernel queues completions as task work and flags the
+        // ring instead of interrupting this thread; entering the kernel runs that work.
         let raw = self.ring.raw();
         let flags = unsafe { std::ptr::read_volatile(raw.sq.kflags) };
         if flags & crate::uring_sys::IORING_SQ_TASKRUN != 0 {
@@ -1934,6 +1934,7 @@ impl Reactor {
         self.blocking_thread.flush()
     }
 
+    // corral: also the latency ring's SQ flags, for `Reactor::need_preempt`.
     pub(crate) fn preempt_pointers(&self) -> (*const u32, *const u32, *const u32) {
         let mut lat_ring = self.latency_ring.borrow_mut();
         let raw = unsafe { lat_ring.ring.raw_mut() };
