@@ -405,6 +405,10 @@ fn stall_probe() {
         table.lines().nth(2).unwrap().starts_with("| 0 | "),
         "{table}"
     );
+    // The sleeping variant names its columns for late wake-ups.
+    let table = run(&["--sleep-us", "500"]);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(table.contains("wake-ups late > 1 ms"), "{table}");
     // A CPU that does not exist is an error, not a silent zero.
     let out = Command::new(LOADGEN)
         .args(["stalls", "--cpus", "4096", "--seconds", "0.1"])
