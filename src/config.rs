@@ -478,7 +478,12 @@ impl Config {
     /// Whether this is a replicated ensemble: more than one voting server. A single
     /// `server.N` line runs standalone, as ZooKeeper does with `standaloneEnabled=true`.
     pub fn is_distributed(&self) -> bool {
-        participants(&self.servers) > 1
+        self.voting_servers() > 1
+    }
+
+    /// How many `server.N` lines are participants (voters), not observers.
+    pub fn voting_servers(&self) -> usize {
+        participants(&self.servers)
     }
 
     /// This server's own `server.N` line, if `myid` names one.
