@@ -4,6 +4,7 @@
 //! - `peer`: one ensemble member through Zab 1.0's phases: discovery (a new epoch), synchronization
 //!   (DIFF / TRUNC / SNAP, NEWLEADER, UPTODATE) and broadcast (PROPOSAL, ACK, COMMIT; INFORM for
 //!   observers), with heartbeats and the timeouts that send a member back to election.
+//! - `wire`: the bytes of those messages between members.
 //! - `sim` (tests only): a deterministic simulated ensemble with message delays, crashes, restarts
 //!   and partitions, checking Zab's safety properties after every step.
 //!
@@ -18,6 +19,7 @@ pub mod election;
 pub mod peer;
 #[cfg(test)]
 mod sim;
+pub mod wire;
 
 use std::collections::BTreeSet;
 
