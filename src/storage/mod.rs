@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod dump;
+pub mod epochs;
 pub mod log;
 pub mod recover;
 pub mod snapshot;
