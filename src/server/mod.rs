@@ -14,6 +14,7 @@
 mod conn;
 pub mod core;
 mod fourlw;
+pub mod quorum;
 mod reply;
 mod request;
 pub mod shard;

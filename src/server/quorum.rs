@@ -1,0 +1,423 @@
+//! Links between ensemble members: one TCP connection per pair, carrying `zab::wire` frames.
+//!
+//! As in ZooKeeper's QuorumCnxManager, the member with the higher sid dials and the lower one
+//! accepts (a connection the wrong way round is closed), so a pair never holds two connections.
+//! Both ends send a `Hello` first; the acceptor checks the dialer is a member. A dialer whose
+//! connection ends dials again after a short back-off.
+//!
+//! Every connection has a generation. Events (`Up`, `Down`, `Msg`) carry it, and `send` names the
+//! generation the caller believes is live: Zab needs each learner-leader exchange to be one FIFO
+//! stream, so a message meant for a connection that has since been replaced must be dropped,
+//! not delivered on its successor. `Gens` keeps that bookkeeping for the consumer.
+//!
+//! Runs on one glommio executor (the write core's); `Links` is not `Send`.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use tracing::{debug, info};
+
+use crate::proto::{split_frame, Frame};
+use crate::zab::peer::Msg;
+use crate::zab::wire::{self, Hello, VERSION};
+use crate::zab::Sid;
+
+/// What happens on the links, in order per member.
+#[derive(Debug)]
+pub enum LinkEvent {
+    Up { sid: Sid, gen: u64 },
+    Down { sid: Sid, gen: u64 },
+    Msg { sid: Sid, gen: u64, msg: Msg },
+}
+
+/// Frames queued for one connection before it counts as stuck and is closed (the member then
+/// resyncs, as a ZooKeeper learner whose leader dropped it does).
+const QUEUE: usize = 1 << 16;
+/// How long a greeting may take.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Back-off between dials to one member.
+const REDIAL: Duration = Duration::from_millis(100);
+/// Largest frame accepted from a member (a SNAP is one frame).
+const MAX_FRAME: usize = i32::MAX as usize;
+
+struct Conn {
+    gen: u64,
+    /// Dropping it ends the connection's task, which closes the socket.
+    out: Sender<Bytes>,
+}
+
+struct Inner {
+    me: Sid,
+    members: BTreeMap<Sid, SocketAddr>,
+    conns: HashMap<Sid, Conn>,
+    next_gen: u64,
+    events: Sender<LinkEvent>,
+    /// The accept loop and the dialers: dropped (cancelled) by `shutdown`.
+    tasks: Vec<glommio::Task<()>>,
+    /// Connection tasks still running.
+    running: usize,
+    stopped: bool,
+}
+
+/// This member's links. Cloning shares them.
+#[derive(Clone)]
+pub struct Links {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl Links {
+    /// Listens on `listener` (this member's address among `members`) and dials every member
+    /// with a lower sid. Events go to `events`.
+    pub fn start(
+        me: Sid,
+        listener: TcpListener,
+        members: BTreeMap<Sid, SocketAddr>,
+        events: Sender<LinkEvent>,
+    ) -> Links {
+        let links = Links {
+            inner: Rc::new(RefCell::new(Inner {
+                me,
+                members: members.clone(),
+                conns: HashMap::new(),
+                next_gen: 1,
+                events,
+                tasks: Vec::new(),
+                running: 0,
+                stopped: false,
+            })),
+        };
+        let l = links.clone();
+        let mut tasks = vec![glommio::spawn_local(async move {
+            l.accept_loop(listener).await
+        })];
+        for (&sid, &addr) in members.range(..me) {
+            let l = links.clone();
+            tasks.push(glommio::spawn_local(
+                async move { l.dial_loop(sid, addr).await },
+            ));
+        }
+        links.inner.borrow_mut().tasks = tasks;
+        links
+    }
+
+    /// Sends `msg` to `to` if its live connection is generation `gen`; otherwise (gone, or
+    /// replaced) drops it. A connection whose queue is full is closed.
+    pub fn send(&self, to: Sid, gen: u64, msg: &Msg) {
+        let mut inner = self.inner.borrow_mut();
+        let Some(c) = inner.conns.get(&to) else {
+            return;
+        };
+        if c.gen != gen {
+            return;
+        }
+        let mut b = BytesMut::new();
+        wire::encode(msg, &mut b);
+        if c.out.try_send(b.freeze()).is_err() {
+            debug!(sid = to, "quorum link stuck; closing it");
+            inner.conns.remove(&to);
+        }
+    }
+
+    /// Stops listening and dialing, closes every connection and waits (up to a second) for
+    /// their tasks to end, so the sockets are closed when it returns.
+    pub async fn shutdown(&self) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.stopped = true;
+            inner.conns.clear();
+        }
+        // Outside the borrow: a cancelled dialer may be inside `register`.
+        let tasks = std::mem::take(&mut self.inner.borrow_mut().tasks);
+        drop(tasks);
+        for _ in 0..200 {
+            if self.inner.borrow().running == 0 {
+                return;
+            }
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn accept_loop(&self, listener: TcpListener) {
+        loop {
+            let Ok(stream) = listener.accept().await else {
+                glommio::timer::sleep(REDIAL).await;
+                continue;
+            };
+            let l = self.clone();
+            glommio::spawn_local(async move {
+                let me = l.inner.borrow().me;
+                if let Some((sid, stream, rest)) = l.greet(stream, None).await {
+                    // The higher sid dials: anything else is a misconfiguration or a stranger.
+                    if sid > me {
+                        l.register(sid, stream, rest).await;
+                    }
+                }
+            })
+            .detach();
+        }
+    }
+
+    async fn dial_loop(&self, sid: Sid, addr: SocketAddr) {
+        loop {
+            let dial = async { Ok(TcpStream::connect(addr).await.ok()) };
+            if let Ok(Some(stream)) = glommio::timer::timeout(DIAL_TIMEOUT, dial).await {
+                if let Some((_, stream, rest)) = self.greet(stream, Some(sid)).await {
+                    self.register(sid, stream, rest).await;
+                }
+            }
+            glommio::timer::sleep(REDIAL).await;
+        }
+    }
+
+    /// Exchanges greetings; the remote sid if it is a member (and the one expected, if any), and
+    /// whatever the remote sent after its greeting.
+    async fn greet(
+        &self,
+        stream: TcpStream,
+        expect: Option<Sid>,
+    ) -> Option<(Sid, TcpStream, BytesMut)> {
+        let me = self.inner.borrow().me;
+        let _ = stream.set_nodelay(true);
+        let mut stream = stream;
+        let mut hello = BytesMut::new();
+        wire::encode_hello(
+            Hello {
+                version: VERSION,
+                sid: me,
+            },
+            &mut hello,
+        );
+        let exchange = async {
+            if stream.write_all(&hello).await.is_err() {
+                return Ok(None);
+            }
+            let mut buf = BytesMut::new();
+            let mut chunk = [0u8; 512];
+            loop {
+                match split_frame(&mut buf, 64) {
+                    Frame::Payload(p) => return Ok(wire::decode_hello(p).ok().map(|h| (h, buf))),
+                    Frame::TooLarge(_) => return Ok(None),
+                    Frame::Incomplete => {}
+                }
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return Ok(None),
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        let (theirs, rest) = glommio::timer::timeout(HELLO_TIMEOUT, exchange)
+            .await
+            .ok()
+            .flatten()?;
+        let ok = theirs.version == VERSION
+            && theirs.sid != me
+            && self.inner.borrow().members.contains_key(&theirs.sid)
+            && expect.is_none_or(|e| e == theirs.sid);
+        ok.then_some((theirs.sid, stream, rest))
+    }
+
+    /// Makes `stream` the live connection to `sid` (replacing any older one) and runs it until
+    /// it ends.
+    async fn register(&self, sid: Sid, stream: TcpStream, rest: BytesMut) {
+        let (out_tx, out_rx) = async_channel::bounded(QUEUE);
+        let (gen, events) = {
+            let mut inner = self.inner.borrow_mut();
+            if inner.stopped {
+                return;
+            }
+            inner.running += 1;
+            let gen = inner.next_gen;
+            inner.next_gen += 1;
+            // Replacing the old connection drops its queue, which ends its task.
+            inner.conns.insert(sid, Conn { gen, out: out_tx });
+            (gen, inner.events.clone())
+        };
+        info!(sid, gen, "quorum link up");
+        if events.send(LinkEvent::Up { sid, gen }).await.is_err() {
+            return;
+        }
+        // Counted down even if this task is cancelled mid-connection (a dialer's, at shutdown).
+        let _running = Running(self.inner.clone());
+        run_conn(sid, gen, stream, rest, out_rx, &events).await;
+        {
+            let mut inner = self.inner.borrow_mut();
+            if inner.conns.get(&sid).is_some_and(|c| c.gen == gen) {
+                inner.conns.remove(&sid);
+            }
+        }
+        info!(sid, gen, "quorum link down");
+        let _ = events.send(LinkEvent::Down { sid, gen }).await;
+    }
+}
+
+struct Running(Rc<RefCell<Inner>>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.0.try_borrow_mut() {
+            inner.running -= 1;
+        }
+    }
+}
+
+/// Reads frames into events and writes queued frames until either side fails or the queue's
+/// sender is dropped.
+async fn run_conn(
+    sid: Sid,
+    gen: u64,
+    stream: TcpStream,
+    mut buf: BytesMut,
+    out: Receiver<Bytes>,
+    events: &Sender<LinkEvent>,
+) {
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    let reading = async {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            loop {
+                match split_frame(&mut buf, MAX_FRAME) {
+                    Frame::Payload(p) => {
+                        let Ok(msg) = wire::decode(p) else {
+                            debug!(sid, "undecodable quorum frame; closing the link");
+                            return;
+                        };
+                        if events.send(LinkEvent::Msg { sid, gen, msg }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Frame::TooLarge(_) => return,
+                    Frame::Incomplete => break,
+                }
+            }
+            match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let writing = async {
+        let mut batch = Vec::new();
+        while let Ok(first) = out.recv().await {
+            // Everything queued goes out in one write.
+            batch.clear();
+            batch.extend_from_slice(&first);
+            while let Ok(more) = out.try_recv() {
+                batch.extend_from_slice(&more);
+            }
+            if wr.write_all(&batch).await.is_err() {
+                return;
+            }
+        }
+    };
+    futures_lite::future::or(reading, writing).await;
+}
+
+/// The consumer's side of generations: which connection of each member is live, as far as the
+/// events it has handled say.
+#[derive(Default)]
+pub struct Gens {
+    live: HashMap<Sid, u64>,
+}
+
+/// An event for the consumer, stale generations filtered out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Link {
+    /// A new connection to `sid`; if `replaced`, the previous one is gone (report that first).
+    Up {
+        sid: Sid,
+        replaced: bool,
+    },
+    Down {
+        sid: Sid,
+    },
+    Msg {
+        sid: Sid,
+        msg: Msg,
+    },
+}
+
+impl Gens {
+    pub fn handle(&mut self, ev: LinkEvent) -> Option<Link> {
+        match ev {
+            LinkEvent::Up { sid, gen } => Some(Link::Up {
+                sid,
+                replaced: self.live.insert(sid, gen).is_some(),
+            }),
+            LinkEvent::Down { sid, gen } => {
+                if self.live.get(&sid) == Some(&gen) {
+                    self.live.remove(&sid);
+                    Some(Link::Down { sid })
+                } else {
+                    None
+                }
+            }
+            LinkEvent::Msg { sid, gen, msg } => {
+                (self.live.get(&sid) == Some(&gen)).then_some(Link::Msg { sid, msg })
+            }
+        }
+    }
+
+    /// The live generation to send on, if any.
+    pub fn gen(&self, sid: Sid) -> Option<u64> {
+        self.live.get(&sid).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_generations_are_dropped() {
+        let mut g = Gens::default();
+        assert_eq!(
+            g.handle(LinkEvent::Up { sid: 2, gen: 1 }),
+            Some(Link::Up {
+                sid: 2,
+                replaced: false
+            })
+        );
+        assert_eq!(
+            g.handle(LinkEvent::Up { sid: 2, gen: 5 }),
+            Some(Link::Up {
+                sid: 2,
+                replaced: true
+            })
+        );
+        // The old connection's last words and its end arrive late: ignored.
+        assert_eq!(
+            g.handle(LinkEvent::Msg {
+                sid: 2,
+                gen: 1,
+                msg: Msg::Ping
+            }),
+            None
+        );
+        assert_eq!(g.handle(LinkEvent::Down { sid: 2, gen: 1 }), None);
+        assert_eq!(g.gen(2), Some(5));
+        assert_eq!(
+            g.handle(LinkEvent::Msg {
+                sid: 2,
+                gen: 5,
+                msg: Msg::Ping
+            }),
+            Some(Link::Msg {
+                sid: 2,
+                msg: Msg::Ping
+            })
+        );
+        assert_eq!(
+            g.handle(LinkEvent::Down { sid: 2, gen: 5 }),
+            Some(Link::Down { sid: 2 })
+        );
+        assert_eq!(g.gen(2), None);
+    }
+}
