@@ -79,9 +79,17 @@ pub struct Scan {
     pub end: End,
 }
 
-/// Reads the records of one segment (header included in `bytes`). `next_zxid` is the zxid the
-/// first record must have, or None to accept any first zxid (the oldest segment).
-pub fn scan(bytes: &[u8], mut next_zxid: Option<i64>) -> Scan {
+/// Whether a record with zxid `next` may follow one with `prev` in the log: the next counter of
+/// the same epoch, or the first zxid of a newer epoch (a new leader's first proposal has counter
+/// 1; the epoch's counter 0 names its NEWLEADER and is never logged).
+pub fn follows(prev: i64, next: i64) -> bool {
+    next == prev + 1 || ((next >> 32) > (prev >> 32) && next & 0xffff_ffff == 1)
+}
+
+/// Reads the records of one segment (header included in `bytes`). `prev_zxid` is the zxid of the
+/// record before the first one (the first must `follow` it), or None to accept any first zxid
+/// (the oldest segment).
+pub fn scan(bytes: &[u8], mut prev_zxid: Option<i64>) -> Scan {
     let mut txns = Vec::new();
     let mut pos = HEADER_LEN;
     let end = loop {
@@ -101,14 +109,14 @@ pub fn scan(bytes: &[u8], mut next_zxid: Option<i64>) -> Scan {
             break End::Torn("CRC mismatch");
         }
         let zxid = i64::from_be_bytes(body[..8].try_into().unwrap());
-        if next_zxid.is_some_and(|z| z != zxid) {
+        if prev_zxid.is_some_and(|p| !follows(p, zxid)) {
             break End::Torn("zxid out of sequence");
         }
         match decode_txn(zxid, Bytes::copy_from_slice(&body[8..])) {
             Ok(t) => txns.push(t),
             Err(_) => break End::Torn("txn does not decode"),
         }
-        next_zxid = Some(zxid + 1);
+        prev_zxid = Some(zxid);
         pos += RECORD_HEADER + len;
     };
     Scan {
@@ -288,6 +296,31 @@ mod tests {
         assert_eq!(s.txns.len(), 2);
         assert_eq!(s.end, End::Torn("zxid out of sequence"));
         assert_eq!(scan(&file, Some(5)).txns.len(), 0);
+    }
+
+    #[test]
+    fn a_new_epoch_continues_the_sequence() {
+        let e = |epoch: i64, n: i64| epoch << 32 | n;
+        assert!(follows(e(0, 7), e(0, 8)));
+        assert!(follows(e(0, 7), e(1, 1)));
+        assert!(follows(e(1, 9), e(4, 1)));
+        assert!(
+            !follows(e(1, 9), e(2, 2)),
+            "a new epoch starts at counter 1"
+        );
+        assert!(!follows(e(2, 9), e(1, 10)), "epochs do not go back");
+        assert!(!follows(e(1, 9), e(1, 11)));
+        let txns: Vec<Txn> = [e(0, 1), e(0, 2), e(3, 1), e(3, 2)]
+            .into_iter()
+            .map(|z| txn(z, 10))
+            .collect();
+        let file = image(&txns, 2 * BLOCK);
+        let s = scan(&file, None);
+        assert_eq!(s.txns.len(), 4);
+        assert_eq!(scan(&file, Some(e(0, 0))).txns.len(), 4);
+        // A segment that starts a new epoch follows the old one's last record.
+        let later = image(&txns[2..], 2 * BLOCK);
+        assert_eq!(scan(&later, Some(e(0, 2))).txns.len(), 2);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::log::{header_ok, parse_segment_name, scan, End, BLOCK, HEADER_LEN};
+use super::log::{follows, header_ok, parse_segment_name, scan, End, BLOCK, HEADER_LEN};
 use super::snapshot::{load_bytes, parse_snapshot_name};
 use crate::tree::DataTree;
 
@@ -103,7 +103,7 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
     };
     let mut replay_checked = snap_zxid.is_none();
     let segs = segments(dir)?;
-    let mut next_zxid: Option<i64> = None;
+    let mut prev_zxid: Option<i64> = None;
     let mut tail = None;
     let last_index = segs.len().saturating_sub(1);
     for (i, (seq, path)) in segs.iter().enumerate() {
@@ -112,7 +112,7 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
             // Every record here is in the snapshot: no need to read it. The next segment's
             // first zxid is then checked against the snapshot, not against this one.
             stats.segments_skipped += 1;
-            next_zxid = None;
+            prev_zxid = None;
             continue;
         }
         let bytes = fs::read(path)?;
@@ -124,7 +124,7 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
             }
             return Err(invalid(format!("{}: bad segment header", path.display())));
         }
-        let s = scan(&bytes, next_zxid);
+        let s = scan(&bytes, prev_zxid);
         stats.segments += 1;
         stats.records += s.txns.len();
         for t in &s.txns {
@@ -133,7 +133,7 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
                     tree.apply(t);
                 }
                 Some(z) if t.zxid > z => {
-                    if !replay_checked && t.zxid != z + 1 {
+                    if !replay_checked && !follows(z, t.zxid) {
                         return Err(invalid(format!(
                             "the log starts at zxid {:#x} but the snapshot needs {:#x}",
                             t.zxid,
@@ -147,7 +147,7 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
             }
         }
         if let Some(last) = s.txns.last() {
-            next_zxid = Some(last.zxid + 1);
+            prev_zxid = Some(last.zxid);
         }
         if let End::Torn(why) = s.end {
             if !is_last {
@@ -185,7 +185,7 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
 }
 
 /// Whether the segment before `next` holds only txns the snapshot has: true when `next` starts
-/// at or before the snapshot's zxid + 1. Reads at most the first MiB of `next` (a segment
+/// at or before the record that follows the snapshot's zxid. Reads at most the first MiB of `next` (a segment
 /// whose first record is bigger is simply read in full, never skipped).
 fn covered(snap_zxid: Option<i64>, next: &Path) -> io::Result<bool> {
     use std::io::Read;
@@ -200,7 +200,7 @@ fn covered(snap_zxid: Option<i64>, next: &Path) -> io::Result<bool> {
     Ok(scan(&head, None)
         .txns
         .first()
-        .is_some_and(|t| t.zxid <= z + 1))
+        .is_some_and(|t| t.zxid <= z || follows(z, t.zxid)))
 }
 
 /// Zeroes a torn tail: from `valid_end` up to the first block that is already all zeros (the
