@@ -1,20 +1,28 @@
-//! The write core (the future ZAB core): owns the authoritative data tree and the session
-//! tracker, orders every write by assigning zxids, and streams committed transactions to every
-//! shard. Runs as one task; everything it owns is touched by no other task.
+//! The write core, where ZAB runs: owns the authoritative data tree and the session tracker,
+//! turns requests into txns, and streams committed transactions to every shard. Runs as one task;
+//! everything it owns is touched by no other task.
 //!
-//! Each wake-up drains every message waiting (up to `BATCH_MAX`), turns them into txns, then
-//! sends one commit batch per shard: batching across connections and shards is where the
-//! throughput comes from, and the batch is the unit the durable log will group-commit.
+//! Ordering and commitment belong to a `zab::peer::Peer`: it numbers each txn (`next_zxid`,
+//! `propose`), says when to log it (`Append`) and when it is committed (`Commit`). Standalone is
+//! an ensemble of one: the same path with a quorum of one, so a txn commits once its batch is
+//! durable; it numbers zxids as ZooKeeper's standalone server does, without new epochs
+//! (`peer::Config::standalone`; docs/design/replication.md).
+//!
+//! Each wake-up drains every message waiting (up to `BATCH_MAX`), turns them into txns, makes
+//! the batch durable with one log write and one fdatasync (group commit), and sends what that
+//! committed as one batch per shard: batching across connections and shards is where the
+//! throughput comes from.
 //!
 //! Ordering: a shard's channel is FIFO and the core sends a per-connection answer (sync done,
 //! reattach result) only after every commit that preceded it, so a shard that handles the answer
 //! has already applied everything before it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
+use bytes::BytesMut;
 use tracing::{debug, info, warn};
 
 use super::snapshots::{snapshot_dir, Job, Retention};
@@ -25,9 +33,14 @@ use crate::prep::{prep, prep_delete_container, PrepCtx};
 use crate::proto::codes::ephemeral_owner;
 use crate::proto::records::Request;
 use crate::session::SessionTracker;
+use crate::storage::codec::encode_txn;
+use crate::storage::epochs;
 use crate::storage::recover::Tail;
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnOp};
+use crate::zab::election::Timing;
+use crate::zab::peer::{self, Action, Durable, Peer};
+use crate::zab::{Ensemble, Zxid};
 
 /// Most messages handled per batch before the batch is sent on.
 const BATCH_MAX: usize = 1024;
@@ -43,13 +56,32 @@ pub struct WriteCore {
     shards: Vec<Sender<ToShard>>,
     /// Per-shard messages of the batch being built, in the order they must arrive.
     outbox: Vec<Vec<ToShard>>,
+    /// Committed, on their way to the shards with the batch.
     pending: Vec<Commit>,
+    /// Proposed and not yet committed, in order, with the answers queued behind them.
+    proposed: VecDeque<Queued>,
+    /// The last zxid appended to the log since the last flush.
+    appended: Option<Zxid>,
+    peer: Peer,
+    /// `now_ms` when the message being handled arrived (one clock read per message).
+    now: u64,
+    /// The peer's actions being carried out (kept for its allocation).
+    actions: Vec<Action>,
+    /// Where txns are encoded for the peer, carved off in slices of one allocation.
+    scratch: BytesMut,
     last_reap_ms: u64,
     shared: Arc<Shared>,
     wal: Wal,
     snap: Option<Job>,
     since_snap: u64,
     snap_at: u64,
+}
+
+/// What waits for a commit: a txn, or an answer to a connection that must not overtake the txns
+/// before it.
+enum Queued {
+    Txn(Commit),
+    Answer(usize, ToShard),
 }
 
 /// ZooKeeper's rule: the next snapshot after a random count in `snapCount/2 ..= snapCount`.
@@ -69,6 +101,8 @@ pub struct CoreInit {
     /// Where the log continues.
     pub tail: Option<Tail>,
     pub next_seq: u64,
+    /// `(acceptedEpoch, currentEpoch)` as the data directory holds them.
+    pub epochs: (u32, u32),
 }
 
 fn wall_clock_ms() -> i64 {
@@ -85,6 +119,7 @@ impl WriteCore {
             shards,
             shared,
             tree,
+            epochs: (accepted_epoch, current_epoch),
             ..
         } = init;
         let snap_count = cfg.snap_count;
@@ -97,7 +132,33 @@ impl WriteCore {
         shared
             .committed
             .store(tree.last_zxid(), std::sync::atomic::Ordering::SeqCst);
-        WriteCore {
+        let me = cfg.my_id.unwrap_or(1);
+        let peer = Peer::new(
+            peer::Config {
+                me,
+                ensemble: Ensemble::of_voters([me]),
+                tick_ms: cfg.tick_time_ms as u64,
+                init_limit: cfg.init_limit as u64,
+                sync_limit: cfg.sync_limit as u64,
+                history_limit: 500,
+                // ZooKeeper's standalone zxids (ensembles are refused at startup until the
+                // runtime runs them: docs/design/replication.md).
+                standalone: true,
+                election: Timing {
+                    // With one voter there is nobody to wait for.
+                    finalize_wait_ms: 0,
+                    ..Timing::default()
+                },
+            },
+            Durable {
+                accepted_epoch,
+                current_epoch,
+                base: tree.last_zxid() as Zxid,
+                entries: Vec::new(),
+            },
+            0,
+        );
+        let mut core = WriteCore {
             sessions,
             cfg,
             zxid: tree.last_zxid(),
@@ -113,6 +174,74 @@ impl WriteCore {
             snap: None,
             since_snap: 0,
             snap_at: snap_threshold(snap_count),
+            proposed: VecDeque::new(),
+            appended: None,
+            peer,
+            now: 0,
+            actions: Vec::new(),
+            scratch: BytesMut::new(),
+        };
+        // An ensemble of one elects itself, takes a new epoch (durably) and leads at once.
+        core.peer.on_tick(0);
+        core.run_actions();
+        assert!(
+            core.peer.next_zxid().is_some(),
+            "an ensemble of one did not establish itself"
+        );
+        info!(
+            epoch = core.peer.epochs().1,
+            "leading an ensemble of one (standalone)"
+        );
+        core
+    }
+
+    /// Carries out what the peer asked for, in order.
+    fn run_actions(&mut self) {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.peer.drain_actions(&mut actions);
+        for action in actions.drain(..) {
+            match action {
+                Action::SaveEpochs { accepted, current } => {
+                    // Zab's promises rest on these surviving a crash: without them, stop.
+                    if let Err(e) = epochs::write(&self.cfg.data_dir, accepted, current) {
+                        panic!("cannot write the epoch files: {e}");
+                    }
+                }
+                Action::Append { zxid, txn } => {
+                    self.wal.append_raw(zxid as i64, &txn);
+                    self.appended = Some(zxid);
+                    self.since_snap += 1;
+                }
+                Action::Commit { zxid } => self.committed(zxid as i64),
+                Action::Role { role, serving } => debug!(?role, serving, "zab role"),
+                // Only an ensemble of more than one member sends, syncs or forwards.
+                other => warn!(?other, "replication action without an ensemble"),
+            }
+        }
+        self.actions = actions;
+    }
+
+    /// Everything proposed up to `zxid` is committed: it goes to the shards with this batch, and
+    /// the answers queued behind it follow it.
+    fn committed(&mut self, zxid: i64) {
+        while let Some(q) = self.proposed.front() {
+            match q {
+                Queued::Txn(c) if c.txn.zxid > zxid => break,
+                _ => {}
+            }
+            match self.proposed.pop_front() {
+                Some(Queued::Txn(c)) => {
+                    self.shared
+                        .committed
+                        .store(c.txn.zxid, std::sync::atomic::Ordering::SeqCst);
+                    self.pending.push(c);
+                }
+                Some(Queued::Answer(shard, msg)) => {
+                    self.flush_commits();
+                    self.outbox[shard].push(msg);
+                }
+                None => break,
+            }
         }
     }
 
@@ -169,12 +298,17 @@ impl WriteCore {
                 Err(_) => break,
             }
         }
-        // Group commit: everything this batch committed becomes durable with one write and
+        // Group commit: everything this batch proposed becomes durable with one write and
         // one fdatasync, before any shard (and so any client) hears of it. Requests that
         // arrive meanwhile wait in the channel and form the next batch. A log that cannot
         // be written is not a state to serve from: stop.
         if let Err(e) = self.wal.flush().await {
             panic!("transaction log write failed: {e}");
+        }
+        if let Some(zxid) = self.appended.take() {
+            // With a quorum of one, durable here is committed.
+            self.peer.on_persisted(self.now_ms(), zxid);
+            self.run_actions();
         }
         self.flush_commits();
         for (shard, msgs) in self.outbox.iter_mut().enumerate() {
@@ -226,28 +360,47 @@ impl WriteCore {
         }
     }
 
-    /// Queues a per-connection answer behind every commit so far.
+    /// Queues a per-connection answer behind every txn proposed so far.
     fn answer(&mut self, shard: usize, msg: ToShard) {
-        self.flush_commits();
-        self.outbox[shard].push(msg);
+        if self.proposed.is_empty() {
+            self.flush_commits();
+            self.outbox[shard].push(msg);
+        } else {
+            self.proposed.push_back(Queued::Answer(shard, msg));
+        }
     }
 
+    /// The zxid the next txn gets.
+    fn next_zxid(&self) -> i64 {
+        // A write core that does not lead has no requests to turn into txns (the server refuses
+        // clients until it leads).
+        self.peer
+            .next_zxid()
+            .expect("the write core proposes only while it leads") as i64
+    }
+
+    /// Turns `op` into the next txn: applied to the authoritative tree, proposed, logged.
     fn commit(&mut self, session_id: i64, cxid: i32, op: TxnOp, origin: Option<Origin>) {
-        self.zxid += 1;
+        let now = self.now;
+        let zxid = self.next_zxid();
         let txn = Txn {
             session_id,
             cxid,
-            zxid: self.zxid,
+            zxid,
             time_ms: wall_clock_ms(),
             op,
         };
         self.tree.apply(&txn);
-        self.wal.append(&txn);
-        self.since_snap += 1;
-        self.shared
-            .committed
-            .store(self.zxid, std::sync::atomic::Ordering::SeqCst);
-        self.pending.push(Commit { txn, origin });
+        if self.scratch.capacity() < 4096 {
+            self.scratch.reserve(256 << 10);
+        }
+        encode_txn(&txn, &mut self.scratch);
+        let body = self.scratch.split().freeze();
+        let proposed = self.peer.propose(now, body);
+        debug_assert_eq!(proposed, Some(zxid as Zxid));
+        self.zxid = zxid;
+        self.proposed.push_back(Queued::Txn(Commit { txn, origin }));
+        self.run_actions();
     }
 
     fn close_session(&mut self, session_id: i64, cxid: i32, origin: Option<Origin>) {
@@ -259,6 +412,7 @@ impl WriteCore {
 
     fn handle(&mut self, msg: ToCore) {
         let now = self.now_ms();
+        self.now = now;
         match msg {
             ToCore::Write {
                 origin,
@@ -284,7 +438,7 @@ impl WriteCore {
                     _ => {
                         let ctx = PrepCtx {
                             session_id,
-                            zxid: self.zxid + 1,
+                            zxid: self.next_zxid(),
                             time_ms: wall_clock_ms(),
                             ids: &ids,
                             extended_types: self.cfg.extended_types_enabled,
@@ -386,6 +540,8 @@ impl WriteCore {
                 });
             }
             ToCore::Tick => {
+                self.peer.on_tick(now);
+                self.run_actions();
                 for id in self.sessions.expire(now) {
                     debug!("session {id:#x} expired");
                     self.close_session(id, 0, None);

@@ -165,6 +165,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         ms = t0.elapsed().as_millis() as u64,
         "recovered from the transaction log"
     );
+    let epochs = crate::storage::epochs::read(&cfg.data_dir)?;
     let initial = Arc::new(recovered.tree.clone());
 
     let (core_tx, core_rx) = async_channel::bounded::<ToCore>(CHANNEL_CAPACITY);
@@ -193,6 +194,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             tree: recovered.tree,
             tail: recovered.tail,
             next_seq: recovered.next_seq,
+            epochs,
         },
         core_rx,
     ));

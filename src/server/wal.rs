@@ -158,6 +158,11 @@ impl Wal {
         self.tail.push(txn);
     }
 
+    /// Appends a record whose txn is already encoded (`storage::codec::encode_txn`).
+    pub fn append_raw(&mut self, zxid: i64, txn: &[u8]) {
+        self.tail.push_raw(zxid, txn);
+    }
+
     /// Offset just past the last appended record in the current segment.
     pub fn end(&self) -> u64 {
         self.tail.end()

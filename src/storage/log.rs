@@ -49,11 +49,28 @@ pub fn header_ok(bytes: &[u8]) -> bool {
 
 /// Appends one framed record to `b`.
 pub fn encode_record(txn: &Txn, b: &mut BytesMut) {
+    let start = begin_record(txn.zxid, b);
+    encode_txn(txn, b);
+    end_record(start, b);
+}
+
+/// Appends one framed record whose txn is already encoded (`codec::encode_txn`), as replication
+/// carries it.
+pub fn encode_record_raw(zxid: i64, txn: &[u8], b: &mut BytesMut) {
+    let start = begin_record(zxid, b);
+    b.put_slice(txn);
+    end_record(start, b);
+}
+
+fn begin_record(zxid: i64, b: &mut BytesMut) -> usize {
     let start = b.len();
     b.put_u32(0);
     b.put_u32(0);
-    b.put_i64(txn.zxid);
-    encode_txn(txn, b);
+    b.put_i64(zxid);
+    start
+}
+
+fn end_record(start: usize, b: &mut BytesMut) {
     let len = (b.len() - start - RECORD_HEADER) as u32;
     let crc = crc32c::crc32c(&b[start + 8..]);
     b[start..start + 4].copy_from_slice(&len.to_be_bytes());
@@ -160,6 +177,12 @@ impl TailBuffer {
 
     pub fn push(&mut self, txn: &Txn) {
         encode_record(txn, &mut self.bytes);
+        self.appended = true;
+    }
+
+    /// Appends a record whose txn is already encoded.
+    pub fn push_raw(&mut self, zxid: i64, txn: &[u8]) {
+        encode_record_raw(zxid, txn, &mut self.bytes);
         self.appended = true;
     }
 

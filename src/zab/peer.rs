@@ -33,7 +33,7 @@
 //! proposal up to its zxid (ZooKeeper's are one per proposal; logs are written in order, so one per
 //! group commit says the same); no reconfig, no quorum verifier versions.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
@@ -175,6 +175,9 @@ pub struct Config {
     /// holds 500); a learner further behind gets a SNAP.
     pub history_limit: usize,
     pub election: election::Timing,
+    /// Run as ZooKeeper's standalone server does (one voter, no observers): zxids continue from
+    /// the last one without a new epoch, and no epoch files are written. Ignored otherwise.
+    pub standalone: bool,
 }
 
 /// What survived the last run: both epochs and the log's tail.
@@ -213,6 +216,12 @@ impl History {
         while self.entries.back().is_some_and(|e| e.0 > zxid) {
             self.entries.pop_back();
         }
+    }
+
+    /// The entry `zxid`, if kept.
+    fn get(&self, zxid: Zxid) -> Option<Bytes> {
+        let i = self.entries.binary_search_by_key(&zxid, |e| e.0).ok()?;
+        Some(self.entries[i].1.clone())
     }
 
     fn contains(&self, zxid: Zxid) -> bool {
@@ -292,7 +301,12 @@ struct Leading {
     self_newleader: bool,
     next_counter: u32,
     /// Proposed, not yet committed: zxid -> (txn, voters that have it on disk).
-    outstanding: BTreeMap<Zxid, (Bytes, BTreeSet<Sid>)>,
+    /// Proposed, not yet committed (their txns are in `history`, which keeps every entry not
+    /// yet applied).
+    outstanding: VecDeque<Zxid>,
+    /// The newest zxid each voter (this leader included) has acknowledged on its current
+    /// connection: a quorum's lowest is what may commit.
+    acked: BTreeMap<Sid, Zxid>,
     /// Syncs waiting for a zxid to commit: (zxid, learner or self, id).
     syncs: VecDeque<(Zxid, Sid, u64)>,
     last_ping: u64,
@@ -335,7 +349,8 @@ pub struct Peer {
 
 impl Peer {
     /// A member starting up with what its disk holds; it starts looking at once.
-    pub fn new(cfg: Config, durable: Durable, now: u64) -> Self {
+    pub fn new(mut cfg: Config, durable: Durable, now: u64) -> Self {
+        cfg.standalone &= cfg.ensemble.voters.len() == 1 && cfg.ensemble.observers.is_empty();
         let mut history = History {
             base: durable.base,
             entries: durable.entries.into_iter().collect(),
@@ -364,6 +379,12 @@ impl Peer {
     /// The actions to carry out, in order.
     pub fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.out)
+    }
+
+    /// Moves the actions to carry out, in order, onto the end of `into` (which keeps its
+    /// allocation: the write core calls this once per txn).
+    pub fn drain_actions(&mut self, into: &mut Vec<Action>) {
+        into.append(&mut self.out);
     }
 
     pub fn role(&self) -> Role {
@@ -501,6 +522,17 @@ impl Peer {
         }
     }
 
+    /// The zxid `propose` will give the next txn, if this member is an established leader with
+    /// zxids left in its epoch.
+    pub fn next_zxid(&self) -> Option<Zxid> {
+        match &self.state {
+            State::Leader(l) if l.established && l.next_counter < u32::MAX => {
+                l.epoch.map(|e| make_zxid(e, l.next_counter))
+            }
+            _ => None,
+        }
+    }
+
     /// The leader numbers, logs and proposes `txn`. `None` unless this member is an established
     /// leader (or the epoch's zxids are used up, and it must look again: ZooKeeper does the same).
     pub fn propose(&mut self, now: u64, txn: Bytes) -> Option<Zxid> {
@@ -517,7 +549,7 @@ impl Peer {
         }
         let zxid = make_zxid(epoch, l.next_counter);
         l.next_counter += 1;
-        l.outstanding.insert(zxid, (txn.clone(), BTreeSet::new()));
+        l.outstanding.push_back(zxid);
         let followers: Vec<Sid> = l
             .handlers
             .iter()
@@ -845,7 +877,8 @@ impl Peer {
             established: false,
             self_newleader: false,
             next_counter: 1,
-            outstanding: BTreeMap::new(),
+            outstanding: VecDeque::new(),
+            acked: BTreeMap::new(),
             syncs: VecDeque::new(),
             last_ping: now,
         }));
@@ -867,7 +900,9 @@ impl Peer {
                 accepted_epoch,
                 last_zxid,
             } => {
-                // A new connection from this learner: whatever it had before is gone.
+                // A new connection from this learner: whatever it had before is gone, its
+                // acknowledgements included (it may be truncated or replaced by a snapshot).
+                l.acked.remove(&from);
                 l.handlers.insert(
                     from,
                     Handler {
@@ -967,6 +1002,21 @@ impl Peer {
             .unwrap_or(0);
         if max == u32::MAX {
             return self.look(now);
+        }
+        if self.cfg.standalone {
+            // ZooKeeper's standalone server: the zxids go on from the last one, in its epoch
+            // (into the next epoch only when the counter runs out), and no epoch is stored.
+            let (e, c) = (epoch_of(self.last_logged), self.last_logged as u32);
+            let (epoch, counter) = if c >= u32::MAX - 1 {
+                (e.saturating_add(1), 1)
+            } else {
+                (e, c + 1)
+            };
+            l.epoch = Some(epoch);
+            l.next_counter = counter;
+            self.accepted_epoch = epoch;
+            self.current_epoch = epoch;
+            return self.maybe_start_sync(now);
         }
         let epoch = max + 1;
         l.epoch = Some(epoch);
@@ -1162,16 +1212,24 @@ impl Peer {
         let State::Leader(l) = &mut self.state else {
             return;
         };
-        for (_, (_, acks)) in l.outstanding.range_mut(..=zxid) {
-            acks.insert(sid);
-        }
-        while let Some(entry) = l.outstanding.first_entry() {
-            if !self.cfg.ensemble.is_quorum(&entry.get().1) {
+        let a = l.acked.entry(sid).or_default();
+        *a = (*a).max(zxid);
+        // The highest zxid a quorum of voters has: the (majority)-th largest acknowledgement.
+        let mut acks: Vec<Zxid> = self
+            .cfg
+            .ensemble
+            .voters
+            .iter()
+            .map(|v| l.acked.get(v).copied().unwrap_or(0))
+            .collect();
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        let commit_to = acks[self.cfg.ensemble.voters.len() / 2];
+        let mut last = None;
+        while l.outstanding.front().is_some_and(|&z| z <= commit_to) {
+            let Some(zxid) = l.outstanding.pop_front() else {
                 break;
-            }
-            let (zxid, (txn, _)) = entry.remove_entry();
-            self.applied = zxid;
-            self.out.push(Action::Commit { zxid });
+            };
+            last = Some(zxid);
             for (&s, h) in &l.handlers {
                 if !matches!(
                     h.state,
@@ -1180,14 +1238,23 @@ impl Peer {
                     continue;
                 }
                 let msg = match h.observer {
-                    true => Msg::Inform {
-                        zxid,
-                        txn: txn.clone(),
+                    // `history` keeps every entry not yet applied, so it has this one.
+                    true => match self.history.get(zxid) {
+                        Some(txn) => Msg::Inform { zxid, txn },
+                        None => {
+                            debug_assert!(false, "committed {zxid:#x} is not in the history");
+                            continue;
+                        }
                     },
                     false => Msg::Commit { zxid },
                 };
                 self.out.push(Action::Send { to: s, msg });
             }
+        }
+        // One Commit for the lot: it applies every entry up to its zxid.
+        if let Some(zxid) = last {
+            self.applied = zxid;
+            self.out.push(Action::Commit { zxid });
         }
         self.flush_syncs();
     }

@@ -95,6 +95,7 @@ impl Sim {
             init_limit: 10,
             sync_limit: 5,
             history_limit,
+            standalone: false,
             election: Timing {
                 finalize_wait_ms: 10,
                 resend_ms: 20,
@@ -831,4 +832,56 @@ fn a_fresh_ensemble_serves_within_a_few_ticks() {
             }
         }
     }
+}
+
+/// ZooKeeper's standalone numbering through the same `Peer`: zxids continue from the last one
+/// across restarts, with no new epoch and no epoch files; a counter that runs out moves to the
+/// next epoch.
+#[test]
+fn a_standalone_member_continues_its_zxids() {
+    let lone = |last: Zxid| {
+        let cfg = Config {
+            me: 1,
+            ensemble: Ensemble::of_voters([1]),
+            tick_ms: 20,
+            init_limit: 10,
+            sync_limit: 5,
+            history_limit: 8,
+            standalone: true,
+            election: Timing {
+                finalize_wait_ms: 0,
+                ..Timing::default()
+            },
+        };
+        let mut p = Peer::new(
+            cfg,
+            Durable {
+                base: last,
+                ..Durable::default()
+            },
+            0,
+        );
+        p.on_tick(0);
+        let actions = p.take_actions();
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, Action::SaveEpochs { .. })),
+            "{actions:?}"
+        );
+        p
+    };
+    let mut p = lone(0);
+    assert_eq!(p.next_zxid(), Some(1));
+    for want in 1..=3 {
+        assert_eq!(p.propose(1, Bytes::from_static(b"t")), Some(want));
+    }
+    p.on_persisted(2, 3);
+    assert!(p.take_actions().contains(&Action::Commit { zxid: 3 }));
+    // A restart goes on from the last logged zxid, in the same epoch.
+    assert_eq!(lone(3).next_zxid(), Some(4));
+    assert_eq!(lone(7 << 32 | 9).next_zxid(), Some(7 << 32 | 10));
+    // The last counter of an epoch is followed by counter 1 of the next.
+    let p = lone((7 << 32) | (u32::MAX as u64 - 1));
+    assert_eq!(p.next_zxid(), Some(8 << 32 | 1));
 }
