@@ -181,7 +181,8 @@ impl WriteCore {
             actions: Vec::new(),
             scratch: BytesMut::new(),
         };
-        // An ensemble of one elects itself, takes a new epoch (durably) and leads at once.
+        // An ensemble of one elects itself and leads at once (standalone: in the epoch of its
+        // last zxid, without writing epoch files).
         core.peer.on_tick(0);
         core.run_actions();
         assert!(
@@ -323,7 +324,9 @@ impl WriteCore {
     /// Starts a snapshot every `snapCount/2..snapCount` txns (randomised, as ZooKeeper does so
     /// that servers of an ensemble do not snapshot together) and advances one in progress.
     async fn snapshot_step(&mut self) {
-        if self.snap.is_none() && self.since_snap >= self.snap_at {
+        // A snapshot starts between batches with nothing proposed and uncommitted (always so
+        // with a quorum of one), so the tree it begins from holds committed txns only.
+        if self.snap.is_none() && self.since_snap >= self.snap_at && self.proposed.is_empty() {
             self.since_snap = 0;
             self.snap_at = snap_threshold(self.cfg.snap_count);
             let retention = Retention {
