@@ -8,7 +8,8 @@
 //! - `sim` (tests only): a deterministic simulated ensemble with message delays, crashes, restarts
 //!   and partitions, checking Zab's safety properties after every step.
 //!
-//! Not yet wired into the server: the runtime will drive `peer::Peer` from the write core
+//! The write core (`server::core`) drives a `peer::Peer` for every write; a standalone server is
+//! an ensemble of one. Running ensembles of several members is not wired yet
 //! (docs/design/replication.md says how, and what is decided so far).
 //!
 //! Vocabulary follows ZooKeeper's: a *sid* is a server's `myid`; a *zxid* is `epoch << 32 |
