@@ -487,7 +487,7 @@ impl Peer {
     }
 
     /// Every appended entry up to `zxid` is durable.
-    pub fn on_persisted(&mut self, now: u64, zxid: Zxid) {
+    pub fn on_persisted(&mut self, _now: u64, zxid: Zxid) {
         let zxid = zxid.min(self.last_logged);
         if zxid <= self.persisted {
             return;
@@ -516,8 +516,8 @@ impl Peer {
                 }
             }
             State::Leader(_) => {
-                self.leader_ack(now, me, zxid);
-                self.maybe_self_newleader(now);
+                self.leader_ack(me, zxid);
+                self.maybe_self_newleader();
             }
         }
     }
@@ -941,7 +941,7 @@ impl Peer {
                 }
                 h.last_zxid = last_zxid;
                 h.state = HandlerState::EpochAcked;
-                self.maybe_start_sync(now);
+                self.maybe_start_sync();
             }
             Msg::Ack { zxid } => {
                 let Some(epoch) = l.epoch else { return };
@@ -955,7 +955,7 @@ impl Peer {
                                     msg: Msg::UpToDate,
                                 });
                             } else {
-                                self.maybe_establish(now);
+                                self.maybe_establish();
                             }
                         }
                     }
@@ -964,7 +964,7 @@ impl Peer {
                         .get(&from)
                         .is_some_and(|h| h.state == HandlerState::NewLeaderAcked)
                 {
-                    self.leader_ack(now, from, zxid);
+                    self.leader_ack(from, zxid);
                 }
             }
             Msg::Ping => {}
@@ -1016,7 +1016,7 @@ impl Peer {
             l.next_counter = counter;
             self.accepted_epoch = epoch;
             self.current_epoch = epoch;
-            return self.maybe_start_sync(now);
+            return self.maybe_start_sync();
         }
         let epoch = max + 1;
         l.epoch = Some(epoch);
@@ -1029,12 +1029,12 @@ impl Peer {
                 msg: Msg::LeaderInfo { epoch },
             });
         }
-        self.maybe_start_sync(now);
+        self.maybe_start_sync();
     }
 
     /// Once a quorum acknowledged the epoch, the leader takes it as its current epoch and syncs
     /// every learner that acknowledged (later ones as they come).
-    fn maybe_start_sync(&mut self, now: u64) {
+    fn maybe_start_sync(&mut self) {
         let me = self.cfg.me;
         let State::Leader(l) = &mut self.state else {
             return;
@@ -1063,8 +1063,8 @@ impl Peer {
         for sid in ready {
             self.sync_learner(sid, epoch);
         }
-        self.maybe_self_newleader(now);
-        self.maybe_establish(now);
+        self.maybe_self_newleader();
+        self.maybe_establish();
     }
 
     /// DIFF, TRUNC or SNAP, the entries the learner lacks, NEWLEADER.
@@ -1161,7 +1161,7 @@ impl Peer {
 
     /// The leader counts itself towards NEWLEADER's quorum once it took the epoch and its whole
     /// history is durable.
-    fn maybe_self_newleader(&mut self, now: u64) {
+    fn maybe_self_newleader(&mut self) {
         let (cur, persisted, last) = (self.current_epoch, self.persisted, self.last_logged);
         let State::Leader(l) = &mut self.state else {
             return;
@@ -1170,11 +1170,11 @@ impl Peer {
             return;
         }
         l.self_newleader = true;
-        self.maybe_establish(now);
+        self.maybe_establish();
     }
 
     /// A quorum acknowledged NEWLEADER: the history is committed and the leader serves.
-    fn maybe_establish(&mut self, _now: u64) {
+    fn maybe_establish(&mut self) {
         let me = self.cfg.me;
         let State::Leader(l) = &mut self.state else {
             return;
@@ -1208,7 +1208,7 @@ impl Peer {
     }
 
     /// `sid` has every proposal up to `zxid` on disk; commit what a quorum has, in order.
-    fn leader_ack(&mut self, _now: u64, sid: Sid, zxid: Zxid) {
+    fn leader_ack(&mut self, sid: Sid, zxid: Zxid) {
         let State::Leader(l) = &mut self.state else {
             return;
         };
