@@ -51,7 +51,6 @@ pub struct WriteCore {
     sessions: SessionTracker,
     /// The connection each live session is attached to, to close it when the session moves.
     owners: HashMap<i64, Origin>,
-    zxid: i64,
     started: Instant,
     shards: Vec<Sender<ToShard>>,
     /// Per-shard messages of the batch being built, in the order they must arrive.
@@ -161,7 +160,6 @@ impl WriteCore {
         let mut core = WriteCore {
             sessions,
             cfg,
-            zxid: tree.last_zxid(),
             tree,
             owners: HashMap::new(),
             started: Instant::now(),
@@ -265,7 +263,7 @@ impl WriteCore {
     async fn serve(mut self, rx: Receiver<ToCore>) {
         info!(
             shards = self.shards.len(),
-            zxid = format!("{:#x}", self.zxid),
+            zxid = format!("{:#x}", self.last_zxid()),
             "write core started"
         );
         loop {
@@ -373,6 +371,11 @@ impl WriteCore {
         }
     }
 
+    /// The last zxid proposed (the peer's last logged).
+    fn last_zxid(&self) -> i64 {
+        self.peer.last_logged() as i64
+    }
+
     /// The zxid the next txn gets.
     fn next_zxid(&self) -> i64 {
         // A write core that does not lead has no requests to turn into txns (the server refuses
@@ -401,7 +404,6 @@ impl WriteCore {
         let body = self.scratch.split().freeze();
         let proposed = self.peer.propose(now, body);
         debug_assert_eq!(proposed, Some(zxid as Zxid));
-        self.zxid = zxid;
         self.proposed.push_back(Queued::Txn(Commit { txn, origin }));
         self.run_actions();
     }
@@ -458,10 +460,10 @@ impl WriteCore {
                 timeout_ms,
                 last_zxid_seen,
             } => {
-                if last_zxid_seen > self.zxid {
+                if last_zxid_seen > self.last_zxid() {
                     info!(
                         "refusing session: client has seen zxid {last_zxid_seen:#x}, ours is {:#x}",
-                        self.zxid
+                        self.last_zxid()
                     );
                     self.answer(
                         origin.shard,
@@ -538,7 +540,7 @@ impl WriteCore {
                         .into_iter()
                         .map(|(d, ids)| (d + offset, ids))
                         .collect(),
-                    last_zxid: self.zxid,
+                    last_zxid: self.last_zxid(),
                     log: self.wal.stats,
                 });
             }

@@ -12,7 +12,7 @@
 //!
 //! Runs on one glommio executor (the write core's); `Links` is not `Send`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -62,8 +62,9 @@ struct Inner {
     events: Sender<LinkEvent>,
     /// The accept loop and the dialers: dropped (cancelled) by `shutdown`.
     tasks: Vec<glommio::Task<()>>,
-    /// Connection tasks still running.
-    running: usize,
+    /// Connection tasks still running (a `Cell` of its own: counted down from a `Drop`, which
+    /// may run while `Inner` is borrowed).
+    running: Rc<Cell<usize>>,
     stopped: bool,
 }
 
@@ -90,7 +91,7 @@ impl Links {
                 next_gen: 1,
                 events,
                 tasks: Vec::new(),
-                running: 0,
+                running: Rc::new(Cell::new(0)),
                 stopped: false,
             })),
         };
@@ -138,7 +139,7 @@ impl Links {
         let tasks = std::mem::take(&mut self.inner.borrow_mut().tasks);
         drop(tasks);
         for _ in 0..200 {
-            if self.inner.borrow().running == 0 {
+            if self.inner.borrow().running.get() == 0 {
                 return;
             }
             glommio::timer::sleep(Duration::from_millis(5)).await;
@@ -228,24 +229,25 @@ impl Links {
     /// it ends.
     async fn register(&self, sid: Sid, stream: TcpStream, rest: BytesMut) {
         let (out_tx, out_rx) = async_channel::bounded(QUEUE);
-        let (gen, events) = {
+        let (gen, events, _running) = {
             let mut inner = self.inner.borrow_mut();
             if inner.stopped {
                 return;
             }
-            inner.running += 1;
+            // Counted down when this task ends however it ends (a dialer's is cancelled at
+            // shutdown).
+            inner.running.set(inner.running.get() + 1);
+            let running = Running(inner.running.clone());
             let gen = inner.next_gen;
             inner.next_gen += 1;
             // Replacing the old connection drops its queue, which ends its task.
             inner.conns.insert(sid, Conn { gen, out: out_tx });
-            (gen, inner.events.clone())
+            (gen, inner.events.clone(), running)
         };
         info!(sid, gen, "quorum link up");
         if events.send(LinkEvent::Up { sid, gen }).await.is_err() {
             return;
         }
-        // Counted down even if this task is cancelled mid-connection (a dialer's, at shutdown).
-        let _running = Running(self.inner.clone());
         run_conn(sid, gen, stream, rest, out_rx, &events).await;
         {
             let mut inner = self.inner.borrow_mut();
@@ -258,13 +260,11 @@ impl Links {
     }
 }
 
-struct Running(Rc<RefCell<Inner>>);
+struct Running(Rc<Cell<usize>>);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Ok(mut inner) = self.0.try_borrow_mut() {
-            inner.running -= 1;
-        }
+        self.0.set(self.0.get() - 1);
     }
 }
 

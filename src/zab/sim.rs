@@ -49,7 +49,6 @@ struct Counts {
     trunc: u64,
     snap: u64,
     commits: u64,
-    elections: u64,
     syncs_done: u64,
 }
 
@@ -63,7 +62,7 @@ struct Sim {
     chosen: Entries,
     next_txn: u64,
     counts: Counts,
-    /// Syncs asked: id -> (member, what its leader had logged when asked).
+    /// Syncs asked and not yet answered: id -> the member asked.
     syncs: BTreeMap<u64, Sid>,
 }
 
@@ -159,7 +158,6 @@ impl Sim {
             ..self.cfg.clone()
         };
         n.peer = Some(Peer::new(cfg, durable, self.now));
-        self.counts.elections += 1;
         self.run_actions(i);
         let sid = self.nodes[i].sid;
         let others: Vec<usize> = (0..self.nodes.len())
