@@ -235,12 +235,7 @@ fn apply(c: &mut Criterion) {
             let e2 = format!("/b/e{sid}b");
             t.create(&e1, sid);
             t.create(&e2, sid);
-            t.apply(
-                sid,
-                TxnOp::CloseSession {
-                    ephemerals: vec![e1, e2],
-                },
-            );
+            t.apply(sid, TxnOp::CloseSession);
         })
     });
     g.finish();

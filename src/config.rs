@@ -66,10 +66,7 @@ pub const MIN_SESSION_TIMEOUT_TICKS: u32 = 2;
 pub const MAX_SESSION_TIMEOUT_TICKS: u32 = 20;
 /// Session timeouts travel as a jute int on the wire.
 pub const SESSION_TIMEOUT_MAX_MS: u32 = i32::MAX as u32;
-/// ZooKeeper's `BinaryInputArchive.maxBuffer` default (just under 1 MiB).
-pub const JUTE_MAX_BUFFER_DEFAULT: u32 = 0xfffff;
-/// Frames carry an int32 length prefix, so no buffer limit can exceed this.
-pub const JUTE_MAX_BUFFER_MAX: u32 = i32::MAX as u32;
+pub use crate::limits::{JUTE_MAX_BUFFER_DEFAULT, JUTE_MAX_BUFFER_MAX};
 pub const CONTAINER_CHECK_INTERVAL_MS_DEFAULT: u32 = 60_000;
 pub const CONTAINER_MAX_PER_MINUTE_DEFAULT: u32 = 10_000;
 pub const SNAP_COUNT_DEFAULT: u32 = 100_000;
@@ -398,6 +395,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The output a connection may have waiting before it is taken for a client that stopped
+    /// reading: `corral.clientOutputLimit`, but never less than what a reading client can have
+    /// queued (reading pauses at [`OUTPUT_HIGH_WATER`], and one more reply can carry a whole
+    /// znode of up to `jute.maxbuffer`, twice over for a multiRead at its bound).
+    pub fn output_limit(&self) -> usize {
+        let reading = OUTPUT_HIGH_WATER + 2 * self.jute_max_buffer as usize;
+        self.client_output_limit.max(reading)
+    }
+
     /// Builds the configuration from the process arguments **without** the program name:
     /// `Config::from_args(std::env::args().skip(1))`. Reads the zoo.cfg it names and
     /// `<dataDir>/myid`. `--help` yields `Err(ConfigError::Help(usage()))`.
@@ -637,7 +643,10 @@ impl Builder {
                         key,
                         v,
                         origin,
-                        "larger than a frame length can express",
+                        &format!(
+                            "larger than {JUTE_MAX_BUFFER_MAX}, the most corral accepts \
+                             (docs/design/storage.md, \"Size bounds\")"
+                        ),
                     ));
                 }
                 c.jute_max_buffer = n;
@@ -1765,6 +1774,10 @@ clientPort=2181
         assert!(from_text("juteMaxBuffer=1000\n").is_ok());
         assert!(from_text("jute.maxbuffer=0\n").is_err());
         assert!(from_text("jute.maxbuffer=4294967295\n").is_err());
+        // The cap, and one past it (the issue's 200 MB case is well inside).
+        assert!(from_text("jute.maxbuffer=200000000\n").is_ok());
+        assert!(from_text("jute.maxbuffer=268435456\n").is_ok());
+        assert!(from_text("jute.maxbuffer=268435457\n").is_err());
         assert!(from_text("extendedTypesEnabled=yes\n").is_err());
         assert!(from_text("forceSync=maybe\n").is_err());
         assert!(from_text("forceSync=YES\n").unwrap().force_sync);

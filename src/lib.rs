@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod limits;
 pub mod prep;
 pub mod proto;
 pub mod server;

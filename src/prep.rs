@@ -8,6 +8,7 @@
 
 use crate::proto::codes::{ephemeral_owner, op, perms, Code, CreateMode};
 use crate::proto::records::{CreateRequest, Id, MultiOp, Request};
+use crate::storage::codec::{encoded_len, op_len};
 use crate::tree::{acl, parent_of, validate_path, DataTree};
 use crate::txn::{Txn, TxnOp};
 
@@ -17,6 +18,8 @@ pub struct PrepCtx<'a> {
     pub time_ms: i64,
     pub ids: &'a [Id],
     pub extended_types: bool,
+    /// The largest txn that may come out, encoded (`limits::TXN_MAX`; smaller in tests).
+    pub max_txn: usize,
 }
 
 /// Paths ZooKeeper refuses to delete (`isSpecialPath`).
@@ -188,12 +191,22 @@ fn prep_multi(tree: &mut DataTree, ops: &[MultiOp], ctx: &PrepCtx) -> TxnOp {
     let mut undos = Vec::with_capacity(ops.len());
     let mut failed = false;
     let mut scratch = Vec::new();
+    // The multi's encoded size so far: the op that would take it past the limit fails, before
+    // later ops are built (an `auth` ACL repeated in many creates grows fast).
+    let mut size = encoded_len(&TxnOp::Multi(Vec::new()));
     for o in ops {
         if failed {
             codes.push(Code::RuntimeInconsistency);
             continue;
         }
-        match prep_multi_op(tree, o, ctx) {
+        let prepped = prep_multi_op(tree, o, ctx).and_then(|t| {
+            size += op_len(&t);
+            if size > ctx.max_txn {
+                return Err(Code::BadArguments);
+            }
+            Ok(t)
+        });
+        match prepped {
             Ok(t) => {
                 undos.push(tree.apply_op(&header, &t, &mut scratch).1);
                 txns.push(t);
@@ -217,6 +230,8 @@ fn prep_multi(tree: &mut DataTree, ops: &[MultiOp], ctx: &PrepCtx) -> TxnOp {
 
 /// Turns a write request into the transaction every replica will apply. Failures become
 /// `TxnOp::Error` (or `MultiError`): like ZooKeeper, a failed write still takes a zxid.
+/// A txn that would encode to more than `ctx.max_txn` bytes (more than a log record holds)
+/// fails with BadArguments: what is acknowledged must be recoverable (docs/design/storage.md).
 pub fn prep(tree: &mut DataTree, req: &Request, ctx: &PrepCtx) -> TxnOp {
     let r = match req {
         Request::Create(c) => prep_create(tree, c, ctx),
@@ -243,7 +258,10 @@ pub fn prep(tree: &mut DataTree, req: &Request, ctx: &PrepCtx) -> TxnOp {
         Request::Reconfig => Err(Code::ReconfigDisabled),
         _ => Err(Code::Unimplemented),
     };
-    r.unwrap_or_else(TxnOp::Error)
+    match r {
+        Ok(op) if encoded_len(&op) > ctx.max_txn => TxnOp::Error(Code::BadArguments),
+        r => r.unwrap_or_else(TxnOp::Error),
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +277,7 @@ mod tests {
             time_ms: 5,
             ids,
             extended_types: false,
+            max_txn: crate::limits::TXN_MAX,
         }
     }
 
@@ -405,5 +424,100 @@ mod tests {
             } => assert_eq!(ephemeral_owner::ttl_of(ephemeral_owner), Some(1000)),
             o => panic!("{o:?}"),
         }
+    }
+
+    /// The request bytes of a multi of `n` sequential creates of `/` + `name`, with an empty
+    /// data buffer and world:anyone: the smallest create, and the one whose txn grows most
+    /// (ten sequence digits, the owner and parent cversion).
+    fn small_creates(n: usize, name: &str) -> bytes::Bytes {
+        use crate::proto::jute::Writer;
+        use bytes::BufMut;
+        let mut b = bytes::BytesMut::new();
+        for _ in 0..n {
+            crate::proto::records::put_multi_header(&mut b, op::CREATE, false, -1);
+            b.put_jstring(&format!("/{name}"));
+            b.put_jbuffer(b"");
+            Acl::encode_list(&Acl::open_unsafe(), &mut b);
+            b.put_i32(2); // PERSISTENT_SEQUENTIAL
+        }
+        crate::proto::records::put_multi_header(&mut b, -1, true, -1);
+        b.freeze()
+    }
+
+    #[test]
+    fn a_txn_stays_within_twice_its_request() {
+        // limits::TXN_MAX is twice the largest request: check the worst expansions that do not
+        // involve `auth` ACLs (which prep bounds on its own, below).
+        for name in ["", "a", "sixteen-chars-ab"] {
+            let mut t = DataTree::new();
+            let body = small_creates(1000, name);
+            let frame = 8 + body.len(); // xid and type precede the body
+            let req =
+                Request::decode(op::MULTI, &mut crate::proto::jute::Reader::new(body)).unwrap();
+            let txn = prep(&mut t, &req, &ctx(&[]));
+            assert!(matches!(txn, TxnOp::Multi(_)), "{txn:?}");
+            let len = encoded_len(&txn);
+            assert!(len <= 2 * frame, "{len} bytes from a {frame}-byte request");
+        }
+    }
+
+    #[test]
+    fn a_txn_over_the_limit_is_refused_before_anything_is_applied() {
+        // Many digest ids and `auth` ACLs: a small request, a large txn.
+        let ids: Vec<Id> = (0..100)
+            .map(|i| Id::new("digest", &format!("user{i}:{}", "h".repeat(28))))
+            .collect();
+        let auth = vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("auth", ""),
+        }];
+        let mut req = CreateRequest {
+            opcode: op::CREATE,
+            path: "/a".into(),
+            data: None,
+            acl: auth,
+            flags: 0,
+            ttl: -1,
+        };
+        let acl_bytes = crate::storage::codec::acl_len(&acl::fixup(&req.acl, &ids).unwrap());
+        let mut t = DataTree::new();
+        let roomy = PrepCtx {
+            max_txn: 4 * acl_bytes,
+            ..ctx(&ids)
+        };
+        let tight = PrepCtx {
+            max_txn: acl_bytes,
+            ..ctx(&ids)
+        };
+        let single = Request::Create(req.clone());
+        assert!(matches!(
+            prep(&mut t, &single, &roomy),
+            TxnOp::Create { .. }
+        ));
+        assert_eq!(
+            prep(&mut t, &single, &tight),
+            TxnOp::Error(Code::BadArguments)
+        );
+        // In a multi, the op that takes the txn past the limit fails, and the ops after it are
+        // never built.
+        let ops: Vec<MultiOp> = (0..10)
+            .map(|i| {
+                req.path = format!("/n{i}");
+                MultiOp::Create(req.clone())
+            })
+            .collect();
+        match prep(&mut t, &Request::Multi(ops), &roomy) {
+            TxnOp::MultiError(codes) => assert_eq!(
+                codes,
+                [
+                    [Code::Ok; 3].as_slice(),
+                    &[Code::BadArguments],
+                    &[Code::RuntimeInconsistency; 6]
+                ]
+                .concat()
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.get("/n0").is_none(), "a failed multi left a node behind");
     }
 }

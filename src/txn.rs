@@ -26,10 +26,10 @@ pub enum TxnOp {
         timeout_ms: i32,
         password: [u8; 16],
     },
-    /// `ephemerals` are the paths the session owns, deleted by this txn.
-    CloseSession {
-        ephemerals: Vec<String>,
-    },
+    /// Ends the session and deletes every ephemeral it owns at this point of the log. Every
+    /// replica holds the same set there, so the txn need not list them (a list made the record
+    /// grow with the session's ephemerals, past any record limit: docs/design/storage.md).
+    CloseSession,
     Create {
         /// The opcode the client used (create, create2, createContainer, createTTL): decides the
         /// reply shape.

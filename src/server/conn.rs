@@ -171,7 +171,7 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
         queue: VecDeque::new(),
         out: BytesMut::new(),
         writing: 0,
-        output_limit: env.cfg.client_output_limit,
+        output_limit: env.cfg.output_limit(),
         overflowed: false,
         writer: None,
         abort: None,

@@ -29,6 +29,7 @@ use super::snapshots::{snapshot_dir, Job, Retention};
 use super::wal::Wal;
 use super::{Commit, CoreReport, Origin, Shared, ToCore, ToShard};
 use crate::config::Config;
+use crate::limits::{BATCH_BYTES, BATCH_MAX, TXN_MAX};
 use crate::prep::{prep, prep_delete_container, PrepCtx};
 use crate::proto::codes::ephemeral_owner;
 use crate::proto::records::Request;
@@ -41,9 +42,6 @@ use crate::txn::{Txn, TxnOp};
 use crate::zab::election::Timing;
 use crate::zab::peer::{self, Action, Durable, Peer};
 use crate::zab::{Ensemble, Zxid};
-
-/// Most messages handled per batch before the batch is sent on.
-const BATCH_MAX: usize = 1024;
 
 pub struct WriteCore {
     cfg: Arc<Config>,
@@ -292,6 +290,11 @@ impl WriteCore {
     async fn batch(&mut self, first: ToCore, rx: &Receiver<ToCore>) {
         self.handle(first);
         for _ in 1..BATCH_MAX {
+            // Bounded in bytes too: a batch of large writes holds its records in memory until
+            // the flush (`limits`).
+            if self.wal.pending_bytes() >= BATCH_BYTES {
+                break;
+            }
             match rx.try_recv() {
                 Ok(m) => self.handle(m),
                 Err(_) => break,
@@ -402,6 +405,12 @@ impl WriteCore {
         }
         encode_txn(&txn, &mut self.scratch);
         let body = self.scratch.split().freeze();
+        // prep sized it; a txn the log could not hold must never be proposed.
+        assert!(
+            body.len() <= TXN_MAX,
+            "txn of {} bytes proposed",
+            body.len()
+        );
         let proposed = self.peer.propose(now, body);
         debug_assert_eq!(proposed, Some(zxid as Zxid));
         self.proposed.push_back(Queued::Txn(Commit { txn, origin }));
@@ -409,10 +418,9 @@ impl WriteCore {
     }
 
     fn close_session(&mut self, session_id: i64, cxid: i32, origin: Option<Origin>) {
-        let ephemerals: Vec<String> = self.tree.ephemerals_of(session_id).cloned().collect();
         self.sessions.remove(session_id);
         self.owners.remove(&session_id);
-        self.commit(session_id, cxid, TxnOp::CloseSession { ephemerals }, origin);
+        self.commit(session_id, cxid, TxnOp::CloseSession, origin);
     }
 
     fn handle(&mut self, msg: ToCore) {
@@ -447,6 +455,7 @@ impl WriteCore {
                             time_ms: wall_clock_ms(),
                             ids: &ids,
                             extended_types: self.cfg.extended_types_enabled,
+                            max_txn: TXN_MAX,
                         };
                         let op = prep(&mut self.tree, &req, &ctx);
                         self.commit(session_id, cxid, op, Some(origin));

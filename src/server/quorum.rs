@@ -46,7 +46,7 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Back-off between dials to one member.
 const REDIAL: Duration = Duration::from_millis(100);
 /// Largest frame accepted from a member (a SNAP is one frame).
-const MAX_FRAME: usize = i32::MAX as usize;
+const MAX_FRAME: usize = crate::limits::QUORUM_FRAME_MAX;
 
 struct Conn {
     gen: u64,

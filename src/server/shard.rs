@@ -610,7 +610,7 @@ fn apply_commit(s: &mut Shard, commit: &Commit) {
             }
             return;
         }
-        TxnOp::CloseSession { .. } => {
+        TxnOp::CloseSession => {
             if let Some(o) = mine {
                 complete_write(s, o.conn, |_, xid, out| {
                     reply(out, xid, txn.zxid, |_| Ok(()))

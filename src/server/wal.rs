@@ -21,7 +21,7 @@ use crate::storage::recover::Tail;
 use crate::txn::Txn;
 
 /// Segment size before rolling over (ZooKeeper preallocates 64 MiB too).
-pub const SEGMENT_BYTES: u64 = 64 << 20;
+pub use crate::limits::SEGMENT_BYTES;
 /// Zero-fill step; the filler starts when less than `FILL_LOW_WATER` is zeroed ahead of the
 /// writer. At ~200 MB/s of zero-filling (this VM) a step takes ~40 ms, during which the writer
 /// may use the 6 MiB still ahead: sustained log writes up to ~150 MB/s never wait.
@@ -29,6 +29,9 @@ const FILL_CHUNK: u64 = 8 << 20;
 const FILL_LOW_WATER: u64 = 6 << 20;
 /// Size of one zero-filling write.
 const ZERO_WRITE: usize = 1 << 20;
+// A full batch fits in what is zeroed ahead, so only a single outsized record waits for the filler.
+const _: () = assert!(crate::limits::BATCH_BYTES as u64 <= FILL_LOW_WATER);
+const _: () = assert!(SEGMENT_BYTES.is_multiple_of(FILL_CHUNK));
 
 fn err(e: glommio::GlommioError<()>) -> io::Error {
     io::Error::other(e.to_string())
@@ -161,6 +164,11 @@ impl Wal {
     /// Appends a record whose txn is already encoded (`storage::codec::encode_txn`).
     pub fn append_raw(&mut self, zxid: i64, txn: &[u8]) {
         self.tail.push_raw(zxid, txn);
+    }
+
+    /// Bytes appended and not yet flushed (whole blocks, as the next flush writes them).
+    pub fn pending_bytes(&self) -> usize {
+        self.tail.pending_span().1
     }
 
     /// Offset just past the last appended record in the current segment.

@@ -4,7 +4,7 @@
 //! txn      = session_id:i64 cxid:i32 time_ms:i64 op
 //! op       = tag:u8 body
 //!   1 createSession  timeout_ms:i32 password:buffer(16)
-//!   2 closeSession   count:i32 path:string*            (the ephemerals it deletes)
+//!   2 closeSession   count:i32 path:string*            (older logs: read, list ignored)
 //!   3 create         opcode:i32 path:string data:buffer-or-null acl ephemeral_owner:i64 parent_cversion:i32
 //!   4 delete         path:string
 //!   5 setData        path:string data:buffer-or-null version:i32
@@ -13,6 +13,7 @@
 //!   8 multi          count:i32 op*                     (no nested multi)
 //!   9 multiError     count:i32 code:i32*
 //!  10 error          code:i32
+//!  11 closeSession                                     (deletes every ephemeral the session owns)
 //! acl      = count:i32 (perms:i32 scheme:string id:string)*
 //! ```
 //! Integers are big-endian and strings/buffers are jute's (`i32` length, -1 = null), so the same
@@ -26,7 +27,9 @@ use crate::proto::records::Acl;
 use crate::txn::{Txn, TxnOp};
 
 const CREATE_SESSION: u8 = 1;
-const CLOSE_SESSION: u8 = 2;
+/// Logs written before the close stopped listing its ephemerals; read, never written.
+const CLOSE_SESSION_LISTED: u8 = 2;
+const CLOSE_SESSION: u8 = 11;
 const CREATE: u8 = 3;
 const DELETE: u8 = 4;
 const SET_DATA: u8 = 5;
@@ -53,10 +56,7 @@ fn encode_op(op: &TxnOp, b: &mut BytesMut) {
             b.put_i32(*timeout_ms);
             b.put_jbuffer(password);
         }
-        TxnOp::CloseSession { ephemerals } => {
-            b.put_u8(CLOSE_SESSION);
-            b.put_jstrings(ephemerals);
-        }
+        TxnOp::CloseSession => b.put_u8(CLOSE_SESSION),
         TxnOp::Create {
             opcode,
             path,
@@ -150,9 +150,15 @@ fn decode_op(r: &mut Reader, top: bool) -> DecodeResult<TxnOp> {
                 password,
             }
         }
-        CLOSE_SESSION => TxnOp::CloseSession {
-            ephemerals: r.strings()?,
-        },
+        CLOSE_SESSION => TxnOp::CloseSession,
+        CLOSE_SESSION_LISTED => {
+            // The list is what replay derives anyway: the same ephemerals, in the same state.
+            let n = r.vec_len(4)?;
+            for _ in 0..n {
+                r.buffer()?;
+            }
+            TxnOp::CloseSession
+        }
         CREATE => TxnOp::Create {
             opcode: r.i32()?,
             path: r.string()?,
@@ -188,6 +194,52 @@ fn decode_op(r: &mut Reader, top: bool) -> DecodeResult<TxnOp> {
         ERROR => TxnOp::Error(code(r)?),
         _ => return Err(DecodeError::Invalid("unknown txn tag")),
     })
+}
+
+/// Bytes of a txn's fields before its op: session_id, cxid, time_ms.
+pub const TXN_HEADER_LEN: usize = 8 + 4 + 8;
+
+/// What `encode_txn` writes for a txn with this op: prep sizes a txn with it before building
+/// more of it (a multi) and before anything is applied.
+pub fn encoded_len(op: &TxnOp) -> usize {
+    TXN_HEADER_LEN + op_len(op)
+}
+
+fn jbuffer_len(b: Option<&[u8]>) -> usize {
+    4 + b.map_or(0, <[u8]>::len)
+}
+
+/// The encoded size of an ACL list (`Acl::encode_list`).
+pub fn acl_len(acl: &[Acl]) -> usize {
+    4 + acl
+        .iter()
+        .map(|a| 4 + 4 + a.id.scheme.len() + 4 + a.id.id.len())
+        .sum::<usize>()
+}
+
+/// What `encode_op` writes for `op` (the tag included).
+pub fn op_len(op: &TxnOp) -> usize {
+    1 + match op {
+        TxnOp::CreateSession { password, .. } => 4 + jbuffer_len(Some(password)),
+        TxnOp::CloseSession => 0,
+        TxnOp::Create {
+            path, data, acl, ..
+        } => {
+            4 + jbuffer_len(Some(path.as_bytes()))
+                + jbuffer_len(data.as_deref())
+                + acl_len(acl)
+                + 8
+                + 4
+        }
+        TxnOp::Delete { path } | TxnOp::Check { path } => jbuffer_len(Some(path.as_bytes())),
+        TxnOp::SetData { path, data, .. } => {
+            jbuffer_len(Some(path.as_bytes())) + jbuffer_len(data.as_deref()) + 4
+        }
+        TxnOp::SetAcl { path, acl, .. } => jbuffer_len(Some(path.as_bytes())) + acl_len(acl) + 4,
+        TxnOp::Multi(ops) => 4 + ops.iter().map(op_len).sum::<usize>(),
+        TxnOp::MultiError(codes) => 4 + 4 * codes.len(),
+        TxnOp::Error(_) => 4,
+    }
 }
 
 /// Znode data decoded from a log record, copied out of it: the tree keeps data for as long as
@@ -243,9 +295,7 @@ mod tests {
             ]),
             TxnOp::MultiError(vec![Code::Ok, Code::NoNode, Code::RuntimeInconsistency]),
             TxnOp::Error(Code::NodeExists),
-            TxnOp::CloseSession {
-                ephemerals: vec!["/e1".into(), "/e2".into()],
-            },
+            TxnOp::CloseSession,
         ];
         ops.into_iter()
             .enumerate()
@@ -257,6 +307,28 @@ mod tests {
                 op,
             })
             .collect()
+    }
+
+    #[test]
+    fn encoded_len_is_what_encode_writes() {
+        for t in sample_txns() {
+            let mut b = BytesMut::new();
+            encode_txn(&t, &mut b);
+            assert_eq!(encoded_len(&t.op), b.len(), "{:?}", t.op);
+        }
+    }
+
+    #[test]
+    fn a_listed_close_session_from_an_older_log_still_reads() {
+        let mut b = BytesMut::new();
+        b.put_i64(7);
+        b.put_i32(0);
+        b.put_i64(1_700_000_000_000);
+        b.put_u8(CLOSE_SESSION_LISTED);
+        b.put_jstrings(&["/e1", "/e2"]);
+        let t = decode_txn(9, b.freeze()).unwrap();
+        assert_eq!(t.op, TxnOp::CloseSession);
+        assert_eq!(t.session_id, 7);
     }
 
     #[test]

@@ -22,10 +22,11 @@ pub const BLOCK: usize = 4096;
 pub const HEADER_LEN: usize = BLOCK;
 pub const MAGIC: &[u8; 8] = b"CORRALWL";
 pub const VERSION: u32 = 1;
-/// len + crc + zxid.
-pub const RECORD_HEADER: usize = 16;
-/// Largest txn a record may carry: jute.maxbuffer bounds requests well below this.
-pub const RECORD_MAX: usize = 64 << 20;
+/// len + crc + zxid (`limits` ties it to the other bounds).
+pub use crate::limits::RECORD_HEADER;
+/// The largest txn a record may carry: prep refuses larger ones, so recovery reads every
+/// complete record the writer produced (`limits`).
+pub use crate::limits::TXN_MAX;
 
 pub fn segment_name(seq: u64) -> String {
     format!("wal-{seq:016x}.log")
@@ -71,7 +72,13 @@ fn begin_record(zxid: i64, b: &mut BytesMut) -> usize {
 }
 
 fn end_record(start: usize, b: &mut BytesMut) {
-    let len = (b.len() - start - RECORD_HEADER) as u32;
+    let len = b.len() - start - RECORD_HEADER;
+    // A record recovery would read as torn must never be written (prep bounds every txn).
+    assert!(
+        len <= TXN_MAX,
+        "a {len}-byte txn is over the log's record limit"
+    );
+    let len = len as u32;
     let crc = crc32c::crc32c(&b[start + 8..]);
     b[start..start + 4].copy_from_slice(&len.to_be_bytes());
     b[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
@@ -117,7 +124,7 @@ pub fn scan(bytes: &[u8], mut prev_zxid: Option<i64>) -> Scan {
         if len == 0 {
             break End::Clean;
         }
-        if len > RECORD_MAX || pos + RECORD_HEADER + len > bytes.len() {
+        if len > TXN_MAX || pos + RECORD_HEADER + len > bytes.len() {
             break End::Torn("record runs past the end");
         }
         let crc = u32::from_be_bytes(bytes[pos + 4..pos + 8].try_into().unwrap());
@@ -307,6 +314,54 @@ mod tests {
             assert_eq!(s.txns[..], txns[..first_bad], "flip at {cut}");
             assert!(matches!(s.end, End::Torn(_)));
         }
+    }
+
+    /// A txn whose encoding is exactly `len` bytes.
+    fn txn_of_len(zxid: i64, len: usize) -> Txn {
+        let mut t = txn(zxid, 0);
+        let pad = len - crate::storage::codec::encoded_len(&t.op);
+        t.op = txn(zxid, pad).op;
+        t
+    }
+
+    #[test]
+    fn records_at_every_size_boundary_read_back() {
+        // Around the 64 MiB the record limit once was (a 70 MiB create was acknowledged, then
+        // read back as torn), and past a whole segment: each is one complete record.
+        let old_limit = 64 << 20;
+        let sizes = [
+            old_limit - 1,
+            old_limit,
+            old_limit + 1,
+            crate::limits::SEGMENT_BYTES as usize + 6 * BLOCK + 3,
+        ];
+        let txns: Vec<Txn> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| txn_of_len(i as i64 + 1, n))
+            .collect();
+        let total: usize = sizes.iter().map(|n| n + RECORD_HEADER).sum();
+        let file = image(&txns, HEADER_LEN + total + 2 * BLOCK);
+        let s = scan(&file, None);
+        assert_eq!(s.end, End::Clean);
+        assert_eq!(s.txns.len(), sizes.len());
+        assert!(s.txns == txns, "records changed on the way back");
+        // Cut anywhere inside the last record: the others stay, that one is torn.
+        let mut cut = file.clone();
+        cut.truncate(HEADER_LEN + total - 1);
+        let s = scan(&cut, None);
+        assert_eq!(s.txns.len(), sizes.len() - 1);
+        assert!(matches!(s.end, End::Torn(_)));
+    }
+
+    #[test]
+    fn a_length_over_the_record_limit_is_torn() {
+        let mut file = image(&[txn(1, 10)], 2 * BLOCK);
+        let at = scan(&file, None).valid_end;
+        file[at..at + 4].copy_from_slice(&(TXN_MAX as u32 + 1).to_be_bytes());
+        let s = scan(&file, None);
+        assert_eq!(s.txns.len(), 1);
+        assert_eq!(s.end, End::Torn("record runs past the end"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::limits::SNAPSHOT_CHUNK_BYTES;
 use crate::proto::jute::{DecodeError, Reader as JuteReader, Writer};
 use crate::proto::records::Acl;
 use crate::tree::{join, DataTree, Node, SessionEntry};
@@ -40,7 +41,10 @@ pub fn parse_snapshot_name(name: &str) -> Option<i64> {
 }
 
 fn frame(out: &mut Vec<u8>, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    // `limits` bounds a node's frame well inside a u32; a frame whose length wrapped would
+    // make the snapshot unreadable.
+    let len = u32::try_from(payload.len()).expect("snapshot frame within limits");
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&crc32c::crc32c(payload).to_be_bytes());
     out.extend_from_slice(payload);
 }
@@ -97,12 +101,14 @@ impl Cursor {
         self.begun = true;
     }
 
-    /// Emits up to `max_nodes` more nodes; true when the walk is complete (the end frame has
-    /// been written).
+    /// Emits up to `max_nodes` more nodes, stopping early once the step has written
+    /// `limits::SNAPSHOT_CHUNK_BYTES` (large nodes); true when the walk is complete (the end
+    /// frame has been written).
     pub fn step(&mut self, tree: &DataTree, max_nodes: usize, out: &mut Vec<u8>) -> bool {
         assert!(self.begun, "begin first");
+        let start = out.len();
         let mut emitted = 0;
-        while emitted < max_nodes {
+        while emitted < max_nodes && out.len() - start < SNAPSHOT_CHUNK_BYTES {
             let Some((path, last)) = self.stack.last_mut() else {
                 let mut p = BytesMut::new();
                 p.put_u8(END);
@@ -366,6 +372,7 @@ mod tests {
             time_ms: zxid * 10,
             ids: &[],
             extended_types: false,
+            max_txn: crate::limits::TXN_MAX,
         };
         Txn {
             session_id: 7,

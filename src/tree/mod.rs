@@ -508,14 +508,16 @@ impl DataTree {
                 );
                 (OpResult::Session, Undo::Nothing)
             }
-            TxnOp::CloseSession { ephemerals } => {
-                for path in ephemerals {
+            TxnOp::CloseSession => {
+                // The owner index, sorted: every replica deletes in the same order, so the
+                // events a shard fires come in the same order everywhere.
+                let owned = self.ephemerals.remove(&txn.session_id).unwrap_or_default();
+                for path in &owned {
                     if self.nodes.contains_key(path.as_str()) {
                         self.delete_node(path, zxid, triggers);
                     }
                 }
                 self.sessions.remove(&txn.session_id);
-                self.ephemerals.remove(&txn.session_id);
                 (OpResult::Session, Undo::Nothing)
             }
             TxnOp::Create {
@@ -961,12 +963,7 @@ mod tests {
         ));
         t.apply(&txn(2, create("/e", 1, 7)));
         assert_eq!(t.ephemerals_of(7).count(), 1);
-        let applied = t.apply(&txn(
-            3,
-            TxnOp::CloseSession {
-                ephemerals: vec!["/e".into()],
-            },
-        ));
+        let applied = t.apply(&txn(3, TxnOp::CloseSession));
         assert!(t.get("/e").is_none());
         assert!(t.session(7).is_none());
         assert!(applied.triggers.contains(&Trigger {

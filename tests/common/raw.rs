@@ -298,6 +298,16 @@ pub fn connect_request(
         .finish()
 }
 
+/// A create request's body with the open ACL.
+pub fn create_body(path: &str, data: &[u8], flags: i32) -> Vec<u8> {
+    Enc::new()
+        .str(path)
+        .buf(Some(data))
+        .acls(OPEN_ACL)
+        .i32(flags)
+        .finish()
+}
+
 pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut v = (body.len() as i32).to_be_bytes().to_vec();
     v.extend_from_slice(body);
@@ -505,9 +515,20 @@ impl RawConn {
     /// Sends a request and waits for the reply with the same xid; other
     /// frames (notifications, pings) are stashed.
     pub async fn call(&mut self, opcode: i32, body: &[u8]) -> io::Result<Reply> {
+        self.call_within(Duration::from_secs(10), opcode, body)
+            .await
+    }
+
+    /// [`RawConn::call`] waiting up to `d` for each frame (large replies from a debug build).
+    pub async fn call_within(
+        &mut self,
+        d: Duration,
+        opcode: i32,
+        body: &[u8],
+    ) -> io::Result<Reply> {
         let xid = self.send(opcode, body).await?;
         loop {
-            let r = self.recv().await?;
+            let r = self.recv_timeout(d).await?;
             if r.xid == xid {
                 return Ok(r);
             }
@@ -535,22 +556,12 @@ impl RawConn {
     // -- convenience wrappers returning (err, decoded) -------------------
 
     pub async fn create(&mut self, path: &str, data: &[u8], flags: i32) -> Reply {
-        let body = Enc::new()
-            .str(path)
-            .buf(Some(data))
-            .acls(OPEN_ACL)
-            .i32(flags)
-            .finish();
+        let body = create_body(path, data, flags);
         self.call(op::CREATE, &body).await.expect("create")
     }
 
     pub async fn create2(&mut self, path: &str, data: &[u8], flags: i32) -> Reply {
-        let body = Enc::new()
-            .str(path)
-            .buf(Some(data))
-            .acls(OPEN_ACL)
-            .i32(flags)
-            .finish();
+        let body = create_body(path, data, flags);
         self.call(op::CREATE2, &body).await.expect("create2")
     }
 
