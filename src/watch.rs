@@ -6,6 +6,11 @@
 //! removed when they fire. Persistent watches (`addWatch` mode 0) see every event on their path,
 //! child changes included; persistent-recursive watches (mode 1) see every event on their path
 //! and below, except NodeChildrenChanged. A connection gets at most one event per trigger.
+//!
+//! `trigger` answers who watches; whether each may be told is the shard's check at delivery
+//! (the trigger's `read_acl` against the connection's auth ids, docs/decisions.md "Watch events
+//! and ACLs"). One-shot watches are removed here before that check, so a withheld event uses
+//! its watch up, as in ZooKeeper.
 
 use std::collections::{HashMap, HashSet};
 

@@ -34,11 +34,11 @@ use super::reply::{encode_write_reply, reply};
 use super::{AdminQuery, Commit, ShardReport, Shared, ToCore, ToShard, CHANNEL_CAPACITY};
 use crate::admin;
 use crate::config::Config;
-use crate::proto::codes::{state, xid, Code};
+use crate::proto::codes::{perms, state, xid, Code};
 use crate::proto::jute::Writer;
 use crate::proto::records::{put_reply_header, put_watcher_event, ConnectResponse};
 use crate::proto::{finish_frame, start_frame};
-use crate::tree::DataTree;
+use crate::tree::{acl, DataTree};
 use crate::txn::TxnOp;
 use crate::watch::{ConnId, WatchManager};
 
@@ -585,6 +585,13 @@ fn apply_commit(s: &mut Shard, commit: &Commit) {
         for conn in s.watches.trigger(&t.path, t.kind) {
             if let Some(c) = s.conns.get(&conn) {
                 let mut c = c.borrow_mut();
+                // Only to a watcher that may READ the node (CVE-2024-23944, ZooKeeper 3.9.2),
+                // judged by the connection's ids now; a one-shot watch is used up either way.
+                if let Some(acl) = &t.read_acl {
+                    if !acl::allowed(acl, perms::READ, &c.ids) {
+                        continue;
+                    }
+                }
                 let at = start_frame(&mut c.out);
                 put_reply_header(&mut c.out, xid::NOTIFICATION, -1, Code::Ok);
                 put_watcher_event(&mut c.out, t.kind, state::SYNC_CONNECTED, &t.path);

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-use crate::proto::codes::Code;
+use crate::proto::codes::{perms, Code};
 use crate::proto::records::{Acl, Id};
 
 /// `digest` id for `user:password`: `user:base64(sha1("user:password"))`.
@@ -36,6 +36,16 @@ pub fn allowed(acl: &[Acl], perm: i32, ids: &[Id]) -> bool {
             .filter(|i| i.scheme == a.id.scheme)
             .any(|i| id_matches(&a.id.scheme, &i.id, &a.id.id))
     })
+}
+
+/// True if anyone at all may READ a node with `acl`: an empty list (ZooKeeper's `checkACL`
+/// lets everything through) or a `world:anyone` entry with READ. Watch delivery uses it to skip
+/// the per-connection check for the nodes nearly every tree is made of.
+pub fn world_readable(acl: &[Acl]) -> bool {
+    acl.is_empty()
+        || acl
+            .iter()
+            .any(|a| a.perms & perms::READ != 0 && a.id.scheme == "world" && a.id.id == "anyone")
 }
 
 fn id_matches(scheme: &str, id: &str, expr: &str) -> bool {
@@ -145,7 +155,6 @@ pub fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::codes::perms;
 
     fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
         Acl {
@@ -179,6 +188,29 @@ mod tests {
         ));
         assert!(allowed(&d, perms::ADMIN, &[Id::new("super", "")]));
         assert!(allowed(&[], perms::ADMIN, &ip));
+    }
+
+    #[test]
+    fn world_readable_matches_allowed_for_anyone() {
+        let nobody: Vec<Id> = Vec::new();
+        for a in [
+            vec![],
+            Acl::open_unsafe(),
+            vec![acl(perms::READ, "world", "anyone")],
+            vec![acl(perms::WRITE, "world", "anyone")],
+            vec![acl(perms::ALL, "world", "someone")],
+            vec![acl(perms::ALL, "digest", &digest_id("u:p"))],
+            vec![
+                acl(perms::ALL, "digest", &digest_id("u:p")),
+                acl(perms::READ, "world", "anyone"),
+            ],
+        ] {
+            assert_eq!(
+                world_readable(&a),
+                allowed(&a, perms::READ, &nobody),
+                "{a:?}"
+            );
+        }
     }
 
     #[test]

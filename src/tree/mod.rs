@@ -104,10 +104,27 @@ pub struct SessionEntry {
 }
 
 /// A watch trigger produced by applying a txn: `kind` is a watch event type.
+///
+/// `read_acl` is the ACL a watcher must pass with READ to be told (ZooKeeper 3.9.2's fix for
+/// CVE-2024-23944, docs/decisions.md "Watch events and ACLs"): the changed node's own ACL for
+/// NodeCreated, NodeDataChanged and NodeDeleted (a deleted node's as it was), the parent's for
+/// NodeChildrenChanged, each as it was when the change happened. `None` when anyone may read
+/// that node, the common case, so delivery needs no per-connection check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
     pub path: String,
     pub kind: i32,
+    pub read_acl: Option<Arc<Vec<Acl>>>,
+}
+
+impl Trigger {
+    fn new(path: &str, kind: i32, acl: &Arc<Vec<Acl>>) -> Trigger {
+        Trigger {
+            path: path.to_string(),
+            kind,
+            read_acl: (!acl::world_readable(acl)).then(|| acl.clone()),
+        }
+    }
 }
 
 /// What applying one op produced, for the reply to the session that asked for it.
@@ -538,18 +555,20 @@ impl DataTree {
                     parent_cversion: parent.cversion,
                     parent_pzxid: parent.pzxid,
                 };
+                let parent_acl = parent.acl.clone();
                 if *parent_cversion > parent.cversion {
                     parent.cversion = *parent_cversion;
                     parent.pzxid = zxid;
                 }
                 parent.children.insert(name_of(path).into());
-                let node = Node::boxed(
-                    data.clone(),
-                    self.acls.intern(acl),
-                    zxid,
-                    txn.time_ms,
-                    *ephemeral_owner,
-                );
+                let acl = self.acls.intern(acl);
+                triggers.push(Trigger::new(path, event::NODE_CREATED, &acl));
+                triggers.push(Trigger::new(
+                    parent_path,
+                    event::NODE_CHILDREN_CHANGED,
+                    &parent_acl,
+                ));
+                let node = Node::boxed(data.clone(), acl, zxid, txn.time_ms, *ephemeral_owner);
                 let stat = node.stat();
                 self.data_size += (path.len() + data.as_ref().map_or(0, |d| d.len())) as u64;
                 assert!(
@@ -557,14 +576,6 @@ impl DataTree {
                     "create: node absent"
                 );
                 self.index_owner(path, *ephemeral_owner);
-                triggers.push(Trigger {
-                    path: path.clone(),
-                    kind: event::NODE_CREATED,
-                });
-                triggers.push(Trigger {
-                    path: parent_path.to_string(),
-                    kind: event::NODE_CHILDREN_CHANGED,
-                });
                 (
                     OpResult::Created {
                         path: path.clone(),
@@ -607,10 +618,7 @@ impl DataTree {
                 node.mzxid = zxid;
                 node.mtime = txn.time_ms;
                 let stat = node.stat();
-                triggers.push(Trigger {
-                    path: path.clone(),
-                    kind: event::NODE_DATA_CHANGED,
-                });
+                triggers.push(Trigger::new(path, event::NODE_DATA_CHANGED, &node.acl));
                 (OpResult::SetData(stat), undo)
             }
             TxnOp::SetAcl { path, acl, version } => {
@@ -676,6 +684,7 @@ impl DataTree {
             .get_mut(parent_path)
             .expect("delete: parent exists");
         let parent_pzxid = parent.pzxid;
+        let parent_acl = parent.acl.clone();
         parent.children.remove(name_of(path));
         if zxid > parent.pzxid {
             parent.pzxid = zxid;
@@ -683,14 +692,12 @@ impl DataTree {
         let node = self.nodes.remove(path).expect("delete: node exists");
         self.data_size -= (path.len() + node.data_len()) as u64;
         self.unindex_owner(path, node.ephemeral_owner);
-        triggers.push(Trigger {
-            path: path.to_string(),
-            kind: event::NODE_DELETED,
-        });
-        triggers.push(Trigger {
-            path: parent_path.to_string(),
-            kind: event::NODE_CHILDREN_CHANGED,
-        });
+        triggers.push(Trigger::new(path, event::NODE_DELETED, &node.acl));
+        triggers.push(Trigger::new(
+            parent_path,
+            event::NODE_CHILDREN_CHANGED,
+            &parent_acl,
+        ));
         (node, parent_pzxid)
     }
 
@@ -951,6 +958,97 @@ mod tests {
         assert_eq!(t.ephemeral_count(), 0);
     }
 
+    /// Each trigger carries the ACL ZooKeeper 3.9.2 checks for it, as it was at the change.
+    #[test]
+    fn triggers_carry_the_acl_a_watcher_must_read() {
+        let secret = vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("digest", "u:h"),
+        }];
+        let of = |tr: &[Trigger]| -> Vec<(String, i32, Option<Vec<Acl>>)> {
+            tr.iter()
+                .map(|t| {
+                    let acl = t.read_acl.as_ref().map(|a| a.to_vec());
+                    (t.path.clone(), t.kind, acl)
+                })
+                .collect()
+        };
+        let mut t = DataTree::new();
+        let mut hr = create("/hr", 1, 0);
+        if let TxnOp::Create { acl, .. } = &mut hr {
+            acl.clone_from(&secret);
+        }
+        let s = Some(secret.clone());
+        let applied = t.apply(&txn(1, hr));
+        assert_eq!(
+            of(&applied.triggers),
+            vec![
+                ("/hr".into(), event::NODE_CREATED, s.clone()),
+                ("/".into(), event::NODE_CHILDREN_CHANGED, None),
+            ]
+        );
+        // An open child of a secret parent: its own events are open, the parent's are not.
+        let applied = t.apply(&txn(2, create("/hr/c", 1, 0)));
+        assert_eq!(
+            of(&applied.triggers),
+            vec![
+                ("/hr/c".into(), event::NODE_CREATED, None),
+                ("/hr".into(), event::NODE_CHILDREN_CHANGED, s.clone()),
+            ]
+        );
+        let set = |path: &str| TxnOp::SetData {
+            path: path.into(),
+            data: None,
+            version: 1,
+        };
+        let applied = t.apply(&txn(3, set("/hr")));
+        assert_eq!(
+            of(&applied.triggers),
+            vec![("/hr".into(), event::NODE_DATA_CHANGED, s.clone())]
+        );
+        // In one multi: the child is deleted under the secret ACL, then the parent is opened
+        // and changed; each event keeps the ACL of its own moment.
+        let applied = t.apply(&txn(
+            4,
+            TxnOp::Multi(vec![
+                TxnOp::Delete {
+                    path: "/hr/c".into(),
+                },
+                TxnOp::SetAcl {
+                    path: "/hr".into(),
+                    acl: Acl::open_unsafe(),
+                    version: 1,
+                },
+                set("/hr"),
+            ]),
+        ));
+        assert_eq!(
+            of(&applied.triggers),
+            vec![
+                ("/hr/c".into(), event::NODE_DELETED, None),
+                ("/hr".into(), event::NODE_CHILDREN_CHANGED, s.clone()),
+                ("/hr".into(), event::NODE_DATA_CHANGED, None),
+            ]
+        );
+        // A deleted node's events use its ACL as it was.
+        t.apply(&txn(
+            5,
+            TxnOp::SetAcl {
+                path: "/hr".into(),
+                acl: secret.clone(),
+                version: 2,
+            },
+        ));
+        let applied = t.apply(&txn(6, TxnOp::Delete { path: "/hr".into() }));
+        assert_eq!(
+            of(&applied.triggers),
+            vec![
+                ("/hr".into(), event::NODE_DELETED, s),
+                ("/".into(), event::NODE_CHILDREN_CHANGED, None),
+            ]
+        );
+    }
+
     #[test]
     fn close_session_deletes_ephemerals() {
         let mut t = DataTree::new();
@@ -968,7 +1066,8 @@ mod tests {
         assert!(t.session(7).is_none());
         assert!(applied.triggers.contains(&Trigger {
             path: "/e".into(),
-            kind: event::NODE_DELETED
+            kind: event::NODE_DELETED,
+            read_acl: None,
         }));
     }
 

@@ -274,6 +274,31 @@ cmd A delete /ttlparent/child
 poll_gone A /ttlparent 15
 cmd A stat /ttlparent
 cmd A ls -s /
+
+# Watch events need READ on the node (CVE-2024-23944, fixed in ZooKeeper 3.9.2
+# and 3.8.4; Debian's 3.8.0-11+deb12u2 carries the fix): D, without
+# credentials, watches everything recursively and must hear of /pub only, not
+# of the digest-protected /hr and /hr/lisi; E, authenticated, hears of all.
+# A (authenticated since the ACL part) makes the changes, so no watcher's
+# events interleave with its own command output.  /pub comes last: a client's
+# events arrive in order, so once /pub is printed nothing else is pending.
+open_client D
+cmd D addWatch -m PERSISTENT_RECURSIVE /
+open_client E
+cmd E addauth digest u:p
+cmd E addWatch -m PERSISTENT_RECURSIVE /
+cmd A create /hr '"hr"' "digest:$DIGEST_UP:cdrwa"
+cmd A create /hr/lisi '"l"' "digest:$DIGEST_UP:cdrwa"
+cmd A set /hr/lisi '"l2"'
+cmd A delete /hr/lisi
+cmd A create /pub '"p"'
+await E 'type:NodeCreated path:/pub'
+await D 'type:NodeCreated path:/pub'
+cmd D ls /hr
+close_client D
+close_client E
+cmd A delete /hr
+cmd A delete /pub
 close_client A
 
 ########################################################################
