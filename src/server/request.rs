@@ -78,6 +78,11 @@ pub(super) fn on_frame(
             c.close();
             return Ok(vec![]);
         }
+        Err(RequestError::Malformed(_)) if opcode == op::AUTH => {
+            // ZooKeeper reads the auth packet outside its request pipeline; a bad one is an
+            // IOException there, which closes the connection without an answer.
+            return Err("malformed auth packet");
+        }
         Err(RequestError::Malformed(_)) => {
             // A body that does not parse gets MarshallingError; the connection stays usable.
             let zxid = s.tree.last_zxid();
@@ -190,6 +195,10 @@ impl Shard {
         let conn = c.id;
         match req {
             Request::Ping => reply(out, xid::PING, zxid, |_| Ok(())),
+            // ZooKeeper's exists alone refuses a NUL, before it registers the watch.
+            Request::Exists { path, .. } if path.contains('\0') => {
+                reply(out, xid, zxid, |_| Err(Code::BadArguments))
+            }
             Request::Exists { path, watch } => {
                 if *watch {
                     self.watches.add(Kind::Data, path, conn);
