@@ -360,6 +360,60 @@ mod tests {
         }
     }
 
+    /// Past 2^31 - 1 creations the parent's counter stays at i32::MAX (a create only ever
+    /// raises it, and the next value wraps negative), so every later sequential create names
+    /// `...2147483647`: NodeExists while that node exists, the same name again once it is gone.
+    /// ZooKeeper does exactly this; docs/decisions.md, "Sequence numbers past 2^31".
+    #[test]
+    fn sequence_counter_stops_at_i32_max_as_in_zookeeper() {
+        let mut t = DataTree::new();
+        let ids = [];
+        let c = ctx(&ids);
+        let q = prep(&mut t, &create("/q", 0), &c);
+        commit(&mut t, 2, q);
+        // The state 2^31 - 2 creations leave: a create whose txn carries that count.
+        commit(
+            &mut t,
+            3,
+            TxnOp::Create {
+                opcode: op::CREATE,
+                path: "/q/x".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                ephemeral_owner: 0,
+                parent_cversion: i32::MAX - 1,
+            },
+        );
+        let name = |op: &TxnOp| match op {
+            TxnOp::Create { path, .. } => path.clone(),
+            o => panic!("{o:?}"),
+        };
+        let a = prep(&mut t, &create("/q/s-", 2), &c);
+        assert_eq!(name(&a), "/q/s-2147483646");
+        commit(&mut t, 4, a);
+        let b = prep(&mut t, &create("/q/s-", 2), &c);
+        assert_eq!(name(&b), "/q/s-2147483647");
+        commit(&mut t, 5, b);
+        assert_eq!(t.get("/q").unwrap().cversion, i32::MAX);
+        for _ in 0..3 {
+            assert_eq!(
+                prep(&mut t, &create("/q/s-", 2), &c),
+                TxnOp::Error(Code::NodeExists)
+            );
+        }
+        let stat = t.get("/q").unwrap().stat();
+        assert_eq!(stat.num_children, 3);
+        commit(
+            &mut t,
+            6,
+            TxnOp::Delete {
+                path: "/q/s-2147483647".into(),
+            },
+        );
+        let again = prep(&mut t, &create("/q/s-", 2), &c);
+        assert_eq!(name(&again), "/q/s-2147483647");
+    }
+
     #[test]
     fn multi_is_atomic_with_zookeeper_error_layout() {
         let mut t = DataTree::new();

@@ -455,3 +455,48 @@ async fn mntr_reports_log_activity() {
     })
     .await
 }
+
+/// `stmk` takes the 8-byte big-endian mask after the word, makes it the server's trace mask and
+/// answers with it; `gtmk` then answers the new mask, on any connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stmk_sets_the_mask_gtmk_reads() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        assert_eq!(s.four_letter("gtmk").await, "306");
+        let stmk = |mask: i64| {
+            let mut b = b"stmk".to_vec();
+            b.extend_from_slice(&mask.to_be_bytes());
+            String::from_utf8(b.clone()).unwrap_or_else(|_| panic!("{b:?}"))
+        };
+        assert_eq!(s.four_letter(&stmk(0x1234)).await, "4660");
+        assert_eq!(s.four_letter("gtmk").await, "4660");
+        assert_eq!(s.four_letter(&stmk(0)).await, "0");
+        assert_eq!(s.four_letter("gtmk").await, "0");
+        if !is_zookeeper() {
+            // ZooKeeper reads the mask with one non-blocking read; corral waits for all 8 bytes.
+            let mut c = raw_tcp(&s.addr()).await;
+            c.write_all(b"stmk\0\0\0").await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            c.write_all(b"\0\0\0\0\x07").await.unwrap();
+            let mut out = String::new();
+            within(
+                std::time::Duration::from_secs(10),
+                "stmk reply",
+                c.read_to_string(&mut out),
+            )
+            .await
+            .unwrap();
+            assert_eq!(out, "7");
+            assert_eq!(s.four_letter("gtmk").await, "7");
+        }
+        // Refused by the whitelist: answered at once, nothing set.
+        let r = TestServer::start(ServerOpts::new().whitelist("gtmk")).await;
+        assert_eq!(
+            r.four_letter("stmk").await,
+            "stmk is not executed because it is not in the whitelist.\n"
+        );
+        assert_eq!(r.four_letter("gtmk").await, "306");
+    })
+    .await
+}

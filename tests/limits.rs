@@ -518,3 +518,179 @@ async fn connection_churn_does_not_accumulate_memory() {
     })
     .await
 }
+
+/// A multiRead body asking for each of `paths` with getData.
+fn multi_read_get_data(paths: &[&str]) -> Vec<u8> {
+    let mut e = Enc::new();
+    for p in paths {
+        e = e
+            .i32(raw::op::GET_DATA)
+            .bool(false)
+            .i32(-1)
+            .str(p)
+            .bool(false);
+    }
+    e.i32(-1).bool(true).i32(-1).finish()
+}
+
+/// An 18 KB multiRead naming a 1 MB node 1000 times asks for a 1 GB reply. It is refused with
+/// MarshallingError before the reply is built: the server's memory does not grow, the asking
+/// connection stays usable, and another client's reads are answered all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_multi_read_is_refused_before_it_is_built() {
+    timed(120, async {
+        let s = TestServer::start_default().await;
+        let mut setup = s.raw().await;
+        let big = vec![7u8; 1_000_000];
+        assert_eq!(setup.create("/big", &big, 0).await.err, 0);
+        assert_eq!(setup.create("/small", b"s", 0).await.err, 0);
+        let hwm_before = s.status_kib("VmHWM").unwrap();
+
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (addr, stop) = (s.addr(), stop.clone());
+            tokio::spawn(async move {
+                let mut c = RawConn::connect(&addr, 30_000).await.unwrap();
+                let mut worst = Duration::ZERO;
+                let mut reads = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = std::time::Instant::now();
+                    assert_eq!(c.get_data("/small", false).await.err, 0);
+                    worst = worst.max(t.elapsed());
+                    reads += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (worst, reads)
+            })
+        };
+
+        let mut asker = s.raw().await;
+        let body = multi_read_get_data(&["/big"; 1000]);
+        assert!(body.len() < 20_000, "{}", body.len());
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let r = asker
+                .call(raw::op::MULTI_READ, &body)
+                .await
+                .expect("an answer");
+            assert_eq!(r.err, raw::err::MARSHALLING_ERROR);
+            assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        }
+        // The connection is still usable, and a multiRead that fits is answered in full.
+        let r = asker
+            .call(
+                raw::op::MULTI_READ,
+                &multi_read_get_data(&["/big", "/small"]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.err, 0);
+        let results = raw::parse_multi(&r.body);
+        assert!(matches!(&results[0], raw::MultiResult::GetData(d, _) if d.len() == 1_000_000));
+
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (worst, reads) = reader.await.unwrap();
+        assert!(reads > 0);
+        assert!(
+            worst < Duration::from_secs(2),
+            "another client's read waited {worst:?}"
+        );
+        let hwm_after = s.status_kib("VmHWM").unwrap();
+        assert!(
+            hwm_after < hwm_before + 100 * 1024,
+            "peak memory grew from {hwm_before} KiB to {hwm_after} KiB"
+        );
+    })
+    .await
+}
+
+/// getChildren, getChildren2, getEphemerals and multiRead whose replies would not fit in
+/// corral.clientOutputLimit are refused with MarshallingError; smaller ones are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_past_the_output_limit_are_refused() {
+    timed(120, async {
+        let limit = 64 * 1024;
+        let s = TestServer::start(ServerOpts::new().cfg("corral.clientOutputLimit", limit)).await;
+        let mut c = s.raw().await;
+        assert_eq!(c.create("/wide", b"", 0).await.err, 0);
+        assert_eq!(c.create("/narrow", b"", 0).await.err, 0);
+        assert_eq!(c.create("/narrow/one", b"", 0).await.err, 0);
+        // 2000 ephemeral children with 40-byte names: an ~88 KB list.
+        let names: Vec<String> = (0..2000).map(|i| format!("/wide/{i:040}")).collect();
+        for chunk in names.chunks(250) {
+            let ops: Vec<raw::MultiOp> = chunk
+                .iter()
+                .map(|p| raw::MultiOp::Create {
+                    path: p,
+                    data: b"",
+                    flags: 1,
+                })
+                .collect();
+            let r = c
+                .call(raw::op::MULTI, &raw::multi_body(&ops))
+                .await
+                .unwrap();
+            assert_eq!(r.err, 0);
+        }
+        let path_req = |p: &str| Enc::new().str(p).bool(false).finish();
+        for opcode in [raw::op::GET_CHILDREN, raw::op::GET_CHILDREN2] {
+            let r = c.call(opcode, &path_req("/wide")).await.unwrap();
+            assert_eq!(r.err, raw::err::MARSHALLING_ERROR, "opcode {opcode}");
+            let r = c.call(opcode, &path_req("/narrow")).await.unwrap();
+            assert_eq!(r.err, 0, "opcode {opcode}");
+        }
+        let r = c
+            .call(raw::op::GET_EPHEMERALS, &Enc::new().str("/").finish())
+            .await
+            .unwrap();
+        assert_eq!(r.err, raw::err::MARSHALLING_ERROR);
+        let r = c
+            .call(
+                raw::op::GET_EPHEMERALS,
+                &Enc::new()
+                    .str("/wide/0000000000000000000000000000000000000001")
+                    .finish(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.err, 0);
+        assert_eq!(r.dec().strs().len(), 1);
+        let multi_read_children = |paths: &[&str]| {
+            let mut e = Enc::new();
+            for p in paths {
+                e = e
+                    .i32(raw::op::GET_CHILDREN)
+                    .bool(false)
+                    .i32(-1)
+                    .str(p)
+                    .bool(false);
+            }
+            e.i32(-1).bool(true).i32(-1).finish()
+        };
+        let r = c
+            .call(
+                raw::op::MULTI_READ,
+                &multi_read_children(&["/narrow", "/wide"]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.err, raw::err::MARSHALLING_ERROR);
+        let r = c
+            .call(
+                raw::op::MULTI_READ,
+                &multi_read_children(&["/narrow", "/nope"]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.err, 0);
+        assert_eq!(
+            raw::parse_multi(&r.body),
+            vec![
+                raw::MultiResult::GetChildren(vec!["one".into()]),
+                raw::MultiResult::Error(raw::err::NO_NODE)
+            ]
+        );
+        assert!(c.ping().await.is_ok());
+    })
+    .await
+}

@@ -219,6 +219,9 @@ pub mod watcher_type {
     pub const CHILDREN: i32 = 1;
     pub const DATA: i32 = 2;
     pub const ANY: i32 = 3;
+    /// 3.9 added the persistent kinds (3.8 answers MarshallingError to them).
+    pub const PERSISTENT: i32 = 4;
+    pub const PERSISTENT_RECURSIVE: i32 = 5;
 }
 
 /// ephemeralOwner encodings for non-session node kinds (`EphemeralType`): a container's owner is

@@ -4,6 +4,12 @@
 //! Decoding is pure and bounded: a reader never reads past its slice, never allocates more than
 //! the bytes it was given, and reports a short input as [`DecodeError::Truncated`] so a caller can
 //! tell "need more bytes" from "invalid data".
+//!
+//! Lengths follow ZooKeeper's `BinaryInputArchive`: -1 is null, any other negative length is
+//! invalid (ZooKeeper throws "Unreasonable length"). Strings from clients are decoded as Java
+//! decodes them (`new String(bytes, UTF_8)`): invalid UTF-8 becomes U+FFFD rather than an error,
+//! so a bad path meets the same checks (BadArguments, NoNode) it meets in ZooKeeper. Strings
+//! from our own files stay strict ([`Reader::string`]), where bad UTF-8 means corruption.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -76,8 +82,11 @@ impl Reader {
     /// A buffer that may be null (-1): znode data keeps the difference, as ZooKeeper does.
     pub fn buffer_opt(&mut self) -> DecodeResult<Option<Bytes>> {
         let len = self.i32()?;
-        if len < 0 {
+        if len == -1 {
             return Ok(None);
+        }
+        if len < 0 {
+            return Err(DecodeError::Invalid("negative length"));
         }
         let len = len as usize;
         if self.remaining() < len {
@@ -92,6 +101,25 @@ impl Reader {
     pub fn string(&mut self) -> DecodeResult<String> {
         let b = self.buffer()?;
         String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Invalid("string is not UTF-8"))
+    }
+
+    /// A client's string, None when null; invalid UTF-8 sequences become U+FFFD, as in Java.
+    pub fn string_lossy_opt(&mut self) -> DecodeResult<Option<String>> {
+        Ok(self
+            .buffer_opt()?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// A client's string; null decodes as empty.
+    pub fn string_lossy(&mut self) -> DecodeResult<String> {
+        Ok(self.string_lossy_opt()?.unwrap_or_default())
+    }
+
+    /// A client's path where ZooKeeper dereferences it before any check, so a null one fails
+    /// with a NullPointerException that it answers as MarshallingError.
+    pub fn path(&mut self) -> DecodeResult<String> {
+        self.string_lossy_opt()?
+            .ok_or(DecodeError::Invalid("null path"))
     }
 
     /// A vector count; -1 (null) is an empty vector. The count is checked against the bytes left
@@ -111,6 +139,12 @@ impl Reader {
     pub fn strings(&mut self) -> DecodeResult<Vec<String>> {
         let n = self.vec_len(4)?;
         (0..n).map(|_| self.string()).collect()
+    }
+
+    /// A vector of client strings, decoded as [`Reader::string_lossy`].
+    pub fn strings_lossy(&mut self) -> DecodeResult<Vec<String>> {
+        let n = self.vec_len(4)?;
+        (0..n).map(|_| self.string_lossy()).collect()
     }
 }
 
@@ -191,6 +225,35 @@ mod tests {
         b.put_i32(i32::MAX);
         let mut r = Reader::new(b.freeze());
         assert_eq!(r.strings(), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn negative_lengths_other_than_null_are_invalid() {
+        for len in [-2, -5, i32::MIN] {
+            let mut b = BytesMut::new();
+            b.put_i32(len);
+            let bytes = b.freeze();
+            assert!(matches!(
+                Reader::new(bytes.clone()).buffer_opt(),
+                Err(DecodeError::Invalid(_))
+            ));
+            assert!(matches!(
+                Reader::new(bytes).string_lossy(),
+                Err(DecodeError::Invalid(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn client_strings_decode_as_java_does() {
+        let mut b = BytesMut::new();
+        b.put_jbuffer(b"/p\xff");
+        b.put_i32(-1);
+        b.put_i32(-1);
+        let mut r = Reader::new(b.freeze());
+        assert_eq!(r.string_lossy().unwrap(), "/p\u{fffd}");
+        assert_eq!(r.string_lossy().unwrap(), "");
+        assert_eq!(r.path(), Err(DecodeError::Invalid("null path")));
     }
 
     #[test]

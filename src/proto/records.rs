@@ -12,7 +12,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::codes::{op, Code};
+use super::codes::{op, watch_mode, watcher_type, Code};
 use super::jute::{DecodeError, DecodeResult, Reader, Writer};
 
 /// `Stat`: the metadata every znode carries, in wire order.
@@ -102,8 +102,8 @@ impl Acl {
                 Ok(Acl {
                     perms: r.i32()?,
                     id: Id {
-                        scheme: r.string()?,
-                        id: r.string()?,
+                        scheme: r.string_lossy()?,
+                        id: r.string_lossy()?,
                     },
                 })
             })
@@ -335,7 +335,7 @@ impl From<DecodeError> for RequestError {
 }
 
 fn create_body(r: &mut Reader, opcode: i32) -> DecodeResult<CreateRequest> {
-    let path = r.string()?;
+    let path = r.path()?;
     let data = r.buffer_opt()?;
     let acl = Acl::decode_list(r)?;
     let flags = r.i32()?;
@@ -362,82 +362,95 @@ impl Request {
                 Request::Create(create_body(r, opcode)?)
             }
             op::DELETE => Request::Delete {
-                path: r.string()?,
+                path: r.path()?,
                 version: r.i32()?,
             },
             op::EXISTS => Request::Exists {
-                path: r.string()?,
+                path: r.path()?,
                 watch: r.bool()?,
             },
             op::GET_DATA => Request::GetData {
-                path: r.string()?,
+                path: r.path()?,
                 watch: r.bool()?,
             },
+            // A null path reaches ZooKeeper's validatePath, which answers BadArguments as for "".
             op::SET_DATA => Request::SetData {
-                path: r.string()?,
+                path: r.string_lossy()?,
                 data: r.buffer_opt()?,
                 version: r.i32()?,
             },
-            op::GET_ACL => Request::GetAcl { path: r.string()? },
+            op::GET_ACL => Request::GetAcl { path: r.path()? },
             op::SET_ACL => Request::SetAcl {
-                path: r.string()?,
+                path: r.string_lossy()?,
                 acl: Acl::decode_list(r)?,
                 version: r.i32()?,
             },
             op::GET_CHILDREN | op::GET_CHILDREN2 => Request::GetChildren {
-                path: r.string()?,
+                path: r.path()?,
                 watch: r.bool()?,
                 with_stat: opcode == op::GET_CHILDREN2,
             },
-            op::SYNC => Request::Sync { path: r.string()? },
+            op::SYNC => Request::Sync {
+                path: r.string_lossy()?,
+            },
             op::PING => Request::Ping,
             op::CHECK => Request::Check {
-                path: r.string()?,
+                path: r.string_lossy()?,
                 version: r.i32()?,
             },
             op::MULTI => Request::Multi(decode_multi(r)?),
             op::MULTI_READ => Request::MultiRead(decode_multi_read(r)?),
             op::RECONFIG => Request::Reconfig,
             op::CHECK_WATCHES | op::REMOVE_WATCHES => {
-                let path = r.string()?;
+                // ZooKeeper 3.9 looks a null path up in a HashMap: no watch, NoWatcher.
+                let path = r.string_lossy()?;
                 let kind = r.i32()?;
+                if !(watcher_type::CHILDREN..=watcher_type::PERSISTENT_RECURSIVE).contains(&kind) {
+                    // `WatcherType.fromInt` throws; ZooKeeper answers MarshallingError.
+                    return Err(DecodeError::Invalid("unknown watcher type").into());
+                }
                 if opcode == op::CHECK_WATCHES {
                     Request::CheckWatches { path, kind }
                 } else {
                     Request::RemoveWatches { path, kind }
                 }
             }
-            op::DELETE_CONTAINER => Request::DeleteContainer { path: r.string()? },
+            op::DELETE_CONTAINER => Request::DeleteContainer { path: r.path()? },
             op::AUTH => {
                 let _type = r.i32()?;
                 Request::Auth {
-                    scheme: r.string()?,
+                    scheme: r.string_lossy()?,
                     auth: r.buffer()?,
                 }
             }
             op::SET_WATCHES | op::SET_WATCHES2 => {
                 let mut w = SetWatches {
                     relative_zxid: r.i64()?,
-                    data: r.strings()?,
-                    exist: r.strings()?,
-                    child: r.strings()?,
+                    data: r.strings_lossy()?,
+                    exist: r.strings_lossy()?,
+                    child: r.strings_lossy()?,
                     ..SetWatches::default()
                 };
                 if opcode == op::SET_WATCHES2 {
-                    w.persistent = r.strings()?;
-                    w.persistent_recursive = r.strings()?;
+                    w.persistent = r.strings_lossy()?;
+                    w.persistent_recursive = r.strings_lossy()?;
                 }
                 Request::SetWatches(w)
             }
             op::SASL => Request::Sasl,
             op::GET_EPHEMERALS => Request::GetEphemerals {
-                prefix: r.string()?,
+                prefix: r.string_lossy()?,
             },
-            op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.string()? },
-            op::ADD_WATCH => Request::AddWatch {
-                path: r.string()?,
-                mode: r.i32()?,
-            },
+            op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.path()? },
+            op::ADD_WATCH => {
+                let path = r.string_lossy()?;
+                let mode = r.i32()?;
+                if mode != watch_mode::PERSISTENT && mode != watch_mode::PERSISTENT_RECURSIVE {
+                    // `WatcherMode.fromZooDef` throws; ZooKeeper answers MarshallingError.
+                    return Err(DecodeError::Invalid("unknown watch mode").into());
+                }
+                Request::AddWatch { path, mode }
+            }
             op::WHO_AM_I => Request::WhoAmI,
             op::CLOSE_SESSION => Request::CloseSession,
             other => return Err(RequestError::UnknownOpcode(other)),
@@ -462,6 +475,8 @@ impl Request {
     }
 }
 
+/// Every op's path is read with [`Reader::path`]: ZooKeeper looks each one up before prepping
+/// any op, so one null path fails the whole multi with MarshallingError.
 fn decode_multi(r: &mut Reader) -> DecodeResult<Vec<MultiOp>> {
     let mut ops = Vec::new();
     loop {
@@ -476,16 +491,16 @@ fn decode_multi(r: &mut Reader) -> DecodeResult<Vec<MultiOp>> {
                 MultiOp::Create(create_body(r, typ)?)
             }
             op::DELETE => MultiOp::Delete {
-                path: r.string()?,
+                path: r.path()?,
                 version: r.i32()?,
             },
             op::SET_DATA => MultiOp::SetData {
-                path: r.string()?,
+                path: r.path()?,
                 data: r.buffer_opt()?,
                 version: r.i32()?,
             },
             op::CHECK => MultiOp::Check {
-                path: r.string()?,
+                path: r.path()?,
                 version: r.i32()?,
             },
             _ => return Err(DecodeError::Invalid("unknown op in multi")),
@@ -504,12 +519,12 @@ fn decode_multi_read(r: &mut Reader) -> DecodeResult<Vec<ReadOp>> {
         }
         ops.push(match typ {
             op::GET_CHILDREN => {
-                let path = r.string()?;
+                let path = r.path()?;
                 let _watch = r.bool()?;
                 ReadOp::GetChildren { path }
             }
             op::GET_DATA => {
-                let path = r.string()?;
+                let path = r.path()?;
                 let _watch = r.bool()?;
                 ReadOp::GetData { path }
             }

@@ -313,7 +313,17 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
             }
             if conn.borrow().phase == Phase::Handshake && inbuf.len() >= 4 {
                 if let Some(cmd) = FourLetter::from_len_prefix(inbuf[..4].try_into().unwrap()) {
-                    let text = fourlw::four_letter(&env.cfg, &env.shared, &env.to_core, cmd).await;
+                    // `stmk` carries the new mask in the 8 bytes after the word (a refused
+                    // one is answered without them, as ZooKeeper checks its whitelist first).
+                    let mut mask = None;
+                    if cmd == FourLetter::Stmk && admin::is_allowed(cmd, &env.cfg) {
+                        let Some(m) = inbuf.get(4..12) else {
+                            break; // wait for the rest (the handshake timeout bounds this)
+                        };
+                        mask = Some(i64::from_be_bytes(m.try_into().unwrap()));
+                    }
+                    let text =
+                        fourlw::four_letter(&env.cfg, &env.shared, &env.to_core, cmd, mask).await;
                     let mut c = conn.borrow_mut();
                     c.out.extend_from_slice(text.as_bytes());
                     c.close();

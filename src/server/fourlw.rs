@@ -1,7 +1,12 @@
 //! Four-letter words: ask every shard (and the write core) for its numbers, merge them, and
 //! render ZooKeeper's text (`crate::admin`). Runs on the shard that accepted the asking
 //! connection; nothing here is on the request path.
+//!
+//! The trace mask is one value per process, as ZooKeeper's `ZooTrace` keeps it: `stmk` sets it
+//! from any shard, `gtmk` on any shard reads it. corral has no trace log it filters; the mask
+//! is kept so tools that set and read it see ZooKeeper's answers.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use async_channel::Sender;
@@ -11,15 +16,22 @@ use super::{snapshots, AdminQuery, ShardReport, Shared, ToCore};
 use crate::admin::{self, FourLetter};
 use crate::config::Config;
 
-/// Asks every shard for its report and renders a four-letter word.
+static TRACE_MASK: AtomicI64 = AtomicI64::new(admin::TRACE_MASK_DEFAULT);
+
+/// Asks every shard for its report and renders a four-letter word. `new_mask` is the mask an
+/// allowed `stmk` carried.
 pub(super) async fn four_letter(
     cfg: &Config,
     shared: &Shared,
     to_core: &Sender<ToCore>,
     cmd: FourLetter,
+    new_mask: Option<i64>,
 ) -> String {
     if !admin::is_allowed(cmd, cfg) {
         return admin::refusal(cmd);
+    }
+    if let Some(mask) = new_mask {
+        TRACE_MASK.store(mask, Ordering::Relaxed);
     }
     let reset = matches!(cmd, FourLetter::Srst);
     let (tx, rx) = async_channel::bounded(shared.admin.len());
@@ -37,6 +49,8 @@ pub(super) async fn four_letter(
         reports.push(r);
     }
     let mut data = admin_data(&reports, cfg);
+    // stmk echoes the mask it was sent (ZooKeeper's SetTraceMaskCommand), gtmk the current one.
+    data.trace_mask = new_mask.unwrap_or_else(|| TRACE_MASK.load(Ordering::Relaxed));
     let (tx, rx) = async_channel::bounded(1);
     if to_core.send(ToCore::Report(tx)).await.is_ok() {
         if let Ok(core) = rx.recv().await {

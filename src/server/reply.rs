@@ -1,4 +1,6 @@
-//! Reply encoding: the frames a shard sends for reads and writes, in ZooKeeper's layouts. Pure.
+//! Reply encoding: the frames a shard sends for reads and writes, in ZooKeeper's layouts, and
+//! the sizes of the variable replies, so a read can be refused before its reply is built
+//! (docs/decisions.md, "Replies too large to hold"). Pure.
 
 use bytes::{BufMut, BytesMut};
 
@@ -16,6 +18,23 @@ pub(super) fn read_path(path: &str) -> &str {
     } else {
         path
     }
+}
+
+/// A reply frame's length prefix and header (xid, zxid, err).
+pub(super) const FRAME_HEADER_BYTES: usize = 4 + 16;
+/// A multi result's header (type, done, err).
+pub(super) const MULTI_HEADER_BYTES: usize = 9;
+/// An encoded `Stat`: six i64 and five i32.
+pub(super) const STAT_BYTES: usize = 6 * 8 + 5 * 4;
+
+/// Encoded size of a jute vector of strings.
+pub(super) fn strings_bytes<S: AsRef<str>>(v: impl IntoIterator<Item = S>) -> usize {
+    v.into_iter().fold(4, |n, s| n + 4 + s.as_ref().len())
+}
+
+/// Encoded size of a jute buffer (null: just its -1 length).
+pub(super) fn buffer_bytes(b: Option<&[u8]>) -> usize {
+    4 + b.map_or(0, <[u8]>::len)
 }
 
 /// Writes a reply frame whose body is produced by `body`; if `body` fails, the frame carries
@@ -93,5 +112,31 @@ pub(super) fn encode_write_reply(
             }
             _ => Ok(()),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::records::Stat;
+
+    #[test]
+    fn sizes_match_the_encoding() {
+        let mut b = BytesMut::new();
+        reply(&mut b, 1, 2, |b| {
+            b.put_jstrings(&["a", "bcd"]);
+            b.put_jbuffer_opt(Some(b"xyz"));
+            b.put_jbuffer_opt(None);
+            put_multi_header(b, 1, false, 0);
+            Stat::default().encode(b);
+            Ok(())
+        });
+        let expected = FRAME_HEADER_BYTES
+            + strings_bytes(["a", "bcd"])
+            + buffer_bytes(Some(b"xyz"))
+            + buffer_bytes(None)
+            + MULTI_HEADER_BYTES
+            + STAT_BYTES;
+        assert_eq!(b.len(), expected);
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{BufMut, BytesMut};
+use tracing::warn;
 
 use crate::admin;
 use crate::config::OUTPUT_HIGH_WATER;
@@ -23,7 +24,10 @@ use crate::tree::acl;
 use crate::watch::{ConnId, Kind};
 
 use super::conn::{Conn, ConnRef, Pending, Phase};
-use super::reply::{read_path, reply};
+use super::reply::{
+    buffer_bytes, read_path, reply, strings_bytes, FRAME_HEADER_BYTES, MULTI_HEADER_BYTES,
+    STAT_BYTES,
+};
 use super::shard::{Env, Shard, ShardRef};
 use super::{Origin, ToCore};
 
@@ -77,6 +81,11 @@ pub(super) fn on_frame(
             reply(&mut c.out, xid, zxid, |_| Err(Code::Unimplemented));
             c.close();
             return Ok(vec![]);
+        }
+        Err(RequestError::Malformed(_)) if opcode == op::AUTH => {
+            // ZooKeeper reads the auth packet outside its request pipeline; a bad one is an
+            // IOException there, which closes the connection without an answer.
+            return Err("malformed auth packet");
         }
         Err(RequestError::Malformed(_)) => {
             // A body that does not parse gets MarshallingError; the connection stays usable.
@@ -180,6 +189,25 @@ impl Shard {
         Ok(n)
     }
 
+    /// The size of a multiRead's reply, from the nodes as they are now, without building it.
+    fn multi_read_bytes(&self, ops: &[ReadOp], ids: &[crate::proto::records::Id]) -> usize {
+        let results: usize = ops
+            .iter()
+            .map(|o| {
+                let body = match o {
+                    ReadOp::GetData { path } => self
+                        .node_checked(path, perms::READ, ids)
+                        .map(|n| buffer_bytes(n.data.as_deref()) + STAT_BYTES),
+                    ReadOp::GetChildren { path } => self
+                        .node_checked(path, perms::READ, ids)
+                        .map(|n| strings_bytes(&n.children)),
+                };
+                MULTI_HEADER_BYTES + body.unwrap_or(4)
+            })
+            .sum();
+        FRAME_HEADER_BYTES + results + MULTI_HEADER_BYTES
+    }
+
     /// Serves a non-write request from this shard's replica.
     fn execute(&mut self, c: &mut Conn, xid: i32, opcode: i32, req: &Request, out: &mut BytesMut) {
         let zxid = self.tree.last_zxid();
@@ -188,8 +216,30 @@ impl Shard {
         c.sent += 1;
         let ids = c.ids.clone();
         let conn = c.id;
+        // What this connection may still hold as output: a reply past it would close the
+        // connection once built, so a read whose reply would not fit is refused before it is
+        // built (docs/decisions.md, "Replies too large to hold").
+        let room = c.output_limit.saturating_sub(out.len() + c.writing);
+        let too_large = |bytes: usize| {
+            let fits = bytes <= room;
+            if !fits {
+                warn!(
+                    peer = %c.peer,
+                    session = format!("{:#x}", c.session_id),
+                    opcode,
+                    bytes,
+                    room,
+                    "reply too large for the connection's output; answering MarshallingError"
+                );
+            }
+            !fits
+        };
         match req {
             Request::Ping => reply(out, xid::PING, zxid, |_| Ok(())),
+            // ZooKeeper's exists alone refuses a NUL, before it registers the watch.
+            Request::Exists { path, .. } if path.contains('\0') => {
+                reply(out, xid, zxid, |_| Err(Code::BadArguments))
+            }
             Request::Exists { path, watch } => {
                 if *watch {
                     self.watches.add(Kind::Data, path, conn);
@@ -215,6 +265,10 @@ impl Shard {
                 with_stat,
             } => reply(out, xid, zxid, |b| {
                 let n = self.node_checked(path, perms::READ, &ids)?;
+                let stat = if *with_stat { STAT_BYTES } else { 0 };
+                if too_large(FRAME_HEADER_BYTES + strings_bytes(&n.children) + stat) {
+                    return Err(Code::MarshallingError);
+                }
                 b.put_i32(n.children.len() as i32);
                 for ch in &n.children {
                     b.put_jstring(ch);
@@ -262,11 +316,17 @@ impl Shard {
                     .ephemerals_of(c.session_id)
                     .filter(|e| p.is_empty() || p == "/" || e.starts_with(prefix.as_str()))
                     .collect();
+                if too_large(FRAME_HEADER_BYTES + strings_bytes(&v)) {
+                    return Err(Code::MarshallingError);
+                }
                 v.sort();
                 b.put_jstrings(&v);
                 Ok(())
             }),
             Request::MultiRead(ops) => reply(out, xid, zxid, |b| {
+                if too_large(self.multi_read_bytes(ops, &ids)) {
+                    return Err(Code::MarshallingError);
+                }
                 for o in ops {
                     let (typ, path) = match o {
                         ReadOp::GetChildren { path } => (op::GET_CHILDREN, path),

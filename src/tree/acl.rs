@@ -55,41 +55,61 @@ fn id_matches(scheme: &str, id: &str, expr: &str) -> bool {
     }
 }
 
-/// Parses `addr` or `addr/bits`.
-fn parse_ip_expr(expr: &str) -> Option<(IpAddr, u32)> {
-    let (addr, bits) = match expr.split_once('/') {
-        Some((a, b)) => (a, Some(b.parse::<u32>().ok()?)),
-        None => (expr, None),
-    };
-    let addr: IpAddr = addr.parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let bits = bits.unwrap_or(max);
-    (bits <= max).then_some((addr, bits))
+/// Java's `Integer.parseInt` for the ASCII forms clients send: optional sign, decimal digits,
+/// leading zeros allowed ("01" is 1), nothing else.
+fn java_int(s: &str) -> Option<i32> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
+/// An `ip` ACL expression `a.b.c.d[/bits]` as ZooKeeper's `IPAuthenticationProvider` reads it:
+/// IPv4 only (it has no IPv6 parser, so `ip:::1` is an invalid ACL), each field by
+/// `Integer.parseInt`, bits 0..=32. Returns the address and the prefix length.
+fn parse_ip_expr(expr: &str) -> Option<(u32, u32)> {
+    let (addr, bits) = match expr.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (expr, None),
+    };
+    let addr = parse_v4(addr)?;
+    let bits = match bits {
+        Some(b) => u32::try_from(java_int(b)?).ok().filter(|b| *b <= 32)?,
+        None => 32,
+    };
+    Some((addr, bits))
+}
+
+/// `v4addr2Bytes`: exactly four dot-separated fields, each 0..=255.
+fn parse_v4(addr: &str) -> Option<u32> {
+    let mut fields = addr.split('.');
+    let mut v = 0u32;
+    for _ in 0..4 {
+        let f = u8::try_from(java_int(fields.next()?)?).ok()?;
+        v = v << 8 | u32::from(f);
+    }
+    fields.next().is_none().then_some(v)
+}
+
+/// A client's `ip` id (its address) against an ACL's expression. An IPv6 client matches no
+/// `ip` ACL, as in ZooKeeper.
 fn ip_matches(client: &str, expr: &str) -> bool {
-    let (Some((net, bits)), Ok(addr)) = (parse_ip_expr(expr), client.parse::<IpAddr>()) else {
+    let (Some((net, bits)), Some(addr)) = (parse_ip_expr(expr), parse_v4(client)) else {
         return false;
     };
-    match (net, addr) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
+    net & mask == addr & mask
+}
+
+/// A `digest` id is valid when Java's `id.split(":")` has exactly two parts; that split drops
+/// trailing empty parts, so `u:` is invalid and `u:h:` is valid.
+fn digest_id_is_valid(id: &str) -> bool {
+    id.split(':').rev().skip_while(|p| p.is_empty()).count() == 2
 }
 
 /// Validates an ACL for create/setACL and expands the `auth` scheme into the session's
@@ -121,7 +141,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, Code> {
                     return Err(Code::InvalidAcl);
                 }
             }
-            "digest" if a.id.id.split(':').count() == 2 => push(a.clone()),
+            "digest" if digest_id_is_valid(&a.id.id) => push(a.clone()),
             "ip" if parse_ip_expr(&a.id.id).is_some() => push(a.clone()),
             _ => return Err(Code::InvalidAcl),
         }
@@ -234,5 +254,43 @@ mod tests {
             fixup(&[acl(1, "ip", "300.1.1.1")], &ids),
             Err(Code::InvalidAcl)
         );
+    }
+
+    #[test]
+    fn ids_are_validated_as_zookeeper_providers_do() {
+        let valid = |scheme: &str, id: &str| fixup(&[acl(1, scheme, id)], &[]).is_ok();
+        for id in [
+            "10.0.0.0/8",
+            "01.2.3.4",
+            "+1.2.3.4",
+            "1.2.3.4/+8",
+            "1.2.3.4/0",
+        ] {
+            assert!(valid("ip", id), "ip:{id}");
+        }
+        for id in [
+            "::1",
+            "0:0:0:0:0:0:0:1",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.256",
+            "1.2.3.4/33",
+            "1.2.3.4/",
+            "1.2.3.4/-1",
+            "1.2.3.4/8/8",
+            " 1.2.3.4",
+        ] {
+            assert!(!valid("ip", id), "ip:{id}");
+        }
+        for id in ["u:h", ":h", "u:h:", "u:h::"] {
+            assert!(valid("digest", id), "digest:{id}");
+        }
+        for id in ["u", "u:", "u::", ":", "", "u:h:x"] {
+            assert!(!valid("digest", id), "digest:{id}");
+        }
+        let ip = |a: &str| vec![Id::new("ip", a)];
+        let a = vec![acl(perms::READ, "ip", "010.0.0.0/8")];
+        assert!(allowed(&a, perms::READ, &ip("10.1.2.3")));
+        assert!(!allowed(&a, perms::READ, &ip("0:0:0:0:0:0:0:1")));
     }
 }

@@ -258,6 +258,8 @@ pub fn validate_path(path: &str) -> Result<(), Code> {
             || ('\u{7f}'..='\u{9f}').contains(&c)
             || ('\u{e000}'..='\u{f8ff}').contains(&c)
             || ('\u{fff0}'..='\u{ffff}').contains(&c)
+            // Java holds these as surrogate pairs, in its refused range d800..=dfff.
+            || c > '\u{ffff}'
     };
     if path.chars().any(bad) {
         return Err(Code::BadArguments);
@@ -1077,7 +1079,17 @@ mod tests {
             assert_eq!(validate_path(ok), Ok(()), "{ok}");
         }
         for bad in [
-            "", "a", "/a/", "//a", "/a//b", "/.", "/a/..", "/a\u{0}b", "/\u{1}",
+            "",
+            "a",
+            "/a/",
+            "//a",
+            "/a//b",
+            "/.",
+            "/a/..",
+            "/a\u{0}b",
+            "/\u{1}",
+            "/\u{fffd}",
+            "/a\u{1f600}",
         ] {
             assert_eq!(validate_path(bad), Err(Code::BadArguments), "{bad:?}");
         }

@@ -187,13 +187,21 @@ impl TestServer {
     /// VmRSS of the corral process in KiB (None against ZooKeeper): the child of the watchdog
     /// script that is named corral.
     pub fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS")
+    }
+
+    /// A `/proc/<pid>/status` figure in KiB of the corral process (`VmRSS`, `VmHWM`, ...);
+    /// None against ZooKeeper.
+    pub fn status_kib(&self, field: &str) -> Option<u64> {
         let sh = self.child.as_ref()?.id();
         let children = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children")).ok()?;
         let pid = children.split_whitespace().find(|p| {
             std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "corral")
         })?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let line = status
+            .lines()
+            .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
