@@ -57,8 +57,9 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Writes `path` until the file system has no room left; returns the bytes written.
-fn fill(path: &Path) -> u64 {
+/// Writes `path` until the file system has no room left, then gives `leave` bytes back;
+/// returns the filler's size.
+fn fill(path: &Path, leave: u64) -> u64 {
     let mut f = std::fs::File::create(path).unwrap();
     let mut total = 0u64;
     for chunk in [1 << 20, 4096, 512] {
@@ -74,6 +75,8 @@ fn fill(path: &Path) -> u64 {
             }
         }
     }
+    let total = total.saturating_sub(leave);
+    f.set_len(total).unwrap();
     let _ = f.sync_all();
     total
 }
@@ -167,7 +170,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
         }
 
         let filler = fs.dir.join("filler");
-        let filled = fill(&filler);
+        let filled = fill(&filler, 0);
         eprintln!("filler: {filled} bytes");
 
         // Write until the log runs out of room: the preallocated space is less than the tmpfs.
@@ -297,6 +300,109 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
                 NO_NODE,
                 "refused {p} was applied"
             );
+        }
+        drop(c);
+        s.kill9();
+    })
+    .await;
+}
+
+/// A crash while the disk is full: the log had run past its zero-filled space (space was short,
+/// so it extended the file) and then failed a write. Recovery on the still full disk keeps every
+/// acknowledged write and cuts the failed one's torn record; once space is freed, writing goes
+/// on and survives another kill -9.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_on_a_full_disk_loses_no_acknowledged_write() {
+    if is_zookeeper() {
+        return;
+    }
+    let fs = Tmpfs::mount(32);
+    timed(240, async {
+        let data = fs.dir.join("data");
+        let mut s = TestServer::start(ServerOpts::new().cfg("dataDir", data.display())).await;
+        let mut writer = s.raw().await;
+        assert_eq!(writer.create("/full", b"", 0).await.err, 0);
+        let mut acked: Vec<usize> = Vec::new();
+        for i in 0..10 {
+            let r = try_create(
+                &s,
+                &mut writer,
+                &format!("/full/n{i}"),
+                i,
+                Duration::from_secs(10),
+            )
+            .await;
+            assert_eq!(r, Some(0), "write {i} before the disk is full");
+            acked.push(i);
+        }
+        // Leave 1.5 MiB: too little for preallocation, enough for some writes that extend
+        // the log's file.
+        let filler = fs.dir.join("filler");
+        fill(&filler, 3 << 19);
+        let mut pending = None;
+        for i in 10..400 {
+            match try_create(
+                &s,
+                &mut writer,
+                &format!("/full/n{i}"),
+                i,
+                Duration::from_secs(5),
+            )
+            .await
+            {
+                Some(0) => acked.push(i),
+                Some(err) => panic!("write {i}: unexpected error {err}"),
+                None => {
+                    pending = Some(i);
+                    break;
+                }
+            }
+        }
+        let pending = pending.expect("the log never ran out of room");
+        let mntr = s.four_letter("mntr").await;
+        assert!(
+            mntr_value(&mntr, "corral_log_unfilled_writes") > 0,
+            "{mntr}"
+        );
+        assert_eq!(mntr_value(&mntr, "corral_log_failing"), 1, "{mntr}");
+        eprintln!(
+            "{} writes acknowledged, write {pending} waits; kill -9",
+            acked.len()
+        );
+
+        drop(writer);
+        s.crash_restart().await;
+        // Up on the full disk; the space is freed only now.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(s.is_running(), "server died:\n{}", s.log_tail(3000));
+        std::fs::remove_file(&filler).unwrap();
+        let mut c = s.raw().await;
+        for &i in &acked {
+            let r = c.get_data(&format!("/full/n{i}"), false).await;
+            assert_eq!(r.err, 0, "acknowledged /full/n{i} lost");
+            assert_eq!(r.dec().buf().unwrap(), value(i), "/full/n{i}");
+        }
+        // The write that never got an answer may or may not be there; writing goes on.
+        let next = pending + 1;
+        for i in next..next + 20 {
+            let r = try_create(
+                &s,
+                &mut c,
+                &format!("/full/n{i}"),
+                i,
+                Duration::from_secs(10),
+            )
+            .await;
+            assert_eq!(r, Some(0), "write {i} after the disk was freed");
+            acked.push(i);
+        }
+        drop(c);
+        s.crash_restart().await;
+        let mut c = s.raw().await;
+        for &i in &acked {
+            let r = c.get_data(&format!("/full/n{i}"), false).await;
+            assert_eq!(r.err, 0, "acknowledged /full/n{i} lost");
+            assert_eq!(r.dec().buf().unwrap(), value(i), "/full/n{i}");
         }
         drop(c);
         s.kill9();
