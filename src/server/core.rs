@@ -13,13 +13,23 @@
 //! committed as one batch per shard: batching across connections and shards is where the
 //! throughput comes from.
 //!
+//! A log write that fails (a full disk, an I/O error) stalls the core instead of stopping it
+//! (docs/decisions.md, "A full disk"): the batch stays proposed and unanswered, its records stay
+//! in the log's tail buffer, and the same write (same bytes, same zxids) is retried with
+//! backoff until it lands; then it commits and is answered as usual. Meanwhile nothing new is
+//! proposed: writes are refused with `REFUSED_WHILE_STALLED` before they get a zxid, new
+//! sessions are turned away, session expiry and reaping wait, and reads go on from the shards'
+//! replicas, which hold exactly what is committed. So the authoritative tree, which already
+//! holds the stalled batch, never gets ahead of the log by more than that batch, and once it
+//! is durable the two agree again.
+//!
 //! Ordering: a shard's channel is FIFO and the core sends a per-connection answer (sync done,
 //! reattach result) only after every commit that preceded it, so a shard that handles the answer
 //! has already applied everything before it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use bytes::BytesMut;
@@ -31,7 +41,7 @@ use super::{Commit, CoreReport, Origin, Shared, ToCore, ToShard};
 use crate::config::Config;
 use crate::limits::{BATCH_BYTES, BATCH_MAX, TXN_MAX};
 use crate::prep::{prep, prep_delete_container, PrepCtx};
-use crate::proto::codes::ephemeral_owner;
+use crate::proto::codes::{ephemeral_owner, Code};
 use crate::proto::records::Request;
 use crate::session::SessionTracker;
 use crate::storage::codec::encode_txn;
@@ -42,6 +52,23 @@ use crate::txn::{Txn, TxnOp};
 use crate::zab::election::Timing;
 use crate::zab::peer::{self, Action, Durable, Peer};
 use crate::zab::{Ensemble, Zxid};
+
+/// What a write gets while the log cannot be written: SYSTEMERROR, which every client library
+/// knows; the write was not carried out (docs/decisions.md, "A full disk").
+pub const REFUSED_WHILE_STALLED: Code = Code::SystemError;
+/// Retrying a failed log write: the first retry after `STALL_RETRY_MIN`, doubling up to
+/// `STALL_RETRY_MAX`, so a freed disk is noticed within a second or so.
+const STALL_RETRY_MIN: Duration = Duration::from_millis(10);
+const STALL_RETRY_MAX: Duration = Duration::from_millis(500);
+/// After a snapshot failed (a full disk, usually), the next attempt waits this long.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(10);
+
+/// The log could not be written: when it began, and when to retry.
+struct Stall {
+    since: Instant,
+    retry_at: Instant,
+    backoff: Duration,
+}
 
 pub struct WriteCore {
     cfg: Arc<Config>,
@@ -72,6 +99,12 @@ pub struct WriteCore {
     snap: Option<Job>,
     since_snap: u64,
     snap_at: u64,
+    /// `snapshots::STATS.failed` when last looked at, to notice a snapshot that failed.
+    snap_failed_seen: u64,
+    /// A snapshot failed: try again at this instant.
+    snap_retry_at: Option<Instant>,
+    /// Set while the last log write failed and is being retried.
+    stall: Option<Stall>,
 }
 
 /// What waits for a commit: a txn, or an answer to a connection that must not overtake the txns
@@ -79,6 +112,18 @@ pub struct WriteCore {
 enum Queued {
     Txn(Commit),
     Answer(usize, ToShard),
+}
+
+/// The connection a per-connection answer goes to (commits go to every shard).
+fn conn_of(msg: &ToShard) -> Option<crate::watch::ConnId> {
+    match msg {
+        ToShard::Commits(_) => None,
+        ToShard::Synced { conn, .. }
+        | ToShard::Attached { conn, .. }
+        | ToShard::Rejected { conn, .. }
+        | ToShard::Close { conn }
+        | ToShard::Refused { conn, .. } => Some(*conn),
+    }
 }
 
 /// ZooKeeper's rule: the next snapshot after a random count in `snapCount/2 ..= snapCount`.
@@ -170,6 +215,11 @@ impl WriteCore {
             snap: None,
             since_snap: 0,
             snap_at: snap_threshold(snap_count),
+            snap_failed_seen: super::snapshots::STATS
+                .failed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            snap_retry_at: None,
+            stall: None,
             proposed: VecDeque::new(),
             appended: None,
             peer,
@@ -266,12 +316,23 @@ impl WriteCore {
         );
         loop {
             // While a snapshot is being taken, do not sleep on the channel: walk the tree a
-            // step between batches instead.
+            // step between batches instead. While the log is stalled, sleep at most until the
+            // next retry.
             let first = if self.snap.is_some() {
                 match rx.try_recv() {
                     Ok(m) => Some(m),
                     Err(async_channel::TryRecvError::Empty) => None,
                     Err(async_channel::TryRecvError::Closed) => return,
+                }
+            } else if let Some(stall) = &self.stall {
+                let wait = stall.retry_at.saturating_duration_since(Instant::now());
+                let timer = async {
+                    glommio::timer::sleep(wait).await;
+                    Ok(None)
+                };
+                match futures_lite::future::or(async { rx.recv().await.map(Some) }, timer).await {
+                    Ok(m) => m,
+                    Err(_) => return,
                 }
             } else {
                 match rx.recv().await {
@@ -279,7 +340,7 @@ impl WriteCore {
                     Err(_) => return,
                 }
             };
-            if let Some(first) = first {
+            if first.is_some() || self.stall.is_some() {
                 self.batch(first, &rx).await;
             }
             self.snapshot_step().await;
@@ -287,9 +348,13 @@ impl WriteCore {
     }
 
     /// Handles one batch: everything waiting, one log flush, then the commits to the shards.
-    async fn batch(&mut self, first: ToCore, rx: &Receiver<ToCore>) {
-        self.handle(first);
-        for _ in 1..BATCH_MAX {
+    async fn batch(&mut self, first: Option<ToCore>, rx: &Receiver<ToCore>) {
+        let mut handled = 0;
+        if let Some(first) = first {
+            self.handle(first);
+            handled = 1;
+        }
+        while handled < BATCH_MAX {
             // Bounded in bytes too: a batch of large writes holds its records in memory until
             // the flush (`limits`).
             if self.wal.pending_bytes() >= BATCH_BYTES {
@@ -299,18 +364,18 @@ impl WriteCore {
                 Ok(m) => self.handle(m),
                 Err(_) => break,
             }
+            handled += 1;
         }
         // Group commit: everything this batch proposed becomes durable with one write and
         // one fdatasync, before any shard (and so any client) hears of it. Requests that
-        // arrive meanwhile wait in the channel and form the next batch. A log that cannot
-        // be written is not a state to serve from: stop.
-        if let Err(e) = self.wal.flush().await {
-            panic!("transaction log write failed: {e}");
-        }
-        if let Some(zxid) = self.appended.take() {
-            // With a quorum of one, durable here is committed.
-            self.peer.on_persisted(self.now_ms(), zxid);
-            self.run_actions();
+        // arrive meanwhile wait in the channel and form the next batch. While stalled, the
+        // same write is retried when its backoff has passed.
+        if self
+            .stall
+            .as_ref()
+            .is_none_or(|s| Instant::now() >= s.retry_at)
+        {
+            self.flush_log().await;
         }
         self.flush_commits();
         for (shard, msgs) in self.outbox.iter_mut().enumerate() {
@@ -322,12 +387,60 @@ impl WriteCore {
         }
     }
 
+    /// Makes the appended records durable; with a quorum of one, durable is committed. A
+    /// failure (re)starts the stall: nothing is committed and the write is retried later.
+    async fn flush_log(&mut self) {
+        if let Err(e) = self.wal.flush().await {
+            let now = Instant::now();
+            match &mut self.stall {
+                None => {
+                    warn!("transaction log write failed, refusing writes until it succeeds: {e}");
+                    self.stall = Some(Stall {
+                        since: now,
+                        retry_at: now + STALL_RETRY_MIN,
+                        backoff: STALL_RETRY_MIN,
+                    });
+                }
+                Some(s) => {
+                    s.backoff = (s.backoff * 2).min(STALL_RETRY_MAX);
+                    s.retry_at = now + s.backoff;
+                    debug!("transaction log write failed again: {e}");
+                }
+            }
+            return;
+        }
+        if let Some(s) = self.stall.take() {
+            info!(
+                stalled_ms = s.since.elapsed().as_millis() as u64,
+                "transaction log writable again, taking writes"
+            );
+        }
+        if let Some(zxid) = self.appended.take() {
+            self.peer.on_persisted(self.now_ms(), zxid);
+            self.run_actions();
+        }
+    }
+
     /// Starts a snapshot every `snapCount/2..snapCount` txns (randomised, as ZooKeeper does so
     /// that servers of an ensemble do not snapshot together) and advances one in progress.
     async fn snapshot_step(&mut self) {
+        // A snapshot that failed (its writer thread counts it) is tried again later, whatever
+        // the txn count says: until one succeeds, recovery replays an ever longer log.
+        let failed = super::snapshots::STATS
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if failed != self.snap_failed_seen {
+            self.snap_failed_seen = failed;
+            self.snap_retry_at = Some(Instant::now() + SNAPSHOT_RETRY);
+        }
+        let retry = self.snap_retry_at.is_some_and(|t| Instant::now() >= t);
         // A snapshot starts between batches with nothing proposed and uncommitted (always so
         // with a quorum of one), so the tree it begins from holds committed txns only.
-        if self.snap.is_none() && self.since_snap >= self.snap_at && self.proposed.is_empty() {
+        if self.snap.is_none()
+            && (self.since_snap >= self.snap_at || retry)
+            && self.proposed.is_empty()
+        {
+            self.snap_retry_at = None;
             self.since_snap = 0;
             self.snap_at = snap_threshold(self.cfg.snap_count);
             let retention = Retention {
@@ -341,7 +454,10 @@ impl WriteCore {
                     info!(zxid = format!("{:#x}", job.zxid), "snapshot started");
                     self.snap = Some(job);
                 }
-                Err(e) => warn!("cannot start a snapshot: {e}"),
+                Err(e) => {
+                    warn!("cannot start a snapshot: {e}");
+                    self.snap_retry_at = Some(Instant::now() + SNAPSHOT_RETRY);
+                }
             }
         }
         if let Some(job) = self.snap.as_mut() {
@@ -365,8 +481,20 @@ impl WriteCore {
     }
 
     /// Queues a per-connection answer behind every txn proposed so far.
+    /// While the log is stalled, only behind those of the same connection: the stalled batch
+    /// may wait long, and a connection with nothing in it must hear of its refusals at once.
     fn answer(&mut self, shard: usize, msg: ToShard) {
-        if self.proposed.is_empty() {
+        let waits = match (&self.stall, conn_of(&msg)) {
+            (Some(_), Some(conn)) => {
+                let origin = Origin { shard, conn };
+                self.proposed.iter().any(|q| match q {
+                    Queued::Txn(c) => c.origin == Some(origin),
+                    Queued::Answer(sh, m) => *sh == shard && conn_of(m) == Some(conn),
+                })
+            }
+            _ => !self.proposed.is_empty(),
+        };
+        if !waits {
             self.flush_commits();
             self.outbox[shard].push(msg);
         } else {
@@ -423,6 +551,11 @@ impl WriteCore {
         self.commit(session_id, cxid, TxnOp::CloseSession, origin);
     }
 
+    /// Whether new txns must wait: the log is stalled.
+    fn refusing(&self) -> bool {
+        self.stall.is_some()
+    }
+
     fn handle(&mut self, msg: ToCore) {
         let now = self.now_ms();
         self.now = now;
@@ -438,6 +571,21 @@ impl WriteCore {
                     // The session expired while this request was in flight.
                     self.answer(origin.shard, ToShard::Close { conn: origin.conn });
                     return;
+                }
+                match &req {
+                    Request::Sync { .. } => {}
+                    _ if self.refusing() => {
+                        // Refused before it has a zxid: it is never logged, never applied.
+                        self.answer(
+                            origin.shard,
+                            ToShard::Refused {
+                                conn: origin.conn,
+                                code: REFUSED_WHILE_STALLED,
+                            },
+                        );
+                        return;
+                    }
+                    _ => {}
                 }
                 match &req {
                     Request::Sync { path } => self.answer(
@@ -474,6 +622,18 @@ impl WriteCore {
                         "refusing session: client has seen zxid {last_zxid_seen:#x}, ours is {:#x}",
                         self.last_zxid()
                     );
+                    self.answer(
+                        origin.shard,
+                        ToShard::Rejected {
+                            conn: origin.conn,
+                            expired: false,
+                        },
+                    );
+                    return;
+                }
+                if session_id == 0 && self.refusing() {
+                    // A new session is a txn: turn the client away (it sees a closed connection
+                    // and tries again, as after any connection loss).
                     self.answer(
                         origin.shard,
                         ToShard::Rejected {
@@ -550,12 +710,16 @@ impl WriteCore {
                         .map(|(d, ids)| (d + offset, ids))
                         .collect(),
                     last_zxid: self.last_zxid(),
-                    log: self.wal.stats,
+                    log: self.wal.stats(),
                 });
             }
             ToCore::Tick => {
                 self.peer.on_tick(now);
                 self.run_actions();
+                if self.refusing() {
+                    // Expiring a session or reaping a node is a txn: both wait for the log.
+                    return;
+                }
                 for id in self.sessions.expire(now) {
                     debug!("session {id:#x} expired");
                     self.close_session(id, 0, None);

@@ -94,6 +94,12 @@ pub enum ToShard {
     Close {
         conn: ConnId,
     },
+    /// The connection's oldest unanswered write was not carried out: answer it with `code`
+    /// (the log cannot be written; `core::REFUSED_WHILE_STALLED`).
+    Refused {
+        conn: ConnId,
+        code: crate::proto::codes::Code,
+    },
 }
 
 /// One shard's answer to a four-letter word's question: its counters, connections and

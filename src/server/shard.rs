@@ -523,6 +523,10 @@ fn on_core_message(s: &mut Shard, msg: ToShard) {
                 c.borrow_mut().close();
             }
         }
+        ToShard::Refused { conn, code } => {
+            let zxid = s.tree.last_zxid();
+            complete_write(s, conn, |_, xid, out| reply(out, xid, zxid, |_| Err(code)));
+        }
     }
 }
 

@@ -38,7 +38,8 @@ pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
 pub struct Stats {
     /// Snapshots written, synced and renamed into place.
     pub taken: AtomicU64,
-    /// Snapshots that failed (their file is left as `.tmp` and never read).
+    /// Snapshots that failed (their unfinished `.tmp` file is removed; the write core tries
+    /// again later).
     pub failed: AtomicU64,
     /// The last one taken: microseconds from the start of its walk to its directory sync.
     pub last_duration_us: AtomicU64,
@@ -104,8 +105,13 @@ impl Job {
             .name("corral-snapshot".into())
             .spawn(move || {
                 if let Err(e) = write_file(zxid, rx, &retention, began) {
+                    // The write core sees the count move and tries again later.
                     STATS.failed.fetch_add(1, Ordering::Relaxed);
                     warn!("snapshot {zxid:#x} failed: {e}");
+                    return;
+                }
+                if let Err(e) = retain(&retention) {
+                    warn!("autopurge after snapshot {zxid:#x} failed: {e}");
                 }
             })?;
         let mut cursor = Cursor::new();
@@ -152,17 +158,25 @@ impl Job {
     }
 }
 
+/// Writes the snapshot and renames it into place. On failure (a full disk, usually) the
+/// unfinished file is removed, so a failed snapshot does not keep holding the space it got.
 fn write_file(zxid: i64, rx: Receiver<Vec<u8>>, r: &Retention, began: Instant) -> io::Result<()> {
     let name = snapshot_name(zxid);
     let tmp = r.snap_dir.join(format!("{name}.tmp"));
-    let mut f = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-    for chunk in rx {
-        f.write_all(&chunk)?;
+    let written = (|| {
+        let mut f = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        for chunk in rx {
+            f.write_all(&chunk)?;
+        }
+        let f = f.into_inner().map_err(|e| e.into_error())?;
+        f.sync_data()?;
+        drop(f);
+        fs::rename(&tmp, r.snap_dir.join(&name))
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    let f = f.into_inner().map_err(|e| e.into_error())?;
-    f.sync_data()?;
-    drop(f);
-    fs::rename(&tmp, r.snap_dir.join(&name))?;
     File::open(&r.snap_dir)?.sync_all()?;
     let took = began.elapsed();
     STATS
@@ -174,7 +188,7 @@ fn write_file(zxid: i64, rx: Receiver<Vec<u8>>, r: &Retention, began: Instant) -
         ms = took.as_millis() as u64,
         "snapshot written"
     );
-    retain(r)
+    Ok(())
 }
 
 /// The zxid of a segment's first record, if it has one.

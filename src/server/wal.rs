@@ -6,15 +6,28 @@
 //! zero-filled file, ~4 ms when the write extends it). The next segment is created and
 //! zero-filled while the current one still has room, so rolling over is a pointer swap.
 //! Byte formats: `storage::log`.
+//!
+//! A full disk (docs/decisions.md, "A full disk"): preallocation is only an optimisation, so it
+//! never fails a flush. It takes at most half of the free space (`fill_room`), and when it
+//! cannot get any or failed, it holds off for `PREALLOC_RETRY` and the flush writes past the
+//! zero-filled space instead, extending the file (slower, still correct: recovery stops at the
+//! file's end, `storage::log::End::Eof`). A segment that cannot be created in time is not
+//! waited for: the current one grows past `SEGMENT_BYTES`. A flush that fails leaves the tail
+//! buffer as it was, so the caller may retry it: the retry rewrites the same bytes at the
+//! same offset, whatever part of the failed write reached the file.
+//!
+//! Invariant: the writer writes only below `zeroed_to` or, when no filler runs, past it (and
+//! then moves `zeroed_to` to its end); the filler writes only at or above `zeroed_to`. So a
+//! filler never zeroes a record.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::io::{Directory, DmaFile, OpenOptions};
-use tracing::info;
+use glommio::io::{Directory, DmaBuffer, DmaFile, OpenOptions};
+use tracing::{info, warn};
 
 use crate::storage::log::{header, segment_name, TailBuffer, BLOCK, HEADER_LEN};
 use crate::storage::recover::Tail;
@@ -32,9 +45,72 @@ const ZERO_WRITE: usize = 1 << 20;
 // A full batch fits in what is zeroed ahead, so only a single outsized record waits for the filler.
 const _: () = assert!(crate::limits::BATCH_BYTES as u64 <= FILL_LOW_WATER);
 const _: () = assert!(SEGMENT_BYTES.is_multiple_of(FILL_CHUNK));
+/// Smallest zero-fill worth starting; with less room than this the writer extends the file.
+const FILL_MIN: u64 = 1 << 20;
+/// After preallocation failed or found too little free space, the writer extends the file for
+/// this long before preallocation is tried again.
+const PREALLOC_RETRY: Duration = Duration::from_secs(1);
+
+const _: () = assert!(FILL_MIN <= FILL_CHUNK && FILL_LOW_WATER < FILL_CHUNK);
+const _: () = assert!(FILL_MIN.is_multiple_of(BLOCK as u64) && ZERO_WRITE.is_multiple_of(BLOCK));
 
 fn err(e: glommio::GlommioError<()>) -> io::Error {
     io::Error::other(e.to_string())
+}
+
+/// Writes all of `buf` at `at`; a short write (what a full file system gives) is an error.
+async fn write_all_at(file: &DmaFile, buf: DmaBuffer, at: u64) -> io::Result<()> {
+    let len = buf.len();
+    let n = file.write_at(buf, at).await.map_err(err)?;
+    if n != len {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short write: {n} of {len} bytes at offset {at}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes available to this process on the file system holding `dir` (None if unknown).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some((s.f_bavail as u64).saturating_mul(s.f_frsize as u64))
+}
+
+/// How much of `want` bytes preallocation may zero-fill now: at most half of the free space
+/// (the rest stays for the records themselves and for snapshots), whole `FILL_MIN` steps, 0
+/// when that is not even one step.
+fn fill_room(dir: &Path, want: u64) -> u64 {
+    let free = free_bytes(dir).unwrap_or(u64::MAX);
+    let room = want.min(free / 2);
+    if room < FILL_MIN.min(want) {
+        0
+    } else if room == want {
+        want
+    } else {
+        room - room % FILL_MIN
+    }
+}
+
+/// Writes zeros over `from..to`, moving `reached` forward after each write, then syncs.
+async fn zero_fill(file: &DmaFile, from: u64, to: u64, reached: &Cell<u64>) -> io::Result<()> {
+    debug_assert!(from.is_multiple_of(BLOCK as u64) && to.is_multiple_of(BLOCK as u64));
+    let mut at = from;
+    while at < to {
+        let n = ((to - at) as usize).min(ZERO_WRITE);
+        let mut buf = file.alloc_dma_buffer(n);
+        buf.as_bytes_mut().fill(0);
+        write_all_at(file, buf, at).await?;
+        at += n as u64;
+        reached.set(at);
+    }
+    file.fdatasync().await.map_err(err)
 }
 
 /// A segment file and how far it is zero-filled.
@@ -43,6 +119,51 @@ struct Segment {
     file: Rc<DmaFile>,
     zeroed_to: Rc<Cell<u64>>,
     filling: Rc<Cell<bool>>,
+}
+
+/// Creates segment `seq`: header plus as much of the first zero-filled chunk as the free space
+/// allows, durable, directory synced. On failure the file is removed again.
+async fn create_segment(dir: &Path, seq: u64) -> io::Result<Segment> {
+    let path = dir.join(segment_name(seq));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .dma_open(&path)
+        .await
+        .map_err(err)?;
+    let zeroed_to = Cell::new(HEADER_LEN as u64);
+    let made = async {
+        let h = header();
+        let mut buf = file.alloc_dma_buffer(h.len());
+        buf.as_bytes_mut().copy_from_slice(&h);
+        write_all_at(&file, buf, 0).await?;
+        let room = fill_room(dir, FILL_CHUNK - HEADER_LEN as u64);
+        zero_fill(
+            &file,
+            HEADER_LEN as u64,
+            HEADER_LEN as u64 + room,
+            &zeroed_to,
+        )
+        .await?;
+        let d = Directory::open(dir).await.map_err(err)?;
+        d.sync().await.map_err(err)
+    }
+    .await;
+    if let Err(e) = made {
+        // A half-made segment holds space and, with a bad header, would be dropped by
+        // recovery anyway: remove it now.
+        let _ = file.close().await;
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(Segment {
+        seq,
+        file: Rc::new(file),
+        zeroed_to: Rc::new(zeroed_to),
+        filling: Rc::new(Cell::new(false)),
+    })
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -54,6 +175,14 @@ pub struct WalStats {
     /// Flushes that had to wait for the zero-filler (should stay 0).
     pub fill_stalls: u64,
     pub last_fsync: Duration,
+    /// Flushes whose write or fdatasync failed (the batch stayed unacknowledged).
+    pub failed_flushes: u64,
+    /// The last flush failed: the log is not taking writes until a retry succeeds.
+    pub failing: bool,
+    /// Flushes that wrote past the zero-filled space, extending the file (space was short).
+    pub unfilled_writes: u64,
+    /// Zero-fills and segment creations that failed (the log carried on without them).
+    pub prealloc_failures: u64,
 }
 
 pub struct Wal {
@@ -61,49 +190,13 @@ pub struct Wal {
     current: Segment,
     next: Option<Segment>,
     preparing_next: Rc<Cell<bool>>,
-    prepared: Rc<std::cell::RefCell<Option<Segment>>>,
+    prepared: Rc<RefCell<Option<Segment>>>,
+    /// No preallocation before this instant (it failed, or space was short).
+    prealloc_held_until: Rc<Cell<Option<Instant>>>,
+    prealloc_failures: Rc<Cell<u64>>,
     tail: TailBuffer,
     force_sync: bool,
-    pub stats: WalStats,
-}
-
-async fn zero_fill(file: &DmaFile, from: u64, to: u64) -> io::Result<()> {
-    debug_assert!(from.is_multiple_of(BLOCK as u64) && to.is_multiple_of(BLOCK as u64));
-    let mut at = from;
-    while at < to {
-        let n = ((to - at) as usize).min(ZERO_WRITE);
-        let mut buf = file.alloc_dma_buffer(n);
-        buf.as_bytes_mut().fill(0);
-        file.write_at(buf, at).await.map_err(err)?;
-        at += n as u64;
-    }
-    file.fdatasync().await.map_err(err)
-}
-
-/// Creates segment `seq`: header plus the first zero-filled chunk, durable, directory synced.
-async fn create_segment(dir: &Path, seq: u64) -> io::Result<Segment> {
-    let path = dir.join(segment_name(seq));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .dma_open(&path)
-        .await
-        .map_err(err)?;
-    let h = header();
-    let mut buf = file.alloc_dma_buffer(h.len());
-    buf.as_bytes_mut().copy_from_slice(&h);
-    file.write_at(buf, 0).await.map_err(err)?;
-    zero_fill(&file, HEADER_LEN as u64, FILL_CHUNK).await?;
-    let d = Directory::open(dir).await.map_err(err)?;
-    d.sync().await.map_err(err)?;
-    Ok(Segment {
-        seq,
-        file: Rc::new(file),
-        zeroed_to: Rc::new(Cell::new(FILL_CHUNK)),
-        filling: Rc::new(Cell::new(false)),
-    })
+    stats: WalStats,
 }
 
 impl Wal {
@@ -149,11 +242,20 @@ impl Wal {
             current,
             next: None,
             preparing_next: Rc::new(Cell::new(false)),
-            prepared: Rc::new(std::cell::RefCell::new(None)),
+            prepared: Rc::new(RefCell::new(None)),
+            prealloc_held_until: Rc::new(Cell::new(None)),
+            prealloc_failures: Rc::new(Cell::new(0)),
             tail: buf,
             force_sync,
             stats: WalStats::default(),
         })
+    }
+
+    pub fn stats(&self) -> WalStats {
+        WalStats {
+            prealloc_failures: self.prealloc_failures.get(),
+            ..self.stats
+        }
     }
 
     /// Adds a txn to the next flush.
@@ -176,34 +278,19 @@ impl Wal {
         self.tail.end()
     }
 
-    /// Makes everything appended so far durable: one aligned write, one fdatasync.
+    /// Makes everything appended so far durable: one aligned write, one fdatasync. On an error
+    /// nothing appended counts as durable, and calling `flush` again retries the same write.
     pub async fn flush(&mut self) -> io::Result<()> {
         let (at, len) = self.tail.pending_span();
         if len == 0 {
             return Ok(());
         }
-        let write_end = at + len as u64;
-        // Never write into space the filler has not reached (it would zero our records).
-        let mut stalled = false;
-        while write_end > self.current.zeroed_to.get() {
-            stalled = true;
-            self.fill_ahead(write_end);
-            glommio::timer::sleep(Duration::from_micros(200)).await;
+        if let Err(e) = self.write_pending(at, len).await {
+            self.stats.failed_flushes += 1;
+            self.stats.failing = true;
+            return Err(e);
         }
-        if stalled {
-            self.stats.fill_stalls += 1;
-        }
-        let mut buf = self.current.file.alloc_dma_buffer(len);
-        self.tail.copy_pending(buf.as_bytes_mut());
-        self.current.file.write_at(buf, at).await.map_err(err)?;
-        if self.force_sync {
-            let t = Instant::now();
-            self.current.file.fdatasync().await.map_err(err)?;
-            let took = t.elapsed();
-            self.stats.fsyncs += 1;
-            self.stats.fsync_time += took;
-            self.stats.last_fsync = took;
-        }
+        self.stats.failing = false;
         self.stats.flushes += 1;
         self.stats.bytes_written += len as u64;
         self.tail.flushed();
@@ -213,79 +300,143 @@ impl Wal {
             self.prepare_next();
         }
         if end >= SEGMENT_BYTES {
-            self.roll().await?;
+            self.roll();
         }
         Ok(())
     }
 
-    /// Starts the background zero-filler if fewer than `need` bytes are zeroed.
-    fn fill_ahead(&self, need: u64) {
+    async fn write_pending(&mut self, at: u64, len: usize) -> io::Result<()> {
+        let write_end = at + len as u64;
+        // Never write into space a running filler has not reached (it would zero our records).
+        let mut stalled = false;
+        let mut extend = false;
+        while write_end > self.current.zeroed_to.get() {
+            if !self.current.filling.get() && !self.fill_ahead(write_end) {
+                // No zero-filled space and none coming (space is short): extend the file.
+                extend = true;
+                break;
+            }
+            stalled = true;
+            glommio::timer::sleep(Duration::from_micros(200)).await;
+        }
+        if stalled {
+            self.stats.fill_stalls += 1;
+        }
+        let mut buf = self.current.file.alloc_dma_buffer(len);
+        self.tail.copy_pending(buf.as_bytes_mut());
+        write_all_at(&self.current.file, buf, at).await?;
+        if extend {
+            // No filler runs (checked above, and none started since): the file now ends here.
+            self.stats.unfilled_writes += 1;
+            self.current.zeroed_to.set(write_end);
+        }
+        if self.force_sync {
+            let t = Instant::now();
+            self.current.file.fdatasync().await.map_err(err)?;
+            let took = t.elapsed();
+            self.stats.fsyncs += 1;
+            self.stats.fsync_time += took;
+            self.stats.last_fsync = took;
+        }
+        Ok(())
+    }
+
+    /// Whether preallocation is held off (it failed or space was short a moment ago).
+    fn prealloc_held(&self) -> bool {
+        match self.prealloc_held_until.get() {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                self.prealloc_held_until.set(None);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Starts the background zero-filler if fewer than `need` bytes are zeroed. False when
+    /// none runs and `need` is not reached: preallocation is held off or space is short.
+    fn fill_ahead(&self, need: u64) -> bool {
         let seg = &self.current;
         if seg.zeroed_to.get() >= need || seg.filling.get() {
-            return;
+            return true;
+        }
+        if self.prealloc_held() {
+            return false;
+        }
+        let from = seg.zeroed_to.get();
+        // O_DIRECT writes must be block-aligned in offset and length: fill whole chunks.
+        let to = (need.max(from) + FILL_CHUNK).div_ceil(FILL_CHUNK) * FILL_CHUNK;
+        let room = fill_room(&self.dir, to - from);
+        if room == 0 {
+            self.prealloc_held_until
+                .set(Some(Instant::now() + PREALLOC_RETRY));
+            return false;
         }
         seg.filling.set(true);
         let (file, zeroed, filling) =
             (seg.file.clone(), seg.zeroed_to.clone(), seg.filling.clone());
-        let from = zeroed.get();
-        // O_DIRECT writes must be block-aligned in offset and length: fill whole chunks.
-        let to = (need.max(from) + FILL_CHUNK).div_ceil(FILL_CHUNK) * FILL_CHUNK;
+        let (held, failures) = (
+            self.prealloc_held_until.clone(),
+            self.prealloc_failures.clone(),
+        );
         glommio::spawn_local(async move {
-            match zero_fill(&file, from, to).await {
-                Ok(()) => zeroed.set(to),
-                Err(e) => panic!("zero-filling the transaction log failed: {e}"),
+            if let Err(e) = zero_fill(&file, from, from + room, &zeroed).await {
+                warn!("zero-filling the transaction log failed (the log extends its file instead): {e}");
+                failures.set(failures.get() + 1);
+                held.set(Some(Instant::now() + PREALLOC_RETRY));
             }
             filling.set(false);
         })
         .detach();
+        true
     }
 
     /// Creates the next segment in the background while this one still has room.
     fn prepare_next(&mut self) {
-        if self.next.is_some() || self.preparing_next.get() {
-            if self.next.is_none() {
-                self.next = self.prepared.borrow_mut().take();
-            }
+        if self.next.is_none() {
+            self.next = self.prepared.borrow_mut().take();
+        }
+        if self.next.is_some() || self.preparing_next.get() || self.prealloc_held() {
             return;
         }
         self.preparing_next.set(true);
         let (dir, seq) = (self.dir.clone(), self.current.seq + 1);
-        let prepared = self.prepared.clone();
+        let (prepared, preparing) = (self.prepared.clone(), self.preparing_next.clone());
+        let (held, failures) = (
+            self.prealloc_held_until.clone(),
+            self.prealloc_failures.clone(),
+        );
         glommio::spawn_local(async move {
             match create_segment(&dir, seq).await {
                 Ok(s) => *prepared.borrow_mut() = Some(s),
-                Err(e) => panic!("creating log segment {seq} failed: {e}"),
+                Err(e) => {
+                    warn!("creating log segment {seq} failed (will retry): {e}");
+                    failures.set(failures.get() + 1);
+                    held.set(Some(Instant::now() + PREALLOC_RETRY));
+                }
             }
+            preparing.set(false);
         })
         .detach();
     }
 
-    async fn roll(&mut self) -> io::Result<()> {
-        let next = match self
+    /// Moves on to the prepared segment. If it is not ready (still being created, or space is
+    /// short) the current segment simply grows past `SEGMENT_BYTES`: recovery reads segments
+    /// of any length, and the next flush tries again.
+    fn roll(&mut self) {
+        let Some(next) = self
             .next
             .take()
             .or_else(|| self.prepared.borrow_mut().take())
-        {
-            Some(s) => s,
-            None => {
-                // The background creation has not finished: wait for it (counted as a stall).
-                self.stats.fill_stalls += 1;
-                loop {
-                    if let Some(s) = self.prepared.borrow_mut().take() {
-                        break s;
-                    }
-                    glommio::timer::sleep(Duration::from_micros(200)).await;
-                }
-            }
+        else {
+            return;
         };
         info!(
             from = self.current.seq,
             to = next.seq,
             "rolling transaction log"
         );
-        self.preparing_next.set(false);
         self.current = next;
         self.tail = TailBuffer::new(HEADER_LEN as u64, &[]);
-        Ok(())
     }
 }
