@@ -5,13 +5,13 @@
 //! `config` (zoo.cfg and flags), `admin` (four-letter-word formats). The runtime (`server`) is
 //! the only place that knows about glommio, sockets and cores. See docs/ARCHITECTURE.md.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod config;
 pub mod limits;
-pub mod prep;
+pub(crate) mod prep;
 pub mod proto;
 pub mod server;
-pub mod session;
+pub(crate) mod session;
 pub mod storage;
 pub mod tree;
 pub mod txn;

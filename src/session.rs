@@ -70,10 +70,6 @@ impl SessionTracker {
         self.sessions.remove(&id);
     }
 
-    pub fn contains(&self, id: i64) -> bool {
-        self.sessions.contains_key(&id)
-    }
-
     /// Live sessions grouped by deadline (`dump`), earliest first.
     pub fn buckets(&self) -> Vec<(u64, Vec<i64>)> {
         let mut m: std::collections::BTreeMap<u64, Vec<i64>> = Default::default();

@@ -12,14 +12,14 @@
 //! the commits before them, which the per-shard FIFO guarantees).
 
 mod conn;
-pub mod core;
+pub(crate) mod core;
 mod fourlw;
 pub mod quorum;
 mod reply;
 mod request;
-pub mod shard;
-pub mod snapshots;
-pub mod wal;
+pub(crate) mod shard;
+pub(crate) mod snapshots;
+pub(crate) mod wal;
 
 use std::sync::Arc;
 

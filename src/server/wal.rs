@@ -31,7 +31,6 @@ use tracing::{info, warn};
 
 use crate::storage::log::{header, segment_name, TailBuffer, BLOCK, HEADER_LEN};
 use crate::storage::recover::Tail;
-use crate::txn::Txn;
 
 /// Segment size before rolling over (ZooKeeper preallocates 64 MiB too).
 pub use crate::limits::SEGMENT_BYTES;
@@ -258,11 +257,6 @@ impl Wal {
         }
     }
 
-    /// Adds a txn to the next flush.
-    pub fn append(&mut self, txn: &Txn) {
-        self.tail.push(txn);
-    }
-
     /// Appends a record whose txn is already encoded (`storage::codec::encode_txn`).
     pub fn append_raw(&mut self, zxid: i64, txn: &[u8]) {
         self.tail.push_raw(zxid, txn);
@@ -271,11 +265,6 @@ impl Wal {
     /// Bytes appended and not yet flushed (whole blocks, as the next flush writes them).
     pub fn pending_bytes(&self) -> usize {
         self.tail.pending_span().1
-    }
-
-    /// Offset just past the last appended record in the current segment.
-    pub fn end(&self) -> u64 {
-        self.tail.end()
     }
 
     /// Makes everything appended so far durable: one aligned write, one fdatasync. On an error

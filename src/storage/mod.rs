@@ -2,9 +2,9 @@
 //! by the write core's log writer (`server::wal`), and the dump tools' renderings. See
 //! docs/design/storage.md.
 
-pub mod codec;
+pub(crate) mod codec;
 pub mod dump;
-pub mod epochs;
+pub(crate) mod epochs;
 pub mod log;
-pub mod recover;
+pub(crate) mod recover;
 pub mod snapshot;

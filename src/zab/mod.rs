@@ -16,7 +16,7 @@
 //! counter`; the *accepted epoch* is the newest epoch this member agreed to join (LEADERINFO), the
 //! *current epoch* the newest whose history it took (NEWLEADER). Both survive restarts.
 
-pub mod election;
+pub(crate) mod election;
 pub mod peer;
 #[cfg(test)]
 mod sim;
