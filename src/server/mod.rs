@@ -11,6 +11,7 @@
 //! order, shared by all shards through one `Arc`; plus per-connection answers that must follow
 //! the commits before them, which the per-shard FIFO guarantees).
 
+mod claim;
 mod conn;
 pub mod core;
 mod fourlw;
