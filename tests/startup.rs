@@ -327,6 +327,20 @@ fn piped_startup_output(scratch: &Scratch) -> Vec<u8> {
 }
 
 #[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    if is_zookeeper() {
+        return;
+    }
+    let scratch = Scratch::new("ansi");
+    let out = piped_startup_output(&scratch);
+    assert!(
+        !out.contains(&0x1b),
+        "ESC bytes in piped logs:\n{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[test]
 fn recovery_is_reported_before_serving() {
     if is_zookeeper() {
         return;
