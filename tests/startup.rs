@@ -88,6 +88,11 @@ impl Corral {
         }
     }
 
+    fn signal(&self, sig: i32) {
+        // SAFETY: plain syscall; the pid is our own unreaped child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
     fn kill9(&mut self) {
         if self.exited().is_none() {
             let _ = self.child.kill();
@@ -435,4 +440,67 @@ fn startup_io_errors_name_the_path() {
             named.display()
         );
     }
+}
+
+/// SIGTERM and SIGINT stop the server cleanly: a log line says so, the exit status is 0, and
+/// every acknowledged write is there after a restart.
+#[tokio::test(flavor = "current_thread")]
+async fn sigterm_and_sigint_stop_cleanly_and_keep_every_acknowledged_write() {
+    if is_zookeeper() {
+        return;
+    }
+    timed(180, async {
+        for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
+            let scratch = Scratch::new(name);
+            let data = scratch.path("data");
+            let port = free_port();
+            let mut s = Corral::spawn(port, &data, &[], scratch.path("1.log"));
+            s.wait_ready(Duration::from_secs(30));
+            let c = connect(&format!("127.0.0.1:{port}")).await;
+            const N: usize = 50;
+            for i in 0..N {
+                c.create(&format!("/n{i}"), b"v", &anyone()).await.unwrap();
+            }
+            // Writes in flight when the signal lands must not matter: they are not acknowledged.
+            let bg = {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    for i in 0.. {
+                        if c.create(&format!("/extra{i}"), b"", &anyone())
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                })
+            };
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s.signal(sig);
+            let status = s.wait_exit(Duration::from_secs(20));
+            let log = s.log_text();
+            assert_eq!(
+                status.code(),
+                Some(0),
+                "{name}: exit status 0, got {status}\n{log}"
+            );
+            assert!(
+                log.contains(&format!("shutting down on {name}")) && log.contains("shut down"),
+                "{name}: the stop is logged:\n{log}"
+            );
+            drop(c);
+            bg.abort();
+
+            let mut s = Corral::spawn(port, &data, &[], scratch.path("2.log"));
+            s.wait_ready(Duration::from_secs(30));
+            let c = connect(&format!("127.0.0.1:{port}")).await;
+            for i in 0..N {
+                assert!(
+                    c.check_stat(&format!("/n{i}")).await.unwrap().is_some(),
+                    "{name}: acknowledged /n{i} survives"
+                );
+            }
+        }
+    })
+    .await;
 }

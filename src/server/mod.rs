@@ -20,6 +20,7 @@ mod reply;
 mod request;
 pub mod shard;
 pub mod snapshots;
+mod stop;
 pub mod wal;
 
 use std::sync::Arc;

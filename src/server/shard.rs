@@ -99,10 +99,12 @@ fn raise_memlock() {
     }
 }
 
-/// Starts the server and runs it until the process ends. In order: claim the client port and
-/// the data directories (claim.rs), bind the first listener, recover, bind the other shards' listeners and start the executors; only then is "serving
+/// Starts the server and runs it until the process ends. In order: take SIGTERM/SIGINT,
+/// claim the client port and the data directories (claim.rs), bind the first listener,
+/// recover, bind the other shards' listeners and start the executors; only then is "serving
 /// clients" logged. Every I/O error on the way names the path or the address it is about.
 pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
+    super::stop::install()?;
     raise_memlock();
     let cpus = allowed_cpus();
     let shards = cfg.cores.unwrap_or(cpus.len()).max(1);
