@@ -1,7 +1,7 @@
 //! The `corral` binary: parse zoo.cfg and flags, start the server; or run one of the file tools
 //! (`dump-log`, `dump-snapshot`), which read a data directory without a server.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 
 use corral::config::{Config, ConfigError};
 
@@ -19,6 +19,8 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: in a file or a pipe they are noise to grep.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

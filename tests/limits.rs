@@ -308,7 +308,10 @@ async fn second_server_on_the_same_port_refuses_to_start() {
         .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("already serving"), "{err}");
+        assert!(
+            err.contains(&format!("port {} is in use", s.addr())),
+            "the refusal names the port: {err}"
+        );
         assert_eq!(
             s.four_letter("ruok").await,
             "imok",

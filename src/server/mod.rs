@@ -11,6 +11,7 @@
 //! order, shared by all shards through one `Arc`; plus per-connection answers that must follow
 //! the commits before them, which the per-shard FIFO guarantees).
 
+mod claim;
 mod conn;
 pub(crate) mod core;
 mod fourlw;
@@ -19,6 +20,7 @@ mod reply;
 mod request;
 pub(crate) mod shard;
 pub(crate) mod snapshots;
+mod stop;
 pub(crate) mod wal;
 
 use std::sync::Arc;

@@ -99,58 +99,57 @@ fn raise_memlock() {
     }
 }
 
+/// Starts the server and runs it until the process ends. In order: take SIGTERM/SIGINT,
+/// claim the client port and the data directories (claim.rs), bind the first listener,
+/// recover, bind the other shards' listeners and start the executors; only then is "serving
+/// clients" logged. Every I/O error on the way names the path or the address it is about.
 pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
+    super::stop::install()?;
     raise_memlock();
     let cpus = allowed_cpus();
     let shards = cfg.cores.unwrap_or(cpus.len()).max(1);
     info!(?cpus, shards, port = cfg.client_port, "starting corral");
 
-    // Refuse to start beside a live server on the same port: the shards' SO_REUSEPORT sockets
-    // would share the port with it. A live server answers `ruok`; the listener of a just-killed
-    // process may still accept for a moment (its io_uring is torn down asynchronously) but never
-    // answers, and its lingering connections must not block a restart, hence SO_REUSEPORT.
-    if cfg.client_port != 0
-        && server_answers(SocketAddr::new(cfg.client_port_address, cfg.client_port))
-    {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::AddrInUse,
-            format!(
-                "another server is already serving on {}:{}",
-                cfg.client_port_address, cfg.client_port
-            ),
-        ));
+    // Claims are held until the process ends (`start` returns only to exit).
+    let mut claims = Vec::new();
+    let shown = |port: u16| SocketAddr::new(cfg.client_port_address, port).to_string();
+    if cfg.client_port != 0 {
+        claims.push(super::claim::port(
+            cfg.client_port,
+            &shown(cfg.client_port),
+        )?);
     }
-    // Port 0 picks a free port once, so that every shard binds the same one.
-    let probe = bind_socket(&cfg)?;
-    let port = probe
+    // Shard 0's socket, bound now: a port held by another program (a ZooKeeper) is reported
+    // before recovery, and port 0 picks the one port every shard then binds.
+    let first = bind_socket(&cfg, cfg.client_port)?;
+    let port = first
         .local_addr()?
         .as_socket()
         .map_or(cfg.client_port, |a| a.port());
-    drop(probe);
-    let cfg = if port != cfg.client_port {
-        let mut c = (*cfg).clone();
-        c.client_port = port;
-        Arc::new(c)
-    } else {
-        cfg
-    };
-    info!("serving clients on {}:{port}", cfg.client_port_address);
+    if cfg.client_port == 0 {
+        claims.push(super::claim::port(port, &shown(port))?);
+    }
 
     // Absolute data paths: glommio opens files relative to no directory, so `./data` (the
-    // default) must become a full path before any executor uses it.
-    std::fs::create_dir_all(&cfg.data_dir)?;
+    // default) must become a full path before any executor uses it. Each directory is claimed
+    // before anything in it is read, so two servers never recover (and truncate) one log.
     let cfg = {
         let mut c = (*cfg).clone();
-        c.data_dir = std::fs::canonicalize(&c.data_dir)?;
+        c.client_port = port;
+        c.data_dir = make_dir(&c.data_dir, "dataDir")?;
+        claims.push(super::claim::dir(&c.data_dir, "dataDir")?);
         if let Some(d) = c.data_log_dir.take() {
-            std::fs::create_dir_all(&d)?;
-            c.data_log_dir = Some(std::fs::canonicalize(d)?);
+            let d = make_dir(&d, "dataLogDir")?;
+            if d != c.data_dir {
+                claims.push(super::claim::dir(&d, "dataLogDir")?);
+            }
+            c.data_log_dir = Some(d);
         }
         Arc::new(c)
     };
     // Recover before serving: the tree every replica starts from, and where the log continues.
     let log_dir = super::log_dir(&cfg);
-    std::fs::create_dir_all(&log_dir)?;
+    std::fs::create_dir_all(&log_dir).map_err(at(&log_dir))?;
     let t0 = Instant::now();
     let snap_dir = super::snapshots::snapshot_dir(&cfg.data_dir);
     let recovered = crate::storage::recover::recover(&log_dir, &snap_dir)?;
@@ -199,8 +198,23 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         core_rx,
     ));
 
+    // Every shard's listener, listening before any executor runs: a connection that arrives
+    // while they start waits in the backlog.
+    let mut sockets = vec![first];
+    for _ in 1..shards {
+        sockets.push(bind_socket(&cfg, port)?);
+    }
+    for sk in &sockets {
+        listen(&cfg, sk)?;
+    }
+
     let mut handles = Vec::new();
-    for (i, (rx, admin_rx)) in shard_rxs.into_iter().zip(admin_rxs).enumerate() {
+    for (i, ((rx, admin_rx), socket)) in shard_rxs
+        .into_iter()
+        .zip(admin_rxs)
+        .zip(sockets)
+        .enumerate()
+    {
         let env = Env {
             id: i,
             cfg: cfg.clone(),
@@ -219,13 +233,22 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             // loadgen setdata 1x1 on one CPU: fdatasync 1.7 ms -> 0.06 ms average, setData p50
             // 210 us end to end.
             .spin_before_park(Duration::from_micros(50))
-            .spawn(move || async move { run_shard(env, rx, admin_rx, core, initial).await })
+            .spawn(move || async move { run_shard(env, rx, admin_rx, core, initial, socket).await })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         handles.push(h);
     }
-    drop(core_tx);
     // The shards hold their own copies now; the last one may take this one instead of cloning.
     drop(initial);
+    // "serving clients" once the write core answers (its log is open): a question to it is
+    // answered only from its serving loop. If it failed instead, the join below reports why.
+    let (tx, rx) = async_channel::bounded(1);
+    let core_up = futures_lite::future::block_on(async {
+        core_tx.send(ToCore::Report(tx)).await.is_ok() && rx.recv().await.is_ok()
+    });
+    drop(core_tx);
+    if core_up {
+        info!("serving clients on {}", shown(port));
+    }
     for h in handles {
         match h.join() {
             Ok(Ok(())) => {}
@@ -242,6 +265,7 @@ async fn run_shard(
     admin_rx: Receiver<AdminQuery>,
     core: Option<(CoreInit, Receiver<ToCore>)>,
     initial: Arc<DataTree>,
+    socket: socket2::Socket,
 ) -> std::io::Result<()> {
     let env = Rc::new(env);
     let shard: ShardRef = Rc::new(RefCell::new(Shard {
@@ -323,7 +347,11 @@ async fn run_shard(
         .detach();
     }
 
-    let listener = listen(&env.cfg)?;
+    // SAFETY: the fd is a listening TCP socket that nothing else owns.
+    let listener = unsafe {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        TcpListener::from_raw_fd(socket.into_raw_fd())
+    };
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -352,41 +380,50 @@ async fn run_shard(
     }
 }
 
-/// The shard's listening socket: SO_REUSEPORT so every shard binds the port and the kernel
-/// spreads connections; SO_REUSEADDR so a restart is not refused by connections of the previous
-/// process still in TIME_WAIT (glommio's own `bind` sets only the former).
-fn listen(cfg: &Config) -> std::io::Result<TcpListener> {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let sk = bind_socket(cfg)?;
+/// Binds a shard's socket to the client port: SO_REUSEPORT so every shard binds the port and
+/// the kernel spreads connections (the port claim keeps other servers off it); SO_REUSEADDR so
+/// a restart is not refused by connections of the previous process still in TIME_WAIT.
+fn bind_socket(cfg: &Config, port: u16) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = SocketAddr::new(cfg.client_port_address, port);
+    let named = |e: std::io::Error| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another server, a ZooKeeper perhaps, is listening there; pick another port with --port N)"
+        } else {
+            ""
+        };
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot bind client port {addr}: {e}{hint}"),
+        )
+    };
+    let sk = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sk.set_reuse_address(true)?;
+    sk.set_reuse_port(true)?;
+    sk.bind(&addr.into()).map_err(named)?;
+    Ok(sk)
+}
+
+fn listen(cfg: &Config, sk: &socket2::Socket) -> std::io::Result<()> {
     let backlog = if cfg.client_port_listen_backlog > 0 {
         cfg.client_port_listen_backlog
     } else {
         1024
     };
-    sk.listen(backlog)?;
-    // SAFETY: the fd is a freshly created listening TCP socket that nothing else owns.
-    Ok(unsafe { TcpListener::from_raw_fd(sk.into_raw_fd()) })
+    sk.listen(backlog)
 }
 
-/// True if something on `addr` answers a four-letter word.
-fn server_answers(addr: SocketAddr) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut b = [0u8; 1];
-    s.write_all(b"ruok").is_ok() && matches!(s.read(&mut b), Ok(n) if n > 0)
+/// Creates `dir` if missing and returns its absolute path; errors name it.
+fn make_dir(dir: &std::path::Path, role: &str) -> std::io::Result<std::path::PathBuf> {
+    let named =
+        |e: std::io::Error| std::io::Error::new(e.kind(), format!("{role} {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(named)?;
+    std::fs::canonicalize(dir).map_err(named)
 }
 
-fn bind_socket(cfg: &Config) -> std::io::Result<socket2::Socket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
-    let sk = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sk.set_reuse_address(true)?;
-    sk.set_reuse_port(true)?;
-    sk.bind(&addr.into())?;
-    Ok(sk)
+/// Adds `path` to an I/O error's message.
+fn at(path: &std::path::Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// maxClientCnxns: connections per client IP across all shards (0 = unlimited).

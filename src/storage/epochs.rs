@@ -29,7 +29,7 @@ fn read_one(path: &Path) -> io::Result<u32> {
             )
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(e),
+        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
     }
 }
 

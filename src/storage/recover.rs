@@ -49,12 +49,17 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// Names `path` in an I/O error: a start-up failure must say which file it is about.
+fn at(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 /// Snapshot files in `dir` with their start zxids, newest first.
 pub fn snapshots(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
     let mut v = Vec::new();
     if dir.exists() {
-        for e in fs::read_dir(dir)? {
-            let e = e?;
+        for e in fs::read_dir(dir).map_err(at(dir))? {
+            let e = e.map_err(at(dir))?;
             if let Some(z) = e.file_name().to_str().and_then(parse_snapshot_name) {
                 v.push((z, e.path()));
             }
@@ -70,8 +75,8 @@ pub fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     if !dir.exists() {
         return Ok(v);
     }
-    for e in fs::read_dir(dir)? {
-        let e = e?;
+    for e in fs::read_dir(dir).map_err(at(dir))? {
+        let e = e.map_err(at(dir))?;
         if let Some(seq) = e.file_name().to_str().and_then(parse_segment_name) {
             v.push((seq, e.path()));
         }
@@ -84,7 +89,7 @@ pub fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 /// when the newest was cut short by a crash).
 fn newest_snapshot(snap_dir: &Path) -> io::Result<Option<(DataTree, i64)>> {
     for (_, p) in snapshots(snap_dir)? {
-        match load_bytes(fs::read(&p)?.into()) {
+        match load_bytes(fs::read(&p).map_err(at(&p))?.into()) {
             Ok(t) => return Ok(Some(t)),
             Err(e) => tracing::warn!("skipping snapshot {}: {e}", p.display()),
         }
@@ -115,11 +120,11 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
             prev_zxid = None;
             continue;
         }
-        let bytes = fs::read(path)?;
+        let bytes = fs::read(path).map_err(at(path))?;
         if !header_ok(&bytes) {
             if is_last {
                 // A crash while the segment was being created, before any record went in.
-                fs::remove_file(path)?;
+                fs::remove_file(path).map_err(at(path))?;
                 break;
             }
             return Err(invalid(format!("{}: bad segment header", path.display())));
@@ -193,7 +198,9 @@ fn covered(snap_zxid: Option<i64>, next: &Path) -> io::Result<bool> {
         return Ok(false);
     };
     let mut head = Vec::with_capacity(1 << 20);
-    File::open(next)?.take(1 << 20).read_to_end(&mut head)?;
+    File::open(next)
+        .and_then(|f| f.take(1 << 20).read_to_end(&mut head))
+        .map_err(at(next))?;
     if !header_ok(&head) {
         return Ok(false);
     }
@@ -218,9 +225,13 @@ fn zero_torn_tail(path: &Path, bytes: &[u8], valid_end: usize) -> io::Result<u64
     if stop <= valid_end {
         return Ok(0);
     }
-    let f: File = OpenOptions::new().write(true).open(path)?;
-    f.write_all_at(&vec![0u8; stop - valid_end], valid_end as u64)?;
-    f.sync_data()?;
+    let f: File = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(at(path))?;
+    f.write_all_at(&vec![0u8; stop - valid_end], valid_end as u64)
+        .and_then(|_| f.sync_data())
+        .map_err(at(path))?;
     debug_assert!(valid_end >= HEADER_LEN);
     Ok((stop - valid_end) as u64)
 }
