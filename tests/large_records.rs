@@ -116,16 +116,16 @@ async fn an_expired_session_with_70_mib_of_ephemeral_paths_recovers_after_kill9(
             .map(|i| format!("/e{i:02}-{}", "x".repeat(name_len)))
             .collect();
         {
-            // The shortest timeout the server allows (2 ticks): the session expires soon
-            // after its connection drops.
-            let mut owner = RawConn::connect(&s.addr(), 1000).await.expect("connect");
+            // 8 ticks: long enough that a loaded machine creating the ephemerals does not let
+            // the session lapse, short enough that it expires soon after its connection drops.
+            let mut owner = RawConn::connect(&s.addr(), 4000).await.expect("connect");
             for p in &paths {
                 let r = create(&mut owner, p, b"", 1).await; // EPHEMERAL
                 assert_eq!(r, 0, "create ephemeral");
             }
         } // dropped: no closeSession, the session expires
         let mut c = s.raw().await;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while c.exists(&paths[0], false).await.err == 0 {
             assert!(Instant::now() < deadline, "the session never expired");
             tokio::time::sleep(Duration::from_millis(100)).await;
