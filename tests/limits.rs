@@ -607,19 +607,25 @@ async fn huge_multi_read_is_refused_before_it_is_built() {
     .await
 }
 
-/// getChildren, getChildren2, getEphemerals and multiRead whose replies would not fit in
-/// corral.clientOutputLimit are refused with MarshallingError; smaller ones are answered.
+/// getChildren, getChildren2, getEphemerals and multiRead whose replies would not fit in what a
+/// connection may hold are refused with MarshallingError; smaller ones are answered. That is
+/// corral.clientOutputLimit, but never less than 1 MiB + 2 x jute.maxbuffer (a reading client
+/// may always receive a znode as large as the buffer allows): here 1.125 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_past_the_output_limit_are_refused() {
     timed(120, async {
-        let limit = 64 * 1024;
-        let s = TestServer::start(ServerOpts::new().cfg("corral.clientOutputLimit", limit)).await;
+        let s = TestServer::start(
+            ServerOpts::new()
+                .cfg("corral.clientOutputLimit", 64 * 1024)
+                .cfg("jute.maxbuffer", 64 * 1024),
+        )
+        .await;
         let mut c = s.raw().await;
         assert_eq!(c.create("/wide", b"", 0).await.err, 0);
         assert_eq!(c.create("/narrow", b"", 0).await.err, 0);
         assert_eq!(c.create("/narrow/one", b"", 0).await.err, 0);
-        // 2000 ephemeral children with 40-byte names: an ~88 KB list.
-        let names: Vec<String> = (0..2000).map(|i| format!("/wide/{i:040}")).collect();
+        // 6500 ephemeral children with 200-byte names: a ~1.33 MB list.
+        let names: Vec<String> = (0..6500).map(|i| format!("/wide/{i:0200}")).collect();
         for chunk in names.chunks(250) {
             let ops: Vec<raw::MultiOp> = chunk
                 .iter()
@@ -650,9 +656,7 @@ async fn replies_past_the_output_limit_are_refused() {
         let r = c
             .call(
                 raw::op::GET_EPHEMERALS,
-                &Enc::new()
-                    .str("/wide/0000000000000000000000000000000000000001")
-                    .finish(),
+                &Enc::new().str(&format!("/wide/{:0200}", 1)).finish(),
             )
             .await
             .unwrap();
