@@ -1,8 +1,9 @@
 //! corral: a ZooKeeper-compatible coordination server, thread-per-core on io_uring.
 //!
 //! Pure parts (no I/O): `proto` (wire codec), `tree` (data tree, ACLs), `txn`, `prep`
-//! (request -> txn), `session` (expiry tracking), `watch` (shard-local watch registry),
-//! `config` (zoo.cfg and flags), `admin` (four-letter-word formats). The runtime (`server`) is
+//! (request -> txn), `session` (expiry tracking), `write` (the write machine: the write core's
+//! logic), `watch` (shard-local watch registry), `zab` (replication), `config` (zoo.cfg and
+//! flags), `admin` (four-letter-word formats). The runtime (`server`) is
 //! the only place that knows about glommio, sockets and cores. See docs/ARCHITECTURE.md.
 
 pub(crate) mod admin;
@@ -16,4 +17,5 @@ pub mod storage;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+pub mod write;
 pub mod zab;

@@ -25,84 +25,13 @@ pub(crate) mod wal;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::config::Config;
-use crate::proto::records::{Id, Request};
-use crate::txn::Txn;
-use crate::watch::ConnId;
 
-/// Where a request came from: the shard and its local connection id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Origin {
-    pub shard: usize,
-    pub conn: ConnId,
-}
+pub use crate::write::{Commit, Origin, ToShard};
 
-pub enum ToCore {
-    /// A state-changing request (or sync / closeSession) from an attached session.
-    Write {
-        origin: Origin,
-        session_id: i64,
-        cxid: i32,
-        ids: Arc<Vec<Id>>,
-        req: Request,
-    },
-    /// A handshake: `session_id` 0 asks for a new session, otherwise a reattach.
-    Connect {
-        origin: Origin,
-        session_id: i64,
-        passwd: Bytes,
-        timeout_ms: i32,
-        last_zxid_seen: i64,
-    },
-    /// Sessions that showed activity since the last report.
-    Touch(Vec<i64>),
-    /// A connection closed without closeSession; the session lives on until it expires.
-    Disconnected { origin: Origin, session_id: i64 },
-    /// Periodic: expire sessions, reap containers and TTL nodes.
-    Tick,
-    /// A four-letter word wants the write core's view.
-    Report(async_channel::Sender<CoreReport>),
-}
-
-/// A committed transaction and, if a client asked for it, where to send the reply.
-pub struct Commit {
-    pub txn: Txn,
-    pub origin: Option<Origin>,
-}
-
-pub enum ToShard {
-    Commits(Arc<Vec<Commit>>),
-    /// The sync a connection asked for is done: every txn before it has been sent.
-    Synced {
-        conn: ConnId,
-        path: String,
-    },
-    /// A reattach succeeded.
-    Attached {
-        conn: ConnId,
-        session_id: i64,
-        timeout_ms: i32,
-        password: [u8; 16],
-    },
-    /// The handshake failed: `expired` answers with an expired-session response, otherwise the
-    /// connection is just closed (client saw a newer zxid than this server has).
-    Rejected {
-        conn: ConnId,
-        expired: bool,
-    },
-    /// Close a connection: its session moved to another connection.
-    Close {
-        conn: ConnId,
-    },
-    /// The connection's oldest unanswered write was not carried out: answer it with `code`
-    /// (the log cannot be written; `core::REFUSED_WHILE_STALLED`).
-    Refused {
-        conn: ConnId,
-        code: crate::proto::codes::Code,
-    },
-}
+/// What a shard sends the write core; a four-letter word's question carries the channel its
+/// answer goes back on.
+pub type ToCore = crate::write::ToCore<async_channel::Sender<CoreReport>>;
 
 /// One shard's answer to a four-letter word's question: its counters, connections and
 /// watches. Gathered from every shard on demand, off the request path.

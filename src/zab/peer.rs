@@ -336,6 +336,8 @@ pub struct Peer {
     election: Election,
     accepted_epoch: u32,
     current_epoch: u32,
+    /// The epochs last saved (or read at startup): saved epochs only move forward.
+    saved_epochs: (u32, u32),
     history: History,
     /// Highest zxid appended / durable / applied to the state.
     last_logged: Zxid,
@@ -363,6 +365,7 @@ impl Peer {
             election,
             accepted_epoch: durable.accepted_epoch,
             current_epoch: durable.current_epoch,
+            saved_epochs: (durable.accepted_epoch, durable.current_epoch),
             history,
             last_logged: last,
             persisted: last,
@@ -632,6 +635,12 @@ impl Peer {
 
     /// Appends an entry to the log (durable once `on_persisted` says so).
     fn log(&mut self, zxid: Zxid, txn: Bytes) {
+        // Every caller checked the order; a log that goes backwards loses what followed.
+        assert!(
+            zxid > self.last_logged,
+            "log went backwards: {zxid:#x} after {:#x}",
+            self.last_logged
+        );
         self.last_logged = zxid;
         self.history
             .push(zxid, txn.clone(), self.cfg.history_limit, self.applied);
@@ -639,6 +648,22 @@ impl Peer {
     }
 
     fn save_epochs(&mut self) {
+        // Zab's promises: a member never takes back an epoch it accepted or acknowledged, and
+        // it acknowledges (current) only an epoch it accepted.
+        let (accepted, current) = self.saved_epochs;
+        assert!(
+            self.accepted_epoch >= accepted && self.current_epoch >= current,
+            "epochs went backwards: ({}, {}) after ({accepted}, {current})",
+            self.accepted_epoch,
+            self.current_epoch
+        );
+        assert!(
+            self.current_epoch <= self.accepted_epoch,
+            "current epoch {} beyond accepted {}",
+            self.current_epoch,
+            self.accepted_epoch
+        );
+        self.saved_epochs = (self.accepted_epoch, self.current_epoch);
         self.out.push(Action::SaveEpochs {
             accepted: self.accepted_epoch,
             current: self.current_epoch,
