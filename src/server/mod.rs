@@ -11,6 +11,7 @@
 //! order, shared by all shards through one `Arc`; plus per-connection answers that must follow
 //! the commits before them, which the per-shard FIFO guarantees).
 
+mod accept;
 mod claim;
 mod conn;
 pub(crate) mod core;
@@ -20,6 +21,7 @@ mod reply;
 mod request;
 pub(crate) mod shard;
 pub(crate) mod snapshots;
+mod startup;
 mod stop;
 pub(crate) mod wal;
 
@@ -156,7 +158,7 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 
 /// Recovers the data from the log, starts the server and blocks until it stops.
 pub fn run(cfg: Config) -> std::io::Result<()> {
-    shard::start(Arc::new(cfg))
+    startup::start(Arc::new(cfg))
 }
 
 /// Where the transaction log lives: `<dataLogDir>/wal`.
