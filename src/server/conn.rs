@@ -26,6 +26,7 @@ use crate::proto::{split_frame, Frame};
 use crate::watch::ConnId;
 
 use super::fourlw;
+use super::frames::four_letter_text;
 use super::request::on_frame;
 use super::shard::{wall_clock_ms, Env, ShardRef};
 use super::{Origin, ToCore};
@@ -325,7 +326,7 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
                     let text =
                         fourlw::four_letter(&env.cfg, &env.shared, &env.to_core, cmd, mask).await;
                     let mut c = conn.borrow_mut();
-                    c.out.extend_from_slice(text.as_bytes());
+                    four_letter_text(&mut c.out, &text);
                     c.close();
                     break 'read;
                 }

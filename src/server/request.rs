@@ -13,20 +13,18 @@ use tracing::warn;
 
 use crate::admin;
 use crate::config::OUTPUT_HIGH_WATER;
-use crate::proto::codes::{event, op, perms, state, xid, Code};
+use crate::proto::codes::{event, op, perms, xid, Code};
 use crate::proto::jute::{Reader, Writer};
 use crate::proto::records::{
-    put_multi_header, put_reply_header, put_watcher_event, Acl, ConnectRequest, ReadOp, Request,
-    RequestError, SetWatches,
+    put_multi_header, Acl, ConnectRequest, ReadOp, Request, RequestError, SetWatches,
 };
-use crate::proto::{finish_frame, start_frame};
 use crate::tree::acl;
 use crate::watch::{ConnId, Kind};
 
 use super::conn::{Conn, ConnRef, Pending, Phase};
-use super::reply::{
-    buffer_bytes, read_path, reply, strings_bytes, FRAME_HEADER_BYTES, MULTI_HEADER_BYTES,
-    STAT_BYTES,
+use super::frames::{
+    buffer_bytes, header_only, notification, read_path, reply, sasl_none, strings_bytes,
+    FRAME_HEADER_BYTES, MULTI_HEADER_BYTES, STAT_BYTES,
 };
 use super::shard::{Env, Shard, ShardRef};
 use super::{Origin, ToCore};
@@ -113,16 +111,12 @@ pub(super) fn on_frame(
                         }
                     }
                     c.ids = Arc::new(ids);
-                    let at = start_frame(&mut c.out);
-                    put_reply_header(&mut c.out, xid, zxid, Code::Ok);
-                    finish_frame(&mut c.out, at);
+                    header_only(&mut c.out, xid, zxid, Code::Ok);
                     c.wake_writer();
                     Ok(vec![])
                 }
                 Err(code) => {
-                    let at = start_frame(&mut c.out);
-                    put_reply_header(&mut c.out, xid, zxid, code);
-                    finish_frame(&mut c.out, at);
+                    header_only(&mut c.out, xid, zxid, code);
                     c.close();
                     Ok(vec![])
                 }
@@ -130,10 +124,7 @@ pub(super) fn on_frame(
         }
         Request::Sasl => {
             // No SASL configured: ZooKeeper answers OK with a null token.
-            let at = start_frame(&mut c.out);
-            put_reply_header(&mut c.out, xid, 0, Code::Ok);
-            c.out.put_i32(-1);
-            finish_frame(&mut c.out, at);
+            sasl_none(&mut c.out, xid);
             c.wake_writer();
             Ok(vec![])
         }
@@ -414,29 +405,23 @@ impl Shard {
     /// condition already changed after `relative_zxid` (the last zxid the client saw).
     fn set_watches(&mut self, conn: ConnId, w: &SetWatches, out: &mut BytesMut) {
         let rel = w.relative_zxid;
-        let fire = |out: &mut BytesMut, kind: i32, path: &str| {
-            let at = start_frame(out);
-            put_reply_header(out, xid::NOTIFICATION, -1, Code::Ok);
-            put_watcher_event(out, kind, state::SYNC_CONNECTED, path);
-            finish_frame(out, at);
-        };
         for p in &w.data {
             match self.tree.get(p) {
-                None => fire(out, event::NODE_DELETED, p),
-                Some(n) if n.mzxid > rel => fire(out, event::NODE_DATA_CHANGED, p),
+                None => notification(out, event::NODE_DELETED, p),
+                Some(n) if n.mzxid > rel => notification(out, event::NODE_DATA_CHANGED, p),
                 Some(_) => self.watches.add(Kind::Data, p, conn),
             }
         }
         for p in &w.exist {
             match self.tree.get(p) {
-                Some(_) => fire(out, event::NODE_CREATED, p),
+                Some(_) => notification(out, event::NODE_CREATED, p),
                 None => self.watches.add(Kind::Data, p, conn),
             }
         }
         for p in &w.child {
             match self.tree.get(p) {
-                None => fire(out, event::NODE_DELETED, p),
-                Some(n) if n.pzxid > rel => fire(out, event::NODE_CHILDREN_CHANGED, p),
+                None => notification(out, event::NODE_DELETED, p),
+                Some(n) if n.pzxid > rel => notification(out, event::NODE_CHILDREN_CHANGED, p),
                 Some(_) => self.watches.add(Kind::Child, p, conn),
             }
         }

@@ -26,14 +26,13 @@ use bytes::BytesMut;
 use tracing::warn;
 
 use super::conn::{ConnRef, Pending, Phase};
-use super::reply::{encode_write_reply, reply};
+use super::frames::{connect_response, encode_write_reply, notification, reply};
 use super::{Commit, ShardReport, Shared, ToCore, ToShard};
 use crate::admin;
 use crate::config::Config;
-use crate::proto::codes::{perms, state, xid, Code};
+use crate::proto::codes::perms;
 use crate::proto::jute::Writer;
-use crate::proto::records::{put_reply_header, put_watcher_event, ConnectResponse};
-use crate::proto::{finish_frame, start_frame};
+use crate::proto::records::ConnectResponse;
 use crate::tree::{acl, DataTree};
 use crate::txn::TxnOp;
 use crate::watch::{ConnId, WatchManager};
@@ -166,9 +165,8 @@ pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) {
             if let Some(c) = s.conns.get(&conn) {
                 let mut c = c.borrow_mut();
                 if expired {
-                    let at = start_frame(&mut c.out);
-                    ConnectResponse::expired(c.read_only_flag).encode(&mut c.out);
-                    finish_frame(&mut c.out, at);
+                    let resp = ConnectResponse::expired(c.read_only_flag);
+                    connect_response(&mut c.out, &resp);
                 }
                 c.close();
             }
@@ -194,16 +192,14 @@ fn attach(s: &mut Shard, conn: ConnId, session_id: i64, timeout_ms: i32, passwor
     c.phase = Phase::Attached;
     s.sessions.insert(session_id, conn);
     s.touched.insert(session_id);
-    let at = start_frame(&mut c.out);
-    ConnectResponse {
+    let resp = ConnectResponse {
         protocol_version: 0,
         timeout_ms,
         session_id,
         passwd: password,
         read_only: c.read_only_flag.map(|_| false),
-    }
-    .encode(&mut c.out);
-    finish_frame(&mut c.out, at);
+    };
+    connect_response(&mut c.out, &resp);
     if let Some(w) = c.handshake.take() {
         w.wake();
     }
@@ -251,10 +247,7 @@ fn apply_commit(s: &mut Shard, commit: &Commit) {
                         continue;
                     }
                 }
-                let at = start_frame(&mut c.out);
-                put_reply_header(&mut c.out, xid::NOTIFICATION, -1, Code::Ok);
-                put_watcher_event(&mut c.out, t.kind, state::SYNC_CONNECTED, &t.path);
-                finish_frame(&mut c.out, at);
+                notification(&mut c.out, t.kind, &t.path);
                 c.wake_writer();
             }
         }
