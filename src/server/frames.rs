@@ -15,15 +15,6 @@ use crate::proto::{finish_frame, start_frame};
 use crate::tree::OpResult;
 use crate::txn::TxnOp;
 
-/// Reads look paths up as ZooKeeper's DataTree does, where "" is another name for the root.
-pub(super) fn read_path(path: &str) -> &str {
-    if path.is_empty() {
-        "/"
-    } else {
-        path
-    }
-}
-
 /// A reply frame's length prefix and header (xid, zxid, err).
 pub(super) const FRAME_HEADER_BYTES: usize = 4 + 16;
 /// A multi result's header (type, done, err).

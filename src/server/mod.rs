@@ -18,6 +18,7 @@ pub(crate) mod core;
 mod fourlw;
 mod frames;
 pub mod quorum;
+mod read;
 mod request;
 pub(crate) mod shard;
 pub(crate) mod snapshots;
