@@ -8,7 +8,7 @@ use std::time::Duration;
 use glommio::net::TcpListener;
 use tracing::warn;
 
-use super::conn::serve;
+use super::serve::serve;
 use super::shard::{Env, ShardRef};
 
 /// Accepts connections on the shard's listening socket and serves each in its own task.

@@ -15,8 +15,9 @@ use async_channel::Receiver;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{debug, info};
 
+use super::commit::on_core_message;
 use super::core::{CoreInit, WriteCore};
-use super::shard::{on_core_message, Env, Shard, ShardRef};
+use super::shard::{Env, Shard, ShardRef};
 use super::{accept, AdminQuery, Shared, ToCore, ToShard, CHANNEL_CAPACITY};
 use crate::admin;
 use crate::config::Config;
