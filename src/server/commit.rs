@@ -6,13 +6,11 @@
 use bytes::BytesMut;
 use tracing::warn;
 
-use super::conn::{Pending, Phase};
-use super::frames::{connect_response, encode_write_reply, notification, reply};
+use super::frames::{encode_write_reply, reply};
 use super::shard::Shard;
 use super::{Commit, ToShard};
 use crate::proto::codes::perms;
 use crate::proto::jute::Writer;
-use crate::proto::records::ConnectResponse;
 use crate::tree::acl;
 use crate::txn::TxnOp;
 use crate::watch::ConnId;
@@ -46,12 +44,7 @@ pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) {
         } => attach(s, conn, session_id, timeout_ms, password),
         ToShard::Rejected { conn, expired } => {
             if let Some(c) = s.conns.get(&conn) {
-                let mut c = c.borrow_mut();
-                if expired {
-                    let resp = ConnectResponse::expired(c.read_only_flag);
-                    connect_response(&mut c.out, &resp);
-                }
-                c.close();
+                c.borrow_mut().reject(expired);
             }
         }
         ToShard::Close { conn } => {
@@ -71,21 +64,9 @@ fn attach(s: &mut Shard, conn: ConnId, session_id: i64, timeout_ms: i32, passwor
         return;
     };
     let mut c = cref.borrow_mut();
-    c.session_id = session_id;
-    c.phase = Phase::Attached;
     s.sessions.insert(session_id, conn);
     s.touched.insert(session_id);
-    let resp = ConnectResponse {
-        protocol_version: 0,
-        timeout_ms,
-        session_id,
-        passwd: password,
-        read_only: c.read_only_flag.map(|_| false),
-    };
-    connect_response(&mut c.out, &resp);
-    if let Some(w) = c.handshake.take() {
-        w.wake();
-    }
+    c.attach(session_id, timeout_ms, password);
     s.drain(&mut c);
 }
 
@@ -95,24 +76,11 @@ fn complete_write(s: &mut Shard, conn: ConnId, make: impl FnOnce(i32, i32, &mut 
         return;
     };
     let mut c = cref.borrow_mut();
-    let slot = c.queue.iter_mut().find_map(|p| match p {
-        Pending::Write {
-            opcode,
-            xid,
-            reply: r @ None,
-            ..
-        } => Some((*opcode, *xid, r)),
-        _ => None,
-    });
-    let Some((opcode, xid, slot)) = slot else {
+    if !c.complete_write(make) {
         warn!(conn, "commit for a connection with no write outstanding");
         return;
-    };
-    let mut b = BytesMut::new();
-    make(opcode, xid, &mut b);
-    *slot = Some(b);
+    }
     s.sent += 1;
-    c.sent += 1;
     s.drain(&mut c);
 }
 
@@ -126,12 +94,11 @@ fn apply_commit(s: &mut Shard, commit: &Commit) {
                 // Only to a watcher that may READ the node (CVE-2024-23944, ZooKeeper 3.9.2),
                 // judged by the connection's ids now; a one-shot watch is used up either way.
                 if let Some(acl) = &t.read_acl {
-                    if !acl::allowed(acl, perms::READ, &c.ids) {
+                    if !acl::allowed(acl, perms::READ, c.ids()) {
                         continue;
                     }
                 }
-                notification(&mut c.out, t.kind, &t.path);
-                c.wake_writer();
+                c.notify(t.kind, &t.path);
             }
         }
     }
@@ -146,7 +113,7 @@ fn apply_commit(s: &mut Shard, commit: &Commit) {
                 let negotiated = s
                     .conns
                     .get(&o.conn)
-                    .map(|c| c.borrow().timeout_ms)
+                    .map(|c| c.borrow().timeout_ms())
                     .unwrap_or(*timeout_ms);
                 attach(s, o.conn, txn.session_id, negotiated, *password);
             }

@@ -187,7 +187,7 @@ impl Shard {
         let session_of = |conn: ConnId| {
             self.conns
                 .get(&conn)
-                .map(|c| c.borrow().session_id)
+                .map(|c| c.borrow().session_id())
                 .unwrap_or(0)
         };
         ShardReport {
@@ -198,26 +198,9 @@ impl Shard {
             received: self.received,
             sent: self.sent,
             sessions: self.tree.sessions().count(),
-            outstanding: self.conns.values().map(|c| c.borrow().queue.len()).sum(),
+            outstanding: self.conns.values().map(|c| c.borrow().outstanding()).sum(),
             latency: self.latency,
-            connections: self
-                .conns
-                .values()
-                .map(|c| {
-                    let c = c.borrow();
-                    let mut info = admin::ConnectionInfo::new(c.peer, c.established_ms);
-                    info.outstanding_requests = c.queue.len() as u64;
-                    info.packets_received = c.received;
-                    info.packets_sent = c.sent;
-                    info.session_id = c.session_id as u64;
-                    info.last_op = c.last_op;
-                    info.session_timeout_ms = c.timeout_ms as u32;
-                    info.last_cxid = c.last_cxid as i64;
-                    info.last_zxid = c.last_zxid;
-                    info.latency = c.latency;
-                    info
-                })
-                .collect(),
+            connections: self.conns.values().map(|c| c.borrow().info()).collect(),
             watch_count: self.watches.total(),
             watches_by_session: self
                 .watches

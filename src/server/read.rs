@@ -71,21 +71,20 @@ impl Shard {
         out: &mut BytesMut,
     ) {
         let zxid = self.tree.last_zxid();
-        c.last_zxid = zxid;
         self.sent += 1;
-        c.sent += 1;
-        let ids = c.ids.clone();
-        let conn = c.id;
+        c.answering(zxid);
+        let ids = c.ids().clone();
+        let conn = c.id();
         // What this connection may still hold as output: a reply past it would close the
         // connection once built, so a read whose reply would not fit is refused before it is
         // built (docs/decisions.md, "Replies too large to hold").
-        let room = c.output_limit.saturating_sub(out.len() + c.writing);
+        let room = c.room(out.len());
         let too_large = |bytes: usize| {
             let fits = bytes <= room;
             if !fits {
                 warn!(
-                    peer = %c.peer,
-                    session = format!("{:#x}", c.session_id),
+                    peer = %c.peer(),
+                    session = format!("{:#x}", c.session_id()),
                     opcode,
                     bytes,
                     room,
@@ -173,7 +172,7 @@ impl Shard {
                 let p = prefix.trim();
                 let mut v: Vec<&String> = self
                     .tree
-                    .ephemerals_of(c.session_id)
+                    .ephemerals_of(c.session_id())
                     .filter(|e| p.is_empty() || p == "/" || e.starts_with(prefix.as_str()))
                     .collect();
                 if too_large(FRAME_HEADER_BYTES + strings_bytes(&v)) {

@@ -4,17 +4,13 @@
 //! themselves are answered in read.rs. Ordering rules: docs/design/ordering.md.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Instant;
 
-use crate::admin;
-use crate::config::OUTPUT_HIGH_WATER;
 use crate::proto::codes::{op, Code};
 use crate::proto::jute::Reader;
 use crate::proto::records::{ConnectRequest, Request, RequestError};
 use crate::tree::acl;
 
-use super::conn::{Conn, ConnRef, Pending, Phase};
+use super::conn::{Answer, Conn, ConnRef};
 use super::frames::{header_only, reply, sasl_none};
 use super::shard::{Env, Shard, ShardRef};
 use super::{Origin, ToCore};
@@ -29,21 +25,19 @@ pub(super) fn on_frame(
     let mut c = conn.borrow_mut();
     let mut s = shard.borrow_mut();
     s.received += 1;
-    c.received += 1;
+    c.received();
     let origin = Origin {
         shard: env.id,
-        conn: c.id,
+        conn: c.id(),
     };
-    if c.phase == Phase::Handshake {
+    if c.handshaking() {
         let req = ConnectRequest::decode(payload).map_err(|_| "malformed connect request")?;
         let (min, max) = (
             env.cfg.min_session_timeout_ms as i32,
             env.cfg.max_session_timeout_ms as i32,
         );
         let timeout_ms = req.timeout_ms.clamp(min, max);
-        c.phase = Phase::Connecting;
-        c.timeout_ms = timeout_ms;
-        c.read_only_flag = req.read_only;
+        c.connecting(timeout_ms, req.read_only);
         return Ok(vec![ToCore::Connect {
             origin,
             session_id: req.session_id,
@@ -58,15 +52,15 @@ pub(super) fn on_frame(
         (Ok(x), Ok(o)) => (x, o),
         _ => return Err("truncated request header"),
     };
-    if c.session_id != 0 {
-        s.touched.insert(c.session_id);
+    if c.session_id() != 0 {
+        s.touched.insert(c.session_id());
     }
     let req = match Request::decode(opcode, &mut r) {
         Ok(req) => req,
         Err(RequestError::UnknownOpcode(_)) => {
             // ZooKeeper answers an unknown opcode with Unimplemented, then closes.
             let zxid = s.tree.last_zxid();
-            reply(&mut c.out, xid, zxid, |_| Err(Code::Unimplemented));
+            c.send(|out| reply(out, xid, zxid, |_| Err(Code::Unimplemented)));
             c.close();
             return Ok(vec![]);
         }
@@ -78,35 +72,29 @@ pub(super) fn on_frame(
         Err(RequestError::Malformed(_)) => {
             // A body that does not parse gets MarshallingError; the connection stays usable.
             let zxid = s.tree.last_zxid();
-            reply(&mut c.out, xid, zxid, |_| Err(Code::MarshallingError));
-            c.wake_writer();
+            c.send(|out| reply(out, xid, zxid, |_| Err(Code::MarshallingError)));
             return Ok(vec![]);
         }
     };
-    if xid >= 0 {
-        c.last_cxid = xid;
-    }
-    c.last_op = admin::last_op_name(opcode);
+    c.note_request(xid, opcode);
 
     match req {
         // Processed on arrival, as ZooKeeper does, so later writes carry the new identity.
         Request::Auth { scheme, auth } => {
             let zxid = 0;
-            match acl::authenticate(&scheme, &auth, c.peer.ip(), env.cfg.super_digest.as_deref()) {
+            match acl::authenticate(
+                &scheme,
+                &auth,
+                c.peer().ip(),
+                env.cfg.super_digest.as_deref(),
+            ) {
                 Ok(new_ids) => {
-                    let mut ids = (*c.ids).clone();
-                    for id in new_ids {
-                        if !ids.contains(&id) {
-                            ids.push(id);
-                        }
-                    }
-                    c.ids = Arc::new(ids);
-                    header_only(&mut c.out, xid, zxid, Code::Ok);
-                    c.wake_writer();
+                    c.add_ids(new_ids);
+                    c.send(|out| header_only(out, xid, zxid, Code::Ok));
                     Ok(vec![])
                 }
                 Err(code) => {
-                    header_only(&mut c.out, xid, zxid, code);
+                    c.send(|out| header_only(out, xid, zxid, code));
                     c.close();
                     Ok(vec![])
                 }
@@ -114,42 +102,30 @@ pub(super) fn on_frame(
         }
         Request::Sasl => {
             // No SASL configured: ZooKeeper answers OK with a null token.
-            sasl_none(&mut c.out, xid);
-            c.wake_writer();
+            c.send(|out| sasl_none(out, xid));
             Ok(vec![])
         }
         req if req.is_write() => {
-            c.queue.push_back(Pending::Write {
-                opcode,
-                xid,
-                reply: None,
-                at: Instant::now(),
-            });
+            c.push_write(opcode, xid);
             Ok(vec![ToCore::Write {
                 origin,
-                session_id: c.session_id,
+                session_id: c.session_id(),
                 cxid: xid,
-                ids: c.ids.clone(),
+                ids: c.ids().clone(),
                 req,
             }])
         }
         req => {
             let min_zxid = env.shared.committed.load(Ordering::SeqCst);
-            if c.queue.is_empty() && s.tree.last_zxid() >= min_zxid {
-                let mut out = std::mem::take(&mut c.out);
-                s.execute(&mut c, xid, opcode, &req, &mut out);
-                s.record_latency(&mut c, 0);
-                c.out = out;
+            if c.idle() && s.tree.last_zxid() >= min_zxid {
+                c.with_output(|c, out| {
+                    s.execute(c, xid, opcode, &req, out);
+                    s.record_latency(c, 0);
+                });
                 c.wake_writer();
             } else {
-                c.queue.push_back(Pending::Read {
-                    xid,
-                    opcode,
-                    req,
-                    at: Instant::now(),
-                    min_zxid,
-                });
-                s.waiting.insert(c.id);
+                c.push_read(xid, opcode, req, min_zxid);
+                s.waiting.insert(c.id());
             }
             Ok(vec![])
         }
@@ -159,54 +135,26 @@ pub(super) fn on_frame(
 impl Shard {
     fn record_latency(&mut self, c: &mut Conn, ms: u64) {
         self.latency.record(ms);
-        c.latency.record(ms);
+        c.record_latency(ms);
     }
 
     /// Answers everything at the head of a connection's queue that can be answered now.
     pub(super) fn drain(&mut self, c: &mut Conn) {
-        let mut out = std::mem::take(&mut c.out);
-        c.stalled = false;
-        while let Some(front) = c.queue.front_mut() {
-            if out.len() + c.writing >= OUTPUT_HIGH_WATER {
-                // Answers wait in the queue, not in memory as output the client is slow to
-                // take (hundreds of reads of a big node would otherwise all land in `out`).
-                c.stalled = true;
-                break;
+        let applied = self.tree.last_zxid();
+        let waits = c.drain(applied, |c, out, answer| match answer {
+            Answer::Write { ms } => self.record_latency(c, ms),
+            Answer::Read {
+                xid,
+                opcode,
+                req,
+                at,
+            } => {
+                self.execute(c, xid, opcode, req, out);
+                self.record_latency(c, at.elapsed().as_millis() as u64);
             }
-            match front {
-                Pending::Write { reply: r, at, .. } => match r.take() {
-                    Some(bytes) => {
-                        let ms = at.elapsed().as_millis() as u64;
-                        out.extend_from_slice(&bytes);
-                        c.queue.pop_front();
-                        self.record_latency(c, ms);
-                    }
-                    None => break,
-                },
-                Pending::Read { min_zxid, .. } => {
-                    if self.tree.last_zxid() < *min_zxid {
-                        self.waiting.insert(c.id);
-                        break;
-                    }
-                    let Some(Pending::Read {
-                        xid,
-                        opcode,
-                        req,
-                        at,
-                        ..
-                    }) = c.queue.pop_front()
-                    else {
-                        unreachable!()
-                    };
-                    self.execute(c, xid, opcode, &req, &mut out);
-                    self.record_latency(c, at.elapsed().as_millis() as u64);
-                }
-            }
-        }
-        c.out = out;
-        c.wake_writer();
-        if let Some(w) = c.backpressure.take() {
-            w.wake();
+        });
+        if waits {
+            self.waiting.insert(c.id());
         }
     }
 }

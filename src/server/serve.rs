@@ -3,11 +3,8 @@
 //! the connection's output as it fills. The connection's state is in conn.rs.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -16,12 +13,10 @@ use glommio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::admin::{self, FourLetter};
-use crate::config::OUTPUT_HIGH_WATER;
 use crate::proto::{split_frame, Frame};
 
-use super::conn::{wall_clock_ms, Conn, ConnRef, Phase};
+use super::conn::{Conn, ConnRef};
 use super::fourlw;
-use super::frames::four_letter_text;
 use super::request::on_frame;
 use super::shard::{Env, ShardRef};
 use super::{Origin, ToCore};
@@ -42,37 +37,11 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
         s.next_conn += 1;
         id
     };
-    let conn: ConnRef = Rc::new(RefCell::new(Conn {
-        id: conn_id,
+    let conn: ConnRef = Rc::new(RefCell::new(Conn::new(
+        conn_id,
         peer,
-        phase: Phase::Handshake,
-        session_id: 0,
-        timeout_ms: 0,
-        read_only_flag: None,
-        ids: Arc::new(vec![crate::proto::records::Id::new(
-            "ip",
-            &peer.ip().to_string(),
-        )]),
-        queue: VecDeque::new(),
-        out: BytesMut::new(),
-        writing: 0,
-        output_limit: env.cfg.output_limit(),
-        overflowed: false,
-        writer: None,
-        abort: None,
-        stalled: false,
-        reader: None,
-        handshake: None,
-        backpressure: None,
-        closing: false,
-        received: 0,
-        sent: 0,
-        last_cxid: 0,
-        last_zxid: 0,
-        last_op: admin::LAST_OP_NONE,
-        established_ms: wall_clock_ms(),
-        latency: admin::Latency::default(),
-    }));
+        env.cfg.output_limit(),
+    )));
     shard.borrow_mut().conns.insert(conn_id, conn.clone());
     // A connection that never completes its handshake is closed, as ZooKeeper closes
     // session-less connections (its `sessionlessCnxnTimeout`, 10 s). The reader enforces it
@@ -85,21 +54,9 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
         let shard = shard.clone();
         glommio::spawn_local(async move {
             loop {
-                let (buf, closing) = futures_lite::future::poll_fn(|cx| {
-                    let mut c = conn.borrow_mut();
-                    if c.overflowed {
-                        Poll::Ready((BytesMut::new(), true))
-                    } else if !c.out.is_empty() || c.closing {
-                        let buf = c.out.split();
-                        c.writing = buf.len();
-                        Poll::Ready((buf, c.closing))
-                    } else {
-                        c.writer = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                })
-                .await;
-                if conn.borrow().overflowed {
+                let (buf, closing) =
+                    futures_lite::future::poll_fn(|cx| conn.borrow_mut().poll_output(cx)).await;
+                if conn.borrow().overflowed() {
                     break; // drop the socket unflushed: the client is not reading
                 }
                 if !buf.is_empty() {
@@ -107,30 +64,22 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
                     // (and the connection) forever.
                     let written = futures_lite::future::or(
                         async { Some(wr.write_all(&buf).await.is_ok()) },
-                        futures_lite::future::poll_fn(|cx| {
-                            let mut c = conn.borrow_mut();
-                            if c.overflowed {
-                                Poll::Ready(None)
-                            } else {
-                                c.abort = Some(cx.waker().clone());
-                                Poll::Pending
-                            }
-                        }),
+                        async {
+                            futures_lite::future::poll_fn(|cx| conn.borrow_mut().poll_overflow(cx))
+                                .await;
+                            None
+                        },
                     )
                     .await;
                     if written != Some(true) {
                         break;
                     }
                     let mut c = conn.borrow_mut();
-                    c.writing = 0;
-                    if let Some(w) = c.backpressure.take() {
-                        w.wake();
-                    }
-                    if c.stalled {
+                    if c.written() {
                         shard.borrow_mut().drain(&mut c);
                     }
                 }
-                if closing && conn.borrow().out.is_empty() {
+                if closing && conn.borrow().flushed() {
                     let _ = wr.flush().await;
                     let _ = wr.close().await;
                     break;
@@ -147,16 +96,8 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
     let outstanding_max = (env.cfg.global_outstanding_limit as usize).max(1);
     'read: loop {
         room_to_read(&conn, outstanding_max).await;
-        let closed = futures_lite::future::poll_fn(|cx| {
-            let mut c = conn.borrow_mut();
-            if c.closing {
-                Poll::Ready(())
-            } else {
-                c.reader = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        });
-        let handshaking = conn.borrow().phase == Phase::Handshake;
+        let closed = futures_lite::future::poll_fn(|cx| conn.borrow_mut().poll_closed(cx));
+        let handshaking = conn.borrow().handshaking();
         let timed_out = async {
             if handshaking {
                 glommio::timer::sleep(handshake_deadline.saturating_duration_since(Instant::now()))
@@ -181,22 +122,13 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
         loop {
             // Requests pipelined behind the connect request wait for its answer, so that they
             // reach the write core with their session and in order.
-            futures_lite::future::poll_fn(|cx| {
-                let mut c = conn.borrow_mut();
-                if c.phase == Phase::Connecting && !c.closing {
-                    c.handshake = Some(cx.waker().clone());
-                    Poll::Pending
-                } else {
-                    Poll::Ready(())
-                }
-            })
-            .await;
+            futures_lite::future::poll_fn(|cx| conn.borrow_mut().poll_connected(cx)).await;
             // Per frame too: one read can carry hundreds of requests.
             room_to_read(&conn, outstanding_max).await;
-            if conn.borrow().closing {
+            if conn.borrow().closing() {
                 break 'read;
             }
-            if conn.borrow().phase == Phase::Handshake && inbuf.len() >= 4 {
+            if conn.borrow().handshaking() && inbuf.len() >= 4 {
                 if let Some(cmd) = FourLetter::from_len_prefix(inbuf[..4].try_into().unwrap()) {
                     // `stmk` carries the new mask in the 8 bytes after the word (a refused
                     // one is answered without them, as ZooKeeper checks its whitelist first).
@@ -209,9 +141,7 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
                     }
                     let text =
                         fourlw::four_letter(&env.cfg, &env.shared, &env.to_core, cmd, mask).await;
-                    let mut c = conn.borrow_mut();
-                    four_letter_text(&mut c.out, &text);
-                    c.close();
+                    conn.borrow_mut().answer_four_letter(&text);
                     break 'read;
                 }
             }
@@ -242,7 +172,7 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
     let _ = writer.await;
     let (session_id, attached) = {
         let c = conn.borrow();
-        (c.session_id, c.phase == Phase::Attached)
+        (c.session_id(), c.attached())
     };
     {
         let mut s = shard.borrow_mut();
@@ -269,15 +199,5 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
 /// waits to be sent (a client that reads slowly, or not at all, holds its own requests back in
 /// TCP instead of growing the server's buffers).
 async fn room_to_read(conn: &ConnRef, outstanding_max: usize) {
-    futures_lite::future::poll_fn(|cx| {
-        let mut c = conn.borrow_mut();
-        let backlog = c.queue.len() >= outstanding_max || c.output_len() >= OUTPUT_HIGH_WATER;
-        if !backlog || c.closing {
-            Poll::Ready(())
-        } else {
-            c.backpressure = Some(cx.waker().clone());
-            Poll::Pending
-        }
-    })
-    .await
+    futures_lite::future::poll_fn(|cx| conn.borrow_mut().poll_room(cx, outstanding_max)).await
 }
