@@ -1,43 +1,33 @@
-//! A client connection on a shard: its state (`Conn`), and the two tasks that serve it (`serve`):
-//! the reader splits frames, waits for room (`room_to_read`), and hands each frame to the
-//! request path (request.rs); the writer flushes the connection's output as it fills.
+//! A client connection's state on its shard (`Conn`): phase, session, auth ids, the queue of
+//! unanswered requests, the output buffer and the wakers of the tasks that serve it (serve.rs).
+//! The state is private: the shard's modules change it through what a connection does (attach,
+//! queue a write, complete it, notify, drain answers in order, wait for room), so the rules
+//! tying the fields together (wakers woken, output bounded) live in this one file.
 //!
 //! Backpressure lives here: reading pauses while too many requests of the connection are
-//! unanswered or too much of its output is unsent, and a connection whose notifications pile
-//! past `corral.clientOutputLimit` is closed (docs/decisions.md, "Slow and stalled readers").
+//! unanswered or too much of its output is unsent (`poll_room`), `drain` stops at the output
+//! high-water mark, and a connection whose notifications pile past `corral.clientOutputLimit`
+//! is closed (docs/decisions.md, "Slow and stalled readers").
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use crate::admin::{self, FourLetter};
+use crate::admin;
 use crate::config::OUTPUT_HIGH_WATER;
-use crate::proto::records::Request;
-use crate::proto::{split_frame, Frame};
+use crate::proto::records::{ConnectResponse, Id, Request};
 use crate::watch::ConnId;
 
-use super::fourlw;
-use super::request::on_frame;
-use super::shard::{wall_clock_ms, Env, ShardRef};
-use super::{Origin, ToCore};
+use super::frames::{connect_response, four_letter_text, notification};
 
-/// How long a new connection may take to send its connect request.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes read from a socket per read call. Each connection holds one such buffer for its life,
-/// so it stays small (10k connections x 64 KiB would be 640 MiB): 16 KiB still takes a few
-/// hundred pipelined requests per read, and bigger frames simply take several reads.
-const READ_CHUNK: usize = 16 * 1024;
-
-pub(super) enum Pending {
+enum Pending {
     /// A read; it runs once the replica has applied `min_zxid`.
     Read {
         xid: i32,
@@ -56,53 +46,457 @@ pub(super) enum Pending {
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
-pub(super) enum Phase {
+enum Phase {
     Handshake,
     Connecting,
     Attached,
 }
 
 pub(super) struct Conn {
-    pub(super) id: ConnId,
-    pub(super) peer: SocketAddr,
-    pub(super) phase: Phase,
-    pub(super) session_id: i64,
-    pub(super) timeout_ms: i32,
+    id: ConnId,
+    peer: SocketAddr,
+    phase: Phase,
+    session_id: i64,
+    timeout_ms: i32,
     /// Whether the connect request carried the readOnly flag: the response echoes its shape.
-    pub(super) read_only_flag: Option<bool>,
-    pub(super) ids: Arc<Vec<crate::proto::records::Id>>,
-    pub(super) queue: VecDeque<Pending>,
-    pub(super) out: BytesMut,
+    read_only_flag: Option<bool>,
+    ids: Arc<Vec<crate::proto::records::Id>>,
+    queue: VecDeque<Pending>,
+    out: BytesMut,
     /// Bytes the writer took from `out` and has not yet seen written.
-    pub(super) writing: usize,
+    writing: usize,
     /// `corral.clientOutputLimit`: `out` + `writing` above this closes the connection.
-    pub(super) output_limit: usize,
+    output_limit: usize,
     /// The output went over `output_limit`: the writer drops what is unsent and closes.
-    pub(super) overflowed: bool,
-    pub(super) writer: Option<Waker>,
+    overflowed: bool,
+    writer: Option<Waker>,
     /// The writer, blocked in a write, waiting to be told of an overflow.
-    pub(super) abort: Option<Waker>,
+    abort: Option<Waker>,
     /// `drain` stopped at the output high-water mark with answers still queued: the writer
     /// resumes it once the client has taken some output.
-    pub(super) stalled: bool,
-    pub(super) reader: Option<Waker>,
+    stalled: bool,
+    reader: Option<Waker>,
     /// The reader, parked until the handshake is answered.
-    pub(super) handshake: Option<Waker>,
+    handshake: Option<Waker>,
     /// The reader, parked while too many requests of this connection are outstanding.
-    pub(super) backpressure: Option<Waker>,
+    backpressure: Option<Waker>,
     /// Flush `out`, then close.
-    pub(super) closing: bool,
+    closing: bool,
     // counters for `cons`
-    pub(super) received: u64,
-    pub(super) sent: u64,
-    pub(super) last_cxid: i32,
-    pub(super) last_zxid: i64,
-    pub(super) last_op: &'static str,
-    pub(super) established_ms: u64,
-    pub(super) latency: admin::Latency,
+    received: u64,
+    sent: u64,
+    last_cxid: i32,
+    last_zxid: i64,
+    last_op: &'static str,
+    established_ms: u64,
+    latency: admin::Latency,
+}
+
+/// What `Conn::drain` hands the shard for each answer it takes off the queue.
+pub(super) enum Answer<'a> {
+    /// A write's reply went to the output; it waited `ms`.
+    Write { ms: u64 },
+    /// A read to answer now, queued since `at`.
+    Read {
+        xid: i32,
+        opcode: i32,
+        req: &'a Request,
+        at: Instant,
+    },
 }
 
 impl Conn {
+    pub(super) fn new(id: ConnId, peer: SocketAddr, output_limit: usize) -> Conn {
+        Conn {
+            id,
+            peer,
+            phase: Phase::Handshake,
+            session_id: 0,
+            timeout_ms: 0,
+            read_only_flag: None,
+            ids: Arc::new(vec![Id::new("ip", &peer.ip().to_string())]),
+            queue: VecDeque::new(),
+            out: BytesMut::new(),
+            writing: 0,
+            output_limit,
+            overflowed: false,
+            writer: None,
+            abort: None,
+            stalled: false,
+            reader: None,
+            handshake: None,
+            backpressure: None,
+            closing: false,
+            received: 0,
+            sent: 0,
+            last_cxid: 0,
+            last_zxid: 0,
+            last_op: admin::LAST_OP_NONE,
+            established_ms: wall_clock_ms(),
+            latency: admin::Latency::default(),
+        }
+    }
+
+    pub(super) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    pub(super) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The session this connection serves (0 before the handshake is answered).
+    pub(super) fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// The negotiated session timeout.
+    pub(super) fn timeout_ms(&self) -> i32 {
+        self.timeout_ms
+    }
+
+    /// The auth ids requests of this connection act with.
+    pub(super) fn ids(&self) -> &Arc<Vec<Id>> {
+        &self.ids
+    }
+
+    /// Adds the ids an auth packet proved (each once).
+    pub(super) fn add_ids(&mut self, new_ids: Vec<Id>) {
+        let mut ids = (*self.ids).clone();
+        for id in new_ids {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        self.ids = Arc::new(ids);
+    }
+
+    /// No connect request has been read yet.
+    pub(super) fn handshaking(&self) -> bool {
+        self.phase == Phase::Handshake
+    }
+
+    /// The connect request was read and went to the write core.
+    pub(super) fn connecting(&mut self, timeout_ms: i32, read_only_flag: Option<bool>) {
+        self.phase = Phase::Connecting;
+        self.timeout_ms = timeout_ms;
+        self.read_only_flag = read_only_flag;
+    }
+
+    /// The session is attached: answer the connect request, release the reader.
+    pub(super) fn attach(&mut self, session_id: i64, timeout_ms: i32, password: [u8; 16]) {
+        self.session_id = session_id;
+        self.phase = Phase::Attached;
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            passwd: password,
+            read_only: self.read_only_flag.map(|_| false),
+        };
+        connect_response(&mut self.out, &resp);
+        if let Some(w) = self.handshake.take() {
+            w.wake();
+        }
+    }
+
+    /// The handshake failed: answer with an expired-session response if `expired`, and close.
+    pub(super) fn reject(&mut self, expired: bool) {
+        if expired {
+            let resp = ConnectResponse::expired(self.read_only_flag);
+            connect_response(&mut self.out, &resp);
+        }
+        self.close();
+    }
+
+    /// The handshake was answered: the session is attached to this connection.
+    pub(super) fn attached(&self) -> bool {
+        self.phase == Phase::Attached
+    }
+
+    /// Counts a request frame read from the client.
+    #[inline]
+    pub(super) fn received(&mut self) {
+        self.received += 1;
+    }
+
+    /// Notes a decoded request for `cons` (its cxid and operation).
+    #[inline]
+    pub(super) fn note_request(&mut self, xid: i32, opcode: i32) {
+        if xid >= 0 {
+            self.last_cxid = xid;
+        }
+        self.last_op = admin::last_op_name(opcode);
+    }
+
+    /// Notes a read answered from the replica at `zxid`.
+    #[inline]
+    pub(super) fn answering(&mut self, zxid: i64) {
+        self.last_zxid = zxid;
+        self.sent += 1;
+    }
+
+    #[inline]
+    pub(super) fn record_latency(&mut self, ms: u64) {
+        self.latency.record(ms);
+    }
+
+    /// Nothing of this connection is waiting to be answered.
+    #[inline]
+    pub(super) fn idle(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Requests waiting to be answered.
+    pub(super) fn outstanding(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Queues a write sent to the write core; its reply fills the slot when committed.
+    #[inline]
+    pub(super) fn push_write(&mut self, opcode: i32, xid: i32) {
+        self.queue.push_back(Pending::Write {
+            opcode,
+            xid,
+            reply: None,
+            at: Instant::now(),
+        });
+    }
+
+    /// Queues a read to run once the replica has applied `min_zxid`.
+    #[inline]
+    pub(super) fn push_read(&mut self, xid: i32, opcode: i32, req: Request, min_zxid: i64) {
+        self.queue.push_back(Pending::Read {
+            xid,
+            opcode,
+            req,
+            at: Instant::now(),
+            min_zxid,
+        });
+    }
+
+    /// Fills the oldest unanswered write's reply with what `make(opcode, xid, out)` encodes;
+    /// false if no write is outstanding.
+    #[inline]
+    pub(super) fn complete_write(&mut self, make: impl FnOnce(i32, i32, &mut BytesMut)) -> bool {
+        let slot = self.queue.iter_mut().find_map(|p| match p {
+            Pending::Write {
+                opcode,
+                xid,
+                reply: r @ None,
+                ..
+            } => Some((*opcode, *xid, r)),
+            _ => None,
+        });
+        let Some((opcode, xid, slot)) = slot else {
+            return false;
+        };
+        let mut b = BytesMut::new();
+        make(opcode, xid, &mut b);
+        *slot = Some(b);
+        self.sent += 1;
+        true
+    }
+
+    /// Appends what `write` encodes to the output and wakes the writer.
+    #[inline]
+    pub(super) fn send(&mut self, write: impl FnOnce(&mut BytesMut)) {
+        write(&mut self.out);
+        self.wake_writer();
+    }
+
+    /// Runs `f` with the output buffer apart from the rest of the connection, so a reply can be
+    /// encoded while the connection's state is read and updated.
+    #[inline]
+    pub(super) fn with_output<R>(&mut self, f: impl FnOnce(&mut Conn, &mut BytesMut) -> R) -> R {
+        let mut out = std::mem::take(&mut self.out);
+        let r = f(self, &mut out);
+        self.out = out;
+        r
+    }
+
+    /// What this connection may still hold as output with `pending` bytes about to be added.
+    #[inline]
+    pub(super) fn room(&self, pending: usize) -> usize {
+        self.output_limit.saturating_sub(pending + self.writing)
+    }
+
+    /// A watch event for this connection: queued at once, behind what is already queued.
+    #[inline]
+    pub(super) fn notify(&mut self, kind: i32, path: &str) {
+        notification(&mut self.out, kind, path);
+        self.wake_writer();
+    }
+
+    /// A four-letter word's answer, then the connection closes.
+    pub(super) fn answer_four_letter(&mut self, text: &str) {
+        four_letter_text(&mut self.out, text);
+        self.close();
+    }
+
+    /// Answers everything at the head of the queue that can be answered now: writes whose
+    /// reply has come, reads once the replica has applied their zxid (`applied`). `answer`
+    /// runs each read into the output (`Answer::Read`) and records latencies. Returns true if
+    /// a read waits for the replica to catch up.
+    #[inline]
+    pub(super) fn drain(
+        &mut self,
+        applied: i64,
+        mut answer: impl FnMut(&mut Conn, &mut BytesMut, Answer<'_>),
+    ) -> bool {
+        let mut out = std::mem::take(&mut self.out);
+        let mut waits = false;
+        self.stalled = false;
+        while let Some(front) = self.queue.front_mut() {
+            if out.len() + self.writing >= OUTPUT_HIGH_WATER {
+                // Answers wait in the queue, not in memory as output the client is slow to
+                // take (hundreds of reads of a big node would otherwise all land in `out`).
+                self.stalled = true;
+                break;
+            }
+            match front {
+                Pending::Write { reply: r, at, .. } => match r.take() {
+                    Some(bytes) => {
+                        let ms = at.elapsed().as_millis() as u64;
+                        out.extend_from_slice(&bytes);
+                        self.queue.pop_front();
+                        answer(self, &mut out, Answer::Write { ms });
+                    }
+                    None => break,
+                },
+                Pending::Read { min_zxid, .. } => {
+                    if applied < *min_zxid {
+                        waits = true;
+                        break;
+                    }
+                    let Some(Pending::Read {
+                        xid,
+                        opcode,
+                        req,
+                        at,
+                        ..
+                    }) = self.queue.pop_front()
+                    else {
+                        unreachable!()
+                    };
+                    answer(
+                        self,
+                        &mut out,
+                        Answer::Read {
+                            xid,
+                            opcode,
+                            req: &req,
+                            at,
+                        },
+                    );
+                }
+            }
+        }
+        self.out = out;
+        self.wake_writer();
+        if let Some(w) = self.backpressure.take() {
+            w.wake();
+        }
+        waits
+    }
+
+    /// The writer's wait for output: what to send, and whether to close after it. Once the
+    /// output overflowed, nothing (and close).
+    pub(super) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<(BytesMut, bool)> {
+        if self.overflowed {
+            Poll::Ready((BytesMut::new(), true))
+        } else if !self.out.is_empty() || self.closing {
+            let buf = self.out.split();
+            self.writing = buf.len();
+            Poll::Ready((buf, self.closing))
+        } else {
+            self.writer = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// The output went over its limit: the socket is dropped unflushed.
+    pub(super) fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// Ready once the output overflows (a write blocked on a client that does not read).
+    pub(super) fn poll_overflow(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.overflowed {
+            Poll::Ready(())
+        } else {
+            self.abort = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// The writer sent what it took: wakes a reader held back by unsent output. Returns true if
+    /// `drain` stopped at the high-water mark and should run again.
+    pub(super) fn written(&mut self) -> bool {
+        self.writing = 0;
+        if let Some(w) = self.backpressure.take() {
+            w.wake();
+        }
+        self.stalled
+    }
+
+    /// No output is waiting.
+    pub(super) fn flushed(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    pub(super) fn closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Ready once the connection is closing (the reader's wait beside its read).
+    pub(super) fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.closing {
+            Poll::Ready(())
+        } else {
+            self.reader = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// Ready once the connect request is answered (or the connection closes): requests
+    /// pipelined behind it wait, so they reach the write core with their session and in order.
+    pub(super) fn poll_connected(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.phase == Phase::Connecting && !self.closing {
+            self.handshake = Some(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// Backpressure: ready while fewer than `outstanding_max` requests are unanswered and the
+    /// unsent output is under the high-water mark (or the connection is closing).
+    pub(super) fn poll_room(&mut self, cx: &mut Context<'_>, outstanding_max: usize) -> Poll<()> {
+        let backlog = self.queue.len() >= outstanding_max || self.output_len() >= OUTPUT_HIGH_WATER;
+        if !backlog || self.closing {
+            Poll::Ready(())
+        } else {
+            self.backpressure = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// This connection's line in `cons`.
+    pub(super) fn info(&self) -> admin::ConnectionInfo {
+        let mut info = admin::ConnectionInfo::new(self.peer, self.established_ms);
+        info.outstanding_requests = self.queue.len() as u64;
+        info.packets_received = self.received;
+        info.packets_sent = self.sent;
+        info.session_id = self.session_id as u64;
+        info.last_op = self.last_op;
+        info.session_timeout_ms = self.timeout_ms as u32;
+        info.last_cxid = self.last_cxid as i64;
+        info.last_zxid = self.last_zxid;
+        info.latency = self.latency;
+        info
+    }
+
     /// Output waiting to be sent (queued, or handed to the writer).
     fn output_len(&self) -> usize {
         self.out.len() + self.writing
@@ -148,251 +542,9 @@ impl Conn {
 
 pub(super) type ConnRef = Rc<RefCell<Conn>>;
 
-/// Runs one client connection until it closes.
-pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketAddr) {
-    let (mut rd, mut wr) = futures_lite::io::split(stream);
-    let conn_id = {
-        let mut s = shard.borrow_mut();
-        let id = s.next_conn;
-        s.next_conn += 1;
-        id
-    };
-    let conn: ConnRef = Rc::new(RefCell::new(Conn {
-        id: conn_id,
-        peer,
-        phase: Phase::Handshake,
-        session_id: 0,
-        timeout_ms: 0,
-        read_only_flag: None,
-        ids: Arc::new(vec![crate::proto::records::Id::new(
-            "ip",
-            &peer.ip().to_string(),
-        )]),
-        queue: VecDeque::new(),
-        out: BytesMut::new(),
-        writing: 0,
-        output_limit: env.cfg.output_limit(),
-        overflowed: false,
-        writer: None,
-        abort: None,
-        stalled: false,
-        reader: None,
-        handshake: None,
-        backpressure: None,
-        closing: false,
-        received: 0,
-        sent: 0,
-        last_cxid: 0,
-        last_zxid: 0,
-        last_op: admin::LAST_OP_NONE,
-        established_ms: wall_clock_ms(),
-        latency: admin::Latency::default(),
-    }));
-    shard.borrow_mut().conns.insert(conn_id, conn.clone());
-    // A connection that never completes its handshake is closed, as ZooKeeper closes
-    // session-less connections (its `sessionlessCnxnTimeout`, 10 s). The reader enforces it
-    // (below): a timer task per connection would keep every closed connection alive for 10 s,
-    // which under connection churn (20k/s) held ~170 MB.
-    let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-
-    let writer = {
-        let conn = conn.clone();
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            loop {
-                let (buf, closing) = futures_lite::future::poll_fn(|cx| {
-                    let mut c = conn.borrow_mut();
-                    if c.overflowed {
-                        Poll::Ready((BytesMut::new(), true))
-                    } else if !c.out.is_empty() || c.closing {
-                        let buf = c.out.split();
-                        c.writing = buf.len();
-                        Poll::Ready((buf, c.closing))
-                    } else {
-                        c.writer = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                })
-                .await;
-                if conn.borrow().overflowed {
-                    break; // drop the socket unflushed: the client is not reading
-                }
-                if !buf.is_empty() {
-                    // Raced with an overflow: a client that never reads would hold this write
-                    // (and the connection) forever.
-                    let written = futures_lite::future::or(
-                        async { Some(wr.write_all(&buf).await.is_ok()) },
-                        futures_lite::future::poll_fn(|cx| {
-                            let mut c = conn.borrow_mut();
-                            if c.overflowed {
-                                Poll::Ready(None)
-                            } else {
-                                c.abort = Some(cx.waker().clone());
-                                Poll::Pending
-                            }
-                        }),
-                    )
-                    .await;
-                    if written != Some(true) {
-                        break;
-                    }
-                    let mut c = conn.borrow_mut();
-                    c.writing = 0;
-                    if let Some(w) = c.backpressure.take() {
-                        w.wake();
-                    }
-                    if c.stalled {
-                        shard.borrow_mut().drain(&mut c);
-                    }
-                }
-                if closing && conn.borrow().out.is_empty() {
-                    let _ = wr.flush().await;
-                    let _ = wr.close().await;
-                    break;
-                }
-            }
-            // The reader may be parked on a read the client never answers.
-            conn.borrow_mut().close();
-        })
-    };
-
-    // Grows only if frames arrive split or pipelined beyond one read.
-    let mut inbuf = BytesMut::new();
-    let mut chunk = vec![0u8; READ_CHUNK];
-    let outstanding_max = (env.cfg.global_outstanding_limit as usize).max(1);
-    'read: loop {
-        room_to_read(&conn, outstanding_max).await;
-        let closed = futures_lite::future::poll_fn(|cx| {
-            let mut c = conn.borrow_mut();
-            if c.closing {
-                Poll::Ready(())
-            } else {
-                c.reader = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        });
-        let handshaking = conn.borrow().phase == Phase::Handshake;
-        let timed_out = async {
-            if handshaking {
-                glommio::timer::sleep(handshake_deadline.saturating_duration_since(Instant::now()))
-                    .await;
-            } else {
-                futures_lite::future::pending::<()>().await;
-            }
-            None
-        };
-        let read = async { Some(rd.read(&mut chunk).await) };
-        let closed = async {
-            closed.await;
-            None
-        };
-        let n = match futures_lite::future::or(read, futures_lite::future::or(closed, timed_out))
-            .await
-        {
-            Some(Ok(0)) | Some(Err(_)) | None => break,
-            Some(Ok(n)) => n,
-        };
-        inbuf.extend_from_slice(&chunk[..n]);
-        loop {
-            // Requests pipelined behind the connect request wait for its answer, so that they
-            // reach the write core with their session and in order.
-            futures_lite::future::poll_fn(|cx| {
-                let mut c = conn.borrow_mut();
-                if c.phase == Phase::Connecting && !c.closing {
-                    c.handshake = Some(cx.waker().clone());
-                    Poll::Pending
-                } else {
-                    Poll::Ready(())
-                }
-            })
-            .await;
-            // Per frame too: one read can carry hundreds of requests.
-            room_to_read(&conn, outstanding_max).await;
-            if conn.borrow().closing {
-                break 'read;
-            }
-            if conn.borrow().phase == Phase::Handshake && inbuf.len() >= 4 {
-                if let Some(cmd) = FourLetter::from_len_prefix(inbuf[..4].try_into().unwrap()) {
-                    // `stmk` carries the new mask in the 8 bytes after the word (a refused
-                    // one is answered without them, as ZooKeeper checks its whitelist first).
-                    let mut mask = None;
-                    if cmd == FourLetter::Stmk && admin::is_allowed(cmd, &env.cfg) {
-                        let Some(m) = inbuf.get(4..12) else {
-                            break; // wait for the rest (the handshake timeout bounds this)
-                        };
-                        mask = Some(i64::from_be_bytes(m.try_into().unwrap()));
-                    }
-                    let text =
-                        fourlw::four_letter(&env.cfg, &env.shared, &env.to_core, cmd, mask).await;
-                    let mut c = conn.borrow_mut();
-                    c.out.extend_from_slice(text.as_bytes());
-                    c.close();
-                    break 'read;
-                }
-            }
-            let payload = match split_frame(&mut inbuf, env.cfg.jute_max_buffer as usize) {
-                Frame::Payload(p) => p,
-                Frame::Incomplete => break,
-                Frame::TooLarge(len) => {
-                    warn!(%peer, len, "frame length out of range, closing connection");
-                    break 'read;
-                }
-            };
-            let to_core = match on_frame(env, shard, &conn, payload) {
-                Ok(msgs) => msgs,
-                Err(why) => {
-                    debug!(%peer, "closing connection: {why}");
-                    conn.borrow_mut().close();
-                    break 'read;
-                }
-            };
-            for m in to_core {
-                if env.to_core.send(m).await.is_err() {
-                    break 'read;
-                }
-            }
-        }
-    }
-    conn.borrow_mut().close();
-    let _ = writer.await;
-    let (session_id, attached) = {
-        let c = conn.borrow();
-        (c.session_id, c.phase == Phase::Attached)
-    };
-    {
-        let mut s = shard.borrow_mut();
-        s.conns.remove(&conn_id);
-        s.watches.remove_conn(conn_id);
-        if s.sessions.get(&session_id) == Some(&conn_id) {
-            s.sessions.remove(&session_id);
-        }
-    }
-    if attached {
-        let origin = Origin {
-            shard: env.id,
-            conn: conn_id,
-        };
-        let _ = env
-            .to_core
-            .send(ToCore::Disconnected { origin, session_id })
-            .await;
-    }
-}
-
-/// Backpressure: waits while too many of this connection's requests are unanswered
-/// (ZooKeeper's globalOutstandingLimit, applied per connection here) or too much of its output
-/// waits to be sent (a client that reads slowly, or not at all, holds its own requests back in
-/// TCP instead of growing the server's buffers).
-async fn room_to_read(conn: &ConnRef, outstanding_max: usize) {
-    futures_lite::future::poll_fn(|cx| {
-        let mut c = conn.borrow_mut();
-        let backlog = c.queue.len() >= outstanding_max || c.output_len() >= OUTPUT_HIGH_WATER;
-        if !backlog || c.closing {
-            Poll::Ready(())
-        } else {
-            c.backpressure = Some(cx.waker().clone());
-            Poll::Pending
-        }
-    })
-    .await
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -11,10 +11,12 @@ use std::time::Instant;
 
 use async_channel::Sender;
 
+use super::shard::Shard;
 use super::wal::WalStats;
 use super::{snapshots, AdminQuery, ShardReport, Shared, ToCore};
 use crate::admin::{self, FourLetter};
 use crate::config::Config;
+use crate::watch::ConnId;
 
 static TRACE_MASK: AtomicI64 = AtomicI64::new(admin::TRACE_MASK_DEFAULT);
 
@@ -172,4 +174,58 @@ fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
 
 thread_local! {
     static START: Instant = Instant::now();
+}
+
+/// A shard's answer to a four-letter word's question.
+impl Shard {
+    pub(super) fn report(&mut self, reset: bool) -> ShardReport {
+        if reset {
+            self.received = 0;
+            self.sent = 0;
+            self.latency = admin::Latency::default();
+        }
+        let session_of = |conn: ConnId| {
+            self.conns
+                .get(&conn)
+                .map(|c| c.borrow().session_id())
+                .unwrap_or(0)
+        };
+        ShardReport {
+            last_zxid: self.tree.last_zxid(),
+            node_count: self.tree.node_count(),
+            ephemerals: self.tree.ephemeral_count(),
+            data_size: self.tree.approximate_data_size(),
+            received: self.received,
+            sent: self.sent,
+            sessions: self.tree.sessions().count(),
+            outstanding: self.conns.values().map(|c| c.borrow().outstanding()).sum(),
+            latency: self.latency,
+            connections: self.conns.values().map(|c| c.borrow().info()).collect(),
+            watch_count: self.watches.total(),
+            watches_by_session: self
+                .watches
+                .by_connection()
+                .into_iter()
+                .map(|(c, p)| (session_of(c), p))
+                .collect(),
+            watches_by_path: self
+                .watches
+                .by_path()
+                .into_iter()
+                .map(|(p, cs)| (p, cs.into_iter().map(session_of).collect()))
+                .collect(),
+            ephemerals_by_session: if self.id == 0 {
+                let mut v: Vec<(i64, Vec<String>)> = self
+                    .tree
+                    .sessions()
+                    .map(|(id, _)| (*id, self.tree.ephemerals_of(*id).cloned().collect()))
+                    .filter(|(_, e): &(i64, Vec<String>)| !e.is_empty())
+                    .collect();
+                v.sort();
+                v
+            } else {
+                Vec::new()
+            },
+        }
+    }
 }

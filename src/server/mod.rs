@@ -10,16 +10,27 @@
 //! activity touches); write core -> shard: [`ToShard`] (batches of committed txns, in zxid
 //! order, shared by all shards through one `Arc`; plus per-connection answers that must follow
 //! the commits before them, which the per-shard FIFO guarantees).
+//!
+//! A shard's modules import one way, each only from those before it (no cycles):
+//! `frames` (pure encodings) <- `conn` (a connection's state) <- `shard` (the shard's state)
+//! <- `read` (answering reads) <- `request` (dispatch, in-order answers) <- `commit` (applying
+//! the write core's messages) and `serve` (a connection's tasks, using `fourlw`) <- `accept`
+//! <- `startup`.
 
+mod accept;
 mod claim;
+mod commit;
 mod conn;
 pub(crate) mod core;
 mod fourlw;
+mod frames;
 pub mod quorum;
-mod reply;
+mod read;
 mod request;
+mod serve;
 pub(crate) mod shard;
 pub(crate) mod snapshots;
+mod startup;
 mod stop;
 pub(crate) mod wal;
 
@@ -85,7 +96,7 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 
 /// Recovers the data from the log, starts the server and blocks until it stops.
 pub fn run(cfg: Config) -> std::io::Result<()> {
-    shard::start(Arc::new(cfg))
+    startup::start(Arc::new(cfg))
 }
 
 /// Where the transaction log lives: `<dataLogDir>/wal`.

@@ -1,33 +1,17 @@
 //! A request's path through a shard: `on_frame` decodes it and decides (answer a read now,
 //! queue it behind a write of the same connection, or forward a write to the write core);
-//! `Shard::execute` answers reads from the shard's replica with its ACL checks and watch
-//! registrations; `Shard::drain` answers queued requests in order once the replica has caught up.
-//! Ordering rules: docs/design/ordering.md.
+//! `Shard::drain` answers queued requests in order once the replica has caught up. The reads
+//! themselves are answered in read.rs. Ordering rules: docs/design/ordering.md.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Instant;
 
-use bytes::{BufMut, BytesMut};
-use tracing::warn;
-
-use crate::admin;
-use crate::config::OUTPUT_HIGH_WATER;
-use crate::proto::codes::{event, op, perms, state, xid, Code};
-use crate::proto::jute::{Reader, Writer};
-use crate::proto::records::{
-    put_multi_header, put_reply_header, put_watcher_event, Acl, ConnectRequest, ReadOp, Request,
-    RequestError, SetWatches,
-};
-use crate::proto::{finish_frame, start_frame};
+use crate::proto::codes::{op, Code};
+use crate::proto::jute::Reader;
+use crate::proto::records::{ConnectRequest, Request, RequestError};
 use crate::tree::acl;
-use crate::watch::{ConnId, Kind};
 
-use super::conn::{Conn, ConnRef, Pending, Phase};
-use super::reply::{
-    buffer_bytes, read_path, reply, strings_bytes, FRAME_HEADER_BYTES, MULTI_HEADER_BYTES,
-    STAT_BYTES,
-};
+use super::conn::{Answer, Conn, ConnRef};
+use super::frames::{header_only, reply, sasl_none};
 use super::shard::{Env, Shard, ShardRef};
 use super::{Origin, ToCore};
 
@@ -41,21 +25,19 @@ pub(super) fn on_frame(
     let mut c = conn.borrow_mut();
     let mut s = shard.borrow_mut();
     s.received += 1;
-    c.received += 1;
+    c.received();
     let origin = Origin {
         shard: env.id,
-        conn: c.id,
+        conn: c.id(),
     };
-    if c.phase == Phase::Handshake {
+    if c.handshaking() {
         let req = ConnectRequest::decode(payload).map_err(|_| "malformed connect request")?;
         let (min, max) = (
             env.cfg.min_session_timeout_ms as i32,
             env.cfg.max_session_timeout_ms as i32,
         );
         let timeout_ms = req.timeout_ms.clamp(min, max);
-        c.phase = Phase::Connecting;
-        c.timeout_ms = timeout_ms;
-        c.read_only_flag = req.read_only;
+        c.connecting(timeout_ms, req.read_only);
         return Ok(vec![ToCore::Connect {
             origin,
             session_id: req.session_id,
@@ -70,15 +52,15 @@ pub(super) fn on_frame(
         (Ok(x), Ok(o)) => (x, o),
         _ => return Err("truncated request header"),
     };
-    if c.session_id != 0 {
-        s.touched.insert(c.session_id);
+    if c.session_id() != 0 {
+        s.touched.insert(c.session_id());
     }
     let req = match Request::decode(opcode, &mut r) {
         Ok(req) => req,
         Err(RequestError::UnknownOpcode(_)) => {
             // ZooKeeper answers an unknown opcode with Unimplemented, then closes.
             let zxid = s.tree.last_zxid();
-            reply(&mut c.out, xid, zxid, |_| Err(Code::Unimplemented));
+            c.send(|out| reply(out, xid, zxid, |_| Err(Code::Unimplemented)));
             c.close();
             return Ok(vec![]);
         }
@@ -90,39 +72,29 @@ pub(super) fn on_frame(
         Err(RequestError::Malformed(_)) => {
             // A body that does not parse gets MarshallingError; the connection stays usable.
             let zxid = s.tree.last_zxid();
-            reply(&mut c.out, xid, zxid, |_| Err(Code::MarshallingError));
-            c.wake_writer();
+            c.send(|out| reply(out, xid, zxid, |_| Err(Code::MarshallingError)));
             return Ok(vec![]);
         }
     };
-    if xid >= 0 {
-        c.last_cxid = xid;
-    }
-    c.last_op = admin::last_op_name(opcode);
+    c.note_request(xid, opcode);
 
     match req {
         // Processed on arrival, as ZooKeeper does, so later writes carry the new identity.
         Request::Auth { scheme, auth } => {
             let zxid = 0;
-            match acl::authenticate(&scheme, &auth, c.peer.ip(), env.cfg.super_digest.as_deref()) {
+            match acl::authenticate(
+                &scheme,
+                &auth,
+                c.peer().ip(),
+                env.cfg.super_digest.as_deref(),
+            ) {
                 Ok(new_ids) => {
-                    let mut ids = (*c.ids).clone();
-                    for id in new_ids {
-                        if !ids.contains(&id) {
-                            ids.push(id);
-                        }
-                    }
-                    c.ids = Arc::new(ids);
-                    let at = start_frame(&mut c.out);
-                    put_reply_header(&mut c.out, xid, zxid, Code::Ok);
-                    finish_frame(&mut c.out, at);
-                    c.wake_writer();
+                    c.add_ids(new_ids);
+                    c.send(|out| header_only(out, xid, zxid, Code::Ok));
                     Ok(vec![])
                 }
                 Err(code) => {
-                    let at = start_frame(&mut c.out);
-                    put_reply_header(&mut c.out, xid, zxid, code);
-                    finish_frame(&mut c.out, at);
+                    c.send(|out| header_only(out, xid, zxid, code));
                     c.close();
                     Ok(vec![])
                 }
@@ -130,45 +102,30 @@ pub(super) fn on_frame(
         }
         Request::Sasl => {
             // No SASL configured: ZooKeeper answers OK with a null token.
-            let at = start_frame(&mut c.out);
-            put_reply_header(&mut c.out, xid, 0, Code::Ok);
-            c.out.put_i32(-1);
-            finish_frame(&mut c.out, at);
-            c.wake_writer();
+            c.send(|out| sasl_none(out, xid));
             Ok(vec![])
         }
         req if req.is_write() => {
-            c.queue.push_back(Pending::Write {
-                opcode,
-                xid,
-                reply: None,
-                at: Instant::now(),
-            });
+            c.push_write(opcode, xid);
             Ok(vec![ToCore::Write {
                 origin,
-                session_id: c.session_id,
+                session_id: c.session_id(),
                 cxid: xid,
-                ids: c.ids.clone(),
+                ids: c.ids().clone(),
                 req,
             }])
         }
         req => {
             let min_zxid = env.shared.committed.load(Ordering::SeqCst);
-            if c.queue.is_empty() && s.tree.last_zxid() >= min_zxid {
-                let mut out = std::mem::take(&mut c.out);
-                s.execute(&mut c, xid, opcode, &req, &mut out);
-                s.record_latency(&mut c, 0);
-                c.out = out;
+            if c.idle() && s.tree.last_zxid() >= min_zxid {
+                c.with_output(|c, out| {
+                    s.execute(c, xid, opcode, &req, out);
+                    s.record_latency(c, 0);
+                });
                 c.wake_writer();
             } else {
-                c.queue.push_back(Pending::Read {
-                    xid,
-                    opcode,
-                    req,
-                    at: Instant::now(),
-                    min_zxid,
-                });
-                s.waiting.insert(c.id);
+                c.push_read(xid, opcode, req, min_zxid);
+                s.waiting.insert(c.id());
             }
             Ok(vec![])
         }
@@ -176,328 +133,28 @@ pub(super) fn on_frame(
 }
 
 impl Shard {
-    fn node_checked(
-        &self,
-        path: &str,
-        perm: i32,
-        ids: &[crate::proto::records::Id],
-    ) -> Result<&crate::tree::Node, Code> {
-        let n = self.tree.get(read_path(path)).ok_or(Code::NoNode)?;
-        if perm != 0 && !acl::allowed(&n.acl, perm, ids) {
-            return Err(Code::NoAuth);
-        }
-        Ok(n)
-    }
-
-    /// The size of a multiRead's reply, from the nodes as they are now, without building it.
-    fn multi_read_bytes(&self, ops: &[ReadOp], ids: &[crate::proto::records::Id]) -> usize {
-        let results: usize = ops
-            .iter()
-            .map(|o| {
-                let body = match o {
-                    ReadOp::GetData { path } => self
-                        .node_checked(path, perms::READ, ids)
-                        .map(|n| buffer_bytes(n.data.as_deref()) + STAT_BYTES),
-                    ReadOp::GetChildren { path } => self
-                        .node_checked(path, perms::READ, ids)
-                        .map(|n| strings_bytes(&n.children)),
-                };
-                MULTI_HEADER_BYTES + body.unwrap_or(4)
-            })
-            .sum();
-        FRAME_HEADER_BYTES + results + MULTI_HEADER_BYTES
-    }
-
-    /// Serves a non-write request from this shard's replica.
-    fn execute(&mut self, c: &mut Conn, xid: i32, opcode: i32, req: &Request, out: &mut BytesMut) {
-        let zxid = self.tree.last_zxid();
-        c.last_zxid = zxid;
-        self.sent += 1;
-        c.sent += 1;
-        let ids = c.ids.clone();
-        let conn = c.id;
-        // What this connection may still hold as output: a reply past it would close the
-        // connection once built, so a read whose reply would not fit is refused before it is
-        // built (docs/decisions.md, "Replies too large to hold").
-        let room = c.output_limit.saturating_sub(out.len() + c.writing);
-        let too_large = |bytes: usize| {
-            let fits = bytes <= room;
-            if !fits {
-                warn!(
-                    peer = %c.peer,
-                    session = format!("{:#x}", c.session_id),
-                    opcode,
-                    bytes,
-                    room,
-                    "reply too large for the connection's output; answering MarshallingError"
-                );
-            }
-            !fits
-        };
-        match req {
-            Request::Ping => reply(out, xid::PING, zxid, |_| Ok(())),
-            // ZooKeeper's exists alone refuses a NUL, before it registers the watch.
-            Request::Exists { path, .. } if path.contains('\0') => {
-                reply(out, xid, zxid, |_| Err(Code::BadArguments))
-            }
-            Request::Exists { path, watch } => {
-                if *watch {
-                    self.watches.add(Kind::Data, path, conn);
-                }
-                reply(out, xid, zxid, |b| {
-                    let n = self.tree.get(read_path(path)).ok_or(Code::NoNode)?;
-                    n.stat().encode(b);
-                    Ok(())
-                })
-            }
-            Request::GetData { path, watch } => reply(out, xid, zxid, |b| {
-                let n = self.node_checked(path, perms::READ, &ids)?;
-                b.put_jbuffer_opt(n.data.as_deref());
-                n.stat().encode(b);
-                if *watch {
-                    self.watches.add(Kind::Data, path, conn);
-                }
-                Ok(())
-            }),
-            Request::GetChildren {
-                path,
-                watch,
-                with_stat,
-            } => reply(out, xid, zxid, |b| {
-                let n = self.node_checked(path, perms::READ, &ids)?;
-                let stat = if *with_stat { STAT_BYTES } else { 0 };
-                if too_large(FRAME_HEADER_BYTES + strings_bytes(&n.children) + stat) {
-                    return Err(Code::MarshallingError);
-                }
-                b.put_i32(n.children.len() as i32);
-                for ch in &n.children {
-                    b.put_jstring(ch);
-                }
-                if *with_stat {
-                    n.stat().encode(b);
-                }
-                if *watch {
-                    self.watches.add(Kind::Child, path, conn);
-                }
-                Ok(())
-            }),
-            Request::GetAcl { path } => reply(out, xid, zxid, |b| {
-                let n = self.node_checked(path, perms::READ | perms::ADMIN, &ids)?;
-                if acl::allowed(&n.acl, perms::ADMIN, &ids) {
-                    Acl::encode_list(&n.acl, b);
-                } else {
-                    // Without ADMIN, digest hashes are masked (ZooKeeper 3.8).
-                    let masked: Vec<Acl> = n
-                        .acl
-                        .iter()
-                        .map(|a| {
-                            let mut a = a.clone();
-                            if a.id.scheme == "digest" {
-                                let user = a.id.id.split(':').next().unwrap_or("").to_string();
-                                a.id.id = format!("{user}:x");
-                            }
-                            a
-                        })
-                        .collect();
-                    Acl::encode_list(&masked, b);
-                }
-                n.stat().encode(b);
-                Ok(())
-            }),
-            Request::GetAllChildrenNumber { path } => reply(out, xid, zxid, |b| {
-                self.node_checked(path, perms::READ, &ids)?;
-                b.put_i32(self.tree.descendant_count(path).unwrap_or(0));
-                Ok(())
-            }),
-            Request::GetEphemerals { prefix } => reply(out, xid, zxid, |b| {
-                let p = prefix.trim();
-                let mut v: Vec<&String> = self
-                    .tree
-                    .ephemerals_of(c.session_id)
-                    .filter(|e| p.is_empty() || p == "/" || e.starts_with(prefix.as_str()))
-                    .collect();
-                if too_large(FRAME_HEADER_BYTES + strings_bytes(&v)) {
-                    return Err(Code::MarshallingError);
-                }
-                v.sort();
-                b.put_jstrings(&v);
-                Ok(())
-            }),
-            Request::MultiRead(ops) => reply(out, xid, zxid, |b| {
-                if too_large(self.multi_read_bytes(ops, &ids)) {
-                    return Err(Code::MarshallingError);
-                }
-                for o in ops {
-                    let (typ, path) = match o {
-                        ReadOp::GetChildren { path } => (op::GET_CHILDREN, path),
-                        ReadOp::GetData { path } => (op::GET_DATA, path),
-                    };
-                    match self.node_checked(path, perms::READ, &ids) {
-                        Ok(n) => {
-                            put_multi_header(b, typ, false, 0);
-                            if typ == op::GET_DATA {
-                                b.put_jbuffer_opt(n.data.as_deref());
-                                n.stat().encode(b);
-                            } else {
-                                b.put_i32(n.children.len() as i32);
-                                for ch in &n.children {
-                                    b.put_jstring(ch);
-                                }
-                            }
-                        }
-                        Err(code) => {
-                            put_multi_header(b, op::ERROR, false, code.as_i32());
-                            b.put_i32(code.as_i32());
-                        }
-                    }
-                }
-                put_multi_header(b, -1, true, -1);
-                Ok(())
-            }),
-            Request::AddWatch { path, mode } => {
-                let kind = if *mode == crate::proto::codes::watch_mode::PERSISTENT_RECURSIVE {
-                    Kind::Recursive
-                } else {
-                    Kind::Persistent
-                };
-                self.watches.add(kind, path, conn);
-                reply(out, xid, zxid, |b| {
-                    b.put_i32(0);
-                    Ok(())
-                })
-            }
-            Request::CheckWatches { path, kind } => reply(out, xid, zxid, |_| {
-                if self.watches.has_watch(path, *kind, conn) {
-                    Ok(())
-                } else {
-                    Err(Code::NoWatcher)
-                }
-            }),
-            Request::RemoveWatches { path, kind } => reply(out, xid, zxid, |_| {
-                if self.watches.remove_watches(path, *kind, conn) {
-                    Ok(())
-                } else {
-                    Err(Code::NoWatcher)
-                }
-            }),
-            Request::SetWatches(w) => {
-                self.set_watches(conn, w, out);
-                reply(out, xid, zxid, |_| Ok(()))
-            }
-            Request::WhoAmI => reply(out, xid, zxid, |b| {
-                let infos: Vec<(&str, String)> = ids
-                    .iter()
-                    .map(|id| {
-                        let user = match id.scheme.as_str() {
-                            "digest" => id.id.split(':').next().unwrap_or("").to_string(),
-                            _ => id.id.clone(),
-                        };
-                        (id.scheme.as_str(), user)
-                    })
-                    .collect();
-                b.put_i32(infos.len() as i32);
-                for (scheme, user) in infos {
-                    b.put_jstring(scheme);
-                    b.put_jstring(&user);
-                }
-                Ok(())
-            }),
-            // Writes never reach here; anything else is a request ZooKeeper would not serve.
-            _ => {
-                let _ = opcode;
-                reply(out, xid, zxid, |_| Err(Code::Unimplemented))
-            }
-        }
-    }
-
-    /// setWatches after a reconnect: re-registers the watches, and fires at once those whose
-    /// condition already changed after `relative_zxid` (the last zxid the client saw).
-    fn set_watches(&mut self, conn: ConnId, w: &SetWatches, out: &mut BytesMut) {
-        let rel = w.relative_zxid;
-        let fire = |out: &mut BytesMut, kind: i32, path: &str| {
-            let at = start_frame(out);
-            put_reply_header(out, xid::NOTIFICATION, -1, Code::Ok);
-            put_watcher_event(out, kind, state::SYNC_CONNECTED, path);
-            finish_frame(out, at);
-        };
-        for p in &w.data {
-            match self.tree.get(p) {
-                None => fire(out, event::NODE_DELETED, p),
-                Some(n) if n.mzxid > rel => fire(out, event::NODE_DATA_CHANGED, p),
-                Some(_) => self.watches.add(Kind::Data, p, conn),
-            }
-        }
-        for p in &w.exist {
-            match self.tree.get(p) {
-                Some(_) => fire(out, event::NODE_CREATED, p),
-                None => self.watches.add(Kind::Data, p, conn),
-            }
-        }
-        for p in &w.child {
-            match self.tree.get(p) {
-                None => fire(out, event::NODE_DELETED, p),
-                Some(n) if n.pzxid > rel => fire(out, event::NODE_CHILDREN_CHANGED, p),
-                Some(_) => self.watches.add(Kind::Child, p, conn),
-            }
-        }
-        for p in &w.persistent {
-            self.watches.add(Kind::Persistent, p, conn);
-        }
-        for p in &w.persistent_recursive {
-            self.watches.add(Kind::Recursive, p, conn);
-        }
-    }
-
     fn record_latency(&mut self, c: &mut Conn, ms: u64) {
         self.latency.record(ms);
-        c.latency.record(ms);
+        c.record_latency(ms);
     }
 
     /// Answers everything at the head of a connection's queue that can be answered now.
     pub(super) fn drain(&mut self, c: &mut Conn) {
-        let mut out = std::mem::take(&mut c.out);
-        c.stalled = false;
-        while let Some(front) = c.queue.front_mut() {
-            if out.len() + c.writing >= OUTPUT_HIGH_WATER {
-                // Answers wait in the queue, not in memory as output the client is slow to
-                // take (hundreds of reads of a big node would otherwise all land in `out`).
-                c.stalled = true;
-                break;
+        let applied = self.tree.last_zxid();
+        let waits = c.drain(applied, |c, out, answer| match answer {
+            Answer::Write { ms } => self.record_latency(c, ms),
+            Answer::Read {
+                xid,
+                opcode,
+                req,
+                at,
+            } => {
+                self.execute(c, xid, opcode, req, out);
+                self.record_latency(c, at.elapsed().as_millis() as u64);
             }
-            match front {
-                Pending::Write { reply: r, at, .. } => match r.take() {
-                    Some(bytes) => {
-                        let ms = at.elapsed().as_millis() as u64;
-                        out.extend_from_slice(&bytes);
-                        c.queue.pop_front();
-                        self.record_latency(c, ms);
-                    }
-                    None => break,
-                },
-                Pending::Read { min_zxid, .. } => {
-                    if self.tree.last_zxid() < *min_zxid {
-                        self.waiting.insert(c.id);
-                        break;
-                    }
-                    let Some(Pending::Read {
-                        xid,
-                        opcode,
-                        req,
-                        at,
-                        ..
-                    }) = c.queue.pop_front()
-                    else {
-                        unreachable!()
-                    };
-                    self.execute(c, xid, opcode, &req, &mut out);
-                    self.record_latency(c, at.elapsed().as_millis() as u64);
-                }
-            }
-        }
-        c.out = out;
-        c.wake_writer();
-        if let Some(w) = c.backpressure.take() {
-            w.wake();
+        });
+        if waits {
+            self.waiting.insert(c.id());
         }
     }
 }

@@ -1,24 +1,19 @@
-//! Reply encoding: the frames a shard sends for reads and writes, in ZooKeeper's layouts, and
-//! the sizes of the variable replies, so a read can be refused before its reply is built
-//! (docs/decisions.md, "Replies too large to hold"). Pure.
+//! Every frame a shard sends, in ZooKeeper's layouts: replies to reads and writes, header-only
+//! replies (auth) and the SASL one, watch notifications, connect responses; and the sizes of
+//! the variable replies, so a read can be refused before its reply is built (docs/decisions.md,
+//! "Replies too large to hold"). Four-letter answers are the one unframed output: plain text,
+//! then the connection closes (`four_letter_text`). Pure.
 
 use bytes::{BufMut, BytesMut};
 
-use crate::proto::codes::{op, Code};
+use crate::proto::codes::{op, state, xid, Code};
 use crate::proto::jute::Writer;
-use crate::proto::records::{put_multi_header, put_reply_header};
+use crate::proto::records::{
+    put_multi_header, put_reply_header, put_watcher_event, ConnectResponse,
+};
 use crate::proto::{finish_frame, start_frame};
 use crate::tree::OpResult;
 use crate::txn::TxnOp;
-
-/// Reads look paths up as ZooKeeper's DataTree does, where "" is another name for the root.
-pub(super) fn read_path(path: &str) -> &str {
-    if path.is_empty() {
-        "/"
-    } else {
-        path
-    }
-}
 
 /// A reply frame's length prefix and header (xid, zxid, err).
 pub(super) const FRAME_HEADER_BYTES: usize = 4 + 16;
@@ -52,6 +47,43 @@ pub(super) fn reply(
         out[at + 4 + 12..at + 4 + 16].copy_from_slice(&code.as_i32().to_be_bytes());
     }
     finish_frame(out, at);
+}
+
+/// A reply that is its header alone: `code` in the err field (auth's answer).
+pub(super) fn header_only(out: &mut BytesMut, xid: i32, zxid: i64, code: Code) {
+    let at = start_frame(out);
+    put_reply_header(out, xid, zxid, code);
+    finish_frame(out, at);
+}
+
+/// The answer to a SASL packet when no SASL is configured: OK with a null token, as ZooKeeper.
+pub(super) fn sasl_none(out: &mut BytesMut, xid: i32) {
+    let at = start_frame(out);
+    put_reply_header(out, xid, 0, Code::Ok);
+    out.put_i32(-1);
+    finish_frame(out, at);
+}
+
+/// A watch notification: event `kind` on `path`, in the connected state.
+#[inline]
+pub(super) fn notification(out: &mut BytesMut, kind: i32, path: &str) {
+    let at = start_frame(out);
+    put_reply_header(out, xid::NOTIFICATION, -1, Code::Ok);
+    put_watcher_event(out, kind, state::SYNC_CONNECTED, path);
+    finish_frame(out, at);
+}
+
+/// The response to a connect request.
+pub(super) fn connect_response(out: &mut BytesMut, resp: &ConnectResponse) {
+    let at = start_frame(out);
+    resp.encode(out);
+    finish_frame(out, at);
+}
+
+/// A four-letter word's answer: its text as is, no length prefix (ZooKeeper writes the text and
+/// closes the connection).
+pub(super) fn four_letter_text(out: &mut BytesMut, text: &str) {
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// The reply to a write, from the txn and what applying it produced.
