@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(FourLetter::from_len_prefix([0, 0, 0, 40]), None);
         // The telnet "interrupt process + do timing mark" sequence is no command.
         assert_eq!(FourLetter::from_len_prefix([0xff, 0xf4, 0xff, 0xfd]), None);
-        // The names agree with the list config.rs validates the whitelist against.
+        // The names agree with the list the config validates the whitelist against.
         let names: Vec<&str> = FourLetter::ALL.iter().map(|c| c.name()).collect();
         assert_eq!(names, crate::config::FOUR_LETTER_WORDS);
     }
