@@ -1,409 +1,29 @@
-//! Server configuration: ZooKeeper's `zoo.cfg` plus corral's command-line flags.
-//!
-//! Sources, lowest priority first: built-in defaults, the zoo.cfg file, command-line
-//! settings (in the order given; the last one wins). So a flag overrides the file
-//! whatever their order on the command line. After that, `<dataDir>/myid` is read, if
-//! present, and the whole is validated the way ZooKeeper's `QuorumPeerConfig` does.
-//!
-//! zoo.cfg grammar, as `java.util.Properties.load` reads it (ZooKeeper's own loader):
-//!
-//! ```text
-//! file     = { line }                      ; lines end in \n, \r\n or \r
-//! line     = ws* ( comment | blank | entry )
-//! comment  = ( "#" | "!" ) any*            ; a comment line never continues
-//! entry    = key ws* [ ( "=" | ":" ) ] ws* value
-//! key      = { char - unescaped ( "=" | ":" | ws ) }
-//! value    = rest of the logical line      ; ZooKeeper trims key and value
-//! ws       = " " | "\t" | "\f"
-//! ```
-//!
-//! A line ending in an odd number of backslashes continues on the next natural line,
-//! whose leading whitespace is dropped. Escapes `\t \n \r \f \uXXXX` are decoded and
-//! any other `\c` is `c` (so Windows paths need `\\`). A key given twice: the last wins.
-//! Corral reads the file as UTF-8 and falls back to ISO-8859-1 (Java's encoding for
-//! `Properties.load`) when it is not valid UTF-8.
+//! From sources to a `Config`: the defaults, then the zoo.cfg, then the command-line
+//! settings, then `<dataDir>/myid`; each key's value checked as it is applied, and the
+//! rules across keys checked at the end, the way ZooKeeper's `QuorumPeerConfig` does.
+//! Reading the zoo.cfg and myid files is the only I/O of the config module.
 //!
 //! Keys ZooKeeper sends to `System.setProperty("zookeeper." + key)` are recognised here
 //! by their zoo.cfg spelling (`4lw.commands.whitelist`, `snapCount`, `forceSync`, ...).
 //! Unknown keys and ZooKeeper keys corral does not use become `Config::warnings`, never
 //! errors; keys whose silent omission would change cluster semantics (`dynamicConfigFile`,
 //! hierarchical quorum `group.N`/`weight.N`, multi-address `server.N` lines) are errors.
-//!
-//! Decisions that differ from ZooKeeper, on purpose:
-//! - `clientPortAddress` defaults to 127.0.0.1, not the wildcard: a fresh corral is not
-//!   reachable from the network until the operator says so (`clientPortAddress=0.0.0.0`).
-//!   A `server.N=...;port` line without a host keeps that address; `;host:port` sets it.
-//! - `clientPortAddress` must be an IP literal (or `localhost`); corral resolves no names.
-//! - `initLimit`/`syncLimit` default to 10/5 (zoo_sample.cfg's values) instead of unset.
-//! - Nonsense numbers (negative counts, a zero `snapCount` divisor, ...) are errors rather
-//!   than being clamped silently; ZooKeeper's documented clamps (`snapCount` >= 2,
-//!   `autopurge.snapRetainCount` >= 3) are kept and reported as warnings.
-//! - Server ids are limited to 0..=255: the id is the top byte of every session id.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-// ---------------------------------------------------------------------------------------
-// Defaults and limits. Each mirrors ZooKeeper's default where one exists.
-// ---------------------------------------------------------------------------------------
-
-pub const TICK_TIME_MS_DEFAULT: u32 = 2000;
-pub const INIT_LIMIT_DEFAULT: u32 = 10;
-pub const SYNC_LIMIT_DEFAULT: u32 = 5;
-pub const DATA_DIR_DEFAULT: &str = "./data";
-pub const CLIENT_PORT_DEFAULT: u16 = 2181;
-/// Loopback, not the wildcard: see the module docs.
-pub const CLIENT_PORT_ADDRESS_DEFAULT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-/// -1 means "the OS/runtime default backlog", as in ZooKeeper.
-pub const CLIENT_PORT_LISTEN_BACKLOG_DEFAULT: i32 = -1;
-/// Per client IP; 0 means unlimited.
-pub const MAX_CLIENT_CNXNS_DEFAULT: u32 = 60;
-/// Default session timeout bounds, in ticks.
-pub const MIN_SESSION_TIMEOUT_TICKS: u32 = 2;
-pub const MAX_SESSION_TIMEOUT_TICKS: u32 = 20;
-/// Session timeouts travel as a jute int on the wire.
-pub const SESSION_TIMEOUT_MAX_MS: u32 = i32::MAX as u32;
-pub use crate::limits::{JUTE_MAX_BUFFER_DEFAULT, JUTE_MAX_BUFFER_MAX};
-pub const CONTAINER_CHECK_INTERVAL_MS_DEFAULT: u32 = 60_000;
-pub const CONTAINER_MAX_PER_MINUTE_DEFAULT: u32 = 10_000;
-pub const SNAP_COUNT_DEFAULT: u32 = 100_000;
-/// `SyncRequestProcessor` randomises around snapCount/2, so it needs at least 2.
-pub const SNAP_COUNT_MIN: u32 = 2;
-pub const AUTOPURGE_SNAP_RETAIN_COUNT_DEFAULT: u32 = 3;
-pub const AUTOPURGE_SNAP_RETAIN_COUNT_MIN: u32 = 3;
-pub const GLOBAL_OUTSTANDING_LIMIT_DEFAULT: u32 = 1000;
-/// A connection stops having its requests read while this many bytes of its output wait.
-pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
-/// Default `corral.clientOutputLimit` (32 MiB): far above any reply a client can accept
-/// (jute.maxbuffer is 1 MiB by default), so only a client that stopped reading while its
-/// watches fire reaches it.
-pub const CLIENT_OUTPUT_LIMIT_DEFAULT: usize = 32 << 20;
-/// The server id is the top byte of every session id (`sid << 56`).
-pub const SERVER_ID_MAX: u64 = 255;
-/// With TTL nodes enabled the ephemeral owner encoding reserves 0xff
-/// (ZooKeeper's `EphemeralType.MAX_EXTENDED_SERVER_ID`).
-pub const SERVER_ID_MAX_EXTENDED_TYPES: u64 = 0xfe;
-/// Upper bound for `corral.cores`; far above any machine we plan for, it only catches typos.
-pub const CORES_MAX: usize = 1024;
-/// The only election algorithm ZooKeeper still accepts (fast leader election).
-pub const ELECTION_ALG_SUPPORTED: u32 = 3;
-/// The 4lw that is always enabled: `zkServer.sh status` depends on it.
-pub const FOUR_LETTER_ALWAYS_ALLOWED: &str = "srvr";
-/// Every four-letter word ZooKeeper knows (`FourLetterCommands`), for whitelist checks.
-pub const FOUR_LETTER_WORDS: [&str; 18] = [
-    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat",
-    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
-];
-
-/// Name of the file holding this server's id, inside `dataDir`.
-pub const MYID_FILE: &str = "myid";
-
-// ---------------------------------------------------------------------------------------
-// Types
-// ---------------------------------------------------------------------------------------
-
-/// The resolved configuration of one server.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// The zoo.cfg this was read from, if any.
-    pub config_path: Option<PathBuf>,
-    pub tick_time_ms: u32,
-    pub init_limit: u32,
-    pub sync_limit: u32,
-    pub data_dir: PathBuf,
-    /// `dataLogDir`; `None` means the transaction log lives in `data_dir` (see `log_dir`).
-    pub data_log_dir: Option<PathBuf>,
-    pub client_port: u16,
-    pub client_port_address: IpAddr,
-    /// `clientPortListenBacklog`; -1 (or any value <= 0) means the default backlog.
-    pub client_port_listen_backlog: i32,
-    /// Per client IP address; 0 means unlimited.
-    pub max_client_cnxns: u32,
-    pub min_session_timeout_ms: u32,
-    pub max_session_timeout_ms: u32,
-    pub four_letter_whitelist: FourLetterWhitelist,
-    /// Largest request frame accepted, in bytes (`jute.maxbuffer`).
-    pub jute_max_buffer: u32,
-    pub servers: BTreeMap<u64, ServerSpec>,
-    /// From `<dataDir>/myid`.
-    pub my_id: Option<u64>,
-    /// `extendedTypesEnabled`: enables TTL nodes.
-    pub extended_types_enabled: bool,
-    /// `DigestAuthenticationProvider.superDigest`, as `user:base64(sha1(user:password))`.
-    pub super_digest: Option<String>,
-    pub container_check_interval_ms: u32,
-    pub container_max_per_minute: u32,
-    pub snap_count: u32,
-    pub autopurge_snap_retain_count: u32,
-    /// 0 disables autopurge.
-    pub autopurge_purge_interval_hours: u32,
-    pub force_sync: bool,
-    pub global_outstanding_limit: u32,
-    /// `corral.clientOutputLimit`: bytes of replies and notifications a connection may have
-    /// waiting to be sent before it is closed (a client that stopped reading). Reading its
-    /// requests pauses long before, at [`OUTPUT_HIGH_WATER`].
-    pub client_output_limit: usize,
-    /// `corral.cores`: shard executors to run; `None` = one per CPU in the affinity mask.
-    pub cores: Option<usize>,
-    /// Unknown keys and ZooKeeper keys corral ignores, one human-readable line each.
-    pub warnings: Vec<String>,
-}
-
-/// One `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSpec {
-    pub id: u64,
-    /// As written (a name or an IP literal, IPv6 without brackets).
-    pub host: String,
-    pub quorum_port: u16,
-    pub election_port: u16,
-    pub role: PeerRole,
-    /// The `;[host:]port` part, if present.
-    pub client: Option<ClientEndpoint>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerRole {
-    Participant,
-    Observer,
-}
-
-/// The client address part of a `server.N` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientEndpoint {
-    /// `None` when only a port was given (ZooKeeper then means 0.0.0.0).
-    pub host: Option<String>,
-    pub port: u16,
-}
-
-/// `4lw.commands.whitelist`. `srvr` is allowed whatever this says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FourLetterWhitelist {
-    /// `*`
-    All,
-    /// The listed names (trimmed, case-sensitive, as ZooKeeper compares them).
-    Only(BTreeSet<String>),
-}
-
-/// Where a setting came from, for error messages and warnings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// A line of a zoo.cfg (1-based; the first line of a continued logical line).
-    File { path: PathBuf, line: usize },
-    /// A command-line flag, e.g. `--port` or `--set`.
-    Flag(String),
-    /// The n-th positional argument of the legacy `port dataDir [tickTime] [maxcnxns]` form.
-    Positional(usize),
-}
-
-/// A key/value pair from any source, before interpretation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Setting {
-    pub key: String,
-    pub value: String,
-    pub origin: Origin,
-}
-
-/// A `key=value` entry of a properties file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Property {
-    pub key: String,
-    pub value: String,
-    /// 1-based line on which the logical line starts.
-    pub line: usize,
-}
-
-/// The command line, parsed but not yet applied.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Args {
-    pub config_path: Option<PathBuf>,
-    /// In command-line order.
-    pub settings: Vec<Setting>,
-}
-
-#[derive(Debug)]
-pub enum ConfigError {
-    /// `--help`/`-h` was given; carries the usage text. Not a failure: print and exit 0.
-    Help(&'static str),
-    /// The command line is malformed (unknown flag, missing value, ...).
-    Usage(String),
-    /// The zoo.cfg (or myid) file could not be read.
-    Io { path: PathBuf, source: io::Error },
-    /// The properties syntax is broken (e.g. a malformed `\uXXXX`).
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
-    /// A value that does not parse or is out of range.
-    InvalidValue {
-        key: String,
-        value: String,
-        origin: Origin,
-        reason: String,
-    },
-    /// A ZooKeeper feature corral does not implement and cannot safely ignore.
-    Unsupported {
-        key: String,
-        origin: Origin,
-        reason: String,
-    },
-    /// The contents of `<dataDir>/myid` are not a server id.
-    InvalidMyId { path: PathBuf, content: String },
-    /// A cross-key rule is broken (e.g. minSessionTimeout > maxSessionTimeout).
-    Invalid(String),
-}
-
-// ---------------------------------------------------------------------------------------
-// Display
-// ---------------------------------------------------------------------------------------
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::File { path, line } => write!(f, "{}:{}", path.display(), line),
-            Origin::Flag(flag) => write!(f, "command-line flag {flag}"),
-            Origin::Positional(n) => write!(f, "command-line argument {n}"),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Help(text) => f.write_str(text),
-            ConfigError::Usage(msg) => write!(f, "{msg}\n\n{}", usage()),
-            ConfigError::Io { path, source } => {
-                write!(f, "cannot read {}: {source}", path.display())
-            }
-            ConfigError::Syntax { path, line, reason } => {
-                write!(f, "{}:{line}: {reason}", path.display())
-            }
-            ConfigError::InvalidValue {
-                key,
-                value,
-                origin,
-                reason,
-            } => {
-                write!(f, "{origin}: invalid value `{value}` for {key}: {reason}")
-            }
-            ConfigError::Unsupported {
-                key,
-                origin,
-                reason,
-            } => {
-                write!(f, "{origin}: {key} is not supported by corral: {reason}")
-            }
-            ConfigError::InvalidMyId { path, content } => write!(
-                f,
-                "{}: `{content}` is not a server id (expected an integer 0..={SERVER_ID_MAX})",
-                path.display()
-            ),
-            ConfigError::Invalid(msg) => f.write_str(msg),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConfigError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Whitelist
-// ---------------------------------------------------------------------------------------
-
-impl Default for FourLetterWhitelist {
-    /// ZooKeeper's default: nothing but the always-on `srvr`.
-    fn default() -> Self {
-        FourLetterWhitelist::Only(BTreeSet::new())
-    }
-}
-
-impl FourLetterWhitelist {
-    /// Parses ZooKeeper's comma list: items trimmed, empty items skipped, `*` anywhere
-    /// enables everything.
-    pub fn parse(value: &str) -> FourLetterWhitelist {
-        let mut names = BTreeSet::new();
-        for item in value.split(',').map(str::trim) {
-            if item == "*" {
-                return FourLetterWhitelist::All;
-            }
-            if !item.is_empty() {
-                names.insert(item.to_string());
-            }
-        }
-        FourLetterWhitelist::Only(names)
-    }
-
-    /// Whether the four-letter word `name` may run. `srvr` always may.
-    pub fn allows(&self, name: &str) -> bool {
-        if name == FOUR_LETTER_ALWAYS_ALLOWED {
-            return true;
-        }
-        match self {
-            FourLetterWhitelist::All => FOUR_LETTER_WORDS.contains(&name),
-            FourLetterWhitelist::Only(names) => names.contains(name),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Config
-// ---------------------------------------------------------------------------------------
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            config_path: None,
-            tick_time_ms: TICK_TIME_MS_DEFAULT,
-            init_limit: INIT_LIMIT_DEFAULT,
-            sync_limit: SYNC_LIMIT_DEFAULT,
-            data_dir: PathBuf::from(DATA_DIR_DEFAULT),
-            data_log_dir: None,
-            client_port: CLIENT_PORT_DEFAULT,
-            client_port_address: CLIENT_PORT_ADDRESS_DEFAULT,
-            client_port_listen_backlog: CLIENT_PORT_LISTEN_BACKLOG_DEFAULT,
-            max_client_cnxns: MAX_CLIENT_CNXNS_DEFAULT,
-            min_session_timeout_ms: MIN_SESSION_TIMEOUT_TICKS * TICK_TIME_MS_DEFAULT,
-            max_session_timeout_ms: MAX_SESSION_TIMEOUT_TICKS * TICK_TIME_MS_DEFAULT,
-            four_letter_whitelist: FourLetterWhitelist::default(),
-            jute_max_buffer: JUTE_MAX_BUFFER_DEFAULT,
-            servers: BTreeMap::new(),
-            my_id: None,
-            extended_types_enabled: false,
-            super_digest: None,
-            container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
-            container_max_per_minute: CONTAINER_MAX_PER_MINUTE_DEFAULT,
-            snap_count: SNAP_COUNT_DEFAULT,
-            autopurge_snap_retain_count: AUTOPURGE_SNAP_RETAIN_COUNT_DEFAULT,
-            autopurge_purge_interval_hours: 0,
-            force_sync: true,
-            global_outstanding_limit: GLOBAL_OUTSTANDING_LIMIT_DEFAULT,
-            client_output_limit: CLIENT_OUTPUT_LIMIT_DEFAULT,
-            cores: None,
-            warnings: Vec::new(),
-        }
-    }
-}
+use super::args::parse_args;
+use super::properties::parse_properties;
+use super::{
+    participants, ClientEndpoint, Config, ConfigError, FourLetterWhitelist, Origin, PeerRole,
+    ServerSpec, Setting, AUTOPURGE_SNAP_RETAIN_COUNT_MIN, CORES_MAX, ELECTION_ALG_SUPPORTED,
+    FOUR_LETTER_WORDS, JUTE_MAX_BUFFER_MAX, MAX_SESSION_TIMEOUT_TICKS, MIN_SESSION_TIMEOUT_TICKS,
+    MYID_FILE, SERVER_ID_MAX, SERVER_ID_MAX_EXTENDED_TYPES, SESSION_TIMEOUT_MAX_MS, SNAP_COUNT_MIN,
+};
 
 impl Config {
-    /// The output a connection may have waiting before it is taken for a client that stopped
-    /// reading: `corral.clientOutputLimit`, but never less than what a reading client can have
-    /// queued (reading pauses at [`OUTPUT_HIGH_WATER`], and one more reply can carry a whole
-    /// znode of up to `jute.maxbuffer`, twice over for a multiRead at its bound).
-    pub fn output_limit(&self) -> usize {
-        let reading = OUTPUT_HIGH_WATER + 2 * self.jute_max_buffer as usize;
-        self.client_output_limit.max(reading)
-    }
-
     /// Builds the configuration from the process arguments **without** the program name:
     /// `Config::from_args(std::env::args().skip(1))`. Reads the zoo.cfg it names and
     /// `<dataDir>/myid`. `--help` yields `Err(ConfigError::Help(usage()))`.
@@ -475,39 +95,7 @@ impl Config {
         })?;
         builder.finish(myid.as_deref().map(|text| (myid_path.as_path(), text)))
     }
-
-    /// Where the transaction log lives: `dataLogDir`, or `dataDir` when unset.
-    pub fn log_dir(&self) -> &Path {
-        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
-    }
-
-    /// Whether this is a replicated ensemble: more than one voting server. A single
-    /// `server.N` line runs standalone, as ZooKeeper does with `standaloneEnabled=true`.
-    pub fn is_distributed(&self) -> bool {
-        self.voting_servers() > 1
-    }
-
-    /// How many `server.N` lines are participants (voters), not observers.
-    pub fn voting_servers(&self) -> usize {
-        participants(&self.servers)
-    }
-
-    /// This server's own `server.N` line, if `myid` names one.
-    pub fn my_server(&self) -> Option<&ServerSpec> {
-        self.my_id.and_then(|id| self.servers.get(&id))
-    }
 }
-
-fn participants(servers: &BTreeMap<u64, ServerSpec>) -> usize {
-    servers
-        .values()
-        .filter(|s| s.role == PeerRole::Participant)
-        .count()
-}
-
-// ---------------------------------------------------------------------------------------
-// Applying settings
-// ---------------------------------------------------------------------------------------
 
 /// Settings that are only resolved once every source has been applied.
 #[derive(Default)]
@@ -892,10 +480,6 @@ impl Builder {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Value parsers
-// ---------------------------------------------------------------------------------------
-
 fn invalid(key: &str, value: &str, origin: &Origin, reason: &str) -> ConfigError {
     ConfigError::InvalidValue {
         key: key.to_string(),
@@ -1108,299 +692,6 @@ fn parse_server(key: &str, v: &str, origin: &Origin) -> Result<ServerSpec, Confi
     })
 }
 
-// ---------------------------------------------------------------------------------------
-// Properties syntax
-// ---------------------------------------------------------------------------------------
-
-/// A syntax error in a properties file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PropertiesError {
-    pub line: usize,
-    pub reason: String,
-}
-
-/// Java's whitespace for properties files.
-fn is_ws(c: char) -> bool {
-    c == ' ' || c == '\t' || c == '\x0c'
-}
-
-/// Java's `String.trim`: strips every char <= U+0020 at both ends.
-fn java_trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c <= ' ')
-}
-
-fn ends_in_odd_backslashes(s: &str) -> bool {
-    s.chars().rev().take_while(|&c| c == '\\').count() % 2 == 1
-}
-
-/// Parses properties text into entries in file order, keys and values trimmed as
-/// ZooKeeper trims them. Duplicates are kept; the caller decides (last wins).
-pub fn parse_properties(text: &str) -> Result<Vec<Property>, PropertiesError> {
-    // Natural lines end in \n, \r\n or a lone \r.
-    let mut numbered: Vec<(usize, &str)> = Vec::new();
-    for chunk in text.split('\n') {
-        let chunk = chunk.strip_suffix('\r').unwrap_or(chunk);
-        for piece in chunk.split('\r') {
-            numbered.push((numbered.len() + 1, piece));
-        }
-    }
-
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < numbered.len() {
-        let (start_line, raw) = numbered[i];
-        i += 1;
-        let first = raw.trim_start_matches(is_ws);
-        if first.is_empty() || first.starts_with('#') || first.starts_with('!') {
-            continue;
-        }
-        let mut logical = first.to_string();
-        while ends_in_odd_backslashes(&logical) {
-            logical.pop();
-            let Some(&(_, next)) = numbered.get(i) else {
-                break;
-            };
-            i += 1;
-            logical.push_str(next.trim_start_matches(is_ws));
-        }
-        let (raw_key, raw_value) = split_key_value(&logical);
-        let key = unescape(raw_key, start_line)?;
-        let value = unescape(raw_value, start_line)?;
-        out.push(Property {
-            key: java_trim(&key).to_string(),
-            value: java_trim(&value).to_string(),
-            line: start_line,
-        });
-    }
-    Ok(out)
-}
-
-/// Splits a logical line at the first unescaped `=`, `:` or whitespace; then skips
-/// whitespace, at most one `=`/`:`, and whitespace again.
-fn split_key_value(line: &str) -> (&str, &str) {
-    let mut escaped = false;
-    let mut key_end = line.len();
-    let mut value_start = line.len();
-    let mut has_separator = false;
-    for (idx, c) in line.char_indices() {
-        if !escaped && (c == '=' || c == ':') {
-            key_end = idx;
-            value_start = idx + 1;
-            has_separator = true;
-            break;
-        }
-        if !escaped && is_ws(c) {
-            key_end = idx;
-            value_start = idx + c.len_utf8();
-            break;
-        }
-        escaped = c == '\\' && !escaped;
-    }
-    let mut rest = &line[value_start..];
-    loop {
-        let trimmed = rest.trim_start_matches(is_ws);
-        match trimmed.chars().next() {
-            Some(c @ ('=' | ':')) if !has_separator => {
-                has_separator = true;
-                rest = &trimmed[c.len_utf8()..];
-            }
-            _ => {
-                rest = trimmed;
-                break;
-            }
-        }
-    }
-    (&line[..key_end], rest)
-}
-
-/// Decodes `\t \n \r \f \uXXXX` and `\c` -> `c`.
-fn unescape(s: &str, line: usize) -> Result<String, PropertiesError> {
-    if !s.contains('\\') {
-        return Ok(s.to_string());
-    }
-    // \u escapes are UTF-16 units; surrogate pairs may be split across two escapes.
-    let mut units: Vec<u16> = Vec::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut buf = [0u16; 2];
-            units.extend_from_slice(c.encode_utf16(&mut buf));
-            continue;
-        }
-        let decoded = match chars.next() {
-            None => '\\',
-            Some('t') => '\t',
-            Some('n') => '\n',
-            Some('r') => '\r',
-            Some('f') => '\x0c',
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
-                let unit = (hex.len() == 4)
-                    .then(|| u16::from_str_radix(&hex, 16).ok())
-                    .flatten()
-                    .ok_or_else(|| PropertiesError {
-                        line,
-                        reason: format!("malformed \\uxxxx encoding: \\u{hex}"),
-                    })?;
-                units.push(unit);
-                continue;
-            }
-            Some(other) => other,
-        };
-        let mut buf = [0u16; 2];
-        units.extend_from_slice(decoded.encode_utf16(&mut buf));
-    }
-    Ok(String::from_utf16_lossy(&units))
-}
-
-// ---------------------------------------------------------------------------------------
-// Command line
-// ---------------------------------------------------------------------------------------
-
-const USAGE: &str = "\
-corral: a ZooKeeper-compatible coordination server
-
-Usage:
-  corral [OPTIONS] [zoo.cfg]
-  corral [OPTIONS] <port> <dataDir> [tickTime] [maxClientCnxns]
-
-Options:
-  --config <path>      read settings from a ZooKeeper zoo.cfg
-  --port <n>           client port (zoo.cfg clientPort; default 2181; 0 picks a free port)
-  --address <ip>       client listen address (clientPortAddress; default 127.0.0.1,
-                       use 0.0.0.0 to listen on all interfaces)
-  --data-dir <path>    snapshots, logs and myid (dataDir; default ./data)
-  --cores <n>          shard executors to run (corral.cores; default: the CPUs in
-                       the process affinity mask)
-  --set <key=value>    set any zoo.cfg key; repeatable
-  -h, --help           print this help
-
-Command-line settings override the zoo.cfg whatever their order; among
-themselves the last one wins. Unknown zoo.cfg keys are warned about, not fatal.
-
-Tools (read the files; no server needed):
-  corral dump-log <dataLogDir>/wal/wal-<seq>.log ...
-                       print a transaction log segment's records and where it ends
-  corral dump-snapshot [--data] [--json] <dataDir>/snapshots/snap-<zxid>.snap
-                       print a snapshot's znodes (stat, ACL; --data: base64 data),
-                       sessions and totals; exit status 1 if it is damaged
-";
-
-/// The `--help` text.
-pub fn usage() -> &'static str {
-    USAGE
-}
-
-/// Parses the arguments (without the program name) into a config path and settings.
-/// Reads no files.
-pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, ConfigError> {
-    let mut out = Args::default();
-    let mut positional: Vec<String> = Vec::new();
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Err(ConfigError::Help(USAGE));
-        }
-        if arg == "--" {
-            positional.extend(args.by_ref());
-            break;
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            positional.push(arg);
-            continue;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let key = match flag.as_str() {
-            "--config" => None,
-            "--port" => Some("clientPort"),
-            "--address" => Some("clientPortAddress"),
-            "--data-dir" => Some("dataDir"),
-            "--cores" => Some("corral.cores"),
-            "--set" => None,
-            _ => return Err(ConfigError::Usage(format!("unknown option `{arg}`"))),
-        };
-        let value = match inline {
-            Some(v) => v,
-            None => args
-                .next()
-                .ok_or_else(|| ConfigError::Usage(format!("`{flag}` needs a value")))?,
-        };
-        let origin = Origin::Flag(flag.clone());
-        match (flag.as_str(), key) {
-            ("--config", _) => set_config_path(&mut out, PathBuf::from(value))?,
-            ("--set", _) => {
-                let (k, v) = value.split_once('=').ok_or_else(|| {
-                    ConfigError::Usage(format!("`--set {value}`: expected key=value"))
-                })?;
-                let k = k.trim();
-                if k.is_empty() {
-                    return Err(ConfigError::Usage(format!("`--set {value}`: empty key")));
-                }
-                out.settings.push(Setting {
-                    key: k.to_string(),
-                    value: java_trim(v).to_string(),
-                    origin,
-                });
-            }
-            (_, Some(key)) => out.settings.push(Setting {
-                key: key.to_string(),
-                value: value.trim().to_string(),
-                origin,
-            }),
-            (_, None) => unreachable!("every flag maps to a key or is handled above"),
-        }
-    }
-    match positional.len() {
-        0 => {}
-        // `zkServer.sh` and `QuorumPeerMain` pass the zoo.cfg as the only argument.
-        1 => set_config_path(&mut out, PathBuf::from(positional.remove(0)))?,
-        // `ZooKeeperServerMain port dataDir [tickTime] [maxClientCnxns]`.
-        2..=4 => {
-            let keys = ["clientPort", "dataDir", "tickTime", "maxClientCnxns"];
-            // Inserted before the flags so that flags still win.
-            let legacy: Vec<Setting> = positional
-                .into_iter()
-                .zip(keys)
-                .enumerate()
-                .map(|(n, (value, key))| Setting {
-                    key: key.to_string(),
-                    value,
-                    origin: Origin::Positional(n + 1),
-                })
-                .collect();
-            out.settings.splice(0..0, legacy);
-        }
-        _ => {
-            return Err(ConfigError::Usage(format!(
-                "too many arguments: {}",
-                positional.join(" ")
-            )))
-        }
-    }
-    Ok(out)
-}
-
-fn set_config_path(args: &mut Args, path: PathBuf) -> Result<(), ConfigError> {
-    if let Some(previous) = &args.config_path {
-        return Err(ConfigError::Usage(format!(
-            "two config files given: {} and {}",
-            previous.display(),
-            path.display()
-        )));
-    }
-    args.config_path = Some(path);
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// File access (the only I/O in this module)
-// ---------------------------------------------------------------------------------------
-
 fn read_text_file(path: &Path) -> Result<String, ConfigError> {
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
@@ -1427,38 +718,35 @@ fn read_myid_file(path: &Path) -> io::Result<Option<String>> {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Tests
-// ---------------------------------------------------------------------------------------
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use std::net::Ipv6Addr;
 
-    fn no_myid(_: &Path) -> io::Result<Option<String>> {
+    pub(crate) fn no_myid(_: &Path) -> io::Result<Option<String>> {
         Ok(None)
     }
 
-    fn from_text(text: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn from_text(text: &str) -> Result<Config, ConfigError> {
         Config::from_sources(Some((Path::new("zoo.cfg"), text)), &[], &no_myid)
     }
 
-    fn from_text_myid(text: &str, myid: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn from_text_myid(text: &str, myid: &str) -> Result<Config, ConfigError> {
         let myid = myid.to_string();
         Config::from_sources(Some((Path::new("zoo.cfg"), text)), &[], &move |_: &Path| {
             Ok(Some(myid.clone()))
         })
     }
 
-    fn args(list: &[&str]) -> impl Iterator<Item = String> {
+    pub(crate) fn args(list: &[&str]) -> impl Iterator<Item = String> {
         list.iter()
             .map(|s| s.to_string())
             .collect::<Vec<_>>()
             .into_iter()
     }
 
-    fn with_args(text: &str, list: &[&str]) -> Result<Config, ConfigError> {
+    pub(crate) fn with_args(text: &str, list: &[&str]) -> Result<Config, ConfigError> {
         let parsed = parse_args(args(list))?;
         Config::from_sources(
             Some((Path::new("zoo.cfg"), text)),
@@ -1602,64 +890,6 @@ clientPort=2181
             err.to_string(),
             "command-line flag --port: invalid value `99999` for clientPort: expected a port number"
         );
-    }
-
-    #[test]
-    fn properties_syntax() {
-        let text = "  # indented comment\n\
-                    ! bang comment\n\
-                    a=1\n\
-                    b = 2 \n\
-                    c:3\n\
-                    d 4\n\
-                    e  :  5\n\
-                    f\n\
-                    g=x=y\n\
-                    h=\\\n    continued\\\n  twice\n\
-                    i\\=j=k\n\
-                    l=tab\\there\\u0041\\\\\n\
-                    # comment \\\n\
-                    m=after comment\n\
-                    \tn\t=\t6\n";
-        let props = parse_properties(text).unwrap();
-        let got: Vec<(&str, &str, usize)> = props
-            .iter()
-            .map(|p| (p.key.as_str(), p.value.as_str(), p.line))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("a", "1", 3),
-                ("b", "2", 4),
-                ("c", "3", 5),
-                ("d", "4", 6),
-                ("e", "5", 7),
-                ("f", "", 8),
-                ("g", "x=y", 9),
-                ("h", "continuedtwice", 10),
-                ("i=j", "k", 13),
-                ("l", "tab\there\u{41}\\", 14),
-                ("m", "after comment", 16),
-                ("n", "6", 17),
-            ]
-        );
-    }
-
-    #[test]
-    fn properties_line_endings_and_eof() {
-        let props = parse_properties("a=1\r\nb=2\rc=3\\").unwrap();
-        let got: Vec<(&str, &str, usize)> = props
-            .iter()
-            .map(|p| (p.key.as_str(), p.value.as_str(), p.line))
-            .collect();
-        assert_eq!(got, vec![("a", "1", 1), ("b", "2", 2), ("c", "3", 3)]);
-        // An empty continuation line ends the logical line.
-        let props = parse_properties("a=x\\\n\nb=y\n").unwrap();
-        assert_eq!(props[0].value, "x");
-        assert_eq!(props[1].key, "b");
-        // Surrogate pairs through \u escapes.
-        let props = parse_properties("s=\\uD83D\\uDE00\n").unwrap();
-        assert_eq!(props[0].value, "\u{1F600}");
     }
 
     #[test]
@@ -1813,29 +1043,6 @@ clientPort=2181
         assert_eq!(c.snap_count, 2);
         assert_eq!(c.autopurge_snap_retain_count, 3);
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-    }
-
-    #[test]
-    fn whitelist_rules() {
-        let default = FourLetterWhitelist::default();
-        assert!(default.allows("srvr"));
-        assert!(!default.allows("ruok"));
-        let all = FourLetterWhitelist::parse("ruok, *");
-        assert_eq!(all, FourLetterWhitelist::All);
-        assert!(all.allows("wchc") && all.allows("srvr"));
-        assert!(!all.allows("nope"));
-        let some = FourLetterWhitelist::parse(" stat , ruok,");
-        assert!(some.allows("stat") && some.allows("ruok") && some.allows("srvr"));
-        assert!(!some.allows("conf"));
-        assert!(
-            !some.allows("STAT"),
-            "names are case-sensitive, as in ZooKeeper"
-        );
-        let empty = FourLetterWhitelist::parse("");
-        assert_eq!(empty, FourLetterWhitelist::default());
-        // Unknown names are kept out of the way with a warning.
-        let c = from_text("4lw.commands.whitelist=ruok,bogus\n").unwrap();
-        assert_eq!(c.warnings.len(), 1);
     }
 
     #[test]
@@ -2013,73 +1220,6 @@ clientPort=2181
         // Among flags, the last one wins.
         let c = with_args("", &["--port", "1", "--set", "clientPort=2"]).unwrap();
         assert_eq!(c.client_port, 2);
-    }
-
-    #[test]
-    fn parse_args_forms() {
-        let a = parse_args(args(&["--port", "5", "/etc/zk/zoo.cfg", "--set", "a=b=c"])).unwrap();
-        assert_eq!(a.config_path, Some(PathBuf::from("/etc/zk/zoo.cfg")));
-        assert_eq!(a.settings.len(), 2);
-        assert_eq!(a.settings[1].key, "a");
-        assert_eq!(a.settings[1].value, "b=c");
-        let a = parse_args(args(&["--config=/x.cfg"])).unwrap();
-        assert_eq!(a.config_path, Some(PathBuf::from("/x.cfg")));
-        assert!(matches!(
-            parse_args(args(&["--config", "a", "b"])),
-            Err(ConfigError::Usage(_))
-        ));
-        assert!(matches!(
-            parse_args(args(&["--bogus"])),
-            Err(ConfigError::Usage(_))
-        ));
-        assert!(matches!(
-            parse_args(args(&["--port"])),
-            Err(ConfigError::Usage(_))
-        ));
-        assert!(matches!(
-            parse_args(args(&["--set", "novalue"])),
-            Err(ConfigError::Usage(_))
-        ));
-        assert!(matches!(
-            parse_args(args(&["a", "b", "c", "d", "e"])),
-            Err(ConfigError::Usage(_))
-        ));
-        match parse_args(args(&["--port", "1", "-h"])) {
-            Err(ConfigError::Help(text)) => assert_eq!(text, usage()),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            Config::from_args(args(&["--help"])),
-            Err(ConfigError::Help(_))
-        ));
-    }
-
-    #[test]
-    fn legacy_positional_form() {
-        let parsed = parse_args(args(&[
-            "2222",
-            "/tmp/zkdata",
-            "1000",
-            "5",
-            "--port",
-            "3333",
-        ]))
-        .unwrap();
-        let c = Config::from_sources(None, &parsed.settings, &no_myid).unwrap();
-        assert_eq!(c.client_port, 3333, "flags beat positional arguments");
-        assert_eq!(c.data_dir, PathBuf::from("/tmp/zkdata"));
-        assert_eq!(c.tick_time_ms, 1000);
-        assert_eq!(c.max_client_cnxns, 5);
-        let err = Config::from_sources(
-            None,
-            &parse_args(args(&["x", "/d"])).unwrap().settings,
-            &no_myid,
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().starts_with("command-line argument 1:"),
-            "{err}"
-        );
     }
 
     #[test]
