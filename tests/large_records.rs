@@ -88,10 +88,13 @@ async fn a_frame_of_exactly_jute_maxbuffer_is_kept_and_one_byte_more_is_refused(
             let mut c = s.raw().await;
             assert_eq!(create(&mut c, "/fits", &fits, 0).await, 0);
             // ZooKeeper closes the connection on a frame over jute.maxbuffer ("Len error").
-            c.send(op::CREATE, &create_body("/over", &over, 0))
-                .await
-                .expect("send");
-            let r = c.recv_timeout(Duration::from_secs(10)).await;
+            // The server may close as soon as it reads the length, before the body is sent:
+            // a broken pipe on send is that same refusal.
+            let sent = c.send(op::CREATE, &create_body("/over", &over, 0)).await;
+            let r = match sent {
+                Ok(_) => c.recv_timeout(Duration::from_secs(10)).await,
+                Err(e) => Err(e),
+            };
             assert!(
                 r.is_err(),
                 "a frame over jute.maxbuffer was answered: {r:?}"
