@@ -133,6 +133,24 @@ async fn try_create(
     }
 }
 
+/// Ten creates under /full while the disk still has room: all must be acknowledged.
+async fn writes_before_full(s: &TestServer, writer: &mut RawConn) -> Vec<usize> {
+    let mut acked = Vec::new();
+    for i in 0..10 {
+        let r = try_create(
+            s,
+            writer,
+            &format!("/full/n{i}"),
+            i,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(r, Some(0), "write {i} before the disk is full");
+        acked.push(i);
+    }
+    acked
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     if is_zookeeper() {
@@ -156,18 +174,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
         // Acknowledged writes, by node number.
         let mut acked: Vec<usize> = Vec::new();
         let mut refused: Vec<String> = Vec::new();
-        for i in 0..10 {
-            let r = try_create(
-                &s,
-                &mut writer,
-                &format!("/full/n{i}"),
-                i,
-                Duration::from_secs(10),
-            )
-            .await;
-            assert_eq!(r, Some(0), "write {i} before the disk is full");
-            acked.push(i);
-        }
+        acked.extend(writes_before_full(&s, &mut writer).await);
 
         let filler = fs.dir.join("filler");
         let filled = fill(&filler, 0);
@@ -323,18 +330,7 @@ async fn a_crash_on_a_full_disk_loses_no_acknowledged_write() {
         let mut writer = s.raw().await;
         assert_eq!(writer.create("/full", b"", 0).await.err, 0);
         let mut acked: Vec<usize> = Vec::new();
-        for i in 0..10 {
-            let r = try_create(
-                &s,
-                &mut writer,
-                &format!("/full/n{i}"),
-                i,
-                Duration::from_secs(10),
-            )
-            .await;
-            assert_eq!(r, Some(0), "write {i} before the disk is full");
-            acked.push(i);
-        }
+        acked.extend(writes_before_full(&s, &mut writer).await);
         // Leave 1.5 MiB: too little for preallocation, enough for some writes that extend
         // the log's file.
         let filler = fs.dir.join("filler");
