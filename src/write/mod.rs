@@ -628,23 +628,16 @@ impl Machine {
                 timeout_ms,
                 last_zxid_seen,
             } => {
-                if last_zxid_seen > self.last_zxid() {
+                let ahead = last_zxid_seen > self.last_zxid();
+                if ahead {
                     info!(
                         "refusing session: client has seen zxid {last_zxid_seen:#x}, ours is {:#x}",
                         self.last_zxid()
                     );
-                    self.answer(
-                        origin.shard,
-                        ToShard::Rejected {
-                            conn: origin.conn,
-                            expired: false,
-                        },
-                    );
-                    return;
                 }
-                if session_id == 0 && self.refusing() {
-                    // A new session is a txn: turn the client away (it sees a closed connection
-                    // and tries again, as after any connection loss).
+                // A new session is a txn: while the log is stalled, turn the client away (it
+                // sees a closed connection and tries again, as after any connection loss).
+                if ahead || (session_id == 0 && self.refusing()) {
                     self.answer(
                         origin.shard,
                         ToShard::Rejected {
