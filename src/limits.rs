@@ -52,6 +52,10 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 4 << 20;
 /// Bytes a snapshot node frame adds to its path, data and ACL (tag, length prefixes, the stat).
 pub const SNAPSHOT_NODE_OVERHEAD: usize = 128;
 
+/// Log records recovery keeps in memory (`storage::recover::Recovered::recent`) so a leader
+/// can bring a learner up to date with a DIFF: ZooKeeper's `committedLog` holds as many.
+pub const RECENT_RECORDS: usize = 500;
+
 /// The largest frame between ensemble members: a jute int32 length.
 pub const QUORUM_FRAME_MAX: usize = i32::MAX as usize;
 

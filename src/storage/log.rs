@@ -98,6 +98,9 @@ pub enum End {
 
 pub struct Scan {
     pub txns: Vec<Txn>,
+    /// Where each txn's encoded payload (the record's bytes after its header, as
+    /// `codec::encode_txn` produced them) lies in the scanned bytes; parallel to `txns`.
+    pub payloads: Vec<std::ops::Range<usize>>,
     /// Offset just past the last good record.
     pub valid_end: usize,
     pub end: End,
@@ -115,6 +118,7 @@ pub fn follows(prev: i64, next: i64) -> bool {
 /// (the oldest segment).
 pub fn scan(bytes: &[u8], mut prev_zxid: Option<i64>) -> Scan {
     let mut txns = Vec::new();
+    let mut payloads = Vec::new();
     let mut pos = HEADER_LEN;
     let end = loop {
         if pos + 4 > bytes.len() {
@@ -140,11 +144,13 @@ pub fn scan(bytes: &[u8], mut prev_zxid: Option<i64>) -> Scan {
             Ok(t) => txns.push(t),
             Err(_) => break End::Torn("txn does not decode"),
         }
+        payloads.push(pos + RECORD_HEADER..pos + RECORD_HEADER + len);
         prev_zxid = Some(zxid);
         pos += RECORD_HEADER + len;
     };
     Scan {
         txns,
+        payloads,
         valid_end: pos,
         end,
     }
@@ -276,6 +282,11 @@ mod tests {
         let s = scan(&file, None);
         assert_eq!(s.end, End::Clean);
         assert_eq!(s.txns, txns);
+        for (t, r) in txns.iter().zip(&s.payloads) {
+            let mut b = BytesMut::new();
+            encode_txn(t, &mut b);
+            assert_eq!(&file[r.clone()], &b[..], "payload of {}", t.zxid);
+        }
     }
 
     #[test]

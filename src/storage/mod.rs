@@ -6,5 +6,5 @@ pub(crate) mod codec;
 pub mod dump;
 pub(crate) mod epochs;
 pub mod log;
-pub(crate) mod recover;
+pub mod recover;
 pub mod snapshot;

@@ -2,13 +2,17 @@
 //! tail, and tell the writer where to continue. Runs once, on the main thread, before any executor starts (plain std I/O is
 //! fine here: nothing is being served yet).
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use super::log::{follows, header_ok, parse_segment_name, scan, End, BLOCK, HEADER_LEN};
 use super::snapshot::{load_bytes, parse_snapshot_name};
+use crate::limits::RECENT_RECORDS;
 use crate::tree::DataTree;
 
 /// Where the writer continues: the last segment and its good end.
@@ -43,6 +47,14 @@ pub struct Recovered {
     pub tail: Option<Tail>,
     pub next_seq: u64,
     pub stats: Stats,
+    /// The newest records after the snapshot (at most `limits::RECENT_RECORDS`), ascending:
+    /// each zxid with its txn exactly as the log stores it (`codec::encode_txn`'s bytes, what
+    /// `Wal::append_raw` takes), for a leader's DIFF to a learner.
+    pub recent: Vec<(i64, Bytes)>,
+    /// The zxid just before `recent[0]`: the record before it, the snapshot's zxid, or 0 for
+    /// an empty store; `last_zxid` when `recent` is empty. A learner at or after it can be
+    /// sent a DIFF from `recent`.
+    pub recent_base: i64,
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -110,6 +122,8 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
     let segs = segments(dir)?;
     let mut prev_zxid: Option<i64> = None;
     let mut tail = None;
+    let mut recent = VecDeque::with_capacity(RECENT_RECORDS);
+    let mut recent_base = snap_zxid.unwrap_or(0);
     let last_index = segs.len().saturating_sub(1);
     for (i, (seq, path)) in segs.iter().enumerate() {
         let is_last = i == last_index;
@@ -151,6 +165,7 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
                 Some(_) => {}
             }
         }
+        keep_recent(&bytes, &s, snap_zxid, &mut recent, &mut recent_base);
         if let Some(last) = s.txns.last() {
             prev_zxid = Some(last.zxid);
         }
@@ -180,13 +195,50 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
         }
     }
     let next_seq = segs.last().map_or(1, |(s, _)| s + 1);
+    let last_zxid = tree.last_zxid();
+    if recent.is_empty() {
+        recent_base = last_zxid;
+    }
     Ok(Recovered {
-        last_zxid: tree.last_zxid(),
+        last_zxid,
         tree,
         tail,
         next_seq,
         stats,
+        recent: recent.into(),
+        recent_base,
     })
+}
+
+/// Adds the applied records of one scanned segment to `recent`, keeping the newest
+/// `RECENT_RECORDS`. Only the records that can stay are copied out of the segment's bytes, so
+/// a segment of many (or huge) records costs at most that many copies, and no segment buffer
+/// outlives its scan.
+fn keep_recent(
+    bytes: &[u8],
+    s: &super::log::Scan,
+    snap_zxid: Option<i64>,
+    recent: &mut VecDeque<(i64, Bytes)>,
+    base: &mut i64,
+) {
+    // Records at or below the snapshot's zxid are in the tree already: not part of the log
+    // after it. zxids ascend within a segment, so the applied ones are a suffix.
+    let applied = s
+        .txns
+        .partition_point(|t| snap_zxid.is_some_and(|z| t.zxid <= z));
+    let first = applied.max(s.txns.len().saturating_sub(RECENT_RECORDS));
+    if first > applied {
+        recent.clear();
+        *base = s.txns[first - 1].zxid;
+    }
+    for (t, r) in s.txns[first..].iter().zip(&s.payloads[first..]) {
+        if recent.len() == RECENT_RECORDS {
+            if let Some((z, _)) = recent.pop_front() {
+                *base = z;
+            }
+        }
+        recent.push_back((t.zxid, Bytes::copy_from_slice(&bytes[r.clone()])));
+    }
 }
 
 /// Whether the segment before `next` holds only txns the snapshot has: true when `next` starts
@@ -268,6 +320,7 @@ mod tests {
             tail.push(t);
         }
         let (at, b) = tail.pending();
+        file.resize(file.len().max(at as usize + b.len() + BLOCK), 0);
         file[at as usize..at as usize + b.len()].copy_from_slice(&b);
         let p = dir.join(crate::storage::log::segment_name(seq));
         fs::write(&p, file).unwrap();
@@ -279,6 +332,93 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    fn encoded(t: &Txn) -> Bytes {
+        let mut b = bytes::BytesMut::new();
+        crate::storage::codec::encode_txn(t, &mut b);
+        b.freeze()
+    }
+
+    fn write_snapshot(snaps: &Path, upto: i64) {
+        fs::create_dir_all(snaps).unwrap();
+        let mut t = DataTree::new();
+        for z in 1..=upto {
+            t.apply(&create(z));
+        }
+        let mut out = Vec::new();
+        let mut c = crate::storage::snapshot::Cursor::new();
+        c.begin(&t, &mut out);
+        while !c.step(&t, 100, &mut out) {}
+        fs::write(
+            snaps.join(crate::storage::snapshot::snapshot_name(upto)),
+            out,
+        )
+        .unwrap();
+    }
+
+    fn recent_zxids(r: &Recovered) -> Vec<i64> {
+        r.recent.iter().map(|(z, _)| *z).collect()
+    }
+
+    #[test]
+    fn recent_records_are_the_newest_after_the_snapshot_as_logged() {
+        let d = tmp("recent");
+        let snaps = d.join("snapshots");
+        // Empty store.
+        let r = recover(&d, &snaps).unwrap();
+        assert!(r.recent.is_empty());
+        assert_eq!((r.recent_base, r.last_zxid), (0, 0));
+        // Two segments, no snapshot: every record, byte for byte as encode_txn made it.
+        write_segment(&d, 1, &(1..=3).map(create).collect::<Vec<_>>());
+        write_segment(&d, 2, &(4..=5).map(create).collect::<Vec<_>>());
+        let r = recover(&d, &snaps).unwrap();
+        assert_eq!(recent_zxids(&r), vec![1, 2, 3, 4, 5]);
+        assert_eq!(r.recent_base, 0);
+        for (z, b) in &r.recent {
+            assert_eq!(b, &encoded(&create(*z)));
+        }
+        // A snapshot at 4: only what follows it.
+        write_snapshot(&snaps, 4);
+        let r = recover(&d, &snaps).unwrap();
+        assert_eq!(recent_zxids(&r), vec![5]);
+        assert_eq!(r.recent_base, 4);
+        // A snapshot at the last record: nothing recent, the base is the last zxid.
+        write_snapshot(&snaps, 5);
+        let r = recover(&d, &snaps).unwrap();
+        assert!(r.recent.is_empty());
+        assert_eq!((r.recent_base, r.last_zxid), (5, 5));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn recent_records_are_bounded_across_segments() {
+        let n = RECENT_RECORDS as i64;
+        // One segment holding more than the bound, then a short one.
+        let d = tmp("recent-big");
+        let snaps = d.join("snapshots");
+        write_segment(&d, 1, &(1..=n + 200).map(create).collect::<Vec<_>>());
+        write_segment(&d, 2, &(n + 201..=n + 250).map(create).collect::<Vec<_>>());
+        let r = recover(&d, &snaps).unwrap();
+        assert_eq!(recent_zxids(&r), (251..=n + 250).collect::<Vec<_>>());
+        assert_eq!(r.recent_base, 250);
+        assert_eq!(r.recent[0].1, encoded(&create(251)));
+        fs::remove_dir_all(&d).unwrap();
+        // The bound falls inside the first of three segments, then a snapshot inside it.
+        let d = tmp("recent-three");
+        let snaps = d.join("snapshots");
+        write_segment(&d, 1, &(1..=100).map(create).collect::<Vec<_>>());
+        write_segment(&d, 2, &(101..=300).map(create).collect::<Vec<_>>());
+        write_segment(&d, 3, &(301..=n + 150).map(create).collect::<Vec<_>>());
+        let r = recover(&d, &snaps).unwrap();
+        assert_eq!(recent_zxids(&r), (151..=n + 150).collect::<Vec<_>>());
+        assert_eq!(r.recent_base, 150);
+        write_snapshot(&snaps, 200);
+        let r = recover(&d, &snaps).unwrap();
+        assert_eq!(recent_zxids(&r), (201..=n + 150).collect::<Vec<_>>());
+        assert_eq!(r.recent_base, 200);
+        assert_eq!(r.last_zxid, n + 150);
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
