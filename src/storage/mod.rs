@@ -5,6 +5,7 @@
 pub(crate) mod codec;
 pub mod dump;
 pub(crate) mod epochs;
+pub mod learner;
 pub mod log;
 pub mod recover;
 pub mod snapshot;

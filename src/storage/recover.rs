@@ -62,7 +62,7 @@ fn invalid(msg: String) -> io::Error {
 }
 
 /// Names `path` in an I/O error: a start-up failure must say which file it is about.
-fn at(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+pub(super) fn at(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
     move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
@@ -244,7 +244,7 @@ fn keep_recent(
 /// Whether the segment before `next` holds only txns the snapshot has: true when `next` starts
 /// at or before the record that follows the snapshot's zxid. Reads at most the first MiB of `next` (a segment
 /// whose first record is bigger is simply read in full, never skipped).
-fn covered(snap_zxid: Option<i64>, next: &Path) -> io::Result<bool> {
+pub(super) fn covered(snap_zxid: Option<i64>, next: &Path) -> io::Result<bool> {
     use std::io::Read;
     let Some(z) = snap_zxid else {
         return Ok(false);
