@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::log::{follows, header, header_ok, scan, segment_name, End, BLOCK, RECORD_HEADER};
 use super::recover::{at, covered, segments, snapshots};
-use super::snapshot::Reader;
+use super::snapshot::{load, snapshot_name, Reader};
 
 fn invalid_input(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
@@ -260,12 +260,51 @@ pub fn wipe(log_dir: &Path, snap_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A SNAP: installs `data`, a complete snapshot file in corral's format whose own zxid is
+/// `zxid`, as the store's newest snapshot and drops the whole log and every snapshot past
+/// `zxid` (older ones may stay). `recover` then returns the snapshot's tree with
+/// `last_zxid == zxid`, and the writer continues in a fresh segment numbered after every old
+/// one. `data` is checked completely first; a bad one (`InvalidData`) changes nothing.
+pub fn install_snapshot(log_dir: &Path, snap_dir: &Path, zxid: i64, data: &[u8]) -> io::Result<()> {
+    let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+    let (_, z) = load(data).map_err(|e| bad(format!("snapshot to install: {e}")))?;
+    if z != zxid {
+        return Err(bad(format!(
+            "snapshot to install is at {z:#x}, not at {zxid:#x}"
+        )));
+    }
+    fs::create_dir_all(snap_dir).map_err(at(snap_dir))?;
+    let name = snapshot_name(zxid);
+    let tmp = snap_dir.join(format!("{name}.tmp"));
+    let written = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_data()?;
+        drop(f);
+        fs::rename(&tmp, snap_dir.join(&name))
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(at(&tmp)(e));
+    }
+    sync_dir(snap_dir)?;
+    // Newer snapshots would be loaded instead of this one: they go before the log does.
+    let mut removed = false;
+    for (_, p) in snapshots(snap_dir)?.iter().filter(|(s, _)| *s > zxid) {
+        fs::remove_file(p).map_err(at(p))?;
+        removed = true;
+    }
+    if removed {
+        sync_dir(snap_dir)?;
+    }
+    reset_log(log_dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::log::{TailBuffer, HEADER_LEN};
     use crate::storage::recover::{recover, Tail};
-    use crate::storage::snapshot::snapshot_name;
     use crate::storage::snapshot::Cursor;
     use crate::tree::DataTree;
     use crate::txn::{Txn, TxnOp};
@@ -532,6 +571,63 @@ mod tests {
         assert_eq!(r.next_seq, 10);
         append_at(r.tail.as_ref().unwrap(), &creates("b", 1..=2));
         assert_eq!(recover(&log, &snaps).unwrap().last_zxid, 2);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_installed_snapshot_replaces_the_store_and_the_log_continues_after_it() {
+        let (d, log, snaps) = dirs("install");
+        let old = creates("a", 1..=10);
+        write_segment(&log, 1, &old[..4]);
+        write_segment(&log, 2, &old[4..8]);
+        write_segment(&log, 3, &old[8..]);
+        write_snapshot(&snaps, &old[..2]);
+        write_snapshot(&snaps, &old[..9]);
+        let leader = creates("b", 1..=6);
+        let data = snapshot_bytes(&tree(&leader));
+
+        // Refused, with nothing changed: the zxid does not match, or the file is damaged.
+        let before = (names(&log), names(&snaps));
+        let e = install_snapshot(&log, &snaps, 7, &data).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let e = install_snapshot(&log, &snaps, 6, &data[..data.len() - 1]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(before == (names(&log), names(&snaps)));
+
+        install_snapshot(&log, &snaps, 6, &data).unwrap();
+        assert_eq!(snapshot_zxids(&snaps), vec![2, 6]);
+        assert_eq!(fs::read(snaps.join(snapshot_name(6))).unwrap(), data);
+        assert_eq!(names(&log), vec![segment_name(4)]);
+        let r = recover(&log, &snaps).unwrap();
+        assert_eq!(r.last_zxid, 6);
+        assert_eq!(r.tree.digest(), tree(&leader).digest());
+        assert!(r.recent.is_empty());
+        assert_eq!(r.recent_base, 6);
+        assert_eq!(r.next_seq, 5, "no sequence number is used twice");
+        let tail = r.tail.unwrap();
+        assert_eq!((tail.seq, tail.end), (4, HEADER_LEN as u64));
+
+        // The leader's next proposals, appended where the writer continues.
+        let more = creates("b", 7..=9);
+        append_at(&tail, &more);
+        let r = recover(&log, &snaps).unwrap();
+        assert_eq!(r.last_zxid, 9);
+        let mut all = leader.clone();
+        all.extend(more);
+        assert_eq!(r.tree.digest(), tree(&all).digest());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn installing_into_an_empty_store() {
+        let (d, log, snaps) = dirs("install-empty");
+        fs::remove_dir_all(&snaps).unwrap();
+        let leader = creates("b", 1..=3);
+        install_snapshot(&log, &snaps, 3, &snapshot_bytes(&tree(&leader))).unwrap();
+        let r = recover(&log, &snaps).unwrap();
+        assert_eq!(r.last_zxid, 3);
+        assert_eq!(r.tree.digest(), tree(&leader).digest());
+        assert_eq!(r.tail.unwrap().seq, 1);
         fs::remove_dir_all(&d).unwrap();
     }
 }
