@@ -32,7 +32,7 @@ pub(crate) mod shard;
 pub(crate) mod snapshots;
 mod startup;
 mod stop;
-pub(crate) mod wal;
+pub mod wal;
 
 use std::sync::Arc;
 

@@ -112,6 +112,23 @@ async fn zero_fill(file: &DmaFile, from: u64, to: u64, reached: &Cell<u64>) -> i
     file.fdatasync().await.map_err(err)
 }
 
+/// Counts a background task as running from `start` until it is dropped (the task ends, or
+/// is dropped with its executor).
+struct Running(Rc<Cell<usize>>);
+
+impl Running {
+    fn start(count: &Rc<Cell<usize>>) -> Running {
+        count.set(count.get() + 1);
+        Running(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// A segment file and how far it is zero-filled.
 struct Segment {
     seq: u64,
@@ -193,6 +210,9 @@ pub struct Wal {
     /// No preallocation before this instant (it failed, or space was short).
     prealloc_held_until: Rc<Cell<Option<Instant>>>,
     prealloc_failures: Rc<Cell<u64>>,
+    /// Background tasks (zero-fills, next-segment creations) still running: `close` waits for
+    /// them, so none touches the files once it returns.
+    tasks: Rc<Cell<usize>>,
     tail: TailBuffer,
     force_sync: bool,
     stats: WalStats,
@@ -244,6 +264,7 @@ impl Wal {
             prepared: Rc::new(RefCell::new(None)),
             prealloc_held_until: Rc::new(Cell::new(None)),
             prealloc_failures: Rc::new(Cell::new(0)),
+            tasks: Rc::new(Cell::new(0)),
             tail: buf,
             force_sync,
             stats: WalStats::default(),
@@ -368,7 +389,9 @@ impl Wal {
             self.prealloc_held_until.clone(),
             self.prealloc_failures.clone(),
         );
+        let tasks = Running::start(&self.tasks);
         glommio::spawn_local(async move {
+            let _running = tasks;
             if let Err(e) = zero_fill(&file, from, from + room, &zeroed).await {
                 warn!("zero-filling the transaction log failed (the log extends its file instead): {e}");
                 failures.set(failures.get() + 1);
@@ -395,7 +418,9 @@ impl Wal {
             self.prealloc_held_until.clone(),
             self.prealloc_failures.clone(),
         );
+        let tasks = Running::start(&self.tasks);
         glommio::spawn_local(async move {
+            let _running = tasks;
             match create_segment(&dir, seq).await {
                 Ok(s) => *prepared.borrow_mut() = Some(s),
                 Err(e) => {
@@ -407,6 +432,30 @@ impl Wal {
             preparing.set(false);
         })
         .detach();
+    }
+
+    /// Stops the log for good: waits until no background task (zero-filler, next-segment
+    /// creation) runs any more, then closes every file, so nothing touches the log's files
+    /// after it returns (a learner's sync then truncates or replaces them, `storage::learner`).
+    /// Records appended and not flushed are dropped: flush first to keep them. A segment
+    /// prepared ahead stays on disk as an empty segment after the current one; recovery
+    /// continues in it.
+    pub async fn close(self) -> io::Result<()> {
+        while self.tasks.get() > 0 {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        let prepared = self.prepared.borrow_mut().take();
+        let segments = [Some(self.current), self.next, prepared];
+        let mut result = Ok(());
+        for seg in segments.into_iter().flatten() {
+            // The tasks held the only other references, and they are done.
+            if let Ok(f) = Rc::try_unwrap(seg.file) {
+                if let Err(e) = f.close().await {
+                    result = result.and(Err(err(e)));
+                }
+            }
+        }
+        result
     }
 
     /// Moves on to the prepared segment. If it is not ready (still being created, or space is
@@ -427,5 +476,65 @@ impl Wal {
         );
         self.current = next;
         self.tail = TailBuffer::new(HEADER_LEN as u64, &[]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(dir: &Path) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().into_string().unwrap(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn nothing_touches_the_files_after_close() {
+        let dir = std::env::temp_dir().join(format!("corral-wal-close-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.clone();
+        glommio::LocalExecutorBuilder::default()
+            .name("wal-close")
+            // Small: other executors share the locked-memory limit.
+            .io_memory(64 << 10)
+            .spawn(move || async move {
+                let mut wal = Wal::open(&d, None, 1, false).await.unwrap();
+                // Past half a segment in one flush: the filler is zeroing ahead and the next
+                // segment is being created when the flush returns.
+                let record = vec![7u8; 1 << 20];
+                for z in 1..=33 {
+                    wal.append_raw(z, &record);
+                }
+                wal.flush().await.unwrap();
+                let tasks = wal.tasks.clone();
+                assert!(tasks.get() > 0, "the flush left no background work");
+                wal.close().await.unwrap();
+                assert_eq!(tasks.get(), 0);
+                let closed = sizes(&d);
+                // Background work that outlived close would go on growing the files.
+                glommio::timer::sleep(Duration::from_millis(500)).await;
+                assert_eq!(sizes(&d), closed);
+                // The prepared segment was finished, not cut short: header and zero-fill.
+                let next = closed.iter().find(|(n, _)| *n == segment_name(2));
+                assert!(
+                    next.is_some_and(|(_, len)| *len > HEADER_LEN as u64),
+                    "{closed:?}"
+                );
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
