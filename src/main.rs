@@ -42,17 +42,6 @@ fn main() {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    if cfg.is_distributed() {
-        // Running one member of an ensemble as a standalone server would give every member its
-        // own diverging history: refuse until the replication runtime lands.
-        eprintln!(
-            "corral: this configuration describes a replicated ensemble ({} voting servers); \
-             corral does not run ensembles yet (docs/design/replication.md). A single server.N \
-             line, or none, runs standalone.",
-            cfg.voting_servers()
-        );
-        std::process::exit(2);
-    }
     if let Err(e) = corral::server::run(cfg) {
         eprintln!("corral: {e}");
         std::process::exit(1);

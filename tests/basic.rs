@@ -1077,3 +1077,32 @@ async fn sasl_without_sasl_configured() {
     })
     .await
 }
+
+/// `corral.zabCore=dedicated`: the write core runs on an executor (and CPU) of its own and the
+/// shards on the others. Writes from several clients commit, every client reads all of them,
+/// and they survive kill -9. (ZooKeeper ignores the key, so the test holds there too.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_core_on_its_own_executor_commits_and_recovers() {
+    timed(60, async {
+        let mut s = TestServer::start(ServerOpts::new().cfg("corral.zabCore", "dedicated")).await;
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(s.client().await);
+        }
+        for (i, c) in clients.iter().enumerate() {
+            for j in 0..25 {
+                c.create(&format!("/n{i}-{j}"), b"x", &anyone())
+                    .await
+                    .unwrap();
+            }
+        }
+        for c in &clients {
+            c.sync("/").await.unwrap();
+            assert_eq!(c.list_children("/").await.unwrap().len(), 101);
+        }
+        s.crash_restart().await;
+        let c = s.client().await;
+        assert_eq!(c.list_children("/").await.unwrap().len(), 101);
+    })
+    .await;
+}

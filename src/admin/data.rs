@@ -11,9 +11,6 @@ use super::{full_version, ENV_NA, INTEREST_OPS_READ, LAST_OP_NONE, TRACE_MASK_DE
 
 /// `getState()` of ZooKeeper's server classes; printed as `Mode:` and `zk_server_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-// Leader, Follower and Observer are rendered (and tested) already; the ensemble issue (#11)
-// constructs them.
-#[cfg_attr(not(test), allow(dead_code))]
 pub enum ServerMode {
     #[default]
     Standalone,

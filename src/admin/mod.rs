@@ -40,7 +40,8 @@ mod render;
 mod words;
 
 pub use data::{
-    last_op_name, AdminData, ConnectionInfo, ExpiryBucket, Latency, ServerStats, StorageFigures,
+    last_op_name, AdminData, ConnectionInfo, ExpiryBucket, Latency, LeaderStats, ServerMode,
+    ServerStats, StorageFigures,
 };
 pub use java::java_date_utc;
 pub use render::render;

@@ -18,9 +18,10 @@ use super::args::parse_args;
 use super::properties::parse_properties;
 use super::{
     participants, ClientEndpoint, Config, ConfigError, FourLetterWhitelist, Origin, PeerRole,
-    ServerSpec, Setting, AUTOPURGE_SNAP_RETAIN_COUNT_MIN, CORES_MAX, ELECTION_ALG_SUPPORTED,
-    FOUR_LETTER_WORDS, JUTE_MAX_BUFFER_MAX, MAX_SESSION_TIMEOUT_TICKS, MIN_SESSION_TIMEOUT_TICKS,
-    MYID_FILE, SERVER_ID_MAX, SERVER_ID_MAX_EXTENDED_TYPES, SESSION_TIMEOUT_MAX_MS, SNAP_COUNT_MIN,
+    ServerSpec, Setting, ZabCore, AUTOPURGE_SNAP_RETAIN_COUNT_MIN, CORES_MAX,
+    ELECTION_ALG_SUPPORTED, FOUR_LETTER_WORDS, JUTE_MAX_BUFFER_MAX, MAX_SESSION_TIMEOUT_TICKS,
+    MIN_SESSION_TIMEOUT_TICKS, MYID_FILE, SERVER_ID_MAX, SERVER_ID_MAX_EXTENDED_TYPES,
+    SESSION_TIMEOUT_MAX_MS, SNAP_COUNT_MIN,
 };
 
 impl Config {
@@ -273,8 +274,26 @@ impl Builder {
             "globalOutstandingLimit" => {
                 c.global_outstanding_limit = parse_positive(key, v, origin)?
             }
+            "corral.electionFinalizeWaitMs" => {
+                c.election_finalize_wait_ms = parse_num(key, v, origin)?
+            }
             "corral.clientOutputLimit" => {
                 c.client_output_limit = parse_positive(key, v, origin)? as usize
+            }
+            "corral.zabCore" => {
+                c.zab_core = match v {
+                    "auto" => ZabCore::Auto,
+                    "shared" => ZabCore::Shared,
+                    "dedicated" => ZabCore::Dedicated,
+                    _ => {
+                        return Err(invalid(
+                            key,
+                            v,
+                            origin,
+                            "expected auto, shared or dedicated",
+                        ))
+                    }
+                }
             }
             "corral.cores" => {
                 let n: usize = parse_num(key, v, origin)?;

@@ -67,6 +67,8 @@ pub const AUTOPURGE_SNAP_RETAIN_COUNT_MIN: u32 = 3;
 pub const GLOBAL_OUTSTANDING_LIMIT_DEFAULT: u32 = 1000;
 /// A connection stops having its requests read while this many bytes of its output wait.
 pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
+/// Default `corral.electionFinalizeWaitMs` (docs/decisions.md, "Election finalize wait").
+pub const ELECTION_FINALIZE_WAIT_DEFAULT_MS: u32 = 50;
 /// Default `corral.clientOutputLimit` (32 MiB): far above any reply a client can accept
 /// (jute.maxbuffer is 1 MiB by default), so only a client that stopped reading while its
 /// watches fire reaches it.
@@ -136,10 +138,41 @@ pub struct Config {
     /// waiting to be sent before it is closed (a client that stopped reading). Reading its
     /// requests pauses long before, at [`OUTPUT_HIGH_WATER`].
     pub client_output_limit: usize,
+    /// `corral.electionFinalizeWaitMs`: how long a member waits for a better vote once a quorum
+    /// agrees in a leader election (ZooKeeper's finalizeWait, fixed at 200 ms there).
+    pub election_finalize_wait_ms: u32,
     /// `corral.cores`: shard executors to run; `None` = one per CPU in the affinity mask.
     pub cores: Option<usize>,
+    /// `corral.zabCore`: whether the write core (Zab, the log) gets an executor and a CPU of
+    /// its own or shares the first shard's (docs/decisions.md, "The Zab core's CPU").
+    pub zab_core: ZabCore,
     /// Unknown keys and ZooKeeper keys corral ignores, one human-readable line each.
     pub warnings: Vec<String>,
+}
+
+/// Where the write core runs (`corral.zabCore`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZabCore {
+    /// Its own executor when the affinity mask has at least `ZAB_CORE_DEDICATED_MIN_CPUS`.
+    Auto,
+    /// Always beside shard 0, on its executor.
+    Shared,
+    /// Always on an executor of its own, pinned to the first CPU (shards take the others).
+    Dedicated,
+}
+
+/// From how many CPUs `corral.zabCore=auto` gives the write core one of its own.
+pub const ZAB_CORE_DEDICATED_MIN_CPUS: usize = 3;
+
+impl ZabCore {
+    /// Whether the write core gets its own executor on a mask of `cpus` CPUs.
+    pub fn dedicated(self, cpus: usize) -> bool {
+        match self {
+            ZabCore::Auto => cpus >= ZAB_CORE_DEDICATED_MIN_CPUS,
+            ZabCore::Shared => false,
+            ZabCore::Dedicated => true,
+        }
+    }
 }
 
 /// One `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]` line.
@@ -361,7 +394,9 @@ impl Default for Config {
             force_sync: true,
             global_outstanding_limit: GLOBAL_OUTSTANDING_LIMIT_DEFAULT,
             client_output_limit: CLIENT_OUTPUT_LIMIT_DEFAULT,
+            election_finalize_wait_ms: ELECTION_FINALIZE_WAIT_DEFAULT_MS,
             cores: None,
+            zab_core: ZabCore::Auto,
             warnings: Vec::new(),
         }
     }

@@ -8,14 +8,19 @@ use tracing::warn;
 
 use super::frames::{encode_write_reply, reply};
 use super::shard::Shard;
-use super::{Commit, ToShard};
+use super::{Commit, ToCore, ToShard};
 use crate::proto::codes::perms;
 use crate::proto::jute::Writer;
+use crate::storage::snapshot::Cursor;
 use crate::tree::acl;
 use crate::txn::TxnOp;
 use crate::watch::ConnId;
+use crate::zab::Zxid;
+use std::sync::Arc;
 
-pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) {
+/// Applies one message of the write core; returns what to send it back, if anything (a
+/// learner's snapshot).
+pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) -> Option<ToCore> {
     match msg {
         ToShard::Commits(batch) => {
             for commit in batch.iter() {
@@ -56,6 +61,40 @@ pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) {
             let zxid = s.tree.last_zxid();
             complete_write(s, conn, |_, xid, out| reply(out, xid, zxid, |_| Err(code)));
         }
+        ToShard::CloseAll => close_all(s),
+        ToShard::Reset(tree) => {
+            close_all(s);
+            s.tree = Arc::try_unwrap(tree).unwrap_or_else(|t| (*t).clone());
+        }
+        ToShard::Snapshot { to, request, zxid } => {
+            // The write core sent this right after the commits up to `zxid`.
+            let held = s.tree.last_zxid() as Zxid;
+            if held != zxid {
+                warn!(
+                    zxid,
+                    held, "replica not at the snapshot's zxid; the learner will retry"
+                );
+                return None;
+            }
+            let mut cursor = Cursor::new();
+            let mut data = Vec::new();
+            cursor.begin(&s.tree, &mut data);
+            while !cursor.step(&s.tree, usize::MAX, &mut data) {}
+            return Some(ToCore::SnapshotReady {
+                to,
+                request,
+                zxid,
+                data: data.into(),
+            });
+        }
+    }
+    None
+}
+
+/// Closes every client connection (the member stopped serving, or its state was replaced).
+fn close_all(s: &mut Shard) {
+    for c in s.conns.values() {
+        c.borrow_mut().close();
     }
 }
 

@@ -18,15 +18,19 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender};
 use tracing::{debug, info, warn};
 
+use super::quorum::Links;
 use super::snapshots::{snapshot_dir, Job, Retention};
 use super::wal::Wal;
 use super::{CoreReport, Shared, ToCore, ToShard};
+use crate::admin::ServerMode;
 use crate::config::Config;
 use crate::limits::{BATCH_BYTES, BATCH_MAX};
 use crate::storage::epochs;
 use crate::storage::recover::Tail;
 use crate::tree::DataTree;
-use crate::write::{Effect, Machine, Now};
+use crate::write::{Effect, Machine, Now, Recent};
+use crate::zab::peer::Role;
+use crate::zab::{Sid, Zxid};
 
 /// After a snapshot failed (a full disk, usually), the next attempt waits this long.
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(10);
@@ -39,7 +43,13 @@ pub struct WriteCore {
     /// What the machine asked for, being carried out (kept for its allocation).
     effects: Vec<Effect>,
     shared: Arc<Shared>,
-    wal: Wal,
+    /// `None` only while a learner's log is being cut or replaced (`rebuild`).
+    wal: Option<Wal>,
+    /// The links to the other members (an ensemble only).
+    links: Option<Links>,
+    /// What `srvr` reports.
+    role: Role,
+    serving: bool,
     snap: Option<Job>,
     /// Records appended since the last snapshot started.
     since_snap: u64,
@@ -69,6 +79,23 @@ pub struct CoreInit {
     pub next_seq: u64,
     /// `(acceptedEpoch, currentEpoch)` as the data directory holds them.
     pub epochs: (u32, u32),
+    /// The newest log records, for syncing learners by DIFF.
+    pub recent: Recent,
+    /// In an ensemble: this member's election-port listener, every other member's address, and
+    /// where link events go (the write core's own queue).
+    pub quorum: Option<Quorum>,
+}
+
+pub struct Quorum {
+    pub listener: std::net::TcpListener,
+    pub members: std::collections::BTreeMap<Sid, std::net::SocketAddr>,
+    pub to_core: Sender<ToCore>,
+}
+
+/// A learner's log cut or replaced at its leader's word.
+enum Rebuild {
+    Truncate { zxid: Zxid, reload: bool },
+    Install { zxid: Zxid, data: bytes::Bytes },
 }
 
 fn wall_clock_ms() -> i64 {
@@ -79,13 +106,14 @@ fn wall_clock_ms() -> i64 {
 }
 
 impl WriteCore {
-    fn new(init: CoreInit, wal: Wal) -> WriteCore {
+    async fn new(init: CoreInit, wal: Wal, links: Option<Links>) -> WriteCore {
         let CoreInit {
             cfg,
             shards,
             shared,
             tree,
             epochs,
+            recent,
             ..
         } = init;
         shared.committed.store(tree.last_zxid(), Ordering::SeqCst);
@@ -94,6 +122,7 @@ impl WriteCore {
         let machine = Machine::new(
             cfg.clone(),
             tree,
+            recent,
             epochs,
             shards.len(),
             Now {
@@ -111,14 +140,23 @@ impl WriteCore {
             shards,
             effects,
             shared,
-            wal,
+            wal: Some(wal),
+            links,
+            role: Role::Looking,
+            serving: false,
             snap: None,
             since_snap: 0,
             snap_failed_seen: super::snapshots::STATS.failed.load(Ordering::Relaxed),
             snap_retry_at: None,
         };
-        core.perform();
+        core.perform().await;
         core
+    }
+
+    fn wal(&mut self) -> &mut Wal {
+        self.wal
+            .as_mut()
+            .expect("the log is open outside `rebuild`")
     }
 
     fn now(&self) -> Now {
@@ -128,26 +166,115 @@ impl WriteCore {
         }
     }
 
-    /// Carries out the log's effects the machine returned (sends wait for `send_released`).
-    fn perform(&mut self) {
-        for e in self.effects.drain(..) {
+    /// Carries out the effects the machine returned, in order (sends to shards wait for the
+    /// flush: `batch`).
+    async fn perform(&mut self) {
+        let mut effects = std::mem::take(&mut self.effects);
+        for e in effects.drain(..) {
             match e {
                 Effect::SaveEpochs { accepted, current } => {
+                    // fsyncs, on a blocking thread: this executor serves clients too. Nothing
+                    // later is carried out before they are durable (this task waits).
+                    let dir = self.cfg.data_dir.clone();
+                    let saved = glommio::executor()
+                        .spawn_blocking(move || epochs::write(&dir, accepted, current))
+                        .await;
                     // Zab's promises rest on these surviving a crash: without them, stop.
-                    if let Err(e) = epochs::write(&self.cfg.data_dir, accepted, current) {
+                    if let Err(e) = saved {
                         panic!("cannot write the epoch files: {e}");
                     }
                 }
                 Effect::Append { zxid, txn } => {
-                    self.wal.append_raw(zxid as i64, &txn);
+                    self.wal().append_raw(zxid as i64, &txn);
                     self.since_snap += 1;
+                }
+                Effect::Peer { to, gen, msg } => {
+                    if let Some(links) = &self.links {
+                        links.send(to, gen, &msg);
+                    }
+                }
+                Effect::Role { role, serving } => {
+                    self.role = role;
+                    self.serving = serving;
+                }
+                Effect::Truncate { zxid, reload } => {
+                    self.rebuild(Rebuild::Truncate { zxid, reload }).await
+                }
+                Effect::InstallSnapshot { zxid, data } => {
+                    self.rebuild(Rebuild::Install { zxid, data }).await
                 }
                 Effect::Send { .. } => unreachable!("sends are released after the flush"),
             }
         }
+        // Effects the rebuild's `reset` produced are none; keep the allocation.
+        debug_assert!(self.effects.is_empty());
+        self.effects = effects;
     }
 
-    /// Opens the log and runs the core until every shard has gone.
+    /// Cuts the log at a TRUNC's zxid, or replaces log and state with a SNAP, then reopens the
+    /// log where recovery says it continues. Blocking file I/O on this executor is acceptable
+    /// here: a learner being synced serves no clients.
+    async fn rebuild(&mut self, how: Rebuild) {
+        use crate::storage::{learner, recover};
+        let log_dir = super::log_dir(&self.cfg);
+        let snap_dir = snapshot_dir(&self.cfg.data_dir);
+        let mut wal = self.wal.take().expect("one rebuild at a time");
+        if let Rebuild::Truncate { .. } = how {
+            // Records up to the TRUNC's zxid that were appended and not yet written must stay.
+            if let Err(e) = wal.flush().await {
+                panic!("cannot write the transaction log before truncating it: {e}");
+            }
+        }
+        if let Err(e) = wal.close().await {
+            warn!("closing the transaction log: {e}");
+        }
+        // A snapshot writer must not rename a snapshot into place, or purge, under us.
+        if let Some(job) = self.snap.take() {
+            job.abort();
+        }
+        while super::snapshots::writers_running() {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+        let (result, reload) = match &how {
+            Rebuild::Truncate { zxid, reload } => (
+                learner::truncate(&log_dir, &snap_dir, *zxid as i64),
+                *reload,
+            ),
+            Rebuild::Install { zxid, data } => (
+                learner::install_snapshot(&log_dir, &snap_dir, *zxid as i64, data),
+                true,
+            ),
+        };
+        if let Err(e) = result {
+            // The store cannot be brought to the leader's state (a TRUNC below every snapshot
+            // it has). As ZooKeeper's learner does in that corner, give up the state and stop:
+            // restarted, the member is empty and its leader sends it a SNAP.
+            tracing::error!(
+                "cannot bring the log to the leader's state: {e}; wiping it and stopping"
+            );
+            if let Err(e) = learner::wipe(&log_dir, &snap_dir) {
+                tracing::error!("wiping the data directory failed too: {e}");
+            }
+            std::process::exit(1);
+        }
+        let recovered = recover::recover(&log_dir, &snap_dir)
+            .unwrap_or_else(|e| panic!("cannot recover after a learner sync: {e}"));
+        let wal = Wal::open(
+            &log_dir,
+            recovered.tail,
+            recovered.next_seq,
+            self.cfg.force_sync,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot reopen the transaction log: {e}"));
+        self.wal = Some(wal);
+        if reload {
+            self.machine.reset(recovered.tree);
+        }
+    }
+
+    /// Opens the log, starts the links to the other members (an ensemble) and runs the core
+    /// until every shard has gone.
     pub async fn run(mut init: CoreInit, rx: Receiver<ToCore>) {
         let dir = super::log_dir(&init.cfg);
         let wal = Wal::open(&dir, init.tail.take(), init.next_seq, init.cfg.force_sync)
@@ -155,7 +282,8 @@ impl WriteCore {
             .unwrap_or_else(|e| {
                 panic!("cannot open the transaction log in {}: {e}", dir.display())
             });
-        let core = WriteCore::new(init, wal);
+        let links = init.quorum.take().map(|q| start_links(&init.cfg, q));
+        let core = WriteCore::new(init, wal, links).await;
         core.serve(rx).await
     }
 
@@ -200,10 +328,30 @@ impl WriteCore {
     }
 
     /// Hands one message to the machine (or answers a four-letter word's question).
-    fn handle(&mut self, msg: ToCore) {
+    async fn handle(&mut self, msg: ToCore) {
         let now = self.now();
         if let ToCore::Report(reply) = msg {
             let offset = now.wall_ms as u64 - now.mono_ms;
+            let (role, leader, figures) = self.machine.figures();
+            let leader = leader.map(|l| crate::admin::LeaderStats {
+                learners: l.learners as u64,
+                synced_followers: l.synced_followers as u64,
+                synced_non_voting_followers: 0,
+                synced_observers: l.synced_observers as u64,
+                pending_syncs: l.pending_syncs as u64,
+                leader_uptime_ms: figures
+                    .leading_since_ms
+                    .map_or(0, |t| now.mono_ms.saturating_sub(t)),
+                proposal_size_last: figures.proposal_last,
+                proposal_size_min: figures.proposal_min,
+                proposal_size_max: figures.proposal_max,
+            });
+            let peer_state = match role {
+                Role::Looking => "looking - election",
+                Role::Leading => "leading - broadcast",
+                Role::Following { .. } => "following - broadcast",
+                Role::Observing { .. } => "observing - broadcast",
+            };
             let _ = reply.try_send(CoreReport {
                 session_buckets: self
                     .machine
@@ -212,12 +360,23 @@ impl WriteCore {
                     .map(|(d, ids)| (d + offset, ids))
                     .collect(),
                 last_zxid: self.machine.last_zxid(),
-                log: self.wal.stats(),
+                log: self.wal().stats(),
+                mode: match (self.machine.ensemble(), self.role) {
+                    (false, _) => ServerMode::Standalone,
+                    (true, Role::Leading) => ServerMode::Leader,
+                    (true, Role::Following { .. }) => ServerMode::Follower,
+                    (true, Role::Observing { .. }) => ServerMode::Observer,
+                    (true, Role::Looking) => ServerMode::Standalone,
+                },
+                serving: self.serving,
+                peer_state: Some(peer_state.to_string()),
+                leader,
+                figures,
             });
             return;
         }
         self.machine.handle(now, msg, &mut self.effects);
-        self.perform();
+        self.perform().await;
     }
 
     /// Handles one batch: everything waiting, one log flush, then the commits to the shards.
@@ -225,17 +384,17 @@ impl WriteCore {
     async fn batch(&mut self, first: Option<ToCore>, rx: &Receiver<ToCore>) -> bool {
         let mut handled = 0;
         if let Some(first) = first {
-            self.handle(first);
+            self.handle(first).await;
             handled = 1;
         }
         while handled < BATCH_MAX {
             // Bounded in bytes too: a batch of large writes holds its records in memory until
             // the flush (`limits`).
-            if self.wal.pending_bytes() >= BATCH_BYTES {
+            if self.wal().pending_bytes() >= BATCH_BYTES {
                 break;
             }
             match rx.try_recv() {
-                Ok(m) => self.handle(m),
+                Ok(m) => self.handle(m).await,
                 Err(_) => break,
             }
             handled += 1;
@@ -246,7 +405,7 @@ impl WriteCore {
         // same write is retried when its backoff has passed.
         let now = self.now().mono_ms;
         if self.machine.flush_due(now) {
-            let result = self.wal.flush().await;
+            let result = self.wal().flush().await;
             let now = self.now().mono_ms;
             let was_stalled = self.machine.retry_at().is_some();
             let ok = result.is_ok();
@@ -262,7 +421,7 @@ impl WriteCore {
                     }
                 }
             }
-            self.perform();
+            self.perform().await;
         }
         // Published before any shard hears of the commits (`Shared::committed`).
         self.shared
@@ -325,4 +484,26 @@ impl WriteCore {
             glommio::yield_if_needed().await;
         }
     }
+}
+
+/// Listens on this member's election port and dials the members with lower sids; every link
+/// event goes into the write core's queue, in order, where the machine filters stale
+/// generations (`zab::link`).
+fn start_links(cfg: &Config, q: Quorum) -> Links {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let me = cfg.my_id.expect("an ensemble member has a myid");
+    // SAFETY: the fd comes from a live std listener this executor now owns.
+    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(q.listener.into_raw_fd()) };
+    let (tx, rx) = async_channel::unbounded();
+    let links = Links::start(me, listener, q.members, tx);
+    let to_core = q.to_core;
+    glommio::spawn_local(async move {
+        while let Ok(ev) = rx.recv().await {
+            if to_core.send(ToCore::Link(ev)).await.is_err() {
+                return;
+            }
+        }
+    })
+    .detach();
+    links
 }

@@ -56,6 +56,22 @@ pub(super) async fn four_letter(
     let (tx, rx) = async_channel::bounded(1);
     if to_core.send(ToCore::Report(tx)).await.is_ok() {
         if let Ok(core) = rx.recv().await {
+            data.stats.mode = core.mode;
+            data.serving = core.serving;
+            data.stats.peer_state = core.peer_state;
+            data.stats.leader = core.leader;
+            let f = core.figures;
+            if core.mode != admin::ServerMode::Standalone {
+                let m = |k: &str, v: u64| (k.to_string(), v.to_string());
+                data.stats.extra_metrics.extend([
+                    m("corral_elections", f.elections),
+                    m("corral_last_election_ms", f.last_election_ms),
+                    m("corral_max_election_ms", f.max_election_ms),
+                    m("corral_synced_by_diff", f.synced_by_diff),
+                    m("corral_synced_by_trunc", f.synced_by_trunc),
+                    m("corral_synced_by_snap", f.synced_by_snap),
+                ]);
+            }
             data.dump.session_buckets = core
                 .session_buckets
                 .into_iter()
@@ -82,7 +98,7 @@ fn storage_figures(st: &mut admin::ServerStats, cfg: &Config, last_zxid: i64, lo
     let disk = snapshots::on_disk(&snapshots::snapshot_dir(&cfg.data_dir));
     let taken = &snapshots::STATS;
     let m = |k: &str, v: &dyn ToString| (k.to_string(), v.to_string());
-    st.extra_metrics = vec![
+    st.extra_metrics.extend([
         m("corral_last_committed_zxid", &last_zxid),
         m("corral_log_flushes", &log.flushes),
         m("corral_log_fsyncs", &log.fsyncs),
@@ -108,7 +124,7 @@ fn storage_figures(st: &mut admin::ServerStats, cfg: &Config, last_zxid: i64, lo
             "corral_snapshot_last_duration_ms",
             &(taken.last_duration_us.load(Relaxed) / 1000),
         ),
-    ];
+    ]);
     st.storage = Some(admin::StorageFigures {
         log_dir_bytes,
         snapshot_dir_bytes: disk.dir_bytes,

@@ -2,8 +2,10 @@
 //!
 //! Layout: one glommio executor per shard, each pinned to one CPU of the process's affinity
 //! mask. Every shard binds the client port with SO_REUSEPORT, so the kernel spreads connections
-//! over shards. The write core (the future ZAB core) runs on executor 0 in its own task queue,
-//! beside shard 0; with one CPU everything shares one executor.
+//! over shards. The write core (Zab and the log) runs on executor 0 in its own task queue,
+//! beside shard 0, or from 3 CPUs up on an executor and CPU of its own (`corral.zabCore`); with
+//! one CPU everything shares one executor. In an ensemble the links to the other members
+//! (`quorum`) run on the write core's executor.
 //!
 //! Cross-core traffic is typed messages over bounded channels:
 //! shard -> write core: [`ToCore`] (writes with the session's auth ids, session connects,
@@ -72,6 +74,13 @@ pub struct CoreReport {
     pub session_buckets: Vec<(u64, Vec<i64>)>,
     pub last_zxid: i64,
     pub log: wal::WalStats,
+    /// `Mode:` (standalone, or the member's role in an ensemble) and whether it serves.
+    pub mode: crate::admin::ServerMode,
+    pub serving: bool,
+    /// `mntr`'s peer state and leader figures (ensemble members only).
+    pub peer_state: Option<String>,
+    pub leader: Option<crate::admin::LeaderStats>,
+    pub figures: crate::write::Figures,
 }
 
 /// A question for every shard; each answers on `reply`. `reset` clears its counters (srst).

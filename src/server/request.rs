@@ -47,6 +47,8 @@ pub(super) fn on_frame(
         }]);
     }
 
+    // The body as the client sent it: a learner forwards a write's bytes to its leader.
+    let body = payload.slice(payload.len().min(8)..);
     let mut r = Reader::new(payload);
     let (xid, opcode) = match (r.i32(), r.i32()) {
         (Ok(x), Ok(o)) => (x, o),
@@ -113,6 +115,8 @@ pub(super) fn on_frame(
                 cxid: xid,
                 ids: c.ids().clone(),
                 req,
+                opcode,
+                body,
             }])
         }
         req => {

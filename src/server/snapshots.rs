@@ -11,8 +11,9 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
@@ -43,12 +44,15 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// The last one taken: microseconds from the start of its walk to its directory sync.
     pub last_duration_us: AtomicU64,
+    /// Writer threads running (writing, renaming, purging).
+    pub writers: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
     taken: AtomicU64::new(0),
     failed: AtomicU64::new(0),
     last_duration_us: AtomicU64::new(0),
+    writers: AtomicU64::new(0),
 };
 
 /// The snapshot directory as a four-letter word reports it.
@@ -85,6 +89,30 @@ pub struct Job {
     pending: Option<Vec<u8>>,
     tx: Option<SyncSender<Vec<u8>>>,
     pub zxid: i64,
+    /// Set by `abort`: the writer drops its file and purges nothing.
+    aborted: Arc<AtomicBool>,
+}
+
+/// Counts a writer thread from before it starts until it ends, however it ends.
+struct Running;
+
+impl Running {
+    fn new() -> Running {
+        STATS.writers.fetch_add(1, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        STATS.writers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether a snapshot writer thread is still at work (a learner's log must not be cut or
+/// replaced under it: it might rename a snapshot into place or purge segments).
+pub fn writers_running() -> bool {
+    STATS.writers.load(Ordering::SeqCst) > 0
 }
 
 pub struct Retention {
@@ -101,13 +129,24 @@ impl Job {
         let zxid = tree.last_zxid();
         let began = Instant::now();
         let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        let aborted = Arc::new(AtomicBool::new(false));
+        let abort = aborted.clone();
+        let running = Running::new();
         thread::Builder::new()
             .name("corral-snapshot".into())
             .spawn(move || {
-                if let Err(e) = write_file(zxid, rx, &retention, began) {
+                let _running = running;
+                if let Err(e) = write_file(zxid, rx, &retention, began, &abort) {
+                    if abort.load(Ordering::SeqCst) {
+                        info!("snapshot {zxid:#x} abandoned");
+                        return;
+                    }
                     // The write core sees the count move and tries again later.
                     STATS.failed.fetch_add(1, Ordering::Relaxed);
                     warn!("snapshot {zxid:#x} failed: {e}");
+                    return;
+                }
+                if abort.load(Ordering::SeqCst) {
                     return;
                 }
                 if let Err(e) = retain(&retention) {
@@ -122,7 +161,14 @@ impl Job {
             pending: Some(first),
             tx: Some(tx),
             zxid,
+            aborted,
         })
+    }
+
+    /// Abandons the snapshot: its writer removes the unfinished file and purges nothing
+    /// (`writers_running` says when it is done).
+    pub fn abort(self) {
+        self.aborted.store(true, Ordering::SeqCst);
     }
 
     /// One step: hand over the pending chunk if the writer has room, then walk further. True
@@ -160,13 +206,26 @@ impl Job {
 
 /// Writes the snapshot and renames it into place. On failure (a full disk, usually) the
 /// unfinished file is removed, so a failed snapshot does not keep holding the space it got.
-fn write_file(zxid: i64, rx: Receiver<Vec<u8>>, r: &Retention, began: Instant) -> io::Result<()> {
+fn write_file(
+    zxid: i64,
+    rx: Receiver<Vec<u8>>,
+    r: &Retention,
+    began: Instant,
+    aborted: &AtomicBool,
+) -> io::Result<()> {
     let name = snapshot_name(zxid);
     let tmp = r.snap_dir.join(format!("{name}.tmp"));
+    let abandoned = || io::Error::other("abandoned");
     let written = (|| {
         let mut f = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
         for chunk in rx {
+            if aborted.load(Ordering::SeqCst) {
+                return Err(abandoned());
+            }
             f.write_all(&chunk)?;
+        }
+        if aborted.load(Ordering::SeqCst) {
+            return Err(abandoned());
         }
         let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_data()?;

@@ -62,8 +62,20 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     super::stop::install()?;
     raise_memlock();
     let cpus = allowed_cpus();
-    let shards = cfg.cores.unwrap_or(cpus.len()).max(1);
-    info!(?cpus, shards, port = cfg.client_port, "starting corral");
+    // The write core's own CPU, if it gets one: the first; shards take the others.
+    let zab_cpu = (cfg.zab_core.dedicated(cpus.len()) && cpus.len() > 1).then(|| cpus[0]);
+    let shard_cpus: Vec<usize> = match zab_cpu {
+        Some(_) => cpus[1..].to_vec(),
+        None => cpus.clone(),
+    };
+    let shards = cfg.cores.unwrap_or(shard_cpus.len()).max(1);
+    info!(
+        ?cpus,
+        shards,
+        ?zab_cpu,
+        port = cfg.client_port,
+        "starting corral"
+    );
 
     // Claims are held until the process ends (`start` returns only to exit).
     let mut claims = Vec::new();
@@ -140,6 +152,11 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         committed: AtomicI64::new(0),
     });
     let per_ip = Arc::new(Mutex::new(HashMap::new()));
+    let quorum = if cfg.is_distributed() {
+        Some(quorum_setup(&cfg, core_tx.clone())?)
+    } else {
+        None
+    };
     let mut core = Some((
         CoreInit {
             cfg: cfg.clone(),
@@ -149,6 +166,11 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             tail: recovered.tail,
             next_seq: recovered.next_seq,
             epochs,
+            recent: crate::write::Recent {
+                base: recovered.recent_base,
+                entries: recovered.recent,
+            },
+            quorum,
         },
         core_rx,
     ));
@@ -177,9 +199,13 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             shared: shared.clone(),
             per_ip: per_ip.clone(),
         };
-        let core = if i == 0 { core.take() } else { None };
+        let core = if i == 0 && zab_cpu.is_none() {
+            core.take()
+        } else {
+            None
+        };
         let initial = initial.clone();
-        let cpu = cpus[i % cpus.len()];
+        let cpu = shard_cpus[i % shard_cpus.len()];
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corral-shard{i}"))
             .io_memory(IO_MEMORY)
@@ -189,6 +215,25 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             // 210 us end to end.
             .spin_before_park(Duration::from_micros(50))
             .spawn(move || async move { run_shard(env, rx, admin_rx, core, initial, socket).await })
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        handles.push(h);
+    }
+    if let (Some(cpu), Some((init, core_rx))) = (zab_cpu, core.take()) {
+        let to_core = core_tx.clone();
+        let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name("corral-zab")
+            .io_memory(IO_MEMORY)
+            .spin_before_park(Duration::from_micros(50))
+            .spawn(move || async move {
+                let tq = glommio::executor().create_task_queue(
+                    glommio::Shares::Static(1000),
+                    glommio::Latency::NotImportant,
+                    "write-core",
+                );
+                // This executor lives as long as the write core does.
+                start_core(init, core_rx, to_core, tq)?.await;
+                Ok(())
+            })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         handles.push(h);
     }
@@ -247,29 +292,25 @@ async fn run_shard(
             glommio::Latency::NotImportant,
             "write-core",
         );
-        glommio::spawn_local_into(WriteCore::run(core, core_rx), tq)
-            .map_err(|e| std::io::Error::other(e.to_string()))?
-            .detach();
-        // The write core's clock: session expiry and container reaping.
-        let to_core = env.to_core.clone();
-        let period = Duration::from_millis((env.cfg.tick_time_ms as u64 / 2).clamp(10, 1000));
-        glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(period).await;
-                if to_core.send(ToCore::Tick).await.is_err() {
-                    break;
-                }
-            }
-        })
-        .detach();
+        start_core(core, core_rx, env.to_core.clone(), tq)?.detach();
     }
 
     // Commit stream from the write core.
     {
         let shard = shard.clone();
+        let to_core = env.to_core.clone();
         glommio::spawn_local(async move {
             while let Ok(msg) = rx.recv().await {
-                on_core_message(&mut shard.borrow_mut(), msg);
+                let back = on_core_message(&mut shard.borrow_mut(), msg);
+                if let Some(back) = back {
+                    // From a task of its own: this loop must never wait on the write core,
+                    // which may be waiting for room in this shard's queue.
+                    let to_core = to_core.clone();
+                    glommio::spawn_local(async move {
+                        let _ = to_core.send(back).await;
+                    })
+                    .detach();
+                }
             }
         })
         .detach();
@@ -304,6 +345,83 @@ async fn run_shard(
 
     accept::run(env, shard, socket).await;
     Ok(())
+}
+
+/// Starts the write core in task queue `tq` of this executor, and its clock; returns the
+/// write core's task.
+fn start_core(
+    core: CoreInit,
+    core_rx: Receiver<ToCore>,
+    to_core: async_channel::Sender<ToCore>,
+    tq: glommio::TaskQueueHandle,
+) -> std::io::Result<glommio::Task<()>> {
+    // The write core's clock: session expiry and container reaping; in an ensemble also the
+    // election's and Zab's timers, whose waits (a finalize wait, heartbeats) must not be
+    // rounded up to half a tick.
+    let period = if core.cfg.is_distributed() {
+        Duration::from_millis(ENSEMBLE_TICK_MS)
+    } else {
+        Duration::from_millis((core.cfg.tick_time_ms as u64 / 2).clamp(10, 1000))
+    };
+    let task = glommio::spawn_local_into(WriteCore::run(core, core_rx), tq)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(period).await;
+            if to_core.send(ToCore::Tick).await.is_err() {
+                break;
+            }
+        }
+    })
+    .detach();
+    Ok(task)
+}
+
+/// How often an ensemble member's write core hears the time.
+const ENSEMBLE_TICK_MS: u64 = 10;
+
+/// An ensemble member's links: its election-port listener, bound on the address of its own
+/// `server.N` line, and every member's address. One connection per pair carries votes and Zab
+/// alike (docs/design/replication.md); the quorum port is not used.
+fn quorum_setup(
+    cfg: &Config,
+    to_core: async_channel::Sender<ToCore>,
+) -> std::io::Result<super::core::Quorum> {
+    use std::net::ToSocketAddrs;
+    let resolve = |host: &str, port: u16| -> std::io::Result<SocketAddr> {
+        (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("cannot resolve {host}"),
+            )
+        })
+    };
+    let mut members = std::collections::BTreeMap::new();
+    for (id, spec) in &cfg.servers {
+        let addr = resolve(&spec.host, spec.election_port).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("server.{id}={}: {e}", spec.host))
+        })?;
+        members.insert(*id, addr);
+    }
+    let me = cfg.my_server().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "myid names no server.N line",
+        )
+    })?;
+    let addr = members[&me.id];
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot bind election port {addr} of server.{}: {e}", me.id),
+        )
+    })?;
+    info!(%addr, members = members.len(), "listening for ensemble members");
+    Ok(super::core::Quorum {
+        listener,
+        members,
+        to_core,
+    })
 }
 
 /// Binds a shard's socket to the client port: SO_REUSEPORT so every shard binds the port and

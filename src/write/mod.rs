@@ -40,18 +40,23 @@ use crate::config::Config;
 use crate::limits::TXN_MAX;
 use crate::prep::{prep, prep_delete_container, PrepCtx};
 use crate::proto::codes::{ephemeral_owner, Code};
+use crate::proto::jute::Reader;
 use crate::proto::records::{Id, Request};
 use crate::session::SessionTracker;
-use crate::storage::codec::encode_txn;
+use crate::storage::codec::{decode_txn, encode_txn};
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnOp};
 use crate::watch::ConnId;
 use crate::zab::election::Timing;
-use crate::zab::peer::{self, Action, Durable, Peer};
-use crate::zab::{Ensemble, Zxid};
+use crate::zab::link::{Gens, Link, LinkEvent};
+use crate::zab::peer::{self, Action, Durable, Msg, Peer, Role};
+use crate::zab::{Ensemble, Sid, Zxid};
 
+pub mod forward;
 #[cfg(test)]
 mod sim;
+
+use forward::Forward;
 
 /// Where a request came from: the shard and its local connection id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +75,9 @@ pub enum ToCore<R> {
         cxid: i32,
         ids: Arc<Vec<Id>>,
         req: Request,
+        /// The request's opcode and body as the client sent them: what a learner forwards.
+        opcode: i32,
+        body: Bytes,
     },
     /// A handshake: `session_id` 0 asks for a new session, otherwise a reattach.
     Connect {
@@ -87,6 +95,16 @@ pub enum ToCore<R> {
     Tick,
     /// A four-letter word wants the write core's view.
     Report(R),
+    /// A link to another member came up, went down, or carried a message (`server::quorum`).
+    Link(LinkEvent),
+    /// Shard 0 serialized its replica for a learner's SNAP (`ToShard::Snapshot`); `zxid` is
+    /// the state it holds.
+    SnapshotReady {
+        to: Sid,
+        request: u64,
+        zxid: Zxid,
+        data: Bytes,
+    },
 }
 
 /// A committed transaction and, if a client asked for it, where to send the reply.
@@ -125,6 +143,18 @@ pub enum ToShard {
         conn: ConnId,
         code: Code,
     },
+    /// The member stopped serving (it lost its leader or its quorum): close every client
+    /// connection; clients move to another member, as ZooKeeper's do.
+    CloseAll,
+    /// The replica is replaced (a learner was truncated, or installed its leader's snapshot).
+    Reset(Arc<DataTree>),
+    /// Shard 0 only: serialize the replica, which holds exactly `zxid` when this arrives, for
+    /// learner `to`'s SNAP; answer with `ToCore::SnapshotReady`.
+    Snapshot {
+        to: Sid,
+        request: u64,
+        zxid: Zxid,
+    },
 }
 
 /// What a write gets while the log cannot be written: SYSTEMERROR, which every client library
@@ -152,6 +182,15 @@ pub enum Effect {
     Append { zxid: Zxid, txn: Bytes },
     /// Send to a shard (released after the flush that made it committed).
     Send { shard: usize, msg: ToShard },
+    /// Send to another member, on its link's generation `gen` (dropped if that link is gone).
+    Peer { to: Sid, gen: u64, msg: Msg },
+    /// Drop every log record after `zxid` (a TRUNC from the leader); with `reload`, the state
+    /// held records past it too: rebuild it from the disk and hand it to `reset`.
+    Truncate { zxid: Zxid, reload: bool },
+    /// Replace log and state with the leader's snapshot (durably), then `reset`.
+    InstallSnapshot { zxid: Zxid, data: Bytes },
+    /// The member's role changed (`srvr`'s Mode; whether it serves clients).
+    Role { role: Role, serving: bool },
 }
 
 /// The log could not be written: when it began, and when to retry.
@@ -164,14 +203,19 @@ struct Stall {
 /// What waits for a commit: a txn, or an answer to a connection that must not overtake the txns
 /// before it.
 enum Queued {
+    /// Proposed by this member as leader: already applied to the tree.
     Txn(Commit),
+    /// Learned from the leader: applied to the tree when committed.
+    Learned(Commit),
     Answer(usize, ToShard),
 }
 
 /// The connection a per-connection answer goes to (commits go to every shard).
 fn conn_of(msg: &ToShard) -> Option<ConnId> {
     match msg {
-        ToShard::Commits(_) => None,
+        ToShard::Commits(_) | ToShard::CloseAll | ToShard::Reset(_) | ToShard::Snapshot { .. } => {
+            None
+        }
         ToShard::Synced { conn, .. }
         | ToShard::Attached { conn, .. }
         | ToShard::Rejected { conn, .. }
@@ -224,17 +268,82 @@ pub struct Machine {
     /// Set while the last log write failed and is being retried.
     stall: Option<Stall>,
     passwords: Passwords,
+    /// More than one member: commits need a quorum, learners forward, leaders sync learners.
+    ensemble: bool,
+    /// The live link generation of each member.
+    gens: Gens,
+    /// Messages to a learner held back until its SNAP (being serialized by shard 0) is sent:
+    /// learner -> (snapshot request, messages in order).
+    held: HashMap<Sid, (u64, Vec<Msg>)>,
+    next_request: u64,
+    /// A learner's writes forwarded to the leader, by (session, cxid), and its new sessions:
+    /// the connection each commit answers.
+    forwarded: HashMap<(i64, i32), Origin>,
+    creating: HashMap<i64, Origin>,
+    /// A learner's syncs asked of the leader: id -> (connection, path).
+    syncs: HashMap<u64, (Origin, String)>,
+    /// Whether the member serves clients (an established leader, or a synced learner).
+    serving: bool,
+    /// What `mntr` reports about elections and proposals.
+    figures: Figures,
+    /// When the member last started looking (monotonic ms), while it looks.
+    looking_since: Option<u64>,
     #[cfg(test)]
     bug: Option<Bug>,
 }
 
+/// Elections and proposals, for `mntr`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Figures {
+    /// Elections that ended (looking until a role was decided), and their durations in ms.
+    pub elections: u64,
+    pub last_election_ms: u64,
+    pub max_election_ms: u64,
+    /// When this member last became an established leader (monotonic ms).
+    pub leading_since_ms: Option<u64>,
+    /// How this member was synced as a learner: DIFF, TRUNC (then DIFF), SNAP messages heard.
+    pub synced_by_diff: u64,
+    pub synced_by_trunc: u64,
+    pub synced_by_snap: u64,
+    /// Sizes of proposals in bytes: last, min, max (-1 before the first).
+    pub proposal_last: i64,
+    pub proposal_min: i64,
+    pub proposal_max: i64,
+}
+
+/// The newest log records recovery found, for the peer's history (a learner whose log ends
+/// among them is synced by DIFF rather than SNAP).
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    /// The zxid just before the first entry.
+    pub base: i64,
+    pub entries: Vec<(i64, Bytes)>,
+}
+
+/// This member's view of the ensemble: every `server.N` line (one member when there are none).
+fn ensemble_of(cfg: &Config, me: Sid) -> Ensemble {
+    if !cfg.is_distributed() {
+        return Ensemble::of_voters([me]);
+    }
+    let mut e = Ensemble::of_voters([]);
+    for (id, spec) in &cfg.servers {
+        match spec.role {
+            crate::config::PeerRole::Participant => e.voters.insert(*id),
+            crate::config::PeerRole::Observer => e.observers.insert(*id),
+        };
+    }
+    e
+}
+
 impl Machine {
-    /// A machine starting from the recovered `tree` and the data directory's
-    /// `(acceptedEpoch, currentEpoch)`; it leads an ensemble of one at once. `out` gets what
-    /// establishing asked for.
+    /// A machine starting from the recovered `tree`, the newest log records and the data
+    /// directory's `(acceptedEpoch, currentEpoch)`. Standalone, it leads an ensemble of one at
+    /// once; in an ensemble it starts looking. `out` gets what that asked for.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: Arc<Config>,
         tree: DataTree,
+        recent: Recent,
         epochs: (u32, u32),
         shards: usize,
         now: Now,
@@ -250,28 +359,39 @@ impl Machine {
         }
         let me = cfg.my_id.unwrap_or(1);
         let last = tree.last_zxid();
+        let ensemble = ensemble_of(&cfg, me);
+        let alone = ensemble.voters.len() == 1 && ensemble.observers.is_empty();
+        // The history starts at the recovered records only if they end where the tree does
+        // (they always do; an empty list is the other case).
+        let (base, entries) = match recent.entries.last() {
+            Some((z, _)) if *z == last => (recent.base, recent.entries),
+            _ => (last, Vec::new()),
+        };
         let peer = Peer::new(
             peer::Config {
                 me,
-                ensemble: Ensemble::of_voters([me]),
+                ensemble,
                 tick_ms: cfg.tick_time_ms as u64,
                 init_limit: cfg.init_limit as u64,
                 sync_limit: cfg.sync_limit as u64,
-                history_limit: 500,
-                // ZooKeeper's standalone zxids (ensembles are refused at startup until the
-                // runtime runs them: docs/design/replication.md).
-                standalone: true,
+                history_limit: crate::limits::RECENT_RECORDS,
+                // Alone, zxids continue as ZooKeeper's standalone server numbers them.
+                standalone: alone,
                 election: Timing {
                     // With one voter there is nobody to wait for.
-                    finalize_wait_ms: 0,
+                    finalize_wait_ms: if alone {
+                        0
+                    } else {
+                        cfg.election_finalize_wait_ms as u64
+                    },
                     ..Timing::default()
                 },
             },
             Durable {
                 accepted_epoch,
                 current_epoch,
-                base: last as Zxid,
-                entries: Vec::new(),
+                base: base as Zxid,
+                entries: entries.into_iter().map(|(z, b)| (z as Zxid, b)).collect(),
             },
             now.mono_ms,
         );
@@ -295,27 +415,54 @@ impl Machine {
             last_reap_ms: now.mono_ms,
             stall: None,
             passwords,
+            ensemble: !alone,
+            gens: Gens::default(),
+            held: HashMap::new(),
+            next_request: 0,
+            forwarded: HashMap::new(),
+            creating: HashMap::new(),
+            syncs: HashMap::new(),
+            serving: false,
+            figures: Figures {
+                proposal_last: -1,
+                proposal_min: -1,
+                proposal_max: -1,
+                ..Figures::default()
+            },
+            looking_since: None,
             #[cfg(test)]
             bug: None,
         };
         // An ensemble of one elects itself and leads at once (standalone: in the epoch of its
-        // last zxid, without writing epoch files).
+        // last zxid, without writing epoch files); a member of a larger one starts looking.
         m.peer.on_tick(now.mono_ms);
         m.run_actions(out);
-        assert!(
-            m.peer.next_zxid().is_some(),
-            "an ensemble of one did not establish itself"
-        );
-        info!(
-            epoch = m.peer.epochs().1,
-            "leading an ensemble of one (standalone)"
-        );
+        if alone {
+            assert!(
+                m.peer.next_zxid().is_some(),
+                "an ensemble of one did not establish itself"
+            );
+            info!(
+                epoch = m.peer.epochs().1,
+                "leading an ensemble of one (standalone)"
+            );
+        }
         m
     }
 
     #[cfg(test)]
     pub(crate) fn plant(&mut self, bug: Bug) {
         self.bug = Some(bug);
+    }
+
+    /// What `mntr` reports: the peer's role, its learners if it leads, elections, proposals.
+    pub fn figures(&self) -> (Role, Option<peer::LeaderFigures>, Figures) {
+        (self.peer.role(), self.peer.leader_figures(), self.figures)
+    }
+
+    /// Whether this member is one of several (not standalone).
+    pub fn ensemble(&self) -> bool {
+        self.ensemble
     }
 
     pub fn tree(&self) -> &DataTree {
@@ -400,9 +547,11 @@ impl Machine {
         );
     }
 
-    /// Carries out what the peer asked for, in order.
+    /// Carries out what the peer asked for, in order. Writes forwarded to this leader are
+    /// proposed after the rest, so that what the peer asked for before them goes out first.
     fn run_actions(&mut self, out: &mut Vec<Effect>) {
         let mut actions = std::mem::take(&mut self.actions);
+        let mut requests = Vec::new();
         self.peer.drain_actions(&mut actions);
         for action in actions.drain(..) {
             match action {
@@ -411,32 +560,261 @@ impl Machine {
                 }
                 Action::Append { zxid, txn } => {
                     self.appended = Some(zxid);
+                    if zxid > self.last_proposed {
+                        self.learned(zxid, txn.clone());
+                    }
                     out.push(Effect::Append { zxid, txn });
                 }
                 Action::Commit { zxid } => self.commit_upto(zxid as i64),
-                Action::Role { role, serving } => debug!(?role, serving, "zab role"),
-                // Only an ensemble of more than one member sends, syncs or forwards.
-                other => warn!(?other, "replication action without an ensemble"),
+                Action::Role { role, serving } => self.role_changed(role, serving, out),
+                Action::Send { to, msg } => self.send_peer(to, msg, out),
+                Action::Request { from, data } => requests.push((from, data)),
+                Action::SyncDone { id } => {
+                    if let Some((origin, path)) = self.syncs.remove(&id) {
+                        let msg = ToShard::Synced {
+                            conn: origin.conn,
+                            path,
+                        };
+                        self.answer(origin.shard, msg);
+                    }
+                }
+                Action::SendSnapshot { to, zxid } => self.send_snapshot(to, zxid),
+                Action::Truncate { zxid } => self.truncate(zxid, out),
+                Action::InstallSnapshot { zxid, data } => {
+                    info!(
+                        zxid = format!("{zxid:#x}"),
+                        "installing the leader's snapshot"
+                    );
+                    self.forget_clients();
+                    self.proposed.clear();
+                    self.pending.clear();
+                    self.appended = None;
+                    self.last_proposed = zxid;
+                    self.persisted = zxid;
+                    out.push(Effect::InstallSnapshot { zxid, data });
+                }
             }
         }
         self.actions = actions;
+        for (from, data) in requests {
+            self.forwarded_request(from, data, out);
+        }
+    }
+
+    /// A txn the leader sent (a PROPOSAL, or an INFORM to an observer), now in the log: it is
+    /// applied when committed, and answers the connection that asked for it, if that is here.
+    fn learned(&mut self, zxid: Zxid, txn: Bytes) {
+        // Members speak corral's txn encoding; one that does not decode is a broken member.
+        let txn = decode_txn(zxid as i64, txn)
+            .unwrap_or_else(|e| panic!("the leader sent txn {zxid:#x} that does not decode: {e}"));
+        let origin = match txn.op {
+            TxnOp::CreateSession { .. } => self.creating.remove(&txn.session_id),
+            _ => self.forwarded.remove(&(txn.session_id, txn.cxid)),
+        };
+        self.last_proposed = zxid;
+        self.proposed
+            .push_back(Queued::Learned(Commit { txn, origin }));
+    }
+
+    /// Sends to another member on its live link, unless messages to it are held for a SNAP.
+    fn send_peer(&mut self, to: Sid, msg: Msg, out: &mut Vec<Effect>) {
+        if let Some((_, held)) = self.held.get_mut(&to) {
+            held.push(msg);
+            return;
+        }
+        if let Some(gen) = self.gens.gen(to) {
+            out.push(Effect::Peer { to, gen, msg });
+        }
+    }
+
+    /// A learner needs a SNAP of the committed state at `zxid`. The authoritative tree also
+    /// holds what is proposed and not committed, so shard 0 serializes its replica instead: the
+    /// request follows exactly the commits up to `zxid` down shard 0's queue. Messages to the
+    /// learner wait until the snapshot is sent (`ToCore::SnapshotReady`).
+    fn send_snapshot(&mut self, to: Sid, zxid: Zxid) {
+        assert_eq!(
+            zxid as i64, self.committed,
+            "a snapshot is asked for at the committed zxid"
+        );
+        self.next_request += 1;
+        let request = self.next_request;
+        self.held.insert(to, (request, Vec::new()));
+        self.flush_commits();
+        self.outbox
+            .push((0, ToShard::Snapshot { to, request, zxid }));
+    }
+
+    /// The leader's TRUNC: drop what was logged past `zxid`.
+    fn truncate(&mut self, zxid: Zxid, out: &mut Vec<Effect>) {
+        info!(zxid = format!("{zxid:#x}"), "truncating the log");
+        self.proposed.retain(|q| match q {
+            Queued::Txn(c) | Queued::Learned(c) => c.txn.zxid as Zxid <= zxid,
+            Queued::Answer(..) => true,
+        });
+        self.last_proposed = self.last_proposed.min(zxid);
+        self.persisted = self.persisted.min(zxid);
+        // Records up to `zxid` appended since the last flush still need it.
+        self.appended = self
+            .appended
+            .map(|a| a.min(zxid))
+            .filter(|&a| a > self.persisted);
+        let reload = self.tree.last_zxid() as Zxid > zxid;
+        out.push(Effect::Truncate { zxid, reload });
+    }
+
+    /// The driver rebuilt the state from the disk after `Truncate { reload: true }` or
+    /// `InstallSnapshot`: it replaces the authoritative tree and every shard's replica.
+    pub fn reset(&mut self, tree: DataTree) {
+        self.committed = tree.last_zxid();
+        self.pending.clear();
+        let replica = Arc::new(tree.clone());
+        self.tree = tree;
+        for shard in 0..self.shards {
+            self.outbox.push((shard, ToShard::Reset(replica.clone())));
+        }
+    }
+
+    /// Forgets every client request in flight: their connections are being closed.
+    fn forget_clients(&mut self) {
+        self.forwarded.clear();
+        self.creating.clear();
+        self.syncs.clear();
+        self.owners.clear();
+        self.proposed.retain(|q| !matches!(q, Queued::Answer(..)));
+    }
+
+    fn role_changed(&mut self, role: Role, serving: bool, out: &mut Vec<Effect>) {
+        info!(?role, serving, "zab role");
+        let now = self.now.mono_ms;
+        match (role, self.looking_since) {
+            (Role::Looking, None) => self.looking_since = Some(now),
+            (Role::Looking, Some(_)) => {}
+            (_, Some(since)) => {
+                let ms = now.saturating_sub(since);
+                let f = &mut self.figures;
+                f.elections += 1;
+                f.last_election_ms = ms;
+                f.max_election_ms = f.max_election_ms.max(ms);
+                self.looking_since = None;
+            }
+            (_, None) => {}
+        }
+        self.figures.leading_since_ms = (role == Role::Leading && serving)
+            .then(|| self.figures.leading_since_ms.unwrap_or(now));
+        let was = self.serving;
+        self.serving = serving;
+        if was && !serving {
+            // As a ZooKeeper member that loses its leader or quorum: every client connection
+            // closes, and clients reconnect to a member that serves.
+            self.forget_clients();
+            self.flush_commits();
+            for shard in 0..self.shards {
+                self.outbox.push((shard, ToShard::CloseAll));
+            }
+        }
+        if serving && !was && role == Role::Leading && self.ensemble {
+            // The new leader owns expiry: every session gets a full timeout from now, as
+            // after a restart.
+            let mut tracker = SessionTracker::new(
+                self.cfg.tick_time_ms as u64,
+                self.cfg.my_id.unwrap_or(1).min(254) as u8,
+                self.now.wall_ms,
+            );
+            for (id, s) in self.tree.sessions() {
+                tracker.add(*id, s.timeout_ms as u64, self.now.mono_ms);
+            }
+            self.sessions = tracker;
+        }
+        out.push(Effect::Role { role, serving });
+    }
+
+    /// Whether this member leads an established epoch (proposes txns itself).
+    fn leading(&self) -> bool {
+        self.serving && self.peer.role() == Role::Leading
+    }
+
+    /// A request a learner forwarded (or this leader's own `submit`).
+    fn forwarded_request(&mut self, from: Sid, data: Bytes, out: &mut Vec<Effect>) {
+        let now = self.now.mono_ms;
+        let f = match Forward::decode(data) {
+            Ok(f) => f,
+            Err(e) => {
+                warn!(from, "undecodable forwarded request: {e}");
+                return;
+            }
+        };
+        if !self.leading() {
+            return;
+        }
+        match f {
+            Forward::Touch(ids) => {
+                for id in ids {
+                    self.sessions.touch(id, now);
+                }
+            }
+            // While the log is stalled nothing can be proposed: the learner's client times out
+            // and tries again, as when any request is lost with a connection.
+            _ if self.refusing() => {}
+            Forward::CreateSession {
+                session_id,
+                timeout_ms,
+                password,
+            } => {
+                self.sessions.add(session_id, timeout_ms as u64, now);
+                let op = TxnOp::CreateSession {
+                    timeout_ms,
+                    password,
+                };
+                self.commit(session_id, 0, op, None, out);
+            }
+            Forward::Write {
+                session_id,
+                cxid,
+                opcode,
+                ids,
+                body,
+            } => {
+                if !self.sessions.touch(session_id, now) {
+                    // ZooKeeper's leader turns a request of an expired session into an error
+                    // txn; the learner answers its client with it.
+                    let op = TxnOp::Error(Code::SessionExpired);
+                    return self.commit(session_id, cxid, op, None, out);
+                }
+                let op = match Request::decode(opcode, &mut Reader::new(body)) {
+                    Ok(Request::CloseSession) => {
+                        return self.close_session(session_id, cxid, None, out)
+                    }
+                    Ok(req) if req.is_write() => self.prep(session_id, &ids, &req),
+                    _ => TxnOp::Error(Code::MarshallingError),
+                };
+                self.commit(session_id, cxid, op, None, out);
+            }
+        }
     }
 
     /// Everything proposed up to `zxid` is committed: it goes to the shards with this batch, and
     /// the answers queued behind it follow it.
     fn commit_upto(&mut self, zxid: i64) {
+        // Alone, a txn commits once it is on this disk. In an ensemble a quorum's disks may
+        // hold it before this one does (and an observer applies what its leader committed).
         assert!(
-            zxid as Zxid <= self.persisted || self.planted(Bug::AckBeforeFlush),
+            self.ensemble || zxid as Zxid <= self.persisted || self.planted(Bug::AckBeforeFlush),
             "committed before durable"
         );
         while let Some(q) = self.proposed.front() {
             match q {
-                Queued::Txn(c) if c.txn.zxid > zxid => break,
+                Queued::Txn(c) | Queued::Learned(c) if c.txn.zxid > zxid => break,
                 _ => {}
             }
             match self.proposed.pop_front() {
                 Some(Queued::Txn(c)) => {
                     assert!(c.txn.zxid > self.committed, "commits out of order");
+                    self.committed = c.txn.zxid;
+                    self.pending.push(c);
+                }
+                Some(Queued::Learned(c)) => {
+                    assert!(c.txn.zxid > self.committed, "commits out of order");
+                    self.tree.apply(&c.txn);
                     self.committed = c.txn.zxid;
                     self.pending.push(c);
                 }
@@ -477,7 +855,7 @@ impl Machine {
             (Some(_), Some(conn)) => {
                 let origin = Origin { shard, conn };
                 self.proposed.iter().any(|q| match q {
-                    Queued::Txn(c) => c.origin == Some(origin),
+                    Queued::Txn(c) | Queued::Learned(c) => c.origin == Some(origin),
                     Queued::Answer(sh, m) => *sh == shard && conn_of(m) == Some(conn),
                 })
             }
@@ -490,6 +868,19 @@ impl Machine {
         } else {
             self.proposed.push_back(Queued::Answer(shard, msg));
         }
+    }
+
+    /// Turns a client's write into the txn it makes, against the authoritative tree.
+    fn prep(&mut self, session_id: i64, ids: &[Id], req: &Request) -> TxnOp {
+        let ctx = PrepCtx {
+            session_id,
+            zxid: self.next_zxid(),
+            time_ms: self.now.wall_ms,
+            ids,
+            extended_types: self.cfg.extended_types_enabled,
+            max_txn: TXN_MAX,
+        };
+        prep(&mut self.tree, req, &ctx)
     }
 
     /// The zxid the next txn gets.
@@ -532,6 +923,15 @@ impl Machine {
             "txn of {} bytes proposed",
             body.len()
         );
+        let size = body.len() as i64;
+        let f = &mut self.figures;
+        f.proposal_last = size;
+        f.proposal_max = f.proposal_max.max(size);
+        f.proposal_min = if f.proposal_min < 0 {
+            size
+        } else {
+            f.proposal_min.min(size)
+        };
         let proposed = self.peer.propose(self.now.mono_ms, body);
         assert_eq!(
             proposed,
@@ -575,7 +975,18 @@ impl Machine {
                 cxid,
                 ids,
                 req,
+                opcode,
+                body,
             } => {
+                if !self.serving {
+                    // Its connection is being closed (`ToShard::CloseAll`).
+                    self.answer(origin.shard, ToShard::Close { conn: origin.conn });
+                    return;
+                }
+                if !self.leading() {
+                    return self
+                        .forward_write(origin, session_id, cxid, ids, req, opcode, body, out);
+                }
                 if !self.sessions.touch(session_id, now) {
                     // The session expired while this request was in flight.
                     self.answer(origin.shard, ToShard::Close { conn: origin.conn });
@@ -608,15 +1019,7 @@ impl Machine {
                         self.close_session(session_id, cxid, Some(origin), out)
                     }
                     _ => {
-                        let ctx = PrepCtx {
-                            session_id,
-                            zxid: self.next_zxid(),
-                            time_ms: self.now.wall_ms,
-                            ids: &ids,
-                            extended_types: self.cfg.extended_types_enabled,
-                            max_txn: TXN_MAX,
-                        };
-                        let op = prep(&mut self.tree, &req, &ctx);
+                        let op = self.prep(session_id, &ids, &req);
                         self.commit(session_id, cxid, op, Some(origin), out);
                     }
                 }
@@ -636,8 +1039,9 @@ impl Machine {
                     );
                 }
                 // A new session is a txn: while the log is stalled, turn the client away (it
-                // sees a closed connection and tries again, as after any connection loss).
-                if ahead || (session_id == 0 && self.refusing()) {
+                // sees a closed connection and tries again, as after any connection loss). A
+                // member that does not serve turns every client away.
+                if ahead || !self.serving || (session_id == 0 && self.refusing()) {
                     self.answer(
                         origin.shard,
                         ToShard::Rejected {
@@ -646,6 +1050,21 @@ impl Machine {
                         },
                     );
                     return;
+                }
+                if session_id == 0 && !self.leading() {
+                    // A learner numbers the session (its sid in the top byte) and asks the
+                    // leader to create it; the commit answers the handshake.
+                    let id = self.sessions.next_session_id();
+                    let password = (self.passwords)();
+                    self.creating.insert(id, origin);
+                    self.owners.insert(id, origin);
+                    let f = Forward::CreateSession {
+                        session_id: id,
+                        timeout_ms,
+                        password,
+                    };
+                    self.peer.submit(f.to_bytes());
+                    return self.run_actions(out);
                 }
                 if session_id == 0 {
                     let id = self.sessions.next_session_id();
@@ -669,8 +1088,21 @@ impl Machine {
                     .session(session_id)
                     .filter(|s| s.password[..] == passwd[..])
                     .map(|s| s.password);
+                // A learner checks against its replica and tells the leader, which owns expiry,
+                // that the session is alive (a session the leader has expired is closed by
+                // its closeSession txn when that arrives).
+                let alive = if self.leading() {
+                    self.sessions.touch(session_id, now)
+                } else {
+                    if valid.is_some() {
+                        self.peer
+                            .submit(Forward::Touch(vec![session_id]).to_bytes());
+                        self.run_actions(out);
+                    }
+                    true
+                };
                 match valid {
-                    Some(password) if self.sessions.touch(session_id, now) => {
+                    Some(password) if alive => {
                         if let Some(old) = self.owners.insert(session_id, origin) {
                             if old != origin {
                                 self.answer(old.shard, ToShard::Close { conn: old.conn });
@@ -696,8 +1128,55 @@ impl Machine {
                 }
             }
             ToCore::Touch(ids) => {
-                for id in ids {
-                    self.sessions.touch(id, now);
+                if self.leading() || !self.ensemble {
+                    for id in ids {
+                        self.sessions.touch(id, now);
+                    }
+                } else if self.serving {
+                    self.peer.submit(Forward::Touch(ids).to_bytes());
+                    self.run_actions(out);
+                }
+            }
+            ToCore::Link(ev) => {
+                match self.gens.handle(ev) {
+                    Some(Link::Up { sid, replaced }) => {
+                        if replaced {
+                            self.held.remove(&sid);
+                            self.peer.on_disconnected(now, sid);
+                        }
+                        self.peer.on_connected(now, sid);
+                    }
+                    Some(Link::Down { sid }) => {
+                        self.held.remove(&sid);
+                        self.peer.on_disconnected(now, sid);
+                    }
+                    Some(Link::Msg { sid, msg }) => {
+                        let f = &mut self.figures;
+                        match &msg {
+                            Msg::Diff { .. } => f.synced_by_diff += 1,
+                            Msg::Trunc { .. } => f.synced_by_trunc += 1,
+                            Msg::Snap { .. } => f.synced_by_snap += 1,
+                            _ => {}
+                        }
+                        self.peer.on_message(now, sid, msg)
+                    }
+                    None => {}
+                }
+                self.run_actions(out);
+            }
+            ToCore::SnapshotReady {
+                to,
+                request,
+                zxid,
+                data,
+            } => {
+                if self.held.get(&to).is_none_or(|h| h.0 != request) {
+                    return; // the learner reconnected meanwhile; its new sync asks again
+                }
+                let (_, held) = self.held.remove(&to).expect("checked above");
+                self.send_peer(to, Msg::Snap { zxid, data }, out);
+                for msg in held {
+                    self.send_peer(to, msg, out);
                 }
             }
             ToCore::Disconnected { origin, session_id } => {
@@ -709,7 +1188,8 @@ impl Machine {
             ToCore::Tick => {
                 self.peer.on_tick(now);
                 self.run_actions(out);
-                if self.refusing() {
+                // Only the leader expires sessions and reaps nodes (alone, it always leads).
+                if self.refusing() || !self.leading() {
                     // Expiring a session or reaping a node is a txn: both wait for the log.
                     return;
                 }
@@ -724,6 +1204,39 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// A learner's client write: a sync waits for the leader's answer, the rest go to the
+    /// leader, and the commit that comes back answers the client.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_write(
+        &mut self,
+        origin: Origin,
+        session_id: i64,
+        cxid: i32,
+        ids: Arc<Vec<Id>>,
+        req: Request,
+        opcode: i32,
+        body: Bytes,
+        out: &mut Vec<Effect>,
+    ) {
+        if let Request::Sync { path } = req {
+            self.next_request += 1;
+            let id = self.next_request;
+            self.syncs.insert(id, (origin, path));
+            self.peer.sync(id);
+        } else {
+            self.forwarded.insert((session_id, cxid), origin);
+            let f = Forward::Write {
+                session_id,
+                cxid,
+                opcode,
+                ids: (*ids).clone(),
+                body,
+            };
+            self.peer.submit(f.to_bytes());
+        }
+        self.run_actions(out);
     }
 
     /// Deletes containers that had children and lost them all, and TTL nodes without children

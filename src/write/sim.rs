@@ -19,7 +19,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Bug, Effect, Machine, Now, Origin, ToCore, ToShard};
+use super::{Bug, Effect, Machine, Now, Origin, Recent, ToCore, ToShard};
 use crate::config::Config;
 use crate::proto::codes::op;
 use crate::proto::records::{Acl, CreateRequest, Id, MultiOp, Request};
@@ -103,6 +103,7 @@ impl Sim {
         let mut machine = Machine::new(
             cfg.clone(),
             DataTree::new(),
+            Recent::default(),
             (0, 0),
             SHARDS,
             Now {
@@ -173,8 +174,11 @@ impl Sim {
         for e in std::mem::take(&mut self.effects) {
             match e {
                 Effect::Append { zxid, txn } => self.log.records.push((zxid, txn)),
-                Effect::SaveEpochs { .. } => {}
+                Effect::SaveEpochs { .. } | Effect::Role { .. } => {}
                 Effect::Send { .. } => unreachable!("sends come from release"),
+                Effect::Peer { .. } | Effect::Truncate { .. } | Effect::InstallSnapshot { .. } => {
+                    unreachable!("an ensemble of one has no other members")
+                }
             }
         }
     }
@@ -238,6 +242,9 @@ impl Sim {
             cxid,
             ids: Arc::new(vec![Id::new("ip", "127.0.0.1")]),
             req,
+            // Only a learner forwards the request's bytes; this machine always leads.
+            opcode: 0,
+            body: Bytes::new(),
         });
     }
 
@@ -374,6 +381,9 @@ impl Sim {
                 }
                 return Ok(());
             }
+            ToShard::CloseAll | ToShard::Reset(_) | ToShard::Snapshot { .. } => {
+                return Err("an ensemble of one stopped serving or synced".to_string());
+            }
         };
         let (conn, expected) = conn;
         let Some(i) = self.open_client(Origin { shard, conn }) else {
@@ -444,6 +454,7 @@ impl Sim {
         self.machine = Machine::new(
             self.cfg.clone(),
             tree,
+            Recent::default(),
             (0, 0),
             SHARDS,
             self.time(),

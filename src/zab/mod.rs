@@ -8,15 +8,18 @@
 //! - `sim` (tests only): a deterministic simulated ensemble with message delays, crashes, restarts
 //!   and partitions, checking Zab's safety properties after every step.
 //!
-//! The write core (`server::core`) drives a `peer::Peer` for every write; a standalone server is
-//! an ensemble of one. Running ensembles of several members is not wired yet
-//! (docs/design/replication.md says how, and what is decided so far).
+//! - `link`: which connection to each member is live, as the write machine sees link events.
+//!
+//! The write core (`server::core`, through the write machine `write::Machine`) drives a
+//! `peer::Peer` for every write; a standalone server is an ensemble of one
+//! (docs/design/replication.md: how an ensemble member runs, what is decided, what remains).
 //!
 //! Vocabulary follows ZooKeeper's: a *sid* is a server's `myid`; a *zxid* is `epoch << 32 |
 //! counter`; the *accepted epoch* is the newest epoch this member agreed to join (LEADERINFO), the
 //! *current epoch* the newest whose history it took (NEWLEADER). Both survive restarts.
 
 pub(crate) mod election;
+pub mod link;
 pub mod peer;
 #[cfg(test)]
 mod sim;

@@ -154,6 +154,11 @@ pub enum Action {
     },
 }
 
+/// How often a learner resends FOLLOWERINFO until LEADERINFO arrives: the member it elected
+/// may still be in its finalize wait when the first one arrives, and a learner that waited a
+/// whole tick would add up to a tick to every election.
+const INFO_RESEND_MS: u64 = 10;
+
 /// What `srvr` reports as Mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -161,6 +166,18 @@ pub enum Role {
     Leading,
     Following { leader: Sid },
     Observing { leader: Sid },
+}
+
+/// A leader's learners, for `mntr`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderFigures {
+    /// Learners connected (in any phase).
+    pub learners: usize,
+    /// Followers / observers that acknowledged NEWLEADER.
+    pub synced_followers: usize,
+    pub synced_observers: usize,
+    /// Learners' syncs waiting for their zxid to commit.
+    pub pending_syncs: usize,
 }
 
 /// Timing and limits (zoo.cfg's tickTime, initLimit, syncLimit).
@@ -262,7 +279,7 @@ struct Learner {
     acked: Zxid,
     /// Syncs asked of the leader, answered in order.
     syncs: VecDeque<u64>,
-    /// When FOLLOWERINFO was last sent: resent every tick until LEADERINFO, since the leader may
+    /// When FOLLOWERINFO was last sent: resent every `INFO_RESEND_MS` until LEADERINFO, since the leader may
     /// not lead yet when it first arrives (ZooKeeper's learner retries its connection instead).
     info_sent: u64,
 }
@@ -403,6 +420,25 @@ impl Peer {
         }
     }
 
+    /// A leader's learners, as `mntr` reports them; `None` unless leading.
+    pub fn leader_figures(&self) -> Option<LeaderFigures> {
+        let State::Leader(l) = &self.state else {
+            return None;
+        };
+        let synced = |observer: bool| {
+            l.handlers
+                .values()
+                .filter(|h| h.observer == observer && h.state == HandlerState::NewLeaderAcked)
+                .count()
+        };
+        Some(LeaderFigures {
+            learners: l.handlers.len(),
+            synced_followers: synced(false),
+            synced_observers: synced(true),
+            pending_syncs: l.syncs.len(),
+        })
+    }
+
     pub fn last_logged(&self) -> Zxid {
         self.last_logged
     }
@@ -434,7 +470,7 @@ impl Peer {
                     return self.look(now);
                 }
                 if l.phase == LearnerPhase::Discovery
-                    && now.saturating_sub(l.info_sent) >= self.cfg.tick_ms
+                    && now.saturating_sub(l.info_sent) >= self.cfg.tick_ms.min(INFO_RESEND_MS)
                 {
                     l.info_sent = now;
                     self.out.push(Action::Send {
