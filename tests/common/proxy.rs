@@ -2,7 +2,8 @@
 //! either direction (sockets stay open, so neither side sees a close); this
 //! lets a test stop a client's pings without the client noticing a
 //! disconnect, so the server expires the session. `sever()` drops every
-//! proxied connection at once.
+//! proxied connection at once; `cut()` does both (the ensemble harness cuts
+//! links between members with it).
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
@@ -84,6 +85,14 @@ impl Proxy {
 
     pub fn unfreeze(&self) {
         self.frozen.send_replace(false);
+    }
+
+    /// Cuts the link: freezes it (new connections are accepted but black-holed: nothing is
+    /// forwarded, not even a connect upstream) and severs every existing connection. Undo with
+    /// [`Proxy::unfreeze`].
+    pub fn cut(&self) {
+        self.freeze();
+        self.sever();
     }
 
     /// Closes every proxied connection (both sides see the socket close).
