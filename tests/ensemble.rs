@@ -352,6 +352,7 @@ async fn isolated_leader_steps_down_and_majority_carries_on() {
         println!("isolated leader stopped serving after {took:?}");
         let new_leader = ens.wait_leader(ELECT).await;
         assert_ne!(new_leader, leader);
+        println!("isolation to a new leader: {:?}", cut_at.elapsed());
         let acked_at = write_succeeds(
             &ens.connect_string_of(&others),
             "/after-cut",
