@@ -291,14 +291,14 @@ impl Ensemble {
         let mut links = Vec::new();
         if opts.partitionable {
             for from in 0..members.len() {
-                for to in 0..members.len() {
+                for (to, m) in members.iter().enumerate() {
                     if from == to {
                         continue;
                     }
                     for kind in [Kind::Quorum, Kind::Election] {
                         let port = match kind {
-                            Kind::Quorum => members[to].quorum_port,
-                            Kind::Election => members[to].election_port,
+                            Kind::Quorum => m.quorum_port,
+                            Kind::Election => m.election_port,
                         };
                         let real = format!("127.0.0.1:{port}").parse().unwrap();
                         // Refusals are retried: see Proxy::start_with_retry.
@@ -572,6 +572,21 @@ impl Ensemble {
         for (from, to, _, p) in &self.links {
             if *from == i || *to == i {
                 p.cut();
+            }
+        }
+    }
+
+    /// Like [`Ensemble::isolate`], but silent: nothing is closed, traffic just stops both
+    /// ways (new connections are black-holed too), so the members only notice through their
+    /// own timeouts (ZooKeeper: syncLimit ticks).
+    pub fn isolate_silently(&self, i: usize) {
+        assert!(
+            self.opts.partitionable,
+            "isolate needs a partitionable ensemble"
+        );
+        for (from, to, _, p) in &self.links {
+            if *from == i || *to == i {
+                p.freeze();
             }
         }
     }
