@@ -15,6 +15,7 @@
 //! its temp dir (zoo.cfg, data and `server.log`) and prints where it is.
 #![allow(dead_code)]
 
+pub mod ensemble;
 pub mod proxy;
 pub mod raw;
 
@@ -99,11 +100,76 @@ const ZK_PLAIN_SYSPROPS: &[&str] = &[
     "jute.maxbuffer",
 ];
 
+/// The java command line that runs Apache ZooKeeper's `main_class` on `cfg`, logging under
+/// `dir` (shared by [`TestServer`] and the ensemble harness).
+pub fn zookeeper_command(
+    dir: &Path,
+    cfg: &Path,
+    extra: &[(String, String)],
+    main_class: &str,
+) -> Command {
+    let java = std::env::var("CORRAL_ZK_JAVA").unwrap_or_else(|_| "java".to_string());
+    let cp = std::env::var("CORRAL_ZK_CLASSPATH").unwrap_or_else(|_| {
+        "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar".to_string()
+    });
+    let mut cmd = Command::new(java);
+    cmd.args([
+        "-Xms32m",
+        "-Xmx192m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Xss512k",
+        "-Djava.net.preferIPv4Stack=true",
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+        "-Dorg.slf4j.simpleLogger.showDateTime=true",
+    ]);
+    cmd.arg(format!("-Dzookeeper.log.dir={}", dir.display()));
+    for (k, v) in extra {
+        if ZK_PLAIN_SYSPROPS.contains(&k.as_str()) {
+            cmd.arg(format!("-D{k}={v}"));
+        }
+    }
+    cmd.arg("-cp").arg(cp);
+    cmd.arg(main_class);
+    cmd.arg(cfg);
+    cmd
+}
+
+/// Spawns `inner` under the [`WATCHDOG`] script in its own process group, in `dir`, with
+/// stdout and stderr appended to `log_path`.
+pub fn spawn_watchdog(inner: &Command, dir: &Path, log_path: &Path) -> Result<Child, String> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(|e| format!("open log: {e}"))?;
+    let log2 = log.try_clone().unwrap();
+    // Watchdog wrapper: the server runs under `sh`, which kills it as soon
+    // as our end of its stdin pipe closes -- i.e. also when the test
+    // process dies without running destructors (abort, stack overflow).
+    // `sh` exits with the server's status, so early exits are still seen.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(WATCHDOG)
+        .arg("corral-test-watchdog")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    cmd.current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    cmd.spawn().map_err(|e| format!("spawn {:?}: {e}", cmd))
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// `sh -c` script: start "$@" in the background, kill it when stdin hits
 /// EOF, exit with its status.
-const WATCHDOG: &str = r#"exec 3<&0
+pub const WATCHDOG: &str = r#"exec 3<&0
 "$@" </dev/null 3<&- &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null' TERM
@@ -119,12 +185,12 @@ kill "$guard" 2>/dev/null
 wait "$guard" 2>/dev/null
 exit "$st""#;
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().unwrap().port()
 }
 
-fn make_temp_dir() -> PathBuf {
+pub fn make_temp_dir() -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -246,64 +312,18 @@ impl TestServer {
                 cmd.arg("--config").arg(self.cfg_path());
                 cmd
             }
-            Target::ZooKeeper => {
-                let java = std::env::var("CORRAL_ZK_JAVA").unwrap_or_else(|_| "java".to_string());
-                let cp = std::env::var("CORRAL_ZK_CLASSPATH").unwrap_or_else(|_| {
-                    "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar".to_string()
-                });
-                let mut cmd = Command::new(java);
-                cmd.args([
-                    "-Xms32m",
-                    "-Xmx192m",
-                    "-XX:+UseSerialGC",
-                    "-XX:TieredStopAtLevel=1",
-                    "-Xss512k",
-                    "-Djava.net.preferIPv4Stack=true",
-                    "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
-                    "-Dorg.slf4j.simpleLogger.showDateTime=true",
-                ]);
-                cmd.arg(format!("-Dzookeeper.log.dir={}", self.dir.display()));
-                for (k, v) in &self.opts.extra {
-                    if ZK_PLAIN_SYSPROPS.contains(&k.as_str()) {
-                        cmd.arg(format!("-D{k}={v}"));
-                    }
-                }
-                cmd.arg("-cp").arg(cp);
-                cmd.arg("org.apache.zookeeper.server.ZooKeeperServerMain");
-                cmd.arg(self.cfg_path());
-                cmd
-            }
+            Target::ZooKeeper => zookeeper_command(
+                &self.dir,
+                &self.cfg_path(),
+                &self.opts.extra,
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+            ),
         }
     }
 
     async fn launch(&mut self) -> Result<(), String> {
         self.write_cfg();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|e| format!("open log: {e}"))?;
-        let log2 = log.try_clone().unwrap();
-        let inner = self.command();
-        // Watchdog wrapper: the server runs under `sh`, which kills it as soon
-        // as our end of its stdin pipe closes -- i.e. also when the test
-        // process dies without running destructors (abort, stack overflow).
-        // `sh` exits with the server's status, so early exits are still seen.
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(WATCHDOG)
-            .arg("corral-test-watchdog")
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        cmd.current_dir(&self.dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2));
-        {
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-        }
-        let child = cmd.spawn().map_err(|e| format!("spawn {:?}: {e}", cmd))?;
+        let child = spawn_watchdog(&self.command(), &self.dir, &self.log_path())?;
         self.child = Some(child);
         self.starts += 1;
         self.wait_ready(Duration::from_secs(30)).await
@@ -482,7 +502,7 @@ impl Drop for TestServer {
     }
 }
 
-fn signal_group(pgid: i32, sig: &str) {
+pub fn signal_group(pgid: i32, sig: &str) {
     // Never signal group 0/1 (that would hit the test runner itself).
     if pgid <= 1 {
         return;
@@ -524,7 +544,7 @@ fn group_alive(pgid: i32) -> bool {
 }
 
 /// Waits until no live process of the group is left; false on timeout.
-fn wait_group_gone(pgid: i32, d: Duration) -> bool {
+pub fn wait_group_gone(pgid: i32, d: Duration) -> bool {
     let deadline = Instant::now() + d;
     loop {
         if !group_alive(pgid) {

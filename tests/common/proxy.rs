@@ -2,7 +2,8 @@
 //! either direction (sockets stay open, so neither side sees a close); this
 //! lets a test stop a client's pings without the client noticing a
 //! disconnect, so the server expires the session. `sever()` drops every
-//! proxied connection at once.
+//! proxied connection at once; `cut()` does both (the ensemble harness cuts
+//! links between members with it).
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,19 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy on a free loopback port forwarding to `target`.
     pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        Self::start_with_retry(target, std::time::Duration::ZERO).await
+    }
+
+    /// Like [`Proxy::start`], but a refused upstream connect is retried for up to `retry`
+    /// before the accepted connection is closed. The proxy accepts before it knows whether
+    /// the target listens; without the retry a peer that dials a port just before it is
+    /// bound sees a connection that opens and dies at once, where the real port would have
+    /// refused it (and ZooKeeper's learner, for one, retries a refusal but gives up on the
+    /// other).
+    pub async fn start_with_retry(
+        target: std::net::SocketAddr,
+        retry: std::time::Duration,
+    ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
         let port = listener.local_addr().unwrap().port();
         let (frozen, _) = watch::channel(false);
@@ -38,8 +52,16 @@ impl Proxy {
                     let _ = client.set_nodelay(true);
                     // Do not even connect upstream while frozen.
                     wait_unfrozen(&mut rx.clone()).await;
-                    let Ok(server) = TcpStream::connect(target).await else {
-                        return;
+                    let deadline = tokio::time::Instant::now() + retry;
+                    let server = loop {
+                        match TcpStream::connect(target).await {
+                            Ok(s) => break s,
+                            Err(_) if tokio::time::Instant::now() < deadline => {
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                                wait_unfrozen(&mut rx.clone()).await;
+                            }
+                            Err(_) => return,
+                        }
                     };
                     let _ = server.set_nodelay(true);
                     let (cr, cw) = client.into_split();
@@ -84,6 +106,14 @@ impl Proxy {
 
     pub fn unfreeze(&self) {
         self.frozen.send_replace(false);
+    }
+
+    /// Cuts the link: freezes it (new connections are accepted but black-holed: nothing is
+    /// forwarded, not even a connect upstream) and severs every existing connection. Undo with
+    /// [`Proxy::unfreeze`].
+    pub fn cut(&self) {
+        self.freeze();
+        self.sever();
     }
 
     /// Closes every proxied connection (both sides see the socket close).

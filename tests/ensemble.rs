@@ -1,0 +1,470 @@
+//! Replicated ensembles end to end (tests/common/ensemble.rs): election with arbitrary sids,
+//! replication of every write to every member (full tree comparison), leader failover under
+//! write load with no acknowledged write lost, observers, an isolated leader stepping down,
+//! and quorum loss and recovery in a five-member ensemble.
+//!
+//! Validated against Apache ZooKeeper 3.8 (`CORRAL_TEST_TARGET=zookeeper`). tickTime stays at
+//! ZooKeeper's default 2000 ms, so elections and failure detection take real seconds; every
+//! test is bounded by `timed`. Tests take `serial()` first: one ensemble at a time.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::ensemble::{assert_same_trees, dump_tree, serial, Ensemble, EnsembleOpts, Mode};
+use common::{anyone, timed};
+use zookeeper_client as zk;
+
+const ELECT: Duration = Duration::from_secs(60);
+
+/// Writes acknowledged (Ok) and writes whose outcome is unknown (error or timeout) by one
+/// load client.
+#[derive(Default, Debug)]
+struct Load {
+    /// (path, when the request was sent, when the reply came)
+    acked: Vec<(String, Instant, Instant)>,
+    unknown: Vec<String>,
+}
+
+/// Creates `/load/<name>-<n>` one after another (unique paths, never retried) through a
+/// client of `connect` until `stop`; reconnects when the session is gone.
+async fn load(connect: String, name: String, stop: Arc<AtomicBool>) -> Load {
+    let mut out = Load::default();
+    let mut client: Option<zk::Client> = None;
+    let mut n = 0u32;
+    while !stop.load(Ordering::SeqCst) {
+        let Some(c) = client.as_ref() else {
+            let connector = zk::Client::connector().with_session_timeout(Duration::from_secs(20));
+            if let Ok(Ok(c)) =
+                tokio::time::timeout(Duration::from_secs(10), connector.connect(&connect)).await
+            {
+                client = Some(c);
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            continue;
+        };
+        let path = format!("/load/{name}-{n:06}");
+        n += 1;
+        let sent = Instant::now();
+        match tokio::time::timeout(Duration::from_secs(10), c.create(&path, b"w", &anyone())).await
+        {
+            Ok(Ok(_)) => out.acked.push((path, sent, Instant::now())),
+            Ok(Err(zk::Error::SessionExpired | zk::Error::ClientClosed)) => {
+                out.unknown.push(path);
+                client = None;
+            }
+            _ => {
+                out.unknown.push(path);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    out
+}
+
+struct Loaders {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Load>>,
+}
+
+impl Loaders {
+    fn start(connects: Vec<String>) -> Loaders {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = connects
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| tokio::spawn(load(c, format!("c{i}"), stop.clone())))
+            .collect();
+        Loaders { stop, tasks }
+    }
+
+    async fn finish(self) -> Vec<Load> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut out = Vec::new();
+        for t in self.tasks {
+            out.push(
+                common::within(Duration::from_secs(30), "load client stops", t)
+                    .await
+                    .expect("load task"),
+            );
+        }
+        out
+    }
+}
+
+/// Asserts that every acknowledged write is in `tree` and that every `/load` node there was
+/// sent by a client (acknowledged or unknown outcome). Returns the number acknowledged.
+fn check_loads(tree: &common::ensemble::Tree, loads: &[Load]) -> usize {
+    let mut sent = BTreeSet::new();
+    let mut acked = 0;
+    for l in loads {
+        for (p, _, _) in &l.acked {
+            assert!(tree.contains_key(p), "acknowledged write {p} lost");
+            sent.insert(p.clone());
+            acked += 1;
+        }
+        sent.extend(l.unknown.iter().cloned());
+    }
+    for p in tree.keys().filter(|p| p.starts_with("/load/")) {
+        assert!(sent.contains(p), "{p} was never written");
+    }
+    acked
+}
+
+/// Waits until a create through `connect` succeeds; returns when it was acknowledged.
+async fn write_succeeds(connect: &str, path: &str, limit: Duration) -> Instant {
+    let deadline = Instant::now() + limit;
+    loop {
+        let connector = zk::Client::connector().with_session_timeout(Duration::from_secs(20));
+        if let Ok(Ok(c)) =
+            tokio::time::timeout(Duration::from_secs(10), connector.connect(connect)).await
+        {
+            match tokio::time::timeout(Duration::from_secs(10), c.create(path, b"ok", &anyone()))
+                .await
+            {
+                Ok(Ok(_)) | Ok(Err(zk::Error::NodeExists)) => return Instant::now(),
+                _ => {}
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no successful write of {path} through {connect} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_members_elect_one_leader() {
+    let _serial = serial().await;
+    timed(150, async {
+        let ens = Ensemble::start(EnsembleOpts::voters(3).sids(&[100, 101, 102])).await;
+        let leader = ens.wait_leader(ELECT).await;
+        let modes = ens.modes().await;
+        for (i, m) in modes.iter().enumerate() {
+            let want = if i == leader {
+                Mode::Leader
+            } else {
+                Mode::Follower
+            };
+            assert_eq!(*m, Some(want), "member {i} (sid {}): {modes:?}", ens.sid(i));
+        }
+        // The members agree on who leads: mntr on the leader counts the two followers.
+        let mntr = common::four_letter(&ens.addr(leader), "mntr").await;
+        assert!(mntr.contains("zk_server_state\tleader"), "{mntr}");
+        assert!(mntr.contains("zk_synced_followers\t2"), "{mntr}");
+        for i in (0..3).filter(|&i| i != leader) {
+            let mntr = common::four_letter(&ens.addr(i), "mntr").await;
+            assert!(mntr.contains("zk_server_state\tfollower"), "{mntr}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_replicate_to_every_member() {
+    let _serial = serial().await;
+    timed(150, async {
+        let ens = Ensemble::start(EnsembleOpts::voters(3)).await;
+        let leader = ens.wait_leader(ELECT).await;
+        // Write through a follower: it forwards to the leader.
+        let via = (leader + 1) % 3;
+        let c = ens.client(via).await;
+        c.create("/app", b"root", &anyone()).await.unwrap();
+        for i in 0..20 {
+            c.create(
+                &format!("/app/n{i:02}"),
+                format!("v{i}").as_bytes(),
+                &anyone(),
+            )
+            .await
+            .unwrap();
+        }
+        c.set_data("/app/n03", b"changed", None).await.unwrap();
+        c.set_data("/app/n03", b"changed again", Some(1))
+            .await
+            .unwrap();
+        c.delete("/app/n07", None).await.unwrap();
+        let (_, seq) = c
+            .create(
+                "/app/seq-",
+                b"",
+                &common::mode(zk::CreateMode::PersistentSequential),
+            )
+            .await
+            .unwrap();
+        c.create(
+            "/app/eph",
+            b"mine",
+            &common::mode(zk::CreateMode::Ephemeral),
+        )
+        .await
+        .unwrap();
+        c.create(
+            "/app/readonly",
+            b"acl",
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_read()),
+        )
+        .await
+        .unwrap();
+        // Read back on every member after sync.
+        for i in 0..3 {
+            let r = ens.client(i).await;
+            r.sync("/app").await.unwrap();
+            let (data, stat) = r.get_data("/app/n03").await.unwrap();
+            assert_eq!(data, b"changed again", "member {i}");
+            assert_eq!(stat.version, 2, "member {i}");
+            assert_eq!(
+                r.get_data("/app/n07").await.unwrap_err(),
+                zk::Error::NoNode,
+                "member {i}"
+            );
+            let (data, stat) = r.get_data("/app/eph").await.unwrap();
+            assert_eq!(data, b"mine");
+            assert_eq!(stat.ephemeral_owner, c.session_id().0, "member {i}");
+            assert!(r
+                .list_children("/app")
+                .await
+                .unwrap()
+                .contains(&format!("seq-{seq}")));
+        }
+        let tree = assert_same_trees(&ens).await;
+        assert_eq!(tree["/app"].stat.num_children, 22, "{:?}", tree["/app"]);
+        assert_eq!(
+            tree["/app/readonly"].acl,
+            vec!["world:anyone:1".to_string()]
+        );
+        // The ephemeral goes with its session, on every member.
+        drop(c);
+        for i in 0..3 {
+            let r = ens.client(i).await;
+            common::eventually(Duration::from_secs(30), "ephemeral gone", || {
+                let r = r.clone();
+                async move {
+                    let _ = r.sync("/app").await;
+                    r.get_data("/app/eph").await == Err(zk::Error::NoNode)
+                }
+            })
+            .await;
+        }
+        assert_same_trees(&ens).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_killed_under_load_loses_no_acknowledged_write() {
+    let _serial = serial().await;
+    timed(240, async {
+        let mut ens = Ensemble::start(EnsembleOpts::voters(3)).await;
+        let leader = ens.wait_leader(ELECT).await;
+        let c = ens.client_any().await;
+        c.create("/load", b"", &anyone()).await.unwrap();
+        drop(c);
+        // Three clients, each starting from a different member (the client shuffles).
+        let loaders = Loaders::start((0..3).map(|_| ens.connect_string()).collect());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let killed_at = Instant::now();
+        ens.kill9(leader);
+        let new_leader = ens.wait_leader(ELECT).await;
+        assert_ne!(new_leader, leader);
+        // Let the writes resume for a while, then stop them.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let loads = loaders.finish().await;
+        let first = loads
+            .iter()
+            .flat_map(|l| l.acked.iter())
+            .filter(|(_, sent, _)| *sent >= killed_at)
+            .map(|(_, _, acked)| *acked)
+            .min()
+            .expect("no write succeeded after the leader was killed");
+        println!(
+            "kill -9 of the leader (sid {}) to the first acknowledged write: {:?}",
+            ens.sid(leader),
+            first - killed_at
+        );
+        let after: usize = loads
+            .iter()
+            .map(|l| l.acked.iter().filter(|(_, s, _)| *s >= killed_at).count())
+            .sum();
+        assert!(after >= 5, "writes did not resume: {after} acknowledged");
+        ens.restart(leader).await;
+        ens.wait_serving(leader, ELECT).await;
+        let tree = assert_same_trees(&ens).await;
+        let acked = check_loads(&tree, &loads);
+        println!("{acked} acknowledged writes, all present on all three members");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn observer_serves_reads_and_forwards_writes() {
+    let _serial = serial().await;
+    timed(150, async {
+        let ens = Ensemble::start(EnsembleOpts::voters(3).observers(1)).await;
+        ens.wait_leader(ELECT).await;
+        let obs = 3;
+        assert_eq!(ens.mode(obs).await, Some(Mode::Observer));
+        assert_eq!(ens.sid(obs), 103);
+        // A write through a voter is read on the observer.
+        let v = ens.client(0).await;
+        v.create("/from-voter", b"v", &anyone()).await.unwrap();
+        let o = ens.client(obs).await;
+        o.sync("/").await.unwrap();
+        assert_eq!(o.get_data("/from-voter").await.unwrap().0, b"v");
+        // A write through the observer is forwarded and reaches the voters.
+        o.create("/from-observer", b"o", &anyone()).await.unwrap();
+        v.sync("/").await.unwrap();
+        assert_eq!(v.get_data("/from-observer").await.unwrap().0, b"o");
+        let tree = assert_same_trees(&ens).await;
+        assert!(tree.contains_key("/from-observer"));
+        // The leader counts voters only among its followers.
+        let leader = ens.wait_leader(ELECT).await;
+        let mntr = common::four_letter(&ens.addr(leader), "mntr").await;
+        assert!(mntr.contains("zk_synced_followers\t2"), "{mntr}");
+        assert!(mntr.contains("zk_synced_observers\t1"), "{mntr}");
+        let mntr = common::four_letter(&ens.addr(obs), "mntr").await;
+        assert!(mntr.contains("zk_server_state\tobserver"), "{mntr}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn isolated_leader_steps_down_and_majority_carries_on() {
+    isolated_leader(false).await;
+}
+
+/// The same with links that go silent instead of closing: only timeouts tell.
+#[tokio::test(flavor = "multi_thread")]
+async fn silently_isolated_leader_steps_down_and_majority_carries_on() {
+    isolated_leader(true).await;
+}
+
+async fn isolated_leader(silent: bool) {
+    let _serial = serial().await;
+    timed(420, async {
+        let ens = Ensemble::start(EnsembleOpts::voters(3).partitionable()).await;
+        let leader = ens.wait_leader(ELECT).await;
+        let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+        let c = ens.client_any().await;
+        c.create("/load", b"", &anyone()).await.unwrap();
+        drop(c);
+        // One client on the leader alone, two on the majority.
+        let loaders = Loaders::start(vec![
+            ens.addr(leader),
+            ens.connect_string_of(&others),
+            ens.connect_string_of(&others),
+        ]);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let cut_at = Instant::now();
+        if silent {
+            ens.isolate_silently(leader);
+        } else {
+            ens.isolate(leader);
+        }
+        let o = &ens.opts;
+        let bound = Duration::from_millis(u64::from(o.sync_limit * o.tick_time)) + 10 * SEC;
+        let took = ens.wait_not_serving(leader, bound).await;
+        println!("isolated leader stopped serving after {took:?}");
+        // Silent links make ZooKeeper slow here: a follower may follow the old leader's
+        // ghost for initLimit ticks, and election notifications back off up to 60 s.
+        let elect = if silent { 3 * ELECT } else { ELECT };
+        let new_leader = ens.wait_leader(elect).await;
+        assert_ne!(new_leader, leader);
+        println!("isolation to a new leader: {:?}", cut_at.elapsed());
+        let acked_at = write_succeeds(
+            &ens.connect_string_of(&others),
+            "/after-cut",
+            Duration::from_secs(30),
+        )
+        .await;
+        println!(
+            "isolation to a write on the majority: {:?}",
+            acked_at - cut_at
+        );
+        assert_eq!(ens.mode(leader).await, None, "isolated member serves again");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        ens.heal();
+        ens.wait_serving(leader, ELECT).await;
+        ens.wait_leader(ELECT).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let loads = loaders.finish().await;
+        let tree = assert_same_trees(&ens).await;
+        assert!(tree.contains_key("/after-cut"));
+        let acked = check_loads(&tree, &loads);
+        println!("{acked} acknowledged writes, all present on all three members");
+    })
+    .await;
+}
+
+const SEC: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_members_survive_two_failures_not_three() {
+    let _serial = serial().await;
+    timed(240, async {
+        let mut ens = Ensemble::start(EnsembleOpts::voters(5)).await;
+        let leader = ens.wait_leader(ELECT).await;
+        let followers: Vec<usize> = (0..5).filter(|&i| i != leader).collect();
+        ens.kill9(followers[0]);
+        ens.kill9(followers[1]);
+        let alive: Vec<usize> = vec![leader, followers[2], followers[3]];
+        assert_eq!(ens.wait_leader(ELECT).await, leader);
+        write_succeeds(
+            &ens.connect_string_of(&alive),
+            "/two-down",
+            Duration::from_secs(30),
+        )
+        .await;
+        // A client with a session on the survivors before the quorum goes.
+        let c = ens.client(leader).await;
+        ens.kill9(followers[2]);
+        let o = &ens.opts;
+        let bound = Duration::from_millis(u64::from(o.sync_limit * o.tick_time)) + 10 * SEC;
+        for i in [leader, followers[3]] {
+            ens.wait_not_serving(i, bound).await;
+        }
+        match tokio::time::timeout(
+            Duration::from_secs(8),
+            c.create("/no-quorum", b"", &anyone()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => panic!("a write succeeded without a quorum"),
+            Ok(Err(e)) => println!("write without quorum: {e}"),
+            Err(_) => println!("write without quorum: no reply within 8 s"),
+        }
+        for i in [leader, followers[3]] {
+            let srvr = common::four_letter(&ens.addr(i), "srvr").await;
+            assert!(
+                srvr.contains("This ZooKeeper instance is not currently serving requests"),
+                "member {i} without a quorum: {srvr:?}"
+            );
+        }
+        ens.restart(followers[0]).await;
+        ens.wait_leader(ELECT).await;
+        let alive: Vec<usize> = vec![leader, followers[0], followers[3]];
+        write_succeeds(
+            &ens.connect_string_of(&alive),
+            "/quorum-again",
+            Duration::from_secs(30),
+        )
+        .await;
+        ens.restart(followers[1]).await;
+        ens.restart(followers[2]).await;
+        for i in 0..5 {
+            ens.wait_serving(i, ELECT).await;
+        }
+        let tree = assert_same_trees(&ens).await;
+        assert!(tree.contains_key("/two-down"));
+        assert!(tree.contains_key("/quorum-again"));
+        // dump_tree is also usable on its own.
+        assert_eq!(dump_tree(&ens.addr(leader)).await.len(), tree.len());
+    })
+    .await;
+}
