@@ -185,6 +185,8 @@ pub struct ServerStats {
     pub local_sessions: u64,
     /// Ensemble members only: e.g. `following - broadcast`, `leading - broadcast`.
     pub peer_state: Option<String>,
+    /// Voting members of the ensemble (`zk_quorum_size`); quorum members only.
+    pub quorum_size: Option<u64>,
     /// Present on the leader only.
     pub leader: Option<LeaderStats>,
     /// The ensemble configuration version (`version=` in `conf`'s membership).
@@ -220,6 +222,7 @@ impl Default for ServerStats {
             global_sessions: 0,
             local_sessions: 0,
             peer_state: None,
+            quorum_size: None,
             leader: None,
             quorum_config_version: 0,
             connections: Vec::new(),

@@ -262,6 +262,9 @@ pub fn render_mntr(stats: &ServerStats) -> String {
         if let Some(peer_state) = &stats.peer_state {
             line("peer_state", peer_state);
         }
+        if let Some(n) = stats.quorum_size {
+            line("quorum_size", &n);
+        }
     }
     line("avg_latency", &java_double(stats.latency.avg()));
     line("max_latency", &stats.latency.max());
@@ -887,6 +890,7 @@ mod tests {
         let mut s = stats();
         s.mode = ServerMode::Leader;
         s.peer_state = Some("leading - broadcast".into());
+        s.quorum_size = Some(3);
         s.open_fd_count = None;
         s.max_fd_count = None;
         s.leader = Some(LeaderStats {
@@ -898,7 +902,9 @@ mod tests {
             ..LeaderStats::default()
         });
         let out = render_mntr(&s);
-        assert!(out.contains("zk_server_state\tleader\nzk_peer_state\tleading - broadcast\n"));
+        assert!(out.contains(
+            "zk_server_state\tleader\nzk_peer_state\tleading - broadcast\nzk_quorum_size\t3\n"
+        ));
         assert!(
             out.contains("zk_open_file_descriptor_count\t-1\nzk_max_file_descriptor_count\t-1\n")
         );

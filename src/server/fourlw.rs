@@ -59,6 +59,8 @@ pub(super) async fn four_letter(
             data.stats.mode = core.mode;
             data.serving = core.serving;
             data.stats.peer_state = core.peer_state;
+            data.stats.quorum_size =
+                (core.mode != admin::ServerMode::Standalone).then(|| cfg.voting_servers() as u64);
             data.stats.leader = core.leader;
             let f = core.figures;
             if core.mode != admin::ServerMode::Standalone {
