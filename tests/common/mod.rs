@@ -15,6 +15,7 @@
 //! its temp dir (zoo.cfg, data and `server.log`) and prints where it is.
 #![allow(dead_code)]
 
+pub mod lincheck;
 pub mod proxy;
 pub mod raw;
 
