@@ -16,7 +16,7 @@
 //! just before sending, `h.ret(id, outcome)` on the reply; ops never returned count as
 //! Unknown. Then `check(&h.operations(), budget)`. See docs/design/lincheck.md.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
@@ -208,7 +208,7 @@ pub fn check(ops: &[Operation], budget: Duration) -> Verdict {
     for (key, ops) in by_key {
         match check_key(&ops, deadline) {
             KeyResult::Ok => {}
-            KeyResult::Timeout => undecided.push(key.to_string()),
+            KeyResult::GaveUp => undecided.push(key.to_string()),
             KeyResult::Illegal(explanation) => {
                 return Verdict::Illegal {
                     key: key.to_string(),
@@ -228,7 +228,7 @@ pub fn check(ops: &[Operation], budget: Duration) -> Verdict {
 
 type State = Option<(u32, i32)>;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum IOp {
     Create(u32),
     Read,
@@ -279,7 +279,23 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The cache's keys are already hashes.
+/// A visited configuration: the set of linearized ops as two independent 64-bit Zobrist
+/// hashes (a false match needs a 128-bit collision: about n^2 / 2^129 for n entries), and
+/// the state, kept exactly.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    a: u64,
+    b: u64,
+    state: State,
+}
+
+impl std::hash::Hash for Seen {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.a ^ state_hash(self.state));
+    }
+}
+
+/// `Seen` hashes itself already.
 #[derive(Default)]
 struct IdHasher(u64);
 
@@ -295,17 +311,25 @@ impl Hasher for IdHasher {
     }
 }
 
-type Cache = HashMap<u64, Vec<(Box<[u64]>, State)>, BuildHasherDefault<IdHasher>>;
+type Cache = HashSet<Seen, BuildHasherDefault<IdHasher>>;
 
 // ---- the search ----
 
 enum KeyResult {
     Ok,
     Illegal(String),
-    Timeout,
+    /// Out of time or of cache memory.
+    GaveUp,
 }
 
 const NIL: usize = usize::MAX;
+
+/// The data id standing for any data no read ever returned (see `check_key`).
+const UNREAD: u32 = u32::MAX;
+
+/// Bound on one key's memo cache; past it the key is left undecided rather than let a
+/// hopeless search eat the machine's memory.
+const CACHE_BYTES_MAX: usize = 256 << 20;
 
 /// A node of the doubly linked entry list; index 0 is the head sentinel.
 #[derive(Clone, Copy)]
@@ -365,18 +389,82 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
         });
     }
 
-    // Entries in time order; at equal times calls go first (overlap is the lenient reading).
-    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(2 * n);
-    for (i, o) in ops.iter().enumerate() {
-        events.push((o.invoke, 0, i));
-        let ret = match (iouts[i], o.ret) {
+    // Return times, +infinity for an unknown outcome.
+    let mut ret: Vec<u64> = ops
+        .iter()
+        .zip(&iouts)
+        .map(|(o, out)| match (out, o.ret) {
             (IOut::Unknown, _) | (_, None) => u64::MAX,
             (_, Some(t)) => {
                 assert!(t >= o.invoke, "op returns before it is invoked: {o:?}");
                 t
             }
+        })
+        .collect();
+
+    // When one op alone writes some data and a read returned that data, the op took effect
+    // before that read returned: an unknown outcome is then not optional, and its return
+    // can be brought in to the read's. (A read that returned before the write was even
+    // invoked stays impossible with the return clamped to the invocation.)
+    let mut writers: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, o) in iops.iter().enumerate() {
+        if let IOp::Create(d) | IOp::Cas(_, d) = *o {
+            writers.entry(d).or_default().push(i);
+        }
+    }
+    let mut first_read: HashMap<u32, u64> = HashMap::new();
+    for (i, o) in iouts.iter().enumerate() {
+        if let IOut::Data(d, _) = *o {
+            let t = first_read.entry(d).or_insert(u64::MAX);
+            *t = (*t).min(ret[i]);
+        }
+    }
+    let mut optional: Vec<bool> = iouts.iter().map(|&o| o == IOut::Unknown).collect();
+    for (d, w) in &writers {
+        if let ([i], Some(&t)) = (w.as_slice(), first_read.get(d)) {
+            if optional[*i] {
+                optional[*i] = false;
+                ret[*i] = t.max(ops[*i].invoke);
+            }
+        }
+    }
+
+    // Data no read returned can only make reads fail, whichever it is: give it all one id,
+    // so that writes of such data are interchangeable.
+    let unread = |d: u32| {
+        if first_read.contains_key(&d) {
+            d
+        } else {
+            UNREAD
+        }
+    };
+    for o in &mut iops {
+        *o = match *o {
+            IOp::Create(d) => IOp::Create(unread(d)),
+            IOp::Cas(v, d) => IOp::Cas(v, unread(d)),
+            other => other,
         };
-        events.push((ret, 1, i));
+    }
+
+    // Unknown-outcome ops with the same effect differ only in when they were invoked, so the
+    // search takes each class's ops in invocation order: an op waits for its class's
+    // previous one. This turns k such ops from 2^k subsets into k+1 prefixes.
+    let mut order: Vec<usize> = (0..n).filter(|&i| optional[i]).collect();
+    order.sort_by_key(|&i| (ops[i].invoke, i));
+    let mut class_prev = vec![NIL; n];
+    let mut class_last: HashMap<IOp, usize> = HashMap::new();
+    for i in order {
+        if let Some(p) = class_last.insert(iops[i], i) {
+            class_prev[i] = p;
+        }
+    }
+    let mut required_left = optional.iter().filter(|&&o| !o).count();
+
+    // Entries in time order; at equal times calls go first (overlap is the lenient reading).
+    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(2 * n);
+    for (i, o) in ops.iter().enumerate() {
+        events.push((o.invoke, 0, i));
+        events.push((ret[i], 1, i));
     }
     events.sort_unstable();
     let mut list = Vec::with_capacity(2 * n + 1);
@@ -406,11 +494,16 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
         }
     }
 
-    let zobrist: Vec<u64> = (0..n as u64)
-        .map(|i| mix(i ^ 0x5851_f42d_4c95_7f2d))
+    let zobrist: Vec<(u64, u64)> = (0..n as u64)
+        .map(|i| {
+            (
+                mix(i ^ 0x5851_f42d_4c95_7f2d),
+                mix(!i ^ 0x1405_7b7e_f767_814f),
+            )
+        })
         .collect();
     let mut linearized = vec![0u64; n.div_ceil(64)].into_boxed_slice();
-    let mut zob = 0u64;
+    let mut zob = (0u64, 0u64);
     let mut cache = Cache::default();
     let mut calls: Vec<(usize, State)> = Vec::new();
     let mut state: State = None;
@@ -445,35 +538,56 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
         }
     }
 
+    let is_linearized = |set: &[u64], i: usize| set[i / 64] & (1 << (i % 64)) != 0;
+    // Slot plus control byte, at hashbrown's worst load after a resize.
+    let entry_bytes = 2 * (std::mem::size_of::<Seen>() + 1);
+    let mut cache_bytes = 0usize;
+
+    // Optional (unknown-outcome) ops left over go last, where any result is fine.
     loop {
-        if list[0].next == NIL {
+        if required_left == 0 {
             return KeyResult::Ok;
         }
         steps += 1;
-        if steps.is_multiple_of(4096) && Instant::now() > deadline {
-            return KeyResult::Timeout;
+        if steps % 4096 == 1 && Instant::now() > deadline {
+            return KeyResult::GaveUp;
         }
         let e = list[entry];
         if e.ret != NIL {
             let i = e.op;
+            let optional = optional[i];
+            if optional && class_prev[i] != NIL && !is_linearized(&linearized, class_prev[i]) {
+                entry = e.next;
+                continue;
+            }
             let (out, next) = apply(state, iops[i]);
-            if iouts[i] == IOut::Unknown || iouts[i] == out {
-                let nz = zob ^ zobrist[i];
-                linearized[i / 64] |= 1 << (i % 64);
-                let slot = cache.entry(nz ^ state_hash(next)).or_default();
-                let seen = slot
-                    .iter()
-                    .any(|(set, s)| *s == next && **set == *linearized);
-                if !seen {
-                    slot.push((linearized.clone(), next));
+            // An optional op that changes nothing now may as well go last.
+            let useful = match (optional, iouts[i]) {
+                (true, _) => next != state,
+                (false, IOut::Unknown) => true,
+                (false, want) => want == out,
+            };
+            if useful {
+                let nz = (zob.0 ^ zobrist[i].0, zob.1 ^ zobrist[i].1);
+                let seen = Seen {
+                    a: nz.0,
+                    b: nz.1,
+                    state: next,
+                };
+                if cache.insert(seen) {
+                    cache_bytes += entry_bytes;
+                    if cache_bytes > CACHE_BYTES_MAX {
+                        return KeyResult::GaveUp;
+                    }
+                    linearized[i / 64] |= 1 << (i % 64);
                     calls.push((entry, state));
                     state = next;
                     zob = nz;
+                    required_left -= usize::from(!optional);
                     lift(&mut list, entry);
                     entry = list[0].next;
                     continue;
                 }
-                linearized[i / 64] &= !(1 << (i % 64));
             }
             entry = e.next;
         } else {
@@ -498,8 +612,9 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
             };
             let i = list[c].op;
             state = s;
-            zob ^= zobrist[i];
+            zob = (zob.0 ^ zobrist[i].0, zob.1 ^ zobrist[i].1);
             linearized[i / 64] &= !(1 << (i % 64));
+            required_left += usize::from(!optional[i]);
             unlift(&mut list, c);
             entry = list[c].next;
         }
@@ -523,6 +638,7 @@ fn explain(ops: &[&Operation], names: &[Vec<u8>], s: &Stuck) -> String {
     let mut out = String::new();
     let state = match s.state {
         None => "no node".to_string(),
+        Some((UNREAD, v)) => format!("data no read returned, version {v}"),
         Some((d, v)) => format!("data {} version {v}", bytes(&names[d as usize])),
     };
     let _ = writeln!(
