@@ -16,7 +16,7 @@
 //! just before sending, `h.ret(id, outcome)` on the reply; ops never returned count as
 //! Unknown. Then `check(&h.operations(), budget)`. See docs/design/lincheck.md.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
@@ -311,7 +311,11 @@ impl Hasher for IdHasher {
     }
 }
 
-type Cache = HashSet<Seen, BuildHasherDefault<IdHasher>>;
+/// For each (answered-op set, state): the sets of optional ops placed with it, minimal ones.
+type Cache = HashMap<Seen, Vec<u128>, BuildHasherDefault<IdHasher>>;
+
+/// Most optional ops a key may have for the dominance check; past it they go into the hash.
+const OPTIONAL_BITS: usize = 128;
 
 // ---- the search ----
 
@@ -504,6 +508,25 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
         .collect();
     let mut linearized = vec![0u64; n.div_ceil(64)].into_boxed_slice();
     let mut zob = (0u64, 0u64);
+
+    // Dominance: with the same answered ops placed and the same state, having placed fewer
+    // optional ops leaves strictly more choices (optional ops may always go last). So a
+    // configuration is pruned if one with a subset of its optional ops was seen, and the
+    // search tries optional ops only after the required ones at each step.
+    let optional_count = optional.iter().filter(|&&o| o).count();
+    let mut opt_bit = vec![0u128; n];
+    let dominance = optional_count <= OPTIONAL_BITS;
+    if dominance {
+        let mut k = 0;
+        for i in 0..n {
+            if optional[i] {
+                opt_bit[i] = 1 << k;
+                k += 1;
+            }
+        }
+    }
+    let mut placed_optional = 0u128;
+    let mut pass_optional = false;
     let mut cache = Cache::default();
     let mut calls: Vec<(usize, State)> = Vec::new();
     let mut state: State = None;
@@ -539,8 +562,8 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
     }
 
     let is_linearized = |set: &[u64], i: usize| set[i / 64] & (1 << (i % 64)) != 0;
-    // Slot plus control byte, at hashbrown's worst load after a resize.
-    let entry_bytes = 2 * (std::mem::size_of::<Seen>() + 1);
+    // Slot, control byte and one set, at hashbrown's worst load after a resize.
+    let entry_bytes = 2 * (std::mem::size_of::<(Seen, Vec<u128>)>() + 1) + 16;
     let mut cache_bytes = 0usize;
 
     // Optional (unknown-outcome) ops left over go last, where any result is fine.
@@ -556,7 +579,10 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
         if e.ret != NIL {
             let i = e.op;
             let optional = optional[i];
-            if optional && class_prev[i] != NIL && !is_linearized(&linearized, class_prev[i]) {
+            let out_of_turn = dominance && optional != pass_optional;
+            if out_of_turn
+                || optional && class_prev[i] != NIL && !is_linearized(&linearized, class_prev[i])
+            {
                 entry = e.next;
                 continue;
             }
@@ -568,13 +594,22 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
                 (false, want) => want == out,
             };
             if useful {
-                let nz = (zob.0 ^ zobrist[i].0, zob.1 ^ zobrist[i].1);
+                let in_hash = !(dominance && optional);
+                let nz = if in_hash {
+                    (zob.0 ^ zobrist[i].0, zob.1 ^ zobrist[i].1)
+                } else {
+                    zob
+                };
+                let placed = placed_optional | opt_bit[i];
                 let seen = Seen {
                     a: nz.0,
                     b: nz.1,
                     state: next,
                 };
-                if cache.insert(seen) {
+                let sets = cache.entry(seen).or_default();
+                if !sets.iter().any(|&x| x & !placed == 0) {
+                    sets.retain(|&x| placed & !x != 0);
+                    sets.push(placed);
                     cache_bytes += entry_bytes;
                     if cache_bytes > CACHE_BYTES_MAX {
                         return KeyResult::GaveUp;
@@ -583,13 +618,19 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
                     calls.push((entry, state));
                     state = next;
                     zob = nz;
+                    placed_optional = placed;
                     required_left -= usize::from(!optional);
                     lift(&mut list, entry);
                     entry = list[0].next;
+                    pass_optional = false;
                     continue;
                 }
             }
             entry = e.next;
+        } else if dominance && !pass_optional {
+            // The required candidates are exhausted; now the optional ones.
+            pass_optional = true;
+            entry = list[0].next;
         } else {
             // A return reached: its op was not linearized in time; undo the last choice.
             if stuck.as_ref().is_none_or(|s| calls.len() > s.depth) {
@@ -612,7 +653,11 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
             };
             let i = list[c].op;
             state = s;
-            zob = (zob.0 ^ zobrist[i].0, zob.1 ^ zobrist[i].1);
+            if !(dominance && optional[i]) {
+                zob = (zob.0 ^ zobrist[i].0, zob.1 ^ zobrist[i].1);
+            }
+            placed_optional &= !opt_bit[i];
+            pass_optional = dominance && optional[i];
             linearized[i / 64] &= !(1 << (i % 64));
             required_left += usize::from(!optional[i]);
             unlift(&mut list, c);
