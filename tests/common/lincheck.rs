@@ -355,6 +355,8 @@ struct Stuck {
     tail: Vec<usize>,
     /// Ops invoked but not linearized at that point (none fit).
     pending: Vec<usize>,
+    /// The op that wrote the state's data, if the data is `UNREAD` (its bytes are there).
+    writer: Option<usize>,
 }
 
 fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
@@ -646,6 +648,20 @@ fn check_key(ops: &[&Operation], deadline: Instant) -> KeyResult {
                         .map(|&(c, _)| list[c].op)
                         .collect(),
                     pending: pending_before(&list, entry),
+                    writer: match state {
+                        Some((UNREAD, _)) => {
+                            // The newest placed op that changed the state to it.
+                            let mut after = state;
+                            calls.iter().rev().find_map(|&(c, before)| {
+                                let i = list[c].op;
+                                let wrote = before != after
+                                    && matches!(iops[i], IOp::Create(_) | IOp::Cas(..));
+                                after = before;
+                                wrote.then_some(i)
+                            })
+                        }
+                        _ => None,
+                    },
                 });
             }
             let Some((c, s)) = calls.pop() else {
@@ -683,7 +699,12 @@ fn explain(ops: &[&Operation], names: &[Vec<u8>], s: &Stuck) -> String {
     let mut out = String::new();
     let state = match s.state {
         None => "no node".to_string(),
-        Some((UNREAD, v)) => format!("data no read returned, version {v}"),
+        Some((UNREAD, v)) => match s.writer.map(|w| &ops[w].op) {
+            Some(Op::Create(d) | Op::Set(d) | Op::Cas { data: d, .. }) => {
+                format!("data {} version {v}", bytes(d))
+            }
+            _ => format!("data no read returned, version {v}"),
+        },
         Some((d, v)) => format!("data {} version {v}", bytes(&names[d as usize])),
     };
     let _ = writeln!(
@@ -709,7 +730,7 @@ fn explain(ops: &[&Operation], names: &[Vec<u8>], s: &Stuck) -> String {
 }
 
 fn show(o: &Operation) -> String {
-    let ms = |t: u64| format!("{:.3}ms", t as f64 / 1e6);
+    let ms = |t: u64| format!("{:.6}ms", t as f64 / 1e6);
     let ret = match (&o.outcome, o.ret) {
         (Outcome::Unknown, _) | (_, None) => "...".to_string(),
         (_, Some(t)) => ms(t),
