@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod ensemble;
+pub mod lincheck;
 pub mod proxy;
 pub mod raw;
 
