@@ -527,3 +527,59 @@ async fn five_members_survive_two_failures_not_three() {
     })
     .await;
 }
+
+/// corral keeps a follower's clients through a quick election (`corral.electionGraceMs`,
+/// docs/decisions.md): when the leader dies, a session on a follower sees no disconnection,
+/// and a write it sends meanwhile is held and carried out under the new leader. With the grace
+/// off (0) the follower closes its clients at once, as ZooKeeper's followers do. (corral only:
+/// ZooKeeper has no grace.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_keeps_its_clients_through_an_election() {
+    if common::is_zookeeper() {
+        return;
+    }
+    let _serial = serial().await;
+    timed(180, async {
+        for grace in [None, Some(0)] {
+            let mut opts = EnsembleOpts::voters(3);
+            if let Some(ms) = grace {
+                opts = opts.cfg("corral.electionGraceMs", ms);
+            }
+            let mut ens = Ensemble::start(opts).await;
+            let leader = ens.wait_leader(ELECT).await;
+            let f = (leader + 1) % 3;
+            let c = ens.client(f).await;
+            c.create("/before", b"", &anyone()).await.unwrap();
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut st = c.state_watcher();
+            let record = seen.clone();
+            let watcher = tokio::spawn(async move {
+                loop {
+                    let s = st.changed().await;
+                    record.lock().unwrap().push(s);
+                    if matches!(s, zk::SessionState::Expired | zk::SessionState::Closed) {
+                        return;
+                    }
+                }
+            });
+            ens.kill9(leader);
+            let write =
+                tokio::time::timeout(Duration::from_secs(10), c.create("/during", b"", &anyone()))
+                    .await;
+            ens.wait_serving(f, ELECT).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            watcher.abort();
+            let seen = seen.lock().unwrap().clone();
+            if grace.is_none() {
+                write.expect("the held write timed out").unwrap();
+                assert!(seen.is_empty(), "the session saw {seen:?}");
+            } else {
+                assert!(
+                    seen.contains(&zk::SessionState::Disconnected),
+                    "no disconnection with the grace off: {seen:?}, write {write:?}"
+                );
+            }
+        }
+    })
+    .await;
+}

@@ -69,6 +69,8 @@ pub const GLOBAL_OUTSTANDING_LIMIT_DEFAULT: u32 = 1000;
 pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
 /// Default `corral.electionFinalizeWaitMs` (docs/decisions.md, "Election finalize wait").
 pub const ELECTION_FINALIZE_WAIT_DEFAULT_MS: u32 = 50;
+/// Default `corral.electionGraceMs` (docs/decisions.md, "Clients kept through an election").
+pub const ELECTION_GRACE_DEFAULT_MS: u32 = 1000;
 /// Default `corral.clientOutputLimit` (32 MiB): far above any reply a client can accept
 /// (jute.maxbuffer is 1 MiB by default), so only a client that stopped reading while its
 /// watches fire reaches it.
@@ -141,6 +143,10 @@ pub struct Config {
     /// `corral.electionFinalizeWaitMs`: how long a member waits for a better vote once a quorum
     /// agrees in a leader election (ZooKeeper's finalizeWait, fixed at 200 ms there).
     pub election_finalize_wait_ms: u32,
+    /// `corral.electionGraceMs`: how long a member that lost its leader or quorum keeps its
+    /// client connections (holding their writes) before it closes them; 0 closes at once, as
+    /// ZooKeeper does.
+    pub election_grace_ms: u32,
     /// `corral.cores`: shard executors to run; `None` = one per CPU in the affinity mask.
     pub cores: Option<usize>,
     /// `corral.zabCore`: whether the write core (Zab, the log) gets an executor and a CPU of
@@ -395,6 +401,7 @@ impl Default for Config {
             global_outstanding_limit: GLOBAL_OUTSTANDING_LIMIT_DEFAULT,
             client_output_limit: CLIENT_OUTPUT_LIMIT_DEFAULT,
             election_finalize_wait_ms: ELECTION_FINALIZE_WAIT_DEFAULT_MS,
+            election_grace_ms: ELECTION_GRACE_DEFAULT_MS,
             cores: None,
             zab_core: ZabCore::Auto,
             warnings: Vec::new(),

@@ -277,9 +277,14 @@ pub struct Machine {
     held: HashMap<Sid, (u64, Vec<Msg>)>,
     next_request: u64,
     /// A learner's writes forwarded to the leader, by (session, cxid), and its new sessions:
+    /// the connection each commit answers, and the request's number in `in_flight`.
     /// the connection each commit answers.
-    forwarded: HashMap<(i64, i32), Origin>,
-    creating: HashMap<i64, Origin>,
+    forwarded: HashMap<(i64, i32), (Origin, u64)>,
+    creating: HashMap<i64, (Origin, u64)>,
+    /// What this learner sent its leader and has not seen come back, by number (which keeps
+    /// their order; a sync's number is its id in `syncs`): sent again, in order, if the member
+    /// serves again after an election within the grace.
+    in_flight: std::collections::BTreeMap<u64, Bytes>,
     /// A learner's syncs asked of the leader: id -> (connection, path).
     syncs: HashMap<u64, (Origin, String)>,
     /// Whether the member serves clients (an established leader, or a synced learner).
@@ -288,8 +293,26 @@ pub struct Machine {
     figures: Figures,
     /// When the member last started looking (monotonic ms), while it looks.
     looking_since: Option<u64>,
+    /// While a member that stopped serving keeps its clients (`corral.electionGraceMs`): when
+    /// it gives up and closes them.
+    grace_until: Option<u64>,
+    /// Clients' writes that arrived during the grace, in order: carried out once it serves.
+    held_writes: VecDeque<HeldWrite>,
+    /// Set when the member serves again within the grace; handled after the peer's actions.
+    resume: bool,
     #[cfg(test)]
     bug: Option<Bug>,
+}
+
+/// A client's write held while the member elects (`Machine::grace_until`).
+struct HeldWrite {
+    origin: Origin,
+    session_id: i64,
+    cxid: i32,
+    ids: Arc<Vec<Id>>,
+    req: Request,
+    opcode: i32,
+    body: Bytes,
 }
 
 /// Elections and proposals, for `mntr`.
@@ -421,6 +444,7 @@ impl Machine {
             next_request: 0,
             forwarded: HashMap::new(),
             creating: HashMap::new(),
+            in_flight: std::collections::BTreeMap::new(),
             syncs: HashMap::new(),
             serving: false,
             figures: Figures {
@@ -430,6 +454,9 @@ impl Machine {
                 ..Figures::default()
             },
             looking_since: None,
+            grace_until: None,
+            held_writes: VecDeque::new(),
+            resume: false,
             #[cfg(test)]
             bug: None,
         };
@@ -599,6 +626,9 @@ impl Machine {
         for (from, data) in requests {
             self.forwarded_request(from, data, out);
         }
+        if std::mem::take(&mut self.resume) {
+            self.resume_clients(out);
+        }
     }
 
     /// A txn the leader sent (a PROPOSAL, or an INFORM to an observer), now in the log: it is
@@ -607,10 +637,14 @@ impl Machine {
         // Members speak corral's txn encoding; one that does not decode is a broken member.
         let txn = decode_txn(zxid as i64, txn)
             .unwrap_or_else(|e| panic!("the leader sent txn {zxid:#x} that does not decode: {e}"));
-        let origin = match txn.op {
+        let asked = match txn.op {
             TxnOp::CreateSession { .. } => self.creating.remove(&txn.session_id),
             _ => self.forwarded.remove(&(txn.session_id, txn.cxid)),
         };
+        let origin = asked.map(|(origin, n)| {
+            self.in_flight.remove(&n);
+            origin
+        });
         self.last_proposed = zxid;
         self.proposed
             .push_back(Queued::Learned(Commit { txn, origin }));
@@ -647,10 +681,22 @@ impl Machine {
     /// The leader's TRUNC: drop what was logged past `zxid`.
     fn truncate(&mut self, zxid: Zxid, out: &mut Vec<Effect>) {
         info!(zxid = format!("{zxid:#x}"), "truncating the log");
+        // A client still waiting for a dropped txn (kept through the election) loses its
+        // connection: the write was never chosen.
+        let mut lost = Vec::new();
         self.proposed.retain(|q| match q {
-            Queued::Txn(c) | Queued::Learned(c) => c.txn.zxid as Zxid <= zxid,
+            Queued::Txn(c) | Queued::Learned(c) => {
+                let keep = c.txn.zxid as Zxid <= zxid;
+                if !keep {
+                    lost.extend(c.origin);
+                }
+                keep
+            }
             Queued::Answer(..) => true,
         });
+        for o in lost {
+            self.answer(o.shard, ToShard::Close { conn: o.conn });
+        }
         self.last_proposed = self.last_proposed.min(zxid);
         self.persisted = self.persisted.min(zxid);
         // Records up to `zxid` appended since the last flush still need it.
@@ -674,10 +720,121 @@ impl Machine {
         }
     }
 
+    /// As a ZooKeeper member that lost its leader or quorum: every client connection closes, and
+    /// clients reconnect to a member that serves.
+    fn close_clients(&mut self) {
+        self.grace_until = None;
+        self.held_writes.clear();
+        self.forget_clients();
+        self.flush_commits();
+        for shard in 0..self.shards {
+            self.outbox.push((shard, ToShard::CloseAll));
+        }
+    }
+
+    /// The member serves again within the grace. What it had sent the old leader and has not
+    /// seen come back was never chosen: the new epoch's sync brought every proposal of the old
+    /// one that survives (each answered its client as it was applied), and no other can be
+    /// committed any more. So it is sent again, in its order (or carried out here, if this
+    /// member now leads), and then the writes held meanwhile. Nothing is applied twice: a
+    /// request comes back once, as the txn that answers it.
+    fn resume_clients(&mut self, out: &mut Vec<Effect>) {
+        let mut again: Vec<(u64, Option<Bytes>)> = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .map(|(n, data)| (n, Some(data)))
+            .collect();
+        again.extend(self.syncs.keys().map(|&id| (id, None)));
+        again.sort_by_key(|(n, _)| *n);
+        let held = std::mem::take(&mut self.held_writes);
+        info!(
+            resent = again.len(),
+            held = held.len(),
+            "serving again with the clients kept"
+        );
+        for (n, data) in again {
+            match data {
+                None => self.resync(n),
+                Some(data) => self.resend(n, data, out),
+            }
+        }
+        self.run_actions(out);
+        for w in held {
+            self.write(w, out);
+        }
+    }
+
+    /// A sync asked of the old leader, asked again (answered here if this member leads).
+    fn resync(&mut self, id: u64) {
+        if self.leading() {
+            if let Some((origin, path)) = self.syncs.remove(&id) {
+                let conn = origin.conn;
+                self.answer(origin.shard, ToShard::Synced { conn, path });
+            }
+        } else {
+            self.peer.sync(id);
+        }
+    }
+
+    /// A request forwarded to the old leader, sent to the new one (or carried out here).
+    fn resend(&mut self, n: u64, data: Bytes, out: &mut Vec<Effect>) {
+        if !self.leading() {
+            self.in_flight.insert(n, data.clone());
+            self.peer.submit(data);
+            return;
+        }
+        let Ok(f) = Forward::decode(data) else {
+            return;
+        };
+        match f {
+            Forward::Write {
+                session_id,
+                cxid,
+                opcode,
+                ids,
+                body,
+            } => {
+                let Some((origin, _)) = self.forwarded.remove(&(session_id, cxid)) else {
+                    return;
+                };
+                let Ok(req) = Request::decode(opcode, &mut Reader::new(body.clone())) else {
+                    return;
+                };
+                let w = HeldWrite {
+                    origin,
+                    session_id,
+                    cxid,
+                    ids: Arc::new(ids),
+                    req,
+                    opcode,
+                    body,
+                };
+                self.write(w, out);
+            }
+            Forward::CreateSession {
+                session_id,
+                timeout_ms,
+                password,
+            } => {
+                let Some((origin, _)) = self.creating.remove(&session_id) else {
+                    return;
+                };
+                self.sessions
+                    .add(session_id, timeout_ms as u64, self.now.mono_ms);
+                let op = TxnOp::CreateSession {
+                    timeout_ms,
+                    password,
+                };
+                self.commit(session_id, 0, op, Some(origin), out);
+            }
+            Forward::Touch(_) => {}
+        }
+    }
+
     /// Forgets every client request in flight: their connections are being closed.
     fn forget_clients(&mut self) {
         self.forwarded.clear();
         self.creating.clear();
+        self.in_flight.clear();
         self.syncs.clear();
         self.owners.clear();
         self.proposed.retain(|q| !matches!(q, Queued::Answer(..)));
@@ -704,13 +861,17 @@ impl Machine {
         let was = self.serving;
         self.serving = serving;
         if was && !serving {
-            // As a ZooKeeper member that loses its leader or quorum: every client connection
-            // closes, and clients reconnect to a member that serves.
-            self.forget_clients();
-            self.flush_commits();
-            for shard in 0..self.shards {
-                self.outbox.push((shard, ToShard::CloseAll));
+            let grace = self.cfg.election_grace_ms as u64;
+            if self.ensemble && grace > 0 {
+                // Keep the clients while electing: most elections end well within the
+                // grace, and then clients see a pause, not a lost connection.
+                self.grace_until = Some(now + grace);
+            } else {
+                self.close_clients();
             }
+        }
+        if serving && !was && self.grace_until.take().is_some() {
+            self.resume = true;
         }
         if serving && !was && role == Role::Leading && self.ensemble {
             // The new leader owns expiry: every session gets a full timeout from now, as
@@ -977,53 +1138,18 @@ impl Machine {
                 req,
                 opcode,
                 body,
-            } => {
-                if !self.serving {
-                    // Its connection is being closed (`ToShard::CloseAll`).
-                    self.answer(origin.shard, ToShard::Close { conn: origin.conn });
-                    return;
-                }
-                if !self.leading() {
-                    return self
-                        .forward_write(origin, session_id, cxid, ids, req, opcode, body, out);
-                }
-                if !self.sessions.touch(session_id, now) {
-                    // The session expired while this request was in flight.
-                    self.answer(origin.shard, ToShard::Close { conn: origin.conn });
-                    return;
-                }
-                match &req {
-                    Request::Sync { .. } => {}
-                    _ if self.refusing() => {
-                        // Refused before it has a zxid: it is never logged, never applied.
-                        self.answer(
-                            origin.shard,
-                            ToShard::Refused {
-                                conn: origin.conn,
-                                code: REFUSED_WHILE_STALLED,
-                            },
-                        );
-                        return;
-                    }
-                    _ => {}
-                }
-                match &req {
-                    Request::Sync { path } => self.answer(
-                        origin.shard,
-                        ToShard::Synced {
-                            conn: origin.conn,
-                            path: path.clone(),
-                        },
-                    ),
-                    Request::CloseSession => {
-                        self.close_session(session_id, cxid, Some(origin), out)
-                    }
-                    _ => {
-                        let op = self.prep(session_id, &ids, &req);
-                        self.commit(session_id, cxid, op, Some(origin), out);
-                    }
-                }
-            }
+            } => self.write(
+                HeldWrite {
+                    origin,
+                    session_id,
+                    cxid,
+                    ids,
+                    req,
+                    opcode,
+                    body,
+                },
+                out,
+            ),
             ToCore::Connect {
                 origin,
                 session_id,
@@ -1056,14 +1182,14 @@ impl Machine {
                     // leader to create it; the commit answers the handshake.
                     let id = self.sessions.next_session_id();
                     let password = (self.passwords)();
-                    self.creating.insert(id, origin);
                     self.owners.insert(id, origin);
                     let f = Forward::CreateSession {
                         session_id: id,
                         timeout_ms,
                         password,
                     };
-                    self.peer.submit(f.to_bytes());
+                    let n = self.send_leader(f.to_bytes());
+                    self.creating.insert(id, (origin, n));
                     return self.run_actions(out);
                 }
                 if session_id == 0 {
@@ -1188,6 +1314,10 @@ impl Machine {
             ToCore::Tick => {
                 self.peer.on_tick(now);
                 self.run_actions(out);
+                if self.grace_until.is_some_and(|t| now >= t) {
+                    info!("no quorum within the grace: closing client connections");
+                    self.close_clients();
+                }
                 // Only the leader expires sessions and reaps nodes (alone, it always leads).
                 if self.refusing() || !self.leading() {
                     // Expiring a session or reaping a node is a txn: both wait for the log.
@@ -1202,6 +1332,68 @@ impl Machine {
                     self.last_reap_ms = now;
                     self.reap(out);
                 }
+            }
+        }
+    }
+
+    /// A client's write: proposed here if this member leads, forwarded if it follows, held
+    /// while it elects within the grace.
+    fn write(&mut self, w: HeldWrite, out: &mut Vec<Effect>) {
+        let now = self.now.mono_ms;
+        let origin = w.origin;
+        if !self.serving {
+            if self.grace_until.is_some() {
+                self.held_writes.push_back(w);
+            } else {
+                // Its connection is being closed (`ToShard::CloseAll`).
+                self.answer(origin.shard, ToShard::Close { conn: origin.conn });
+            }
+            return;
+        }
+        let HeldWrite {
+            session_id,
+            cxid,
+            ids,
+            req,
+            opcode,
+            body,
+            ..
+        } = w;
+        if !self.leading() {
+            return self.forward_write(origin, session_id, cxid, ids, req, opcode, body, out);
+        }
+        if !self.sessions.touch(session_id, now) {
+            // The session expired while this request was in flight.
+            self.answer(origin.shard, ToShard::Close { conn: origin.conn });
+            return;
+        }
+        match &req {
+            Request::Sync { .. } => {}
+            _ if self.refusing() => {
+                // Refused before it has a zxid: it is never logged, never applied.
+                self.answer(
+                    origin.shard,
+                    ToShard::Refused {
+                        conn: origin.conn,
+                        code: REFUSED_WHILE_STALLED,
+                    },
+                );
+                return;
+            }
+            _ => {}
+        }
+        match &req {
+            Request::Sync { path } => self.answer(
+                origin.shard,
+                ToShard::Synced {
+                    conn: origin.conn,
+                    path: path.clone(),
+                },
+            ),
+            Request::CloseSession => self.close_session(session_id, cxid, Some(origin), out),
+            _ => {
+                let op = self.prep(session_id, &ids, &req);
+                self.commit(session_id, cxid, op, Some(origin), out);
             }
         }
     }
@@ -1226,7 +1418,6 @@ impl Machine {
             self.syncs.insert(id, (origin, path));
             self.peer.sync(id);
         } else {
-            self.forwarded.insert((session_id, cxid), origin);
             let f = Forward::Write {
                 session_id,
                 cxid,
@@ -1234,9 +1425,19 @@ impl Machine {
                 ids: (*ids).clone(),
                 body,
             };
-            self.peer.submit(f.to_bytes());
+            let n = self.send_leader(f.to_bytes());
+            self.forwarded.insert((session_id, cxid), (origin, n));
         }
         self.run_actions(out);
+    }
+
+    /// Forwards a request to the leader, keeping it until it comes back; returns its number.
+    fn send_leader(&mut self, data: Bytes) -> u64 {
+        self.next_request += 1;
+        let n = self.next_request;
+        self.in_flight.insert(n, data.clone());
+        self.peer.submit(data);
+        n
     }
 
     /// Deletes containers that had children and lost them all, and TTL nodes without children
