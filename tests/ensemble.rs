@@ -583,3 +583,52 @@ async fn a_follower_keeps_its_clients_through_an_election() {
     })
     .await;
 }
+
+/// A leader under steady pipelined load, which always has proposals in flight, still takes
+/// snapshots (every snapCount/2..snapCount txns), and so do its followers; after a restart
+/// every member recovers from them. (corral counts snapshots in `mntr`; ZooKeeper runs the
+/// same steps.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_leader_takes_snapshots() {
+    let _serial = serial().await;
+    timed(180, async {
+        let mut ens = Ensemble::start(EnsembleOpts::voters(3).cfg("snapCount", 200)).await;
+        let leader = ens.wait_leader(ELECT).await;
+        let c = ens.client(leader).await;
+        c.create("/s", b"", &anyone()).await.unwrap();
+        // A window of 100 writes always in flight: no pause in which everything is committed.
+        let mut writes: tokio::task::JoinSet<Result<(), zk::Error>> = tokio::task::JoinSet::new();
+        for j in 0..2000 {
+            if writes.len() >= 100 {
+                writes.join_next().await.unwrap().unwrap().unwrap();
+            }
+            let c = c.clone();
+            writes.spawn(async move {
+                c.create(&format!("/s/{j}"), b"x", &anyone())
+                    .await
+                    .map(|_| ())
+            });
+        }
+        while let Some(w) = writes.join_next().await {
+            w.unwrap().unwrap();
+        }
+        if !common::is_zookeeper() {
+            for i in 0..3 {
+                let mntr = common::four_letter(&ens.addr(i), "mntr").await;
+                let taken: u64 = mntr
+                    .lines()
+                    .find_map(|l| l.strip_prefix("corral_snapshot_taken\t"))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                assert!(taken >= 2, "member {i} took {taken} snapshots:\n{mntr}");
+            }
+        }
+        let f = (leader + 1) % 3;
+        ens.kill9(f);
+        ens.restart(f).await;
+        ens.wait_serving(f, ELECT).await;
+        let tree = assert_same_trees(&ens).await;
+        assert_eq!(tree["/s"].stat.num_children, 2000);
+    })
+    .await;
+}

@@ -450,11 +450,12 @@ impl WriteCore {
             self.snap_retry_at = Some(Instant::now() + SNAPSHOT_RETRY);
         }
         let retry = self.snap_retry_at.is_some_and(|t| Instant::now() >= t);
-        // A snapshot starts between batches with nothing proposed and uncommitted (always so
-        // with a quorum of one), so the tree it begins from holds committed txns only.
+        // A snapshot starts between batches, from a tree whose every txn is durable here
+        // (`Machine::snapshot_ready`).
         if self.snap.is_none()
             && (self.since_snap >= self.snap_at || retry)
-            && self.machine.quiescent()
+            && self.machine.snapshot_ready()
+            && self.machine.committed() == self.machine.last_zxid()
         {
             self.snap_retry_at = None;
             self.since_snap = 0;

@@ -506,10 +506,20 @@ impl Machine {
         self.committed
     }
 
-    /// Nothing is proposed and uncommitted: a snapshot may start from the tree (always so
-    /// between batches with a quorum of one, unless the log is stalled).
+    /// Nothing is proposed and uncommitted (always so between batches with a quorum of one,
+    /// unless the log is stalled).
+    #[cfg(test)]
     pub fn quiescent(&self) -> bool {
         self.proposed.is_empty()
+    }
+
+    /// A snapshot may start from the tree: everything in it is durable in this member's log.
+    /// Between batches that is always so but while the log is stalled (the tree then holds a
+    /// batch the disk does not). The tree may hold proposals not yet committed (a busy leader
+    /// always has some in flight): a snapshot holding one that a later leader drops is deleted
+    /// by the TRUNC that drops it (`storage::learner::truncate`), as the log records are.
+    pub fn snapshot_ready(&self) -> bool {
+        self.stall.is_none() && self.appended.is_none() && self.persisted >= self.last_proposed
     }
 
     /// While the log is stalled: when the failed write should be tried again.
