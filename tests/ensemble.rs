@@ -632,3 +632,66 @@ async fn a_busy_leader_takes_snapshots() {
     })
     .await;
 }
+
+/// A session moves to another member when its member dies: same session id, its ephemeral node
+/// stays, and the watches it had set fire with the right events for what changed while it was
+/// away (the client re-sets them with setWatches and the last zxid it saw).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_moves_with_its_ephemerals_and_watches() {
+    let _serial = serial().await;
+    timed(180, async {
+        let mut ens = Ensemble::start(EnsembleOpts::voters(3)).await;
+        ens.wait_leader(ELECT).await;
+        let setup = ens.client_any().await;
+        for p in ["/w", "/p"] {
+            setup.create(p, b"0", &anyone()).await.unwrap();
+        }
+        let c = ens.client_any().await;
+        let session = c.session_id();
+        c.create("/e", b"", &common::mode(zk::CreateMode::Ephemeral))
+            .await
+            .unwrap();
+        let (_, _, data_w) = c.get_and_watch_data("/w").await.unwrap();
+        let (_, exists_w) = c.check_and_watch_stat("/gone").await.unwrap();
+        let (_, _, child_w) = c.get_and_watch_children("/p").await.unwrap();
+        // The member the session is on: the one whose `cons` lists it.
+        let sid = format!("sid=0x{:x}", session.0);
+        let mut home = None;
+        for i in 0..3 {
+            if common::four_letter(&ens.addr(i), "cons")
+                .await
+                .contains(&sid)
+            {
+                home = Some(i);
+            }
+        }
+        let home = home.expect("no member lists the session");
+        ens.kill9(home);
+        // While it is away, another client changes all three watched nodes.
+        let others: Vec<usize> = (0..3).filter(|&i| i != home).collect();
+        let d = common::connect(&ens.connect_string_of(&others)).await;
+        d.set_data("/w", b"1", None).await.unwrap();
+        d.create("/gone", b"", &anyone()).await.unwrap();
+        d.create("/p/c", b"", &anyone()).await.unwrap();
+        let within = Duration::from_secs(30);
+        let ev = tokio::time::timeout(within, data_w.changed())
+            .await
+            .unwrap();
+        assert_eq!(ev.event_type, zk::EventType::NodeDataChanged);
+        let ev = tokio::time::timeout(within, exists_w.changed())
+            .await
+            .unwrap();
+        assert_eq!(ev.event_type, zk::EventType::NodeCreated);
+        let ev = tokio::time::timeout(within, child_w.changed())
+            .await
+            .unwrap();
+        assert_eq!(ev.event_type, zk::EventType::NodeChildrenChanged);
+        assert_eq!(c.session_id(), session);
+        let (_, st) = c.get_data("/e").await.unwrap();
+        assert_eq!(st.ephemeral_owner, session.0);
+        ens.restart(home).await;
+        ens.wait_serving(home, ELECT).await;
+        assert_same_trees(&ens).await;
+    })
+    .await;
+}
