@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cli_mt.sh HOST:PORT
+# cli_mt.sh HOST:PORT[,HOST:PORT...]
 #
 # Drives the Apache ZooKeeper C client's shell `cli_mt` (Debian package
 # zookeeper-bin, /usr/lib/zookeeper/bin/cli_mt; linked against
@@ -19,7 +19,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 if [ $# -ne 1 ]; then
-    echo "usage: $0 HOST:PORT" >&2
+    echo "usage: $0 HOST:PORT[,HOST:PORT...]" >&2
     exit 2
 fi
 split_hostport "$1" || exit 2

@@ -44,6 +44,14 @@ def client(hosts=HOST, **kw):
     return c
 
 
+def seen(c, path):
+    """Makes c's next reads see every write committed so far. With the full connect string of an
+    ensemble, clients may sit on different members, and a member answers reads from its own copy,
+    which may briefly lag another member's writes (ZooKeeper's sequential consistency: `sync`
+    first for the latest). Against a single server it changes nothing."""
+    c.sync(path)
+
+
 def stop(c):
     if c in CLIENTS:
         CLIENTS.remove(c)
@@ -140,6 +148,7 @@ def test_ephemeral_and_sequence():
     c2 = client()
     sid = c2.client_id[0]
     e = c2.create(b + "/eph", b"e", ephemeral=True)
+    seen(zk(), b)
     assert zk().exists(e).ephemeralOwner == sid
     got = [c2.create(b + "/s-", sequence=True),
            c2.create(b + "/s-", ephemeral=True, sequence=True),
@@ -210,6 +219,7 @@ def test_acl_digest():
     authed = client(auth_data=[("digest", "u:p")])
     p = b + "/secret"
     authed.create(p, b"hidden", acl=[acl])
+    seen(zk(), p)
     acls, st = authed.get_acls(p)
     assert len(acls) == 1 and acls[0].perms == 31 and acls[0].id.scheme == "digest"
     assert acls[0].id.id == "u:Jq7wMyA/w2Vd5WIDAKdu4OIIFEQ=" and st.aversion == 0
@@ -228,6 +238,7 @@ def test_acl_digest():
     authed.set_acls(p, [acl, world_read], version=0)
     assert authed.get_acls(p)[0] == [acl, world_read]
     assert authed.get_acls(p)[1].aversion == 1
+    seen(zk(), p)
     try:
         authed.set_acls(p, [acl], version=0)
         raise AssertionError("set_acls with a stale aversion succeeded")
@@ -403,6 +414,7 @@ def test_barrier():
     c2 = client()
     bar = Barrier(zk(), b)
     bar.create()
+    seen(c2, b)
     assert Barrier(c2, b).wait(timeout=0.5) is False
     result = {}
     t = threading.Thread(target=lambda: result.__setitem__("w", Barrier(c2, b).wait(timeout=20)))
@@ -451,6 +463,7 @@ def test_queues():
     for v, prio in ((b"a", 100), (b"b", 100), (b"urgent", 10), (b"c", 100)):
         q.put(v, priority=prio)
     assert len(q) == 4
+    seen(c2, b)
     q2 = Queue(c2, b + "/q")
     assert [q2.get() for _ in range(4)] == [b"urgent", b"a", b"b", b"c"]
     assert q2.get() is None and len(q) == 0
@@ -459,6 +472,7 @@ def test_queues():
     lq.put_all([b"two", b"three"])
     lq.put(b"zero", priority=1)
     assert len(lq) == 4
+    seen(c2, b)
     lq2 = LockingQueue(c2, b + "/lq")
     assert lq2.get(timeout=5) == b"zero"
     assert lq2.holds_lock()
@@ -493,6 +507,7 @@ def test_counter():
         t.start()
     for t in ts:
         t.join(60)
+    seen(zk(), b + "/n")
     assert Counter(zk(), b + "/n").value == 43
     fc = Counter(zk(), b + "/f", default=0.0)
     fc += 2.5
@@ -508,8 +523,10 @@ def test_party():
     p1, p2 = Party(zk(), b + "/p", "m1"), Party(c2, b + "/p", "m2")
     p1.join()
     p2.join()
+    seen(zk(), b)
     assert sorted(p1) == ["m1", "m2"] and len(p1) == 2
     p1.leave()
+    seen(c2, b)
     assert list(p2) == ["m2"]
     stop(c2)  # ephemeral membership ends with the session
     wait_until(lambda: len(p1) == 0, 10, 0.05, "m2 to leave when its session closed")
@@ -600,7 +617,7 @@ def test_session_expiry_and_states():
     another client takes the session over (client_id) and closes it; kazoo
     goes SUSPENDED then LOST and the ephemeral is gone."""
     b = base("expiry")
-    host, port = HOST.rsplit(":", 1)
+    host, port = HOST.split(",")[0].rsplit(":", 1)  # a connect string: proxy its first member
     proxy = ProxyProcess(host, int(port))
     try:
         states = Waiter()

@@ -4,19 +4,31 @@
 INTEROP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ZK_JAR=/usr/share/java/zookeeper.jar
 
-# split_hostport HOST:PORT -> sets ZK_HOST and ZK_PORT
+# split_hostport HOST:PORT[,HOST:PORT...] -> sets ZK_HOST and ZK_PORT (the first member), and
+# ZK_MEMBERS (the number of members); every member must be on loopback
 split_hostport() {
-    local hp="$1"
-    ZK_HOST="${hp%:*}"
-    ZK_PORT="${hp##*:}"
-    if [ -z "$ZK_HOST" ] || [ -z "$ZK_PORT" ] || [ "$ZK_HOST" = "$hp" ]; then
-        echo "expected HOST:PORT, got '$hp'" >&2
-        return 2
-    fi
-    case "$ZK_HOST" in
-        127.*|localhost|::1|\[::1\]) ;;
-        *) echo "refusing non-loopback host '$ZK_HOST' (loopback only)" >&2; return 2 ;;
-    esac
+    local all="$1" hp host port first=1
+    ZK_MEMBERS=0
+    IFS=, read -r -a _members <<<"$all"
+    for hp in "${_members[@]}"; do
+        host="${hp%:*}"
+        port="${hp##*:}"
+        if [ -z "$host" ] || [ -z "$port" ] || [ "$host" = "$hp" ]; then
+            echo "expected HOST:PORT[,HOST:PORT...], got '$all'" >&2
+            return 2
+        fi
+        case "$host" in
+            127.*|localhost|::1|\[::1\]) ;;
+            *) echo "refusing non-loopback host '$host' (loopback only)" >&2; return 2 ;;
+        esac
+        if [ "$first" = 1 ]; then
+            ZK_HOST="$host"
+            ZK_PORT="$port"
+            first=0
+        fi
+        ZK_MEMBERS=$(( ZK_MEMBERS + 1 ))
+    done
+    [ "$ZK_MEMBERS" -gt 0 ] || { echo "empty connect string" >&2; return 2; }
 }
 
 # four_letter HOST PORT WORD -> prints the server's answer (bounded by timeout)

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# run_all.sh HOST:PORT
+# run_all.sh HOST:PORT[,HOST:PORT...]
 #
 # Runs every interop suite against the ZooKeeper-compatible server at
 # HOST:PORT (loopback only), installing what is missing first (setup_env.sh:
 # Debian packages, a venv with kazoo, zkpython built from Debian's source).
+# With a connect string of several members (an ensemble, see ensemble.sh and
+# run_ensemble.sh) every client gets the full connect string, zkcli compares
+# zxids relative to its first create, zkserver_status expects one leader and
+# followers, and the suite kazoo_ensemble (cross-member recipes, then
+# failover: it kills the leader, so it runs last) is added; it needs
+# INTEROP_ENSEMBLE_DIR, the directory ensemble.sh started the members in.
 #
 # The server must be freshly started (zkcli.sh pins exact zxids; it runs
 # first) and configured like the reference (see README.md): tickTime=2000,
@@ -16,19 +22,25 @@
 # Environment:
 #   INTEROP_SKIP_SETUP=1   do not run setup_env.sh (everything already there)
 #   INTEROP_SUITES="zkcli cli_mt zkpython kazoo zkserver_status"   subset / order to run
+#                          (an ensemble's default appends kazoo_ensemble)
+#   INTEROP_ENSEMBLE_DIR   ensemble.sh's DIR (ports, member pids) for kazoo_ensemble
 #   ZKCLI_RELATIVE_ZXIDS=1 passed to zkcli.sh (server not fresh)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 if [ $# -ne 1 ]; then
-    echo "usage: $0 HOST:PORT" >&2
+    echo "usage: $0 HOST:PORT[,HOST:PORT...]" >&2
     exit 2
 fi
 split_hostport "$1" || exit 2
 SERVER="$1"
 LOG_DIR="${INTEROP_LOG_DIR:-/tmp/interop-logs}"
 mkdir -p "$LOG_DIR"
-SUITES="${INTEROP_SUITES:-zkcli cli_mt zkpython kazoo zkserver_status}"
+if [ "$ZK_MEMBERS" -gt 1 ]; then
+    SUITES="${INTEROP_SUITES:-zkcli cli_mt zkpython kazoo zkserver_status kazoo_ensemble}"
+else
+    SUITES="${INTEROP_SUITES:-zkcli cli_mt zkpython kazoo zkserver_status}"
+fi
 START=$(date +%s)
 TOTAL_PASS=0
 TOTAL_FAIL=0
@@ -125,6 +137,15 @@ for s in $SUITES; do
                 run_suite zkserver_status 90 "$INTEROP_DIR/zkserver_status.sh" "$SERVER"
             else
                 skip_suite zkserver_status "zkServer.sh missing (setup failed?)"
+            fi ;;
+        kazoo_ensemble)
+            if [ -z "${INTEROP_ENSEMBLE_DIR:-}" ] || [ ! -f "$INTEROP_ENSEMBLE_DIR/ports" ]; then
+                skip_suite kazoo_ensemble "INTEROP_ENSEMBLE_DIR does not name ensemble.sh's directory"
+            elif [ -x "$VENV_PY" ] && "$VENV_PY" -c 'import kazoo' 2>/dev/null; then
+                run_suite kazoo_ensemble 200 "$VENV_PY" "$INTEROP_DIR/kazoo_ensemble_test.py" \
+                    "$SERVER" "$INTEROP_ENSEMBLE_DIR"
+            else
+                skip_suite kazoo_ensemble "kazoo is not importable from $VENV_PY (see $LOG_DIR/setup.log)"
             fi ;;
         *)
             skip_suite "$s" "unknown suite" ;;

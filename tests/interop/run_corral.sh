@@ -4,7 +4,10 @@
 # Starts a fresh corral (default: target/debug/corral, built if missing) on a free loopback port,
 # configured like the reference ZooKeeper the transcripts were recorded from (tickTime=2000, TTL
 # nodes enabled, container/TTL reaper every second, every four-letter word allowed), runs
-# run_all.sh against it, stops it, and exits with run_all.sh's status.
+# run_all.sh against it and stops it; then the same suites against a fresh 3-member corral
+# ensemble with the full connect string (run_ensemble.sh corral). Its last line,
+# "N passed, N failed", counts the checks of both runs; exit status 0 only if both passed.
+# INTEROP_ENSEMBLE=0 skips the ensemble run.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -35,7 +38,30 @@ PY
     sleep 0.1
 done
 echo "corral (pid $PID) serving on 127.0.0.1:$PORT; log $WORK/server.log"
-"$HERE/run_all.sh" "127.0.0.1:$PORT"
-STATUS=$?
+"$HERE/run_all.sh" "127.0.0.1:$PORT" | tee "$WORK/standalone.out"
+STATUS=${PIPESTATUS[0]}
 kill -0 $PID 2>/dev/null || { echo "corral died during the run:"; tail -20 "$WORK/server.log"; STATUS=1; }
-exit $STATUS
+kill $PID 2>/dev/null
+wait $PID 2>/dev/null
+[ "${INTEROP_ENSEMBLE:-1}" = 1 ] || exit $STATUS
+
+# counts "N passed, N failed" of a run's output (a missing line counts as one failure)
+counts() {
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
+    [ -n "$line" ] || line="0 passed, 1 failed"
+    echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/'
+}
+echo
+echo "== the same clients against a 3-member corral ensemble"
+# setup already ran (or was skipped) for the standalone run
+INTEROP_SKIP_SETUP=1 "$HERE/run_ensemble.sh" corral "$BIN" | tee "$WORK/ensemble.out"
+ESTATUS=${PIPESTATUS[0]}
+read -r SP SF <<<"$(counts "$WORK/standalone.out")"
+read -r EP EF <<<"$(counts "$WORK/ensemble.out")"
+[ "$STATUS" != 0 ] && [ "$SF" = 0 ] && SF=1
+[ "$ESTATUS" != 0 ] && [ "$EF" = 0 ] && EF=1
+echo
+echo "standalone: $SP passed, $SF failed; ensemble: $EP passed, $EF failed"
+echo "$(( SP + EP )) passed, $(( SF + EF )) failed"
+[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ]

@@ -3,9 +3,11 @@
 #
 # Validates the interop scripts themselves: installs what is missing, starts
 # Apache ZooKeeper 3.8 (start_zookeeper.sh PORT DIR, fresh data), runs
-# run_all.sh against it and always stops it again.  Everything must pass.
-# Defaults: PORT 2191, DIR /tmp/zkref.  Its last line is run_all.sh's
-# "N passed, N failed"; exit status is run_all.sh's.
+# run_all.sh against it and always stops it again; then the same against a
+# 3-member Apache ZooKeeper ensemble (run_ensemble.sh zookeeper; skip with
+# INTEROP_ENSEMBLE=0).  Everything must pass.  Defaults: PORT 2191, DIR
+# /tmp/zkref.  Its last line, "N passed, N failed", counts both runs; exit
+# status 0 only if both passed.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PORT="${1:-2191}"
@@ -30,4 +32,28 @@ if ! PID=$("$HERE/start_zookeeper.sh" "$PORT" "$DIR"); then
 fi
 echo "reference Apache ZooKeeper started on 127.0.0.1:$PORT (pid $PID, dir $DIR)"
 trap '"$HERE/stop_zookeeper.sh" "$DIR" > /dev/null 2>&1' EXIT
-INTEROP_SKIP_SETUP=1 "$HERE/run_all.sh" "127.0.0.1:$PORT"
+OUT="$(mktemp /tmp/validate-reference.XXXXXX)"
+INTEROP_SKIP_SETUP=1 "$HERE/run_all.sh" "127.0.0.1:$PORT" | tee "$OUT"
+STATUS=${PIPESTATUS[0]}
+"$HERE/stop_zookeeper.sh" "$DIR" > /dev/null 2>&1
+[ "${INTEROP_ENSEMBLE:-1}" = 1 ] || { rm -f "$OUT"; exit "$STATUS"; }
+
+echo
+echo "== the same clients against a 3-member Apache ZooKeeper ensemble"
+INTEROP_SKIP_SETUP=1 "$HERE/run_ensemble.sh" zookeeper | tee "$OUT.ens"
+ESTATUS=${PIPESTATUS[0]}
+counts() {
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
+    [ -n "$line" ] || line="0 passed, 1 failed"
+    echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/'
+}
+read -r SP SF <<<"$(counts "$OUT")"
+read -r EP EF <<<"$(counts "$OUT.ens")"
+rm -f "$OUT" "$OUT.ens"
+[ "$STATUS" != 0 ] && [ "$SF" = 0 ] && SF=1
+[ "$ESTATUS" != 0 ] && [ "$EF" = 0 ] && EF=1
+echo
+echo "standalone: $SP passed, $SF failed; ensemble: $EP passed, $EF failed"
+echo "$(( SP + EP )) passed, $(( SF + EF )) failed"
+[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ]

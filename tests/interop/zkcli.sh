@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# zkcli.sh HOST:PORT
+# zkcli.sh HOST:PORT[,HOST:PORT...]
 #
 # Drives Apache ZooKeeper's own CLI (`zkCli.sh -server HOST:PORT`, Debian
 # package `zookeeper`) through a fixed transcript with up to three concurrent
@@ -26,11 +26,16 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 if [ $# -ne 1 ]; then
-    echo "usage: $0 HOST:PORT" >&2
+    echo "usage: $0 HOST:PORT[,HOST:PORT...]" >&2
     exit 2
 fi
 split_hostport "$1" || exit 2
 SERVER="$1"
+if [ "$ZK_MEMBERS" -gt 1 ]; then
+    # An ensemble's zxids carry the leader's epoch in their high 32 bits (0x100000001, ...), so
+    # they are compared relative to /shuihu's, as for a server that is not fresh.
+    ZKCLI_RELATIVE_ZXIDS=1
+fi
 ZKCLI="${ZKCLI:-/usr/share/zookeeper/bin/zkCli.sh}"
 PY="${PYTHON:-/usr/bin/python3}"
 [ -x "$PY" ] || PY=python3

@@ -325,7 +325,7 @@ def test_session_expiry_by_takeover():
     (state -112) when it reconnects.  The original handle sits behind a
     partition proxy so it cannot win the session back first (it would: the
     C client reconnects within milliseconds)."""
-    host, port = HOST.rsplit(":", 1)
+    host, port = HOST.split(",")[0].rsplit(":", 1)  # a connect string: proxy its first member
     proxy = ProxyProcess(host, int(port))
     try:
         h3, w3 = connect(proxy.address)
@@ -372,7 +372,7 @@ def test_session_expiry_by_timeout():
     """The client is partitioned from the server for longer than the session
     timeout: the server expires the session (its ephemeral goes), and when
     the partition heals the client gets state -112."""
-    host, port = HOST.rsplit(":", 1)
+    host, port = HOST.split(",")[0].rsplit(":", 1)  # a connect string: proxy its first member
     proxy = ProxyProcess(host, int(port))
     try:
         h5, w5 = connect(proxy.address, timeout=4000)
