@@ -723,6 +723,15 @@ impl Machine {
     pub fn reset(&mut self, tree: DataTree) {
         self.committed = tree.last_zxid();
         self.pending.clear();
+        // The reloaded tree holds every logged txn up to its zxid, those this member proposed
+        // as leader and those it learned alike, committed or not yet: none may be applied (or
+        // counted as committed) again when the new leader commits it. Their clients' connections
+        // close with the replicas' reset.
+        let committed = self.committed;
+        self.proposed.retain(|q| match q {
+            Queued::Txn(c) | Queued::Learned(c) => c.txn.zxid > committed,
+            Queued::Answer(..) => true,
+        });
         let replica = Arc::new(tree.clone());
         self.tree = tree;
         for shard in 0..self.shards {
