@@ -732,6 +732,9 @@ impl Machine {
             Queued::Txn(c) | Queued::Learned(c) => c.txn.zxid > committed,
             Queued::Answer(..) => true,
         });
+        // Every connection closes with the reset: nothing they asked for is sent again.
+        self.held_writes.clear();
+        self.forget_clients();
         let replica = Arc::new(tree.clone());
         self.tree = tree;
         for shard in 0..self.shards {
