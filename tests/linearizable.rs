@@ -230,7 +230,7 @@ async fn concurrent_clients_under_kill_and_partition_are_linearizable() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| rand::thread_rng().gen_range(0..1_000_000));
-        println!("LIN_SEED={seed}");
+        println!("LIN_SEED={seed} target {:?}", common::target());
         let t0 = Instant::now();
         let mut ens = Ensemble::start(EnsembleOpts::voters(3).partitionable()).await;
         let elect = elect_bound();
