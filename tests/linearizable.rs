@@ -28,8 +28,10 @@ use std::time::{Duration, Instant};
 use common::ensemble::{assert_same_trees, serial, Ensemble, EnsembleOpts};
 use common::lincheck::{check, History, Op, Operation, Outcome};
 use common::{anyone, timed};
+use futures_lite::FutureExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::panic::AssertUnwindSafe;
 use zookeeper_client as zk;
 
 const KEYS: usize = 12;
@@ -265,54 +267,11 @@ async fn concurrent_clients_under_kill_and_partition_are_linearizable() {
             })
             .collect();
         let load_start = Instant::now();
-        let phase = |what: &str| println!("[{:>6.1?}] {what}", load_start.elapsed());
-        // History lengths when each new leader was found: ops are stored in invocation
-        // order, so the ops past a mark were invoked after it.
-        let mut marks = Vec::new();
-
-        // Fault 1: kill -9 the leader, let the others elect, restart it.
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        phase(&format!("kill -9 leader member {leader1}"));
-        ens.kill9(leader1);
-        let leader2 = ens.wait_leader(elect).await;
-        assert_ne!(leader2, leader1);
-        phase(&format!("new leader member {leader2}"));
-        marks.push(hist.len());
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        ens.restart(leader1).await;
-        ens.wait_serving(leader1, elect).await;
-        phase(&format!("member {leader1} back"));
-        tokio::time::sleep(Duration::from_secs(3)).await;
-
-        // Fault 2: cut the new leader off silently (only timeouts tell), then heal.
-        phase(&format!("isolate leader member {leader2} silently"));
-        ens.isolate_silently(leader2);
-        ens.wait_not_serving(leader2, step_down_bound(&ens)).await;
-        phase(&format!("member {leader2} stopped serving"));
-        let leader3 = ens.wait_leader(elect).await;
-        assert_ne!(leader3, leader2);
-        phase(&format!("new leader member {leader3}"));
-        marks.push(hist.len());
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        ens.heal();
-        ens.wait_serving(leader2, elect).await;
-        phase(&format!("healed, member {leader2} back"));
-        tokio::time::sleep(Duration::from_secs(3)).await;
-
-        // Fault 3: cut the leader off with closed links, then heal.
-        phase(&format!("isolate leader member {leader3}"));
-        ens.isolate(leader3);
-        ens.wait_not_serving(leader3, step_down_bound(&ens)).await;
-        let leader4 = ens.wait_leader(elect).await;
-        assert_ne!(leader4, leader3);
-        phase(&format!("new leader member {leader4}"));
-        marks.push(hist.len());
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        ens.heal();
-        ens.wait_serving(leader3, elect).await;
-        phase(&format!("healed, member {leader3} back"));
-        tokio::time::sleep(Duration::from_secs(3)).await;
-
+        // Guarded, so that if the faults break the ensemble (a member that crashes and never
+        // serves again) the history recorded so far is still checked and saved.
+        let script = AssertUnwindSafe(faults(&mut ens, &hist, load_start, leader1))
+            .catch_unwind()
+            .await;
         stop.store(true, Ordering::SeqCst);
         let mut sessions = Vec::new();
         for t in tasks {
@@ -322,7 +281,23 @@ async fn concurrent_clients_under_kill_and_partition_are_linearizable() {
                     .expect("client task"),
             );
         }
-        phase(&format!("clients stopped; sessions opened per client: {sessions:?}"));
+        println!(
+            "[{:>6.1?}] clients stopped; sessions opened per client: {sessions:?}",
+            load_start.elapsed()
+        );
+        let marks = match script {
+            Ok(marks) => marks,
+            Err(panic) => {
+                let ops = hist.operations();
+                let file = save_history(&ops, seed);
+                let verdict = check(&ops, Duration::from_secs(120));
+                println!(
+                    "the fault script failed; the {} ops recorded until then (saved to {file}) are: {verdict}",
+                    ops.len()
+                );
+                std::panic::resume_unwind(panic);
+            }
+        };
         ens.wait_leader(elect).await;
 
         // Final linearizable reads of every key: an acknowledged write lost by the ensemble
@@ -394,6 +369,65 @@ async fn concurrent_clients_under_kill_and_partition_are_linearizable() {
         println!("whole test: {:.1?}", t0.elapsed());
     })
     .await;
+}
+
+/// Kill -9 of the leader and restart; silent isolation of the next leader and heal; noisy
+/// isolation of the one after and heal. Returns the history's length at each leader change.
+async fn faults(
+    ens: &mut Ensemble,
+    hist: &History,
+    load_start: Instant,
+    leader1: usize,
+) -> Vec<usize> {
+    let elect = elect_bound();
+    let phase = |what: &str| println!("[{:>6.1?}] {what}", load_start.elapsed());
+    // History lengths when each new leader was found: ops are stored in invocation
+    // order, so the ops past a mark were invoked after it.
+    let mut marks = Vec::new();
+
+    // Fault 1: kill -9 the leader, let the others elect, restart it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    phase(&format!("kill -9 leader member {leader1}"));
+    ens.kill9(leader1);
+    let leader2 = ens.wait_leader(elect).await;
+    assert_ne!(leader2, leader1);
+    phase(&format!("new leader member {leader2}"));
+    marks.push(hist.len());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ens.restart(leader1).await;
+    ens.wait_serving(leader1, elect).await;
+    phase(&format!("member {leader1} back"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Fault 2: cut the new leader off silently (only timeouts tell), then heal.
+    phase(&format!("isolate leader member {leader2} silently"));
+    ens.isolate_silently(leader2);
+    ens.wait_not_serving(leader2, step_down_bound(ens)).await;
+    phase(&format!("member {leader2} stopped serving"));
+    let leader3 = ens.wait_leader(elect).await;
+    assert_ne!(leader3, leader2);
+    phase(&format!("new leader member {leader3}"));
+    marks.push(hist.len());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ens.heal();
+    ens.wait_serving(leader2, elect).await;
+    phase(&format!("healed, member {leader2} back"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Fault 3: cut the leader off with closed links, then heal.
+    phase(&format!("isolate leader member {leader3}"));
+    ens.isolate(leader3);
+    ens.wait_not_serving(leader3, step_down_bound(ens)).await;
+    let leader4 = ens.wait_leader(elect).await;
+    assert_ne!(leader4, leader3);
+    phase(&format!("new leader member {leader4}"));
+    marks.push(hist.len());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ens.heal();
+    ens.wait_serving(leader3, elect).await;
+    phase(&format!("healed, member {leader3} back"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    marks
 }
 
 /// Asserts that `ops` is judged illegal, and prints why.
