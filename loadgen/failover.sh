@@ -206,13 +206,13 @@ if "corral" in st and "zookeeper" in st and all(st["corral"]) and all(st["zookee
 print()
 print("p90 is the nearest-rank 90th percentile of the rounds (the 9th of 10). Per round:")
 print()
-print("| system | round | elect+sync | write outage | per writer | survivors stopped serving after | reconnects |")
+print("| system | round | elect+sync | write outage | per writer | survivors stopped serving after | writers' sessions back after |")
 print("|---|---|---|---|---|---|---|")
 for s in systems:
     for r in rows[s]:
         print(f"| {s} | {r['round']} | {f(r['elect_ms'])} | {f(r['outage_ms'])} | "
               f"{', '.join(f(x) for x in r['writer_outage_ms'])} | "
-              f"{', '.join(f(x) for x in r['noticed_ms'])} | {', '.join(map(str, r['reconnects']))} |")
+              f"{', '.join(f(x) for x in r['noticed_ms'])} | {', '.join(f(x) for x in r.get('session_back_ms', []))} |")
 PY
     if [ -s "$OUT/failed.txt" ]; then
         echo

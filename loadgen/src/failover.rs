@@ -121,6 +121,8 @@ struct WriterLog {
     /// Errors and disconnects, by kind.
     errors: Mutex<std::collections::BTreeMap<String, u64>>,
     reconnects: AtomicU64,
+    /// When each handshake completed.
+    connected: Mutex<Vec<u64>>,
 }
 
 impl WriterLog {
@@ -242,6 +244,7 @@ fn writer(
                 continue;
             }
         };
+        log.connected.lock().unwrap().push(now_ns());
         if attempt > 1 {
             log.reconnects.fetch_add(1, Ordering::Relaxed);
         }
@@ -488,6 +491,15 @@ pub fn run(a: &FailoverArgs) -> Result<(String, bool), String> {
         .iter()
         .map(|l| l.errors.lock().unwrap().clone())
         .collect();
+    // When each writer had a session again after the kill: the rest of its outage is its
+    // first write's.
+    let rejoined: Vec<Option<f64>> = logs
+        .iter()
+        .map(|l| {
+            let c = l.connected.lock().unwrap();
+            c.iter().find(|&&t| t > kill).map(|t| ms(t - kill))
+        })
+        .collect();
     let reconnects: Vec<u64> = logs
         .iter()
         .map(|l| l.reconnects.load(Ordering::Relaxed))
@@ -505,6 +517,7 @@ pub fn run(a: &FailoverArgs) -> Result<(String, bool), String> {
             "noticed_ms": noticed,
             "writes_before_kill": acked_before,
             "reconnects": reconnects,
+            "session_back_ms": rejoined,
             "errors": errors,
         })
         .to_string()
