@@ -2,6 +2,7 @@
 //! Apache ZooKeeper alike. See `loadgen --help` and docs/BENCHMARKS.md.
 
 mod echo;
+mod failover;
 mod plot;
 mod procstat;
 mod report;
@@ -91,6 +92,11 @@ enum Cmd {
     /// thread per CPU counts the gaps between its clock reads. A floor under every latency
     /// measured here; compare.sh records it with the results.
     Stalls(stalls::StallArgs),
+    /// One round of the failover benchmark (loadgen/failover.sh): against a running
+    /// three-member ensemble, writes through both followers, SIGKILLs the leader (--pids) and
+    /// measures the time until the survivors serve under a new leader and each writer's outage.
+    /// Exit status 3 if either was not measured within --limit.
+    Failover(failover::FailoverArgs),
 }
 
 /// The restart benchmark's tree, as `populate` builds it and `probe` finds its last leaf.
@@ -291,6 +297,13 @@ fn main() {
         }
         Some(Cmd::Plot(p)) => exit_on(plot::run(&p).map(|()| String::new()), "plot"),
         Some(Cmd::Stalls(a)) => exit_on(stalls::run(&a), "stalls"),
+        Some(Cmd::Failover(a)) => match failover::run(&a) {
+            Ok((out, ok)) => {
+                print!("{out}");
+                std::process::exit(if ok { 0 } else { 3 })
+            }
+            Err(e) => exit_on(Err(e), "failover"),
+        },
         Some(Cmd::Report { .. }) | None => {}
     }
     if let Some(Cmd::Report {

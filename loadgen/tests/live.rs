@@ -416,3 +416,77 @@ fn stall_probe() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `loadgen failover` (loadgen/failover.sh's measuring tool), one round against a live
+/// three-member corral ensemble: it finds the leader, kills it, and reports both times, with a
+/// new leader among the survivors.
+#[test]
+fn failover_round_against_a_corral_ensemble() {
+    let bin = corral_bin();
+    let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
+    let base = std::env::temp_dir().join(format!("loadgen-failover-{}", std::process::id()));
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let dir = base.join(format!("m{i}"));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+        let mut cfg = format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n",
+            dir.join("data").display(),
+            ports[i]
+        );
+        for j in 0..3 {
+            cfg += &format!(
+                "server.{}=127.0.0.1:{}:{}\n",
+                j + 1,
+                ports[3 + j],
+                ports[6 + j]
+            );
+        }
+        std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
+        let child = Command::new(&bin)
+            .arg("--config")
+            .arg(dir.join("zoo.cfg"))
+            .stdout(Stdio::null())
+            .stderr(log_file(&dir))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        members.push(Server { child, dir });
+    }
+    let addrs: Vec<String> = ports[..3]
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let pids: Vec<String> = members.iter().map(|m| m.child.id().to_string()).collect();
+    let out = Command::new(LOADGEN)
+        .args(["failover", "--members", &addrs.join(","), "--pids"])
+        .arg(pids.join(","))
+        .args(["--label", "corral", "--json", "--before-ms", "300"])
+        .args(["--ready-limit", "20", "--limit", "20"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {stdout}\n{stderr}", out.status);
+    let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(v["ok"], true, "{v}");
+    let killed = v["killed"].as_str().unwrap();
+    let new_leader = v["new_leader"].as_str().expect("a new leader");
+    assert!(
+        addrs.iter().any(|a| a == new_leader) && new_leader != killed,
+        "{v}"
+    );
+    let elect = v["elect_ms"].as_f64().unwrap();
+    let outage = v["outage_ms"].as_f64().unwrap();
+    assert!(elect > 0.0 && elect < 20_000.0, "{v}");
+    assert!(outage > 0.0 && outage < 20_000.0, "{v}");
+    for n in v["writes_before_kill"].as_array().unwrap() {
+        assert!(n.as_u64().unwrap() > 0, "{v}");
+    }
+    // The leader is gone; its process must have died of the SIGKILL.
+    let i = addrs.iter().position(|a| a == killed).unwrap();
+    let st = members[i].child.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
+    drop(members);
+    let _ = std::fs::remove_dir_all(&base);
+}
