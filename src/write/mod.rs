@@ -52,6 +52,8 @@ use crate::zab::link::{Gens, Link, LinkEvent};
 use crate::zab::peer::{self, Action, Durable, Msg, Peer, Role};
 use crate::zab::{Ensemble, Sid, Zxid};
 
+#[cfg(test)]
+mod ensemble_sim;
 pub mod forward;
 #[cfg(test)]
 mod sim;
@@ -285,8 +287,8 @@ pub struct Machine {
     /// their order; a sync's number is its id in `syncs`): sent again, in order, if the member
     /// serves again after an election within the grace.
     in_flight: std::collections::BTreeMap<u64, Bytes>,
-    /// A learner's syncs asked of the leader: id -> (connection, path).
-    syncs: HashMap<u64, (Origin, String)>,
+    /// A learner's syncs asked of the leader: id -> (connection, path, cxid).
+    syncs: HashMap<u64, (Origin, String, i32)>,
     /// Whether the member serves clients (an established leader, or a synced learner).
     serving: bool,
     /// What `mntr` reports about elections and proposals.
@@ -597,12 +599,19 @@ impl Machine {
                 Action::Send { to, msg } => self.send_peer(to, msg, out),
                 Action::Request { from, data } => requests.push((from, data)),
                 Action::SyncDone { id } => {
-                    if let Some((origin, path)) = self.syncs.remove(&id) {
-                        let msg = ToShard::Synced {
-                            conn: origin.conn,
-                            path,
-                        };
-                        self.answer(origin.shard, msg);
+                    if let Some((origin, path, _)) = self.syncs.remove(&id) {
+                        // Everything the leader had proposed when the sync reached it is
+                        // committed here by now (its COMMITs came first). What is still
+                        // proposed came later, maybe this connection's next writes: the
+                        // answer must not wait behind those (FIFO per connection).
+                        self.flush_commits();
+                        self.outbox.push((
+                            origin.shard,
+                            ToShard::Synced {
+                                conn: origin.conn,
+                                path,
+                            },
+                        ));
                     }
                 }
                 Action::SendSnapshot { to, zxid } => self.send_snapshot(to, zxid),
@@ -712,6 +721,14 @@ impl Machine {
     /// `InstallSnapshot`: it replaces the authoritative tree and every shard's replica.
     pub fn reset(&mut self, tree: DataTree) {
         self.committed = tree.last_zxid();
+        // The state rebuilt from the disk holds every record up to its zxid, those logged and
+        // not yet committed too (the leader's TRUNC kept them: they are in its history). They
+        // are applied; they must not be applied again when their commit comes.
+        let last = self.committed;
+        self.proposed.retain(|q| match q {
+            Queued::Txn(c) | Queued::Learned(c) => c.txn.zxid > last,
+            Queued::Answer(..) => true,
+        });
         self.pending.clear();
         let replica = Arc::new(tree.clone());
         self.tree = tree;
@@ -736,8 +753,9 @@ impl Machine {
     /// seen come back was never chosen: the new epoch's sync brought every proposal of the old
     /// one that survives (each answered its client as it was applied), and no other can be
     /// committed any more. So it is sent again, in its order (or carried out here, if this
-    /// member now leads), and then the writes held meanwhile. Nothing is applied twice: a
-    /// request comes back once, as the txn that answers it.
+    /// member now leads), and then the writes held meanwhile, except those of connections that
+    /// closed meanwhile. Nothing is applied twice: a request comes back once, as the txn that
+    /// answers it.
     fn resume_clients(&mut self, out: &mut Vec<Effect>) {
         let mut again: Vec<(u64, Option<Bytes>)> = std::mem::take(&mut self.in_flight)
             .into_iter()
@@ -759,16 +777,37 @@ impl Machine {
         }
         self.run_actions(out);
         for w in held {
-            self.write(w, out);
+            if self.owners.get(&w.session_id) == Some(&w.origin) {
+                self.write(w, out);
+            }
         }
     }
 
     /// A sync asked of the old leader, asked again (answered here if this member leads).
     fn resync(&mut self, id: u64) {
         if self.leading() {
-            if let Some((origin, path)) = self.syncs.remove(&id) {
-                let conn = origin.conn;
-                self.answer(origin.shard, ToShard::Synced { conn, path });
+            if let Some((origin, path, cxid)) = self.syncs.remove(&id) {
+                let msg = ToShard::Synced {
+                    conn: origin.conn,
+                    path,
+                };
+                // Behind what is proposed, except this connection's later writes (the old
+                // leader proposed them after the sync; they came back with the new epoch):
+                // those must not be answered first (FIFO per connection).
+                let later = self.proposed.iter().position(|q| match q {
+                    Queued::Txn(c) | Queued::Learned(c) => {
+                        c.origin == Some(origin) && c.txn.cxid > cxid
+                    }
+                    Queued::Answer(..) => false,
+                });
+                match later {
+                    Some(0) => {
+                        self.flush_commits();
+                        self.outbox.push((origin.shard, msg));
+                    }
+                    Some(i) => self.proposed.insert(i, Queued::Answer(origin.shard, msg)),
+                    None => self.answer(origin.shard, msg),
+                }
             }
         } else {
             self.peer.sync(id);
@@ -777,6 +816,22 @@ impl Machine {
 
     /// A request forwarded to the old leader, sent to the new one (or carried out here).
     fn resend(&mut self, n: u64, data: Bytes, out: &mut Vec<Effect>) {
+        // Not if its connection has closed meanwhile: its client took the request as lost and
+        // went on, maybe on another member; carried out now, it could land after that
+        // client's later writes.
+        if let Ok(Forward::Write {
+            session_id, cxid, ..
+        }) = Forward::decode(data.clone())
+        {
+            let live = self
+                .forwarded
+                .get(&(session_id, cxid))
+                .is_some_and(|(o, _)| self.owners.get(&session_id) == Some(o));
+            if !live {
+                self.forwarded.remove(&(session_id, cxid));
+                return;
+            }
+        }
         if !self.leading() {
             self.in_flight.insert(n, data.clone());
             self.peer.submit(data);
@@ -975,6 +1030,9 @@ impl Machine {
                 }
                 Some(Queued::Learned(c)) => {
                     assert!(c.txn.zxid > self.committed, "commits out of order");
+                    if let Some(origin) = c.origin {
+                        self.syncs_before(origin, c.txn.cxid);
+                    }
                     self.tree.apply(&c.txn);
                     self.committed = c.txn.zxid;
                     self.pending.push(c);
@@ -984,6 +1042,33 @@ impl Machine {
                     self.outbox.push((shard, msg));
                 }
                 None => break,
+            }
+        }
+    }
+
+    /// A write of `origin`'s connection with `cxid` commits here: its syncs asked before it and
+    /// not answered yet (their answer lost with the old leader) are answered first. That is
+    /// true: the write reached the leader after the sync did (or was sent again after it), so
+    /// everything the leader had when the sync reached it is committed here already.
+    fn syncs_before(&mut self, origin: Origin, cxid: i32) {
+        if self.syncs.is_empty() {
+            return;
+        }
+        let mut due: Vec<(i32, u64)> = self
+            .syncs
+            .iter()
+            .filter(|(_, (o, _, c))| *o == origin && *c < cxid)
+            .map(|(&id, (_, _, c))| (*c, id))
+            .collect();
+        due.sort_unstable();
+        for (_, id) in due {
+            if let Some((_, path, _)) = self.syncs.remove(&id) {
+                self.flush_commits();
+                let msg = ToShard::Synced {
+                    conn: origin.conn,
+                    path,
+                };
+                self.outbox.push((origin.shard, msg));
             }
         }
     }
@@ -1415,7 +1500,7 @@ impl Machine {
         if let Request::Sync { path } = req {
             self.next_request += 1;
             let id = self.next_request;
-            self.syncs.insert(id, (origin, path));
+            self.syncs.insert(id, (origin, path, cxid));
             self.peer.sync(id);
         } else {
             let f = Forward::Write {
