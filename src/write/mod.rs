@@ -247,6 +247,10 @@ pub struct Machine {
     sessions: SessionTracker,
     /// The connection each live session is attached to, to close it when the session moves.
     owners: HashMap<i64, Origin>,
+    /// Leading: the member each session is attached to, as far as this leader heard
+    /// (ZooKeeper's session owner). A write of the session from another member is older than
+    /// the move and is not carried out (SESSIONMOVED): its client went on elsewhere.
+    attached_at: HashMap<i64, Sid>,
     /// Messages released to the shards, in the order each shard must get them.
     outbox: Vec<(usize, ToShard)>,
     /// Committed, on their way to the shards with the batch.
@@ -426,6 +430,7 @@ impl Machine {
             tree,
             sessions,
             owners: HashMap::new(),
+            attached_at: HashMap::new(),
             outbox: Vec::new(),
             pending: Vec::new(),
             proposed: VecDeque::new(),
@@ -881,7 +886,7 @@ impl Machine {
                 };
                 self.commit(session_id, 0, op, Some(origin), out);
             }
-            Forward::Touch(_) => {}
+            Forward::Touch(_) | Forward::Attach(_) => {}
         }
     }
 
@@ -940,8 +945,22 @@ impl Machine {
                 tracker.add(*id, s.timeout_ms as u64, self.now.mono_ms);
             }
             self.sessions = tracker;
+            self.attached_at.clear();
         }
         out.push(Effect::Role { role, serving });
+    }
+
+    /// This member's id.
+    fn me(&self) -> Sid {
+        self.cfg.my_id.unwrap_or(1)
+    }
+
+    /// Whether a request of `session_id` from member `from` was overtaken by the session's
+    /// move to another member.
+    fn moved(&self, session_id: i64, from: Sid) -> bool {
+        self.attached_at
+            .get(&session_id)
+            .is_some_and(|&at| at != from)
     }
 
     /// Whether this member leads an established epoch (proposes txns itself).
@@ -968,6 +987,11 @@ impl Machine {
                     self.sessions.touch(id, now);
                 }
             }
+            Forward::Attach(id) => {
+                if self.sessions.touch(id, now) {
+                    self.attached_at.insert(id, from);
+                }
+            }
             // While the log is stalled nothing can be proposed: the learner's client times out
             // and tries again, as when any request is lost with a connection.
             _ if self.refusing() => {}
@@ -977,6 +1001,7 @@ impl Machine {
                 password,
             } => {
                 self.sessions.add(session_id, timeout_ms as u64, now);
+                self.attached_at.insert(session_id, from);
                 let op = TxnOp::CreateSession {
                     timeout_ms,
                     password,
@@ -994,6 +1019,10 @@ impl Machine {
                     // ZooKeeper's leader turns a request of an expired session into an error
                     // txn; the learner answers its client with it.
                     let op = TxnOp::Error(Code::SessionExpired);
+                    return self.commit(session_id, cxid, op, None, out);
+                }
+                if self.moved(session_id, from) {
+                    let op = TxnOp::Error(Code::SessionMoved);
                     return self.commit(session_id, cxid, op, None, out);
                 }
                 let op = match Request::decode(opcode, &mut Reader::new(body)) {
@@ -1201,6 +1230,7 @@ impl Machine {
     ) {
         self.sessions.remove(session_id);
         self.owners.remove(&session_id);
+        self.attached_at.remove(&session_id);
         self.commit(session_id, cxid, TxnOp::CloseSession, origin, out);
     }
 
@@ -1282,6 +1312,9 @@ impl Machine {
                     let password = (self.passwords)();
                     self.sessions.add(id, timeout_ms as u64, now);
                     self.owners.insert(id, origin);
+                    if self.ensemble {
+                        self.attached_at.insert(id, self.me());
+                    }
                     self.commit(
                         id,
                         0,
@@ -1303,11 +1336,13 @@ impl Machine {
                 // that the session is alive (a session the leader has expired is closed by
                 // its closeSession txn when that arrives).
                 let alive = if self.leading() {
+                    if valid.is_some() {
+                        self.attached_at.insert(session_id, self.me());
+                    }
                     self.sessions.touch(session_id, now)
                 } else {
                     if valid.is_some() {
-                        self.peer
-                            .submit(Forward::Touch(vec![session_id]).to_bytes());
+                        self.peer.submit(Forward::Attach(session_id).to_bytes());
                         self.run_actions(out);
                     }
                     true
@@ -1451,6 +1486,10 @@ impl Machine {
             // The session expired while this request was in flight.
             self.answer(origin.shard, ToShard::Close { conn: origin.conn });
             return;
+        }
+        if !matches!(req, Request::Sync { .. }) && self.moved(session_id, self.me()) {
+            let op = TxnOp::Error(Code::SessionMoved);
+            return self.commit(session_id, cxid, op, Some(origin), out);
         }
         match &req {
             Request::Sync { .. } => {}

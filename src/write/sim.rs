@@ -502,7 +502,7 @@ impl Sim {
 }
 
 /// A random create (some containers, ephemerals, sequentials) among a dozen paths.
-pub(super) fn random_create(rng: &mut StdRng) -> CreateRequest {
+pub(super) fn random_create<R: Rng>(rng: &mut R) -> CreateRequest {
     let k = rng.gen_range(0..12);
     let (opcode, flags, path) = match rng.gen_range(0..10) {
         0 => (op::CREATE_CONTAINER, 4, path(k)),
@@ -521,7 +521,7 @@ pub(super) fn random_create(rng: &mut StdRng) -> CreateRequest {
     }
 }
 
-pub(super) fn random_write(rng: &mut StdRng) -> Request {
+pub(super) fn random_write<R: Rng>(rng: &mut R) -> Request {
     let k = rng.gen_range(0..12);
     match rng.gen_range(0..10) {
         0..=3 => Request::Create(random_create(rng)),

@@ -769,6 +769,15 @@ impl Peer {
         if from != l.leader {
             return;
         }
+        if matches!(
+            msg,
+            Msg::FollowerInfo { .. } | Msg::AckEpoch { .. } | Msg::Ack { .. } | Msg::Request { .. }
+        ) {
+            // A learner's message: the member taken for the leader follows someone itself (two
+            // that chose each other). It must not count as the leader being alive, or neither
+            // would ever time out and look again.
+            return;
+        }
         l.last_heard = now;
         match (l.phase, msg) {
             (_, Msg::Ping) => self.out.push(Action::Send {
