@@ -542,8 +542,9 @@ impl Sim {
         // The member had taken a snapshot of what it committed and purged the log before it
         // (as `server::snapshots` does): a restart then knows few records, and learners
         // further behind get a SNAP.
-        // (Of what its replicas applied, so that the history knows every txn in it.)
-        let committed = m.replicas.iter().map(|r| r.last_zxid()).min().unwrap_or(0);
+        // (Of states of the history its replicas are known to hold: what they recovered at a
+        // restart may hold records never committed, which a real snapshot would not.)
+        let committed = m.known.iter().map(|k| k.unwrap_or(0)).min().unwrap_or(0);
         m.machine = None;
         if self.rng.gen_bool(0.3) {
             self.compact(sid, committed);
@@ -936,18 +937,37 @@ impl Sim {
             // past the history's end were logged and never applied by a commit: a leader that
             // commits on top of them made them part of the history. Adopt them; every other
             // replica must then follow them.
-            let m = &self.members[sid as usize - 1];
-            let records: Vec<(Zxid, Bytes)> = m
-                .compacted
-                .iter()
-                .map(|(z, b)| (*z, b.clone()))
-                .chain(m.log.iter().cloned())
-                .filter(|r| r.0 as i64 > last && r.0 as i64 <= held)
-                .collect();
-            for (zxid, body) in records {
-                let t = decode_txn(zxid as i64, body)
-                    .map_err(|e| format!("logged txn {zxid:#x} does not decode: {e:?}"))?;
-                self.choose(&t)?;
+            // Those records are in this member's log, or (a SNAP) in the log of the member it
+            // came from: the first lineage that yields the replica's state is adopted.
+            let mut sources: Vec<usize> = (0..self.members.len()).collect();
+            sources.swap(0, sid as usize - 1);
+            for src in sources {
+                let m = &self.members[src];
+                let records: Vec<(Zxid, Bytes)> = m
+                    .compacted
+                    .iter()
+                    .map(|(z, b)| (*z, b.clone()))
+                    .chain(m.log.iter().cloned())
+                    .filter(|r| r.0 as i64 > last && r.0 as i64 <= held)
+                    .collect();
+                if records.last().map(|r| r.0 as i64) != Some(held) {
+                    continue;
+                }
+                let mut tree = self.reference.clone();
+                let mut txns = Vec::new();
+                for (zxid, body) in records {
+                    let t = decode_txn(zxid as i64, body)
+                        .map_err(|e| format!("logged txn {zxid:#x} does not decode: {e:?}"))?;
+                    tree.apply(&t);
+                    txns.push(t);
+                }
+                if state_of(&tree) != before {
+                    continue;
+                }
+                for t in txns {
+                    self.choose(&t)?;
+                }
+                break;
             }
         }
         let expected = self.chosen.last().map_or(self.empty, |c| c.state);
