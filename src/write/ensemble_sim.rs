@@ -113,6 +113,9 @@ struct Client {
     seen: i64,
 }
 
+/// One direction of a link: (id, arrival time, what), in order.
+type Channel = VecDeque<(u64, u64, Wire)>;
+
 /// What travels on one direction of a link, for the receiving end.
 enum Wire {
     Up(u64),
@@ -189,7 +192,7 @@ struct Sim {
     conns: BTreeMap<(Sid, Sid), u64>,
     next_gen: u64,
     /// (from, to) -> what is in flight, in order: (id, arrival time, what).
-    channels: HashMap<(Sid, Sid), VecDeque<(u64, u64, Wire)>>,
+    channels: HashMap<(Sid, Sid), Channel>,
     next_id: u64,
     clients: Vec<Client>,
     next_conn: ConnId,
@@ -862,7 +865,7 @@ impl Sim {
         if let (true, Some((session_id, _))) = (conn.attached, c.session) {
             let origin = conn.origin;
             if self.up(conn.member) {
-                self.to_member(conn.member, ToCore::Disconnected { origin, session_id });
+                self.deliver_to(conn.member, ToCore::Disconnected { origin, session_id });
             }
         }
     }
@@ -1263,7 +1266,7 @@ impl Sim {
             });
             let timeout_ms = self.rng.gen_range(1000..2000);
             let last_zxid_seen = c.seen;
-            self.to_member(
+            self.deliver_to(
                 sid,
                 ToCore::Connect {
                     origin,
@@ -1320,7 +1323,7 @@ impl Sim {
         if self.sim_bug == Some(SimBug::EmptyBody) {
             body = Bytes::new();
         }
-        self.to_member(
+        self.deliver_to(
             sid,
             ToCore::Write {
                 origin,
@@ -1335,7 +1338,7 @@ impl Sim {
         Ok(())
     }
 
-    fn to_member(&mut self, sid: Sid, msg: ToCore<()>) {
+    fn deliver_to(&mut self, sid: Sid, msg: ToCore<()>) {
         self.m(sid).inbox.push_back(msg);
         self.at(self.now, Ev::Process(sid));
     }
@@ -1449,7 +1452,7 @@ impl Sim {
                         msg,
                     },
                 };
-                self.to_member(to, ToCore::Link(ev));
+                self.deliver_to(to, ToCore::Link(ev));
             }
             Ev::Process(sid) => self.process(sid)?,
             Ev::FlushDone(sid, life) => {
@@ -1462,7 +1465,7 @@ impl Sim {
                     return Ok(());
                 }
                 self.m(sid).inbox.push_back(ToCore::Tick);
-                if self.now % 100 == 0 {
+                if self.now.is_multiple_of(100) {
                     // The shards report their sessions' activity.
                     let ids: Vec<i64> = self
                         .clients
