@@ -14,6 +14,7 @@ use crate::proto::records::Id;
 const WRITE: u8 = 1;
 const CREATE_SESSION: u8 = 2;
 const TOUCH: u8 = 3;
+const ATTACH: u8 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Forward {
@@ -33,6 +34,9 @@ pub enum Forward {
     },
     /// Sessions with activity since the last report.
     Touch(Vec<i64>),
+    /// A session reattached at this learner: the leader takes it as the session's owner, and
+    /// turns writes of the session that other members forward later into SESSIONMOVED errors.
+    Attach(i64),
 }
 
 impl Forward {
@@ -72,6 +76,10 @@ impl Forward {
                 for id in ids {
                     b.put_i64(*id);
                 }
+            }
+            Forward::Attach(id) => {
+                b.put_u8(ATTACH);
+                b.put_i64(*id);
             }
         }
     }
@@ -127,6 +135,7 @@ impl Forward {
                 }
                 Forward::Touch(ids)
             }
+            ATTACH => Forward::Attach(r.i64()?),
             _ => return Err(DecodeError::Invalid("forward tag")),
         };
         if r.remaining() != 0 {
@@ -157,6 +166,7 @@ mod tests {
             },
             Forward::Touch(vec![1, 2, 3]),
             Forward::Touch(vec![]),
+            Forward::Attach(7),
         ];
         for f in all {
             let b = f.to_bytes();

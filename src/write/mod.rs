@@ -52,6 +52,8 @@ use crate::zab::link::{Gens, Link, LinkEvent};
 use crate::zab::peer::{self, Action, Durable, Msg, Peer, Role};
 use crate::zab::{Ensemble, Sid, Zxid};
 
+#[cfg(test)]
+mod ensemble_sim;
 pub mod forward;
 #[cfg(test)]
 mod sim;
@@ -245,6 +247,10 @@ pub struct Machine {
     sessions: SessionTracker,
     /// The connection each live session is attached to, to close it when the session moves.
     owners: HashMap<i64, Origin>,
+    /// Leading: the member each session is attached to, as far as this leader heard
+    /// (ZooKeeper's session owner). A write of the session from another member is older than
+    /// the move and is not carried out (SESSIONMOVED): its client went on elsewhere.
+    attached_at: HashMap<i64, Sid>,
     /// Messages released to the shards, in the order each shard must get them.
     outbox: Vec<(usize, ToShard)>,
     /// Committed, on their way to the shards with the batch.
@@ -285,8 +291,11 @@ pub struct Machine {
     /// their order; a sync's number is its id in `syncs`): sent again, in order, if the member
     /// serves again after an election within the grace.
     in_flight: std::collections::BTreeMap<u64, Bytes>,
-    /// A learner's syncs asked of the leader: id -> (connection, path).
-    syncs: HashMap<u64, (Origin, String)>,
+    /// Where each request in `in_flight` (and each sync in `syncs`) was sent: the epoch, the
+    /// leader and its link's generation.
+    sent_on: HashMap<u64, (u32, Sid, u64)>,
+    /// A learner's syncs asked of the leader: id -> (connection, path, cxid).
+    syncs: HashMap<u64, (Origin, String, i32)>,
     /// Whether the member serves clients (an established leader, or a synced learner).
     serving: bool,
     /// What `mntr` reports about elections and proposals.
@@ -424,6 +433,7 @@ impl Machine {
             tree,
             sessions,
             owners: HashMap::new(),
+            attached_at: HashMap::new(),
             outbox: Vec::new(),
             pending: Vec::new(),
             proposed: VecDeque::new(),
@@ -445,6 +455,7 @@ impl Machine {
             forwarded: HashMap::new(),
             creating: HashMap::new(),
             in_flight: std::collections::BTreeMap::new(),
+            sent_on: HashMap::new(),
             syncs: HashMap::new(),
             serving: false,
             figures: Figures {
@@ -607,12 +618,20 @@ impl Machine {
                 Action::Send { to, msg } => self.send_peer(to, msg, out),
                 Action::Request { from, data } => requests.push((from, data)),
                 Action::SyncDone { id } => {
-                    if let Some((origin, path)) = self.syncs.remove(&id) {
-                        let msg = ToShard::Synced {
-                            conn: origin.conn,
-                            path,
-                        };
-                        self.answer(origin.shard, msg);
+                    self.sent_on.remove(&id);
+                    if let Some((origin, path, _)) = self.syncs.remove(&id) {
+                        // Everything the leader had proposed when the sync reached it is
+                        // committed here by now (its COMMITs came first). What is still
+                        // proposed came later, maybe this connection's next writes: the
+                        // answer must not wait behind those (FIFO per connection).
+                        self.flush_commits();
+                        self.outbox.push((
+                            origin.shard,
+                            ToShard::Synced {
+                                conn: origin.conn,
+                                path,
+                            },
+                        ));
                     }
                 }
                 Action::SendSnapshot { to, zxid } => self.send_snapshot(to, zxid),
@@ -653,6 +672,7 @@ impl Machine {
         };
         let origin = asked.map(|(origin, n)| {
             self.in_flight.remove(&n);
+            self.sent_on.remove(&n);
             origin
         });
         self.last_proposed = zxid;
@@ -722,16 +742,15 @@ impl Machine {
     /// `InstallSnapshot`: it replaces the authoritative tree and every shard's replica.
     pub fn reset(&mut self, tree: DataTree) {
         self.committed = tree.last_zxid();
-        self.pending.clear();
-        // The reloaded tree holds every logged txn up to its zxid, those this member proposed
-        // as leader and those it learned alike, committed or not yet: none may be applied (or
-        // counted as committed) again when the new leader commits it. Their clients' connections
-        // close with the replicas' reset.
-        let committed = self.committed;
+        // The state rebuilt from the disk holds every record up to its zxid, those logged and
+        // not yet committed too (the leader's TRUNC kept them: they are in its history). They
+        // are applied; they must not be applied again when their commit comes.
+        let last = self.committed;
         self.proposed.retain(|q| match q {
-            Queued::Txn(c) | Queued::Learned(c) => c.txn.zxid > committed,
+            Queued::Txn(c) | Queued::Learned(c) => c.txn.zxid > last,
             Queued::Answer(..) => true,
         });
+        self.pending.clear();
         // Every connection closes with the reset: nothing they asked for is sent again.
         self.held_writes.clear();
         self.forget_clients();
@@ -758,8 +777,9 @@ impl Machine {
     /// seen come back was never chosen: the new epoch's sync brought every proposal of the old
     /// one that survives (each answered its client as it was applied), and no other can be
     /// committed any more. So it is sent again, in its order (or carried out here, if this
-    /// member now leads), and then the writes held meanwhile. Nothing is applied twice: a
-    /// request comes back once, as the txn that answers it.
+    /// member now leads), and then the writes held meanwhile, except those of connections that
+    /// closed meanwhile. Nothing is applied twice: a request comes back once, as the txn that
+    /// answers it.
     fn resume_clients(&mut self, out: &mut Vec<Effect>) {
         let mut again: Vec<(u64, Option<Bytes>)> = std::mem::take(&mut self.in_flight)
             .into_iter()
@@ -767,6 +787,39 @@ impl Machine {
             .collect();
         again.extend(self.syncs.keys().map(|&id| (id, None)));
         again.sort_by_key(|(n, _)| *n);
+        // Only a new epoch guarantees that whatever its sync did not bring back never will be
+        // committed. Rejoining the same epoch (a learner that timed out its leader and came back
+        // to it), a request may still be in that leader's pipeline and be proposed later (sent
+        // again, it would be applied twice), or may have been dropped (the leader had let the
+        // learner go): its connection closes, and its client takes the outcome as unknown.
+        let epoch_now = self.link_stamp().0;
+        let mut lost = Vec::new();
+        again.retain(|(n, _)| match self.sent_on.get(n) {
+            Some(&(epoch, _, _)) if epoch == epoch_now => {
+                lost.push(*n);
+                false
+            }
+            _ => true,
+        });
+        // Every request of those connections goes, and each closes before anything later can
+        // answer it (a later write of the same connection may still come back as a commit).
+        let lost: Vec<Origin> = lost.iter().filter_map(|&n| self.origin_of(n)).collect();
+        let of_lost = |m: &Machine, n: u64| m.origin_of(n).is_some_and(|o| lost.contains(&o));
+        let doomed: Vec<u64> = again
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(self.sent_on.keys().copied())
+            .filter(|&n| of_lost(self, n))
+            .collect();
+        again.retain(|(n, _)| !doomed.contains(n));
+        for n in doomed {
+            self.forget_request(n);
+        }
+        for o in &lost {
+            self.flush_commits();
+            self.outbox.push((o.shard, ToShard::Close { conn: o.conn }));
+        }
+        self.held_writes.retain(|w| !lost.contains(&w.origin));
         let held = std::mem::take(&mut self.held_writes);
         info!(
             resent = again.len(),
@@ -781,26 +834,83 @@ impl Machine {
         }
         self.run_actions(out);
         for w in held {
-            self.write(w, out);
+            if self.owners.get(&w.session_id) == Some(&w.origin) {
+                self.write(w, out);
+            }
         }
+    }
+
+    /// The connection that asked for request `n` (a forwarded write, a new session or a sync).
+    fn origin_of(&self, n: u64) -> Option<Origin> {
+        if let Some((o, _, _)) = self.syncs.get(&n) {
+            return Some(*o);
+        }
+        let forwarded = self.forwarded.values().find(|v| v.1 == n).map(|v| v.0);
+        forwarded.or_else(|| self.creating.values().find(|v| v.1 == n).map(|v| v.0))
+    }
+
+    /// Forgets request `n`: nothing answers it any more.
+    fn forget_request(&mut self, n: u64) {
+        self.in_flight.remove(&n);
+        self.sent_on.remove(&n);
+        self.syncs.remove(&n);
+        self.forwarded.retain(|_, v| v.1 != n);
+        self.creating.retain(|_, v| v.1 != n);
     }
 
     /// A sync asked of the old leader, asked again (answered here if this member leads).
     fn resync(&mut self, id: u64) {
         if self.leading() {
-            if let Some((origin, path)) = self.syncs.remove(&id) {
-                let conn = origin.conn;
-                self.answer(origin.shard, ToShard::Synced { conn, path });
+            if let Some((origin, path, cxid)) = self.syncs.remove(&id) {
+                let msg = ToShard::Synced {
+                    conn: origin.conn,
+                    path,
+                };
+                // Behind what is proposed, except this connection's later writes (the old
+                // leader proposed them after the sync; they came back with the new epoch):
+                // those must not be answered first (FIFO per connection).
+                let later = self.proposed.iter().position(|q| match q {
+                    Queued::Txn(c) | Queued::Learned(c) => {
+                        c.origin == Some(origin) && c.txn.cxid > cxid
+                    }
+                    Queued::Answer(..) => false,
+                });
+                match later {
+                    Some(0) => {
+                        self.flush_commits();
+                        self.outbox.push((origin.shard, msg));
+                    }
+                    Some(i) => self.proposed.insert(i, Queued::Answer(origin.shard, msg)),
+                    None => self.answer(origin.shard, msg),
+                }
             }
         } else {
+            self.sent_on.insert(id, self.link_stamp());
             self.peer.sync(id);
         }
     }
 
     /// A request forwarded to the old leader, sent to the new one (or carried out here).
     fn resend(&mut self, n: u64, data: Bytes, out: &mut Vec<Effect>) {
+        // Not if its connection has closed meanwhile: its client took the request as lost and
+        // went on, maybe on another member; carried out now, it could land after that
+        // client's later writes.
+        if let Ok(Forward::Write {
+            session_id, cxid, ..
+        }) = Forward::decode(data.clone())
+        {
+            let live = self
+                .forwarded
+                .get(&(session_id, cxid))
+                .is_some_and(|(o, _)| self.owners.get(&session_id) == Some(o));
+            if !live {
+                self.forwarded.remove(&(session_id, cxid));
+                return;
+            }
+        }
         if !self.leading() {
             self.in_flight.insert(n, data.clone());
+            self.sent_on.insert(n, self.link_stamp());
             self.peer.submit(data);
             return;
         }
@@ -848,7 +958,7 @@ impl Machine {
                 };
                 self.commit(session_id, 0, op, Some(origin), out);
             }
-            Forward::Touch(_) => {}
+            Forward::Touch(_) | Forward::Attach(_) => {}
         }
     }
 
@@ -857,6 +967,7 @@ impl Machine {
         self.forwarded.clear();
         self.creating.clear();
         self.in_flight.clear();
+        self.sent_on.clear();
         self.syncs.clear();
         self.owners.clear();
         self.proposed.retain(|q| !matches!(q, Queued::Answer(..)));
@@ -907,8 +1018,22 @@ impl Machine {
                 tracker.add(*id, s.timeout_ms as u64, self.now.mono_ms);
             }
             self.sessions = tracker;
+            self.attached_at.clear();
         }
         out.push(Effect::Role { role, serving });
+    }
+
+    /// This member's id.
+    fn me(&self) -> Sid {
+        self.cfg.my_id.unwrap_or(1)
+    }
+
+    /// Whether a request of `session_id` from member `from` was overtaken by the session's
+    /// move to another member.
+    fn moved(&self, session_id: i64, from: Sid) -> bool {
+        self.attached_at
+            .get(&session_id)
+            .is_some_and(|&at| at != from)
     }
 
     /// Whether this member leads an established epoch (proposes txns itself).
@@ -935,6 +1060,11 @@ impl Machine {
                     self.sessions.touch(id, now);
                 }
             }
+            Forward::Attach(id) => {
+                if self.sessions.touch(id, now) {
+                    self.attached_at.insert(id, from);
+                }
+            }
             // While the log is stalled nothing can be proposed: the learner's client times out
             // and tries again, as when any request is lost with a connection.
             _ if self.refusing() => {}
@@ -944,6 +1074,7 @@ impl Machine {
                 password,
             } => {
                 self.sessions.add(session_id, timeout_ms as u64, now);
+                self.attached_at.insert(session_id, from);
                 let op = TxnOp::CreateSession {
                     timeout_ms,
                     password,
@@ -961,6 +1092,10 @@ impl Machine {
                     // ZooKeeper's leader turns a request of an expired session into an error
                     // txn; the learner answers its client with it.
                     let op = TxnOp::Error(Code::SessionExpired);
+                    return self.commit(session_id, cxid, op, None, out);
+                }
+                if self.moved(session_id, from) {
+                    let op = TxnOp::Error(Code::SessionMoved);
                     return self.commit(session_id, cxid, op, None, out);
                 }
                 let op = match Request::decode(opcode, &mut Reader::new(body)) {
@@ -997,6 +1132,9 @@ impl Machine {
                 }
                 Some(Queued::Learned(c)) => {
                     assert!(c.txn.zxid > self.committed, "commits out of order");
+                    if let Some(origin) = c.origin {
+                        self.syncs_before(origin, c.txn.cxid);
+                    }
                     self.tree.apply(&c.txn);
                     self.committed = c.txn.zxid;
                     self.pending.push(c);
@@ -1006,6 +1144,34 @@ impl Machine {
                     self.outbox.push((shard, msg));
                 }
                 None => break,
+            }
+        }
+    }
+
+    /// A write of `origin`'s connection with `cxid` commits here: its syncs asked before it and
+    /// not answered yet (their answer lost with the old leader) are answered first. That is
+    /// true: the write reached the leader after the sync did (or was sent again after it), so
+    /// everything the leader had when the sync reached it is committed here already.
+    fn syncs_before(&mut self, origin: Origin, cxid: i32) {
+        if self.syncs.is_empty() {
+            return;
+        }
+        let mut due: Vec<(i32, u64)> = self
+            .syncs
+            .iter()
+            .filter(|(_, (o, _, c))| *o == origin && *c < cxid)
+            .map(|(&id, (_, _, c))| (*c, id))
+            .collect();
+        due.sort_unstable();
+        for (_, id) in due {
+            self.sent_on.remove(&id);
+            if let Some((_, path, _)) = self.syncs.remove(&id) {
+                self.flush_commits();
+                let msg = ToShard::Synced {
+                    conn: origin.conn,
+                    path,
+                };
+                self.outbox.push((origin.shard, msg));
             }
         }
     }
@@ -1138,6 +1304,7 @@ impl Machine {
     ) {
         self.sessions.remove(session_id);
         self.owners.remove(&session_id);
+        self.attached_at.remove(&session_id);
         self.commit(session_id, cxid, TxnOp::CloseSession, origin, out);
     }
 
@@ -1219,6 +1386,9 @@ impl Machine {
                     let password = (self.passwords)();
                     self.sessions.add(id, timeout_ms as u64, now);
                     self.owners.insert(id, origin);
+                    if self.ensemble {
+                        self.attached_at.insert(id, self.me());
+                    }
                     self.commit(
                         id,
                         0,
@@ -1240,11 +1410,13 @@ impl Machine {
                 // that the session is alive (a session the leader has expired is closed by
                 // its closeSession txn when that arrives).
                 let alive = if self.leading() {
+                    if valid.is_some() {
+                        self.attached_at.insert(session_id, self.me());
+                    }
                     self.sessions.touch(session_id, now)
                 } else {
                     if valid.is_some() {
-                        self.peer
-                            .submit(Forward::Touch(vec![session_id]).to_bytes());
+                        self.peer.submit(Forward::Attach(session_id).to_bytes());
                         self.run_actions(out);
                     }
                     true
@@ -1389,6 +1561,10 @@ impl Machine {
             self.answer(origin.shard, ToShard::Close { conn: origin.conn });
             return;
         }
+        if !matches!(req, Request::Sync { .. }) && self.moved(session_id, self.me()) {
+            let op = TxnOp::Error(Code::SessionMoved);
+            return self.commit(session_id, cxid, op, Some(origin), out);
+        }
         match &req {
             Request::Sync { .. } => {}
             _ if self.refusing() => {
@@ -1437,7 +1613,8 @@ impl Machine {
         if let Request::Sync { path } = req {
             self.next_request += 1;
             let id = self.next_request;
-            self.syncs.insert(id, (origin, path));
+            self.syncs.insert(id, (origin, path, cxid));
+            self.sent_on.insert(id, self.link_stamp());
             self.peer.sync(id);
         } else {
             let f = Forward::Write {
@@ -1458,8 +1635,19 @@ impl Machine {
         self.next_request += 1;
         let n = self.next_request;
         self.in_flight.insert(n, data.clone());
+        self.sent_on.insert(n, self.link_stamp());
         self.peer.submit(data);
         n
+    }
+
+    /// The epoch this member follows, its leader and the live generation of the link to it.
+    fn link_stamp(&self) -> (u32, Sid, u64) {
+        let leader = match self.peer.role() {
+            Role::Following { leader } | Role::Observing { leader } => leader,
+            Role::Leading | Role::Looking => self.cfg.my_id.unwrap_or(1),
+        };
+        let gen = self.gens.gen(leader).unwrap_or(0);
+        (self.peer.epochs().1, leader, gen)
     }
 
     /// Deletes containers that had children and lost them all, and TTL nodes without children

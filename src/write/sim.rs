@@ -83,12 +83,12 @@ struct Sim {
     bug: Option<Bug>,
 }
 
-fn passwords(seed: u64) -> super::Passwords {
+pub(super) fn passwords(seed: u64) -> super::Passwords {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     Box::new(move || rng.gen())
 }
 
-fn path(k: u32) -> String {
+pub(super) fn path(k: u32) -> String {
     format!("/n{k}")
 }
 
@@ -248,58 +248,8 @@ impl Sim {
         });
     }
 
-    fn random_create(&mut self) -> CreateRequest {
-        let k = self.rng.gen_range(0..12);
-        let (opcode, flags, path) = match self.rng.gen_range(0..10) {
-            0 => (op::CREATE_CONTAINER, 4, path(k)),
-            1 => (op::CREATE, 1, path(k)),
-            2 => (op::CREATE, 2, format!("{}/s", path(k % 3))),
-            3 => (op::CREATE, 0, format!("{}/c", path(k % 3))),
-            _ => (op::CREATE, 0, path(k)),
-        };
-        CreateRequest {
-            opcode,
-            path,
-            data: Some(Bytes::from(vec![k as u8; self.rng.gen_range(0..64)])),
-            acl: Acl::open_unsafe(),
-            flags,
-            ttl: -1,
-        }
-    }
-
     fn random_write(&mut self) -> Request {
-        let k = self.rng.gen_range(0..12);
-        match self.rng.gen_range(0..10) {
-            0..=3 => Request::Create(self.random_create()),
-            4..=6 => Request::SetData {
-                path: path(k),
-                data: Some(Bytes::from(vec![1u8; self.rng.gen_range(0..32)])),
-                version: if self.rng.gen_bool(0.8) { -1 } else { 0 },
-            },
-            7 => Request::Delete {
-                path: path(k),
-                version: -1,
-            },
-            _ => {
-                let mut ops = Vec::new();
-                for _ in 0..self.rng.gen_range(1..4) {
-                    let k = self.rng.gen_range(0..12);
-                    ops.push(match self.rng.gen_range(0..3) {
-                        0 => MultiOp::Create(self.random_create()),
-                        1 => MultiOp::SetData {
-                            path: path(k),
-                            data: None,
-                            version: -1,
-                        },
-                        _ => MultiOp::Delete {
-                            path: path(k),
-                            version: -1,
-                        },
-                    });
-                }
-                Request::Multi(ops)
-            }
-        }
+        random_write(&mut self.rng)
     }
 
     /// The end of a batch: flush if the machine asks (the disk may be full), then deliver
@@ -551,7 +501,62 @@ impl Sim {
     }
 }
 
-fn env(name: &str) -> Option<u64> {
+/// A random create (some containers, ephemerals, sequentials) among a dozen paths.
+pub(super) fn random_create<R: Rng>(rng: &mut R) -> CreateRequest {
+    let k = rng.gen_range(0..12);
+    let (opcode, flags, path) = match rng.gen_range(0..10) {
+        0 => (op::CREATE_CONTAINER, 4, path(k)),
+        1 => (op::CREATE, 1, path(k)),
+        2 => (op::CREATE, 2, format!("{}/s", path(k % 3))),
+        3 => (op::CREATE, 0, format!("{}/c", path(k % 3))),
+        _ => (op::CREATE, 0, path(k)),
+    };
+    CreateRequest {
+        opcode,
+        path,
+        data: Some(Bytes::from(vec![k as u8; rng.gen_range(0..64)])),
+        acl: Acl::open_unsafe(),
+        flags,
+        ttl: -1,
+    }
+}
+
+pub(super) fn random_write<R: Rng>(rng: &mut R) -> Request {
+    let k = rng.gen_range(0..12);
+    match rng.gen_range(0..10) {
+        0..=3 => Request::Create(random_create(rng)),
+        4..=6 => Request::SetData {
+            path: path(k),
+            data: Some(Bytes::from(vec![1u8; rng.gen_range(0..32)])),
+            version: if rng.gen_bool(0.8) { -1 } else { 0 },
+        },
+        7 => Request::Delete {
+            path: path(k),
+            version: -1,
+        },
+        _ => {
+            let mut ops = Vec::new();
+            for _ in 0..rng.gen_range(1..4) {
+                let k = rng.gen_range(0..12);
+                ops.push(match rng.gen_range(0..3) {
+                    0 => MultiOp::Create(random_create(rng)),
+                    1 => MultiOp::SetData {
+                        path: path(k),
+                        data: None,
+                        version: -1,
+                    },
+                    _ => MultiOp::Delete {
+                        path: path(k),
+                        version: -1,
+                    },
+                });
+            }
+            Request::Multi(ops)
+        }
+    }
+}
+
+pub(super) fn env(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 

@@ -769,6 +769,15 @@ impl Peer {
         if from != l.leader {
             return;
         }
+        if matches!(
+            msg,
+            Msg::FollowerInfo { .. } | Msg::AckEpoch { .. } | Msg::Ack { .. } | Msg::Request { .. }
+        ) {
+            // A learner's message: the member taken for the leader follows someone itself (two
+            // that chose each other). It must not count as the leader being alive, or neither
+            // would ever time out and look again.
+            return;
+        }
         l.last_heard = now;
         match (l.phase, msg) {
             (_, Msg::Ping) => self.out.push(Action::Send {
@@ -1184,6 +1193,17 @@ impl Peer {
         } else {
             l.history_end
         };
+        // The learner's log up to `from` is this leader's history; what of it is committed it
+        // applies at UPTODATE too. It may have logged those entries in an earlier epoch and
+        // never seen their COMMIT: without this one it would serve without them until some
+        // later COMMIT (answering syncs without them, leaving their clients waiting).
+        let upto = from.min(horizon);
+        if !h.observer && upto > 0 {
+            self.out.push(Action::Send {
+                to: sid,
+                msg: Msg::Commit { zxid: upto },
+            });
+        }
         for (z, txn) in self.history.after(from) {
             if h.observer {
                 if *z <= horizon {
@@ -1310,6 +1330,24 @@ impl Peer {
                     false => Msg::Commit { zxid },
                 };
                 self.out.push(Action::Send { to: s, msg });
+            }
+            // A learner's sync is answered right after the commit it waited for, before later
+            // commits: those may answer the same client's next writes, which must not overtake
+            // the sync's answer. (This member's own syncs wait for its Commit, below.)
+            while l
+                .syncs
+                .front()
+                .is_some_and(|s| s.0 <= zxid && s.1 != self.cfg.me)
+            {
+                let Some((_, sid, id)) = l.syncs.pop_front() else {
+                    break;
+                };
+                if l.handlers.contains_key(&sid) {
+                    self.out.push(Action::Send {
+                        to: sid,
+                        msg: Msg::Sync { id },
+                    });
+                }
             }
         }
         // One Commit for the lot: it applies every entry up to its zxid.
