@@ -773,13 +773,14 @@ impl Machine {
         }
     }
 
-    /// The member serves again within the grace. What it had sent the old leader and has not
+    /// The member serves again within the grace. What it had sent in an older epoch and has not
     /// seen come back was never chosen: the new epoch's sync brought every proposal of the old
     /// one that survives (each answered its client as it was applied), and no other can be
     /// committed any more. So it is sent again, in its order (or carried out here, if this
     /// member now leads), and then the writes held meanwhile, except those of connections that
-    /// closed meanwhile. Nothing is applied twice: a request comes back once, as the txn that
-    /// answers it.
+    /// closed meanwhile. What it had sent in the epoch it rejoined may still come back, or
+    /// never: those connections close (below). Nothing is applied twice: a request comes back
+    /// once, as the txn that answers it.
     fn resume_clients(&mut self, out: &mut Vec<Effect>) {
         let mut again: Vec<(u64, Option<Bytes>)> = std::mem::take(&mut self.in_flight)
             .into_iter()
