@@ -84,6 +84,15 @@ impl SessionTracker {
             .collect()
     }
 
+    /// Gives every session a full timeout from `now_ms` (a member that serves again after an
+    /// election, as a new leader does for the global sessions).
+    pub fn renew_all(&mut self, now_ms: u64) {
+        let tick = self.tick_ms;
+        for e in self.sessions.values_mut() {
+            e.deadline_ms = (now_ms + e.timeout_ms).div_ceil(tick) * tick;
+        }
+    }
+
     /// Sessions past their deadline, removed from tracking; sorted for determinism.
     pub fn expire(&mut self, now_ms: u64) -> Vec<i64> {
         let mut gone: Vec<i64> = self
@@ -97,6 +106,76 @@ impl SessionTracker {
             self.sessions.remove(id);
         }
         gone
+    }
+}
+
+/// What a local session holds besides its deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Local {
+    pub password: [u8; 16],
+    pub timeout_ms: i32,
+}
+
+/// Sessions that live only on the member a client made them on (ZooKeeper's local sessions,
+/// `localSessionsEnabled`): no txn creates or closes them, this member alone expires them, and
+/// they cannot move to another member. They cannot own ephemerals; with
+/// `localSessionsUpgradingEnabled` the first ephemeral create makes one global.
+pub struct LocalSessions {
+    expiry: SessionTracker,
+    info: HashMap<i64, Local>,
+}
+
+impl LocalSessions {
+    pub fn new(tick_ms: u64) -> LocalSessions {
+        LocalSessions {
+            // Ids come from the member's one numbering (`SessionTracker::next_session_id`).
+            expiry: SessionTracker::new(tick_ms, 0, 0),
+            info: HashMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, id: i64, local: Local, now_ms: u64) {
+        self.expiry.add(id, local.timeout_ms as u64, now_ms);
+        self.info.insert(id, local);
+    }
+
+    pub fn get(&self, id: i64) -> Option<Local> {
+        self.info.get(&id).copied()
+    }
+
+    pub fn contains(&self, id: i64) -> bool {
+        self.info.contains_key(&id)
+    }
+
+    /// Renews a local session; false if it is not one.
+    pub fn touch(&mut self, id: i64, now_ms: u64) -> bool {
+        self.expiry.touch(id, now_ms)
+    }
+
+    pub fn remove(&mut self, id: i64) -> Option<Local> {
+        self.expiry.remove(id);
+        self.info.remove(&id)
+    }
+
+    pub fn renew_all(&mut self, now_ms: u64) {
+        self.expiry.renew_all(now_ms);
+    }
+
+    /// Sessions past their deadline, forgotten; sorted.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<i64> {
+        let gone = self.expiry.expire(now_ms);
+        for id in &gone {
+            self.info.remove(id);
+        }
+        gone
+    }
+
+    pub fn len(&self) -> usize {
+        self.info.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.info.is_empty()
     }
 }
 
@@ -119,5 +198,22 @@ mod tests {
         assert!(!t.touch(b, 1000));
         assert!(t.expire(1899).is_empty());
         assert_eq!(t.expire(1900), vec![a]);
+    }
+
+    #[test]
+    fn local_sessions_expire_and_renew() {
+        let mut l = LocalSessions::new(100);
+        let local = Local {
+            password: [7; 16],
+            timeout_ms: 1000,
+        };
+        l.add(5, local, 0);
+        assert!(l.contains(5) && l.touch(5, 500));
+        assert!(!l.touch(6, 500));
+        assert!(l.expire(1400).is_empty());
+        l.renew_all(1400);
+        assert!(l.expire(2399).is_empty());
+        assert_eq!(l.expire(2400), vec![5]);
+        assert!(l.get(5).is_none() && l.is_empty());
     }
 }

@@ -114,8 +114,6 @@ struct Builder {
 
 /// ZooKeeper keys corral accepts and ignores (exact names).
 const IGNORED_KEYS: &[&str] = &[
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
     "secureClientPort",
     "secureClientPortAddress",
     "observerMasterPort",
@@ -241,6 +239,10 @@ impl Builder {
                 c.jute_max_buffer = n;
             }
             "extendedTypesEnabled" => c.extended_types_enabled = parse_bool(key, v, origin)?,
+            "localSessionsEnabled" => c.local_sessions_enabled = parse_bool(key, v, origin)?,
+            "localSessionsUpgradingEnabled" => {
+                c.local_sessions_upgrading_enabled = parse_bool(key, v, origin)?
+            }
             "DigestAuthenticationProvider.superDigest" => {
                 c.super_digest = Some(parse_super_digest(key, v, origin)?)
             }

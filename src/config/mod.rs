@@ -126,6 +126,12 @@ pub struct Config {
     pub my_id: Option<u64>,
     /// `extendedTypesEnabled`: enables TTL nodes.
     pub extended_types_enabled: bool,
+    /// `localSessionsEnabled`: in an ensemble, new sessions live only on their member until
+    /// they need to be global (ZooKeeper 3.5+; ignored standalone, as there).
+    pub local_sessions_enabled: bool,
+    /// `localSessionsUpgradingEnabled`: the first ephemeral create of a local session makes it
+    /// global; without it, the create fails with EPHEMERALONLOCALSESSION.
+    pub local_sessions_upgrading_enabled: bool,
     /// `DigestAuthenticationProvider.superDigest`, as `user:base64(sha1(user:password))`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u32,
@@ -391,6 +397,8 @@ impl Default for Config {
             servers: BTreeMap::new(),
             my_id: None,
             extended_types_enabled: false,
+            local_sessions_enabled: false,
+            local_sessions_upgrading_enabled: false,
             super_digest: None,
             container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
             container_max_per_minute: CONTAINER_MAX_PER_MINUTE_DEFAULT,

@@ -457,6 +457,21 @@ impl Request {
         })
     }
 
+    /// Whether carrying it out may create an ephemeral node (a create, or a multi with one):
+    /// what a local session cannot do without becoming global.
+    pub fn creates_ephemeral(&self) -> bool {
+        let ephemeral = |c: &CreateRequest| {
+            super::codes::CreateMode::from_flags(c.flags).is_some_and(|m| m.is_ephemeral())
+        };
+        match self {
+            Request::Create(c) => ephemeral(c),
+            Request::Multi(ops) => ops
+                .iter()
+                .any(|op| matches!(op, MultiOp::Create(c) if ephemeral(c))),
+            _ => false,
+        }
+    }
+
     /// True for requests that change state and so go through the write core.
     pub fn is_write(&self) -> bool {
         matches!(

@@ -57,6 +57,16 @@ pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) -> Option<ToCore> {
                 c.borrow_mut().close();
             }
         }
+        ToShard::SessionClosed { conn, session_id } => {
+            let zxid = s.tree.last_zxid();
+            complete_write(s, conn, |_, xid, out| reply(out, xid, zxid, |_| Ok(())));
+            if s.sessions.get(&session_id) == Some(&conn) {
+                s.sessions.remove(&session_id);
+            }
+            if let Some(c) = s.conns.get(&conn) {
+                c.borrow_mut().close();
+            }
+        }
         ToShard::Refused { conn, code } => {
             let zxid = s.tree.last_zxid();
             complete_write(s, conn, |_, xid, out| reply(out, xid, zxid, |_| Err(code)));

@@ -63,6 +63,7 @@ pub(super) async fn four_letter(
                 (core.mode != admin::ServerMode::Standalone).then(|| cfg.voting_servers() as u64);
             data.stats.leader = core.leader;
             let f = core.figures;
+            data.stats.local_sessions = f.local_sessions;
             if core.mode != admin::ServerMode::Standalone {
                 let m = |k: &str, v: u64| (k.to_string(), v.to_string());
                 data.stats.extra_metrics.extend([

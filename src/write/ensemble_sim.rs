@@ -346,7 +346,8 @@ fn encode(req: &Request) -> (i32, Bytes) {
     (opcode, body)
 }
 
-fn config(me: Sid, shape: Shape) -> Config {
+/// `local`: 0 global sessions only, 1 local sessions, 2 local sessions that upgrade.
+fn config(me: Sid, shape: Shape, local: u64) -> Config {
     let mut servers = BTreeMap::new();
     for id in 1..=shape.voters + shape.observers {
         servers.insert(
@@ -370,6 +371,8 @@ fn config(me: Sid, shape: Shape) -> Config {
         container_check_interval_ms: 500,
         servers,
         my_id: Some(me),
+        local_sessions_enabled: local > 0,
+        local_sessions_upgrading_enabled: local == 2,
         ..Config::default()
     }
 }
@@ -422,7 +425,7 @@ impl Sim {
         for sid in 1..=shape.voters + shape.observers {
             sim.members.push(Member {
                 sid,
-                cfg: Arc::new(config(sid, shape)),
+                cfg: Arc::new(config(sid, shape, seed % 3)),
                 machine: None,
                 life: 0,
                 inbox: VecDeque::new(),
@@ -1080,7 +1083,7 @@ impl Sim {
                 return Ok(());
             }
             ToShard::Synced { conn, .. } => (conn, Some(Awaited::Sync)),
-            ToShard::Refused { conn, .. } => (conn, None),
+            ToShard::Refused { conn, .. } | ToShard::SessionClosed { conn, .. } => (conn, None),
             ToShard::Attached { conn, .. } => (conn, Some(Awaited::Connect)),
             ToShard::Rejected { conn, .. } => (conn, Some(Awaited::Connect)),
             ToShard::Close { conn } => {
@@ -1158,8 +1161,20 @@ impl Sim {
                     self.clients[i].session = None;
                 }
             }
-            ToShard::Attached { .. } => {
-                self.clients[i].conn.as_mut().expect("open").attached = true;
+            ToShard::Attached {
+                session_id,
+                password,
+                ..
+            } => {
+                let c = &mut self.clients[i];
+                c.conn.as_mut().expect("open").attached = true;
+                // A local session is answered here, without a createSession txn.
+                c.session = Some((session_id, password));
+            }
+            ToShard::SessionClosed { .. } => {
+                let c = &mut self.clients[i];
+                c.session = None;
+                c.conn = None;
             }
             ToShard::Synced { .. } => {
                 let z = self.members[sid as usize - 1].replicas[shard].last_zxid();
@@ -1560,6 +1575,48 @@ impl Sim {
         Ok(true)
     }
 
+    /// The last txns before the faults stopped may reach every replica only through restarts
+    /// and snapshots: logged, then committed by the new leader with no commit applied on top,
+    /// which is when `check_apply` adopts such records. The history adopts them from the
+    /// leader's log if they yield exactly its replica's state (the others must then match).
+    fn adopt_tail(&mut self) -> Res {
+        let last = self.chosen.last().map_or(0, |c| c.zxid);
+        let Some(m) = self.members.iter().find(|m| m.role == Role::Leading) else {
+            return Ok(());
+        };
+        let Some(committed) = m.machine.as_ref().map(|x| x.committed()) else {
+            return Ok(());
+        };
+        if committed <= last || m.replicas[0].last_zxid() != committed {
+            return Ok(());
+        }
+        let target = state_of(&m.replicas[0]);
+        let records: Vec<(Zxid, Bytes)> = m
+            .compacted
+            .iter()
+            .map(|(z, b)| (*z, b.clone()))
+            .chain(m.log.iter().cloned())
+            .filter(|r| r.0 as i64 > last && r.0 as i64 <= committed)
+            .collect();
+        if records.last().map(|r| r.0 as i64) != Some(committed) {
+            return Ok(());
+        }
+        let mut tree = self.reference.clone();
+        let mut txns = Vec::new();
+        for (zxid, body) in records {
+            let t = decode_txn(zxid as i64, body)
+                .map_err(|e| format!("logged txn {zxid:#x} does not decode: {e:?}"))?;
+            tree.apply(&t);
+            txns.push(t);
+        }
+        if state_of(&tree) == target {
+            for t in txns {
+                self.choose(&t)?;
+            }
+        }
+        Ok(())
+    }
+
     fn run(&mut self) -> Res {
         for sid in 1..=self.members.len() as Sid {
             self.start(sid)?;
@@ -1586,6 +1643,7 @@ impl Sim {
         while self.now < deadline {
             let next = self.now + 100;
             self.run_until(next)?;
+            self.adopt_tail()?;
             if self.settled()? {
                 stable += 1;
                 if stable >= 3 {

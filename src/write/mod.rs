@@ -42,7 +42,7 @@ use crate::prep::{prep, prep_delete_container, PrepCtx};
 use crate::proto::codes::{ephemeral_owner, Code};
 use crate::proto::jute::Reader;
 use crate::proto::records::{Id, Request};
-use crate::session::SessionTracker;
+use crate::session::{Local, LocalSessions, SessionTracker};
 use crate::storage::codec::{decode_txn, encode_txn};
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnOp};
@@ -139,6 +139,12 @@ pub enum ToShard {
     Close {
         conn: ConnId,
     },
+    /// The connection's local session is closed (no txn closes a local session): answer its
+    /// closeSession and close the connection.
+    SessionClosed {
+        conn: ConnId,
+        session_id: i64,
+    },
     /// The connection's oldest unanswered write was not carried out: answer it with `code`
     /// (the log cannot be written; `REFUSED_WHILE_STALLED`).
     Refused {
@@ -207,8 +213,9 @@ struct Stall {
 enum Queued {
     /// Proposed by this member as leader: already applied to the tree.
     Txn(Commit),
-    /// Learned from the leader: applied to the tree when committed.
-    Learned(Commit),
+    /// Learned from the leader: applied to the tree when committed. With the number of the
+    /// request it answers, if this member sent it (0 otherwise).
+    Learned(Commit, u64),
     Answer(usize, ToShard),
 }
 
@@ -222,6 +229,7 @@ fn conn_of(msg: &ToShard) -> Option<ConnId> {
         | ToShard::Attached { conn, .. }
         | ToShard::Rejected { conn, .. }
         | ToShard::Close { conn }
+        | ToShard::SessionClosed { conn, .. }
         | ToShard::Refused { conn, .. } => Some(*conn),
     }
 }
@@ -245,6 +253,14 @@ pub struct Machine {
     shards: usize,
     tree: DataTree,
     sessions: SessionTracker,
+    /// Sessions that live only on this member (`localSessionsEnabled`, in an ensemble).
+    local: LocalSessions,
+    /// Whether new sessions are local ones.
+    local_sessions: bool,
+    /// Answers decided here for a local session's request (EPHEMERALONLOCALSESSION, its
+    /// close), waiting for the connection's requests sent to the leader before it: (connection,
+    /// the last request number sent before it, answer).
+    deferred: Vec<(Origin, u64, ToShard)>,
     /// The connection each live session is attached to, to close it when the session moves.
     owners: HashMap<i64, Origin>,
     /// Leading: the member each session is attached to, as far as this leader heard
@@ -286,7 +302,8 @@ pub struct Machine {
     /// the connection each commit answers, and the request's number in `in_flight`.
     /// the connection each commit answers.
     forwarded: HashMap<(i64, i32), (Origin, u64)>,
-    creating: HashMap<i64, (Origin, u64)>,
+    /// (No connection waits for a local session's upgrade.)
+    creating: HashMap<i64, (Option<Origin>, u64)>,
     /// What this learner sent its leader and has not seen come back, by number (which keeps
     /// their order; a sync's number is its id in `syncs`): sent again, in order, if the member
     /// serves again after an election within the grace.
@@ -337,6 +354,8 @@ pub struct Figures {
     pub synced_by_diff: u64,
     pub synced_by_trunc: u64,
     pub synced_by_snap: u64,
+    /// Local sessions live on this member now.
+    pub local_sessions: u64,
     /// Sizes of proposals in bytes: last, min, max (-1 before the first).
     pub proposal_last: i64,
     pub proposal_min: i64,
@@ -427,9 +446,14 @@ impl Machine {
             },
             now.mono_ms,
         );
+        let tick_ms = cfg.tick_time_ms as u64;
+        let local_sessions = !alone && cfg.local_sessions_enabled;
         let mut m = Machine {
             cfg,
             shards,
+            local: LocalSessions::new(tick_ms),
+            local_sessions,
+            deferred: Vec::new(),
             tree,
             sessions,
             owners: HashMap::new(),
@@ -495,7 +519,11 @@ impl Machine {
 
     /// What `mntr` reports: the peer's role, its learners if it leads, elections, proposals.
     pub fn figures(&self) -> (Role, Option<peer::LeaderFigures>, Figures) {
-        (self.peer.role(), self.peer.leader_figures(), self.figures)
+        let figures = Figures {
+            local_sessions: self.local.len() as u64,
+            ..self.figures
+        };
+        (self.peer.role(), self.peer.leader_figures(), figures)
     }
 
     /// Whether this member is one of several (not standalone).
@@ -632,6 +660,7 @@ impl Machine {
                                 path,
                             },
                         ));
+                        self.release_deferred();
                     }
                 }
                 Action::SendSnapshot { to, zxid } => self.send_snapshot(to, zxid),
@@ -668,16 +697,23 @@ impl Machine {
             .unwrap_or_else(|e| panic!("the leader sent txn {zxid:#x} that does not decode: {e}"));
         let asked = match txn.op {
             TxnOp::CreateSession { .. } => self.creating.remove(&txn.session_id),
-            _ => self.forwarded.remove(&(txn.session_id, txn.cxid)),
+            _ => self
+                .forwarded
+                .remove(&(txn.session_id, txn.cxid))
+                .map(|(o, n)| (Some(o), n)),
         };
-        let origin = asked.map(|(origin, n)| {
-            self.in_flight.remove(&n);
-            self.sent_on.remove(&n);
-            origin
-        });
+        let (origin, n) = match asked {
+            Some((origin, n)) => {
+                self.in_flight.remove(&n);
+                self.sent_on.remove(&n);
+                (origin, n)
+            }
+            None => (None, 0),
+        };
         self.last_proposed = zxid;
         self.proposed
-            .push_back(Queued::Learned(Commit { txn, origin }));
+            .push_back(Queued::Learned(Commit { txn, origin }, n));
+        self.release_deferred();
     }
 
     /// Sends to another member on its live link, unless messages to it are held for a SNAP.
@@ -715,7 +751,7 @@ impl Machine {
         // connection: the write was never chosen.
         let mut lost = Vec::new();
         self.proposed.retain(|q| match q {
-            Queued::Txn(c) | Queued::Learned(c) => {
+            Queued::Txn(c) | Queued::Learned(c, _) => {
                 let keep = c.txn.zxid as Zxid <= zxid;
                 if !keep {
                     lost.extend(c.origin);
@@ -747,7 +783,7 @@ impl Machine {
         // are applied; they must not be applied again when their commit comes.
         let last = self.committed;
         self.proposed.retain(|q| match q {
-            Queued::Txn(c) | Queued::Learned(c) => c.txn.zxid > last,
+            Queued::Txn(c) | Queued::Learned(c, _) => c.txn.zxid > last,
             Queued::Answer(..) => true,
         });
         self.pending.clear();
@@ -832,6 +868,8 @@ impl Machine {
                 None => self.resync(n),
                 Some(data) => self.resend(n, data, out),
             }
+            // An answer decided here in between goes in its turn.
+            self.release_deferred();
         }
         self.run_actions(out);
         for w in held {
@@ -847,7 +885,7 @@ impl Machine {
             return Some(*o);
         }
         let forwarded = self.forwarded.values().find(|v| v.1 == n).map(|v| v.0);
-        forwarded.or_else(|| self.creating.values().find(|v| v.1 == n).map(|v| v.0))
+        forwarded.or_else(|| self.creating.values().find(|v| v.1 == n).and_then(|v| v.0))
     }
 
     /// Forgets request `n`: nothing answers it any more.
@@ -871,7 +909,7 @@ impl Machine {
                 // leader proposed them after the sync; they came back with the new epoch):
                 // those must not be answered first (FIFO per connection).
                 let later = self.proposed.iter().position(|q| match q {
-                    Queued::Txn(c) | Queued::Learned(c) => {
+                    Queued::Txn(c) | Queued::Learned(c, _) => {
                         c.origin == Some(origin) && c.txn.cxid > cxid
                     }
                     Queued::Answer(..) => false,
@@ -957,7 +995,7 @@ impl Machine {
                     timeout_ms,
                     password,
                 };
-                self.commit(session_id, 0, op, Some(origin), out);
+                self.commit(session_id, 0, op, origin, out);
             }
             Forward::Touch(_) | Forward::Attach(_) => {}
         }
@@ -965,6 +1003,7 @@ impl Machine {
 
     /// Forgets every client request in flight: their connections are being closed.
     fn forget_clients(&mut self) {
+        self.deferred.clear();
         self.forwarded.clear();
         self.creating.clear();
         self.in_flight.clear();
@@ -1007,12 +1046,17 @@ impl Machine {
         if serving && !was && self.grace_until.take().is_some() {
             self.resume = true;
         }
+        if serving && !was {
+            // Their clients could not reach this member meanwhile: a full timeout from now,
+            // as a new leader gives the global sessions.
+            self.local.renew_all(now);
+        }
         if serving && !was && role == Role::Leading && self.ensemble {
             // The new leader owns expiry: every session gets a full timeout from now, as
             // after a restart.
             let mut tracker = SessionTracker::new(
                 self.cfg.tick_time_ms as u64,
-                self.cfg.my_id.unwrap_or(1).min(254) as u8,
+                self.sid_byte(),
                 self.now.wall_ms,
             );
             for (id, s) in self.tree.sessions() {
@@ -1027,6 +1071,11 @@ impl Machine {
     /// This member's id.
     fn me(&self) -> Sid {
         self.cfg.my_id.unwrap_or(1)
+    }
+
+    /// What this member puts in the top byte of the session ids it numbers.
+    fn sid_byte(&self) -> u8 {
+        self.me().min(254) as u8
     }
 
     /// Whether a request of `session_id` from member `from` was overtaken by the session's
@@ -1089,7 +1138,16 @@ impl Machine {
                 ids,
                 body,
             } => {
-                if !self.sessions.touch(session_id, now) {
+                let req = Request::decode(opcode, &mut Reader::new(body));
+                let global = self.sessions.touch(session_id, now);
+                // With local sessions, a session this leader does not know may be a local one
+                // of the member that sent it; it may write, but not own ephemerals (as
+                // ZooKeeper's checkSession / checkGlobalSession).
+                let local_elsewhere = !global
+                    && self.local_sessions
+                    && (session_id >> 56) as u8 != self.sid_byte()
+                    && !req.as_ref().is_ok_and(|r| r.creates_ephemeral());
+                if !global && !local_elsewhere {
                     // ZooKeeper's leader turns a request of an expired session into an error
                     // txn; the learner answers its client with it.
                     let op = TxnOp::Error(Code::SessionExpired);
@@ -1099,7 +1157,7 @@ impl Machine {
                     let op = TxnOp::Error(Code::SessionMoved);
                     return self.commit(session_id, cxid, op, None, out);
                 }
-                let op = match Request::decode(opcode, &mut Reader::new(body)) {
+                let op = match req {
                     Ok(Request::CloseSession) => {
                         return self.close_session(session_id, cxid, None, out)
                     }
@@ -1122,7 +1180,7 @@ impl Machine {
         );
         while let Some(q) = self.proposed.front() {
             match q {
-                Queued::Txn(c) | Queued::Learned(c) if c.txn.zxid > zxid => break,
+                Queued::Txn(c) | Queued::Learned(c, _) if c.txn.zxid > zxid => break,
                 _ => {}
             }
             match self.proposed.pop_front() {
@@ -1131,7 +1189,7 @@ impl Machine {
                     self.committed = c.txn.zxid;
                     self.pending.push(c);
                 }
-                Some(Queued::Learned(c)) => {
+                Some(Queued::Learned(c, _)) => {
                     assert!(c.txn.zxid > self.committed, "commits out of order");
                     if let Some(origin) = c.origin {
                         self.syncs_before(origin, c.txn.cxid);
@@ -1205,7 +1263,7 @@ impl Machine {
             (Some(_), Some(conn)) => {
                 let origin = Origin { shard, conn };
                 self.proposed.iter().any(|q| match q {
-                    Queued::Txn(c) | Queued::Learned(c) => c.origin == Some(origin),
+                    Queued::Txn(c) | Queued::Learned(c, _) => c.origin == Some(origin),
                     Queued::Answer(sh, m) => *sh == shard && conn_of(m) == Some(conn),
                 })
             }
@@ -1317,6 +1375,12 @@ impl Machine {
     /// Handles one message at `now`; what it asks for goes into `out`. `ToCore::Report` is the
     /// driver's to answer (it is ignored here).
     pub fn handle<R>(&mut self, now: Now, msg: ToCore<R>, out: &mut Vec<Effect>) {
+        self.handle_msg(now, msg, out);
+        // Requests forgotten (their connections closing) may have held answers back.
+        self.release_deferred();
+    }
+
+    fn handle_msg<R>(&mut self, now: Now, msg: ToCore<R>, out: &mut Vec<Effect>) {
         self.now = now;
         let now = now.mono_ms;
         match msg {
@@ -1367,6 +1431,29 @@ impl Machine {
                     );
                     return;
                 }
+                if session_id == 0 && self.local_sessions {
+                    // A local session: nothing to log, nothing to tell the leader.
+                    let id = self.sessions.next_session_id();
+                    let password = (self.passwords)();
+                    let local = Local {
+                        password,
+                        timeout_ms,
+                    };
+                    self.local.add(id, local, now);
+                    return self.attach(origin, id, timeout_ms, password);
+                }
+                if let Some(local) = self.local.get(session_id) {
+                    // Only this member knows it (elsewhere it is unknown, hence expired).
+                    if local.password[..] == passwd[..] {
+                        self.local.touch(session_id, now);
+                        return self.attach(origin, session_id, timeout_ms, local.password);
+                    }
+                    let msg = ToShard::Rejected {
+                        conn: origin.conn,
+                        expired: true,
+                    };
+                    return self.answer(origin.shard, msg);
+                }
                 if session_id == 0 && !self.leading() {
                     // A learner numbers the session (its sid in the top byte) and asks the
                     // leader to create it; the commit answers the handshake.
@@ -1379,7 +1466,7 @@ impl Machine {
                         password,
                     };
                     let n = self.send_leader(f.to_bytes());
-                    self.creating.insert(id, (origin, n));
+                    self.creating.insert(id, (Some(origin), n));
                     return self.run_actions(out);
                 }
                 if session_id == 0 {
@@ -1424,20 +1511,7 @@ impl Machine {
                 };
                 match valid {
                     Some(password) if alive => {
-                        if let Some(old) = self.owners.insert(session_id, origin) {
-                            if old != origin {
-                                self.answer(old.shard, ToShard::Close { conn: old.conn });
-                            }
-                        }
-                        self.answer(
-                            origin.shard,
-                            ToShard::Attached {
-                                conn: origin.conn,
-                                session_id,
-                                timeout_ms,
-                                password,
-                            },
-                        );
+                        self.attach(origin, session_id, timeout_ms, password)
                     }
                     _ => self.answer(
                         origin.shard,
@@ -1448,7 +1522,10 @@ impl Machine {
                     ),
                 }
             }
-            ToCore::Touch(ids) => {
+            ToCore::Touch(mut ids) => {
+                if !self.local.is_empty() {
+                    ids.retain(|&id| !self.local.touch(id, now));
+                }
                 if self.leading() || !self.ensemble {
                     for id in ids {
                         self.sessions.touch(id, now);
@@ -1513,6 +1590,14 @@ impl Machine {
                     info!("no quorum within the grace: closing client connections");
                     self.close_clients();
                 }
+                if self.serving && !self.local.is_empty() {
+                    for id in self.local.expire(now) {
+                        debug!("local session {id:#x} expired");
+                        if let Some(o) = self.owners.remove(&id) {
+                            self.answer(o.shard, ToShard::Close { conn: o.conn });
+                        }
+                    }
+                }
                 // Only the leader expires sessions and reaps nodes (alone, it always leads).
                 if self.refusing() || !self.leading() {
                     // Expiring a session or reaping a node is a txn: both wait for the log.
@@ -1554,10 +1639,30 @@ impl Machine {
             body,
             ..
         } = w;
+        if self.local.contains(session_id) {
+            let conn = origin.conn;
+            match &req {
+                Request::CloseSession => {
+                    // Its owner stays until the connection is gone: requests it sent before
+                    // are still answered (and sent again after an election) in their turn.
+                    self.local.remove(session_id);
+                    let msg = ToShard::SessionClosed { conn, session_id };
+                    return self.answer_in_turn(origin, msg);
+                }
+                r if r.creates_ephemeral() && !self.cfg.local_sessions_upgrading_enabled => {
+                    let code = Code::EphemeralOnLocalSession;
+                    return self.answer_in_turn(origin, ToShard::Refused { conn, code });
+                }
+                _ => {}
+            }
+        }
         if !self.leading() {
+            if req.creates_ephemeral() {
+                self.upgrade(session_id, out);
+            }
             return self.forward_write(origin, session_id, cxid, ids, req, opcode, body, out);
         }
-        if !self.sessions.touch(session_id, now) {
+        if !self.local.touch(session_id, now) && !self.sessions.touch(session_id, now) {
             // The session expired while this request was in flight.
             self.answer(origin.shard, ToShard::Close { conn: origin.conn });
             return;
@@ -1591,6 +1696,9 @@ impl Machine {
             ),
             Request::CloseSession => self.close_session(session_id, cxid, Some(origin), out),
             _ => {
+                if req.creates_ephemeral() {
+                    self.upgrade(session_id, out);
+                }
                 let op = self.prep(session_id, &ids, &req);
                 self.commit(session_id, cxid, op, Some(origin), out);
             }
@@ -1629,6 +1737,116 @@ impl Machine {
             self.forwarded.insert((session_id, cxid), (origin, n));
         }
         self.run_actions(out);
+    }
+
+    /// Answers the handshake of `origin`: the session is attached to it, and the connection
+    /// it was attached to before (if another) closes.
+    fn attach(&mut self, origin: Origin, session_id: i64, timeout_ms: i32, password: [u8; 16]) {
+        if let Some(old) = self.owners.insert(session_id, origin) {
+            if old != origin {
+                self.answer(old.shard, ToShard::Close { conn: old.conn });
+            }
+        }
+        let msg = ToShard::Attached {
+            conn: origin.conn,
+            session_id,
+            timeout_ms,
+            password,
+        };
+        self.answer(origin.shard, msg);
+    }
+
+    /// Makes local session `session_id` global (it is about to create an ephemeral node),
+    /// ahead of the request: a createSession txn, proposed here or asked of the leader, which
+    /// gets it before the request that follows on the same link. Nothing if it is not local.
+    fn upgrade(&mut self, session_id: i64, out: &mut Vec<Effect>) {
+        let Some(local) = self.local.remove(session_id) else {
+            return;
+        };
+        info!("local session {session_id:#x} becomes global");
+        let Local {
+            password,
+            timeout_ms,
+        } = local;
+        if self.leading() {
+            self.sessions
+                .add(session_id, timeout_ms as u64, self.now.mono_ms);
+            self.attached_at.insert(session_id, self.me());
+            let op = TxnOp::CreateSession {
+                timeout_ms,
+                password,
+            };
+            self.commit(session_id, 0, op, None, out);
+        } else {
+            let f = Forward::CreateSession {
+                session_id,
+                timeout_ms,
+                password,
+            };
+            let n = self.send_leader(f.to_bytes());
+            self.creating.insert(session_id, (None, n));
+        }
+    }
+
+    /// Queues an answer decided here, after the answers to what the connection sent the
+    /// leader before (its replies must come in order, and a shard fills the oldest unanswered
+    /// write's reply).
+    fn answer_in_turn(&mut self, origin: Origin, msg: ToShard) {
+        let upto = self.next_request;
+        if self.deferred.iter().any(|(o, _, _)| *o == origin) || self.waits(origin, upto) {
+            self.deferred.push((origin, upto, msg));
+        } else {
+            self.answer(origin.shard, msg);
+        }
+    }
+
+    /// Whether a request of `origin` numbered up to `upto` is still with the leader.
+    fn waits(&self, origin: Origin, upto: u64) -> bool {
+        self.forwarded
+            .values()
+            .any(|&(o, n)| o == origin && n <= upto)
+            || self
+                .syncs
+                .iter()
+                .any(|(&n, (o, _, _))| *o == origin && n <= upto)
+    }
+
+    /// Queues the deferred answers whose turn has come, in order per connection: called as
+    /// soon as what held one back is queued, before anything later of its connection is.
+    fn release_deferred(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let mut kept: Vec<(Origin, u64, ToShard)> = Vec::new();
+        for (origin, upto, msg) in std::mem::take(&mut self.deferred) {
+            if kept.iter().any(|(o, _, _)| *o == origin) || self.waits(origin, upto) {
+                kept.push((origin, upto, msg));
+            } else {
+                self.answer_after(origin, upto, msg);
+            }
+        }
+        self.deferred = kept;
+    }
+
+    /// Queues `msg` right behind the connection's queued requests numbered up to `upto` (and
+    /// its answers queued before), ahead of its later ones: a learner may have learned those
+    /// already (the leader proposes them before it answers a sync asked earlier).
+    fn answer_after(&mut self, origin: Origin, upto: u64, msg: ToShard) {
+        let pos = self.proposed.iter().rposition(|q| match q {
+            Queued::Txn(c) => c.origin == Some(origin),
+            Queued::Learned(c, n) => c.origin == Some(origin) && *n <= upto,
+            Queued::Answer(shard, m) => *shard == origin.shard && conn_of(m) == Some(origin.conn),
+        });
+        match pos {
+            Some(i) => self
+                .proposed
+                .insert(i + 1, Queued::Answer(origin.shard, msg)),
+            None => {
+                // What it follows is committed: out with the commits gathered so far.
+                self.flush_commits();
+                self.outbox.push((origin.shard, msg));
+            }
+        }
     }
 
     /// Forwards a request to the leader, keeping it until it comes back; returns its number.

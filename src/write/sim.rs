@@ -323,6 +323,9 @@ impl Sim {
             }
             ToShard::Synced { conn, .. } => (conn, Some(Awaited::Sync)),
             ToShard::Refused { conn, .. } => (conn, None),
+            ToShard::SessionClosed { .. } => {
+                return Err("a local session standalone (there are none)".into());
+            }
             ToShard::Attached { conn, .. } => (conn, Some(Awaited::Connect)),
             ToShard::Rejected { conn, .. } => (conn, Some(Awaited::Connect)),
             ToShard::Close { conn } => {
