@@ -98,6 +98,28 @@ async fn members_on_separate_hosts_bind_their_own_addresses() {
     .await;
 }
 
+/// `quorumListenOnAllIPs=true`: the quorum ports are bound on every address of the host
+/// (0.0.0.0), and the members still dial each other on the server lines' addresses.
+#[tokio::test(flavor = "multi_thread")]
+async fn quorum_listen_on_all_ips_binds_the_wildcard_address() {
+    let _serial = serial().await;
+    timed(300, async {
+        let t0 = Instant::now();
+        let net = Network::create(3);
+        let opts = EnsembleOpts::voters(3)
+            .on_hosts(net.ensemble_hosts())
+            .cfg("quorumListenOnAllIPs", "true");
+        let ens = Ensemble::start(opts).await;
+        ens.wait_leader(ELECT).await;
+        for i in 0..3 {
+            assert_quorum_listeners(&net, &ens, i, "0.0.0.0");
+        }
+        writes_reach_every_member(&ens, "/all").await;
+        println!("took {:?}", t0.elapsed());
+    })
+    .await;
+}
+
 /// The leader's host loses its link (silently: nothing is closed). The other two elect a new
 /// leader and serve writes; the old leader stops serving (asked from inside its own host);
 /// once the link is back it rejoins and all three hold the same tree.

@@ -120,7 +120,6 @@ const IGNORED_KEYS: &[&str] = &[
     "secureClientPortAddress",
     "observerMasterPort",
     "connectToLearnerMasterLimit",
-    "quorumListenOnAllIPs",
     "syncEnabled",
     "standaloneEnabled",
     "reconfigEnabled",
@@ -241,6 +240,7 @@ impl Builder {
                 c.jute_max_buffer = n;
             }
             "extendedTypesEnabled" => c.extended_types_enabled = parse_bool(key, v, origin)?,
+            "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = parse_bool(key, v, origin)?,
             "DigestAuthenticationProvider.superDigest" => {
                 c.super_digest = Some(parse_super_digest(key, v, origin)?)
             }
@@ -1029,6 +1029,13 @@ clientPort=2181
         assert!(from_text("jute.maxbuffer=268435456\n").is_ok());
         assert!(from_text("jute.maxbuffer=268435457\n").is_err());
         assert!(from_text("extendedTypesEnabled=yes\n").is_err());
+        assert!(!from_text("").unwrap().quorum_listen_on_all_ips);
+        assert!(
+            from_text("quorumListenOnAllIPs=TRUE\n")
+                .unwrap()
+                .quorum_listen_on_all_ips
+        );
+        assert!(from_text("quorumListenOnAllIPs=1\n").is_err());
         assert!(from_text("forceSync=maybe\n").is_err());
         assert!(from_text("forceSync=YES\n").unwrap().force_sync);
         assert!(from_text("corral.cores=0\n").is_err());

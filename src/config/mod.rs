@@ -126,6 +126,9 @@ pub struct Config {
     pub my_id: Option<u64>,
     /// `extendedTypesEnabled`: enables TTL nodes.
     pub extended_types_enabled: bool,
+    /// `quorumListenOnAllIPs`: bind the election port on every address (0.0.0.0 or ::) instead
+    /// of the address of the own `server.N` line. Members still dial the server lines.
+    pub quorum_listen_on_all_ips: bool,
     /// `DigestAuthenticationProvider.superDigest`, as `user:base64(sha1(user:password))`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u32,
@@ -391,6 +394,7 @@ impl Default for Config {
             servers: BTreeMap::new(),
             my_id: None,
             extended_types_enabled: false,
+            quorum_listen_on_all_ips: false,
             super_digest: None,
             container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
             container_max_per_minute: CONTAINER_MAX_PER_MINUTE_DEFAULT,
