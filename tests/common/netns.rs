@@ -4,7 +4,8 @@
 //! joined by a bridge in the root namespace that has `10.213.S.254/24`: the test process
 //! reaches every host as a client over the bridge, and every host has its own address, so the
 //! members can all use the same ports, as on real hosts. [`Network::cut`] takes a host's
-//! root-side link down: a silent partition (nothing is closed, packets just stop both ways).
+//! root-side link down: a silent partition (nothing is closed, packets just stop both ways;
+//! `tc netem loss 100%` would model the same, but `sch_netem` is missing on some kernels).
 //!
 //! Needs root (CAP_NET_ADMIN) and iproute2 (`ip`, `ss`). A step that fails panics with the
 //! command and its stderr: a machine without the privilege fails the test, it never passes it.
