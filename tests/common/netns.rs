@@ -75,12 +75,13 @@ pub struct Network {
 impl Network {
     /// Creates `n` hosts on one bridge. Panics (after cleaning up) if any step fails.
     pub fn create(n: usize) -> Network {
-        assert!((1..=250).contains(&n));
+        assert!((1..=15).contains(&n), "one hex digit per host index");
         let pid = std::process::id();
         let seq = NETWORKS.fetch_add(1, Ordering::SeqCst);
         // pid in hex (at most 6 digits: pid_max <= 2^22) and the counter: "crb" + tag + index
         // stays within the 15-character interface name limit.
         let tag = format!("{pid:x}{:x}", seq % 16);
+        remove_stale();
         let subnet = pick_subnet(pid, seq);
         let mut net = Network {
             bridge: format!("crb{tag}"),
@@ -213,6 +214,40 @@ impl Network {
         })
         .await
         .expect("join four_letter_inside")
+    }
+}
+
+/// Deletes what earlier test processes that are gone (killed before their Drop ran) left:
+/// namespaces and links named with a tag whose pid no longer exists.
+fn remove_stale() {
+    let dead = |tag: &str| {
+        // The tag is the pid in hex and one hex digit of counter.
+        let pid = tag.get(..tag.len().saturating_sub(1)).unwrap_or("");
+        u32::from_str_radix(pid, 16)
+            .is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    };
+    let netns = ip(&["netns", "list"]).unwrap_or_default();
+    for name in netns.lines().filter_map(|l| l.split_whitespace().next()) {
+        if let Some((tag, _)) = name.strip_prefix("crn").and_then(|r| r.split_once('-')) {
+            if dead(tag) {
+                let _ = ip(&["netns", "del", name]);
+            }
+        }
+    }
+    let links = ip(&["-o", "link", "show"]).unwrap_or_default();
+    for name in links.lines().filter_map(|l| l.split(": ").nth(1)) {
+        let name = name.split('@').next().unwrap_or(name);
+        if let Some(tag) = name.strip_prefix("crb") {
+            if dead(tag) {
+                let _ = ip(&["link", "del", name]);
+            }
+        }
+        if let Some(tag) = name.strip_prefix("crv") {
+            // The host index (one hex digit) follows the tag.
+            if dead(&tag[..tag.len().saturating_sub(1)]) {
+                let _ = ip(&["link", "del", name]);
+            }
+        }
     }
 }
 
