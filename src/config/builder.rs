@@ -118,7 +118,6 @@ const IGNORED_KEYS: &[&str] = &[
     "secureClientPortAddress",
     "observerMasterPort",
     "connectToLearnerMasterLimit",
-    "quorumListenOnAllIPs",
     "syncEnabled",
     "standaloneEnabled",
     "reconfigEnabled",
@@ -243,6 +242,7 @@ impl Builder {
             "localSessionsUpgradingEnabled" => {
                 c.local_sessions_upgrading_enabled = parse_bool(key, v, origin)?
             }
+            "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = parse_bool(key, v, origin)?,
             "DigestAuthenticationProvider.superDigest" => {
                 c.super_digest = Some(parse_super_digest(key, v, origin)?)
             }
@@ -1031,6 +1031,13 @@ clientPort=2181
         assert!(from_text("jute.maxbuffer=268435456\n").is_ok());
         assert!(from_text("jute.maxbuffer=268435457\n").is_err());
         assert!(from_text("extendedTypesEnabled=yes\n").is_err());
+        assert!(!from_text("").unwrap().quorum_listen_on_all_ips);
+        assert!(
+            from_text("quorumListenOnAllIPs=TRUE\n")
+                .unwrap()
+                .quorum_listen_on_all_ips
+        );
+        assert!(from_text("quorumListenOnAllIPs=1\n").is_err());
         assert!(from_text("forceSync=maybe\n").is_err());
         assert!(from_text("forceSync=YES\n").unwrap().force_sync);
         assert!(from_text("corral.cores=0\n").is_err());

@@ -132,6 +132,9 @@ pub struct Config {
     /// `localSessionsUpgradingEnabled`: the first ephemeral create of a local session makes it
     /// global; without it, the create fails with EPHEMERALONLOCALSESSION.
     pub local_sessions_upgrading_enabled: bool,
+    /// `quorumListenOnAllIPs`: bind the election port on every address (0.0.0.0 or ::) instead
+    /// of the address of the own `server.N` line. Members still dial the server lines.
+    pub quorum_listen_on_all_ips: bool,
     /// `DigestAuthenticationProvider.superDigest`, as `user:base64(sha1(user:password))`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u32,
@@ -399,6 +402,7 @@ impl Default for Config {
             extended_types_enabled: false,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
+            quorum_listen_on_all_ips: false,
             super_digest: None,
             container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
             container_max_per_minute: CONTAINER_MAX_PER_MINUTE_DEFAULT,

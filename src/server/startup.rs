@@ -409,7 +409,18 @@ fn quorum_setup(
             "myid names no server.N line",
         )
     })?;
-    let addr = members[&me.id];
+    // The own server line's address, as ZooKeeper binds it: the quorum ports are meant for a
+    // private network, so they are not opened on every interface unless asked to.
+    let own = members[&me.id];
+    let addr = if cfg.quorum_listen_on_all_ips {
+        let any: std::net::IpAddr = match own {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+        };
+        SocketAddr::new(any, own.port())
+    } else {
+        own
+    };
     let listener = std::net::TcpListener::bind(addr).map_err(|e| {
         std::io::Error::new(
             e.kind(),

@@ -10,6 +10,10 @@
 //! are tokio tasks: use `#[tokio::test(flavor = "multi_thread")]` (the harness blocks the test
 //! thread briefly, e.g. while reaping a killed member, and the proxies must keep running).
 //!
+//! With [`EnsembleOpts::on_hosts`] (hosts made by [`super::netns::Network`]), member `i` runs
+//! in host `i`'s network namespace and `127.0.0.1` becomes the host's address everywhere (server
+//! lines, `clientPortAddress`, the addresses the tests dial); every member gets the same ports.
+//!
 //! Ensembles are heavy (several JVMs against ZooKeeper on a small shared machine): tests take
 //! [`serial`] first so that the ensembles of one test binary run one at a time.
 //!
@@ -50,6 +54,16 @@ pub struct EnsembleOpts {
     pub partitionable: bool,
     /// Extra `key=value` lines for every member's zoo.cfg.
     pub extra: Vec<(String, String)>,
+    /// One host per member (see [`EnsembleOpts::on_hosts`]); None: every member on loopback.
+    pub hosts: Option<Vec<Host>>,
+}
+
+/// Where a member runs: its address, and the network namespace that models its host
+/// (`super::netns`), if any.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub ip: std::net::IpAddr,
+    pub netns: Option<String>,
 }
 
 impl Default for EnsembleOpts {
@@ -63,6 +77,7 @@ impl Default for EnsembleOpts {
             sync_limit: 5,
             partitionable: false,
             extra: Vec::new(),
+            hosts: None,
         }
     }
 }
@@ -87,6 +102,14 @@ impl EnsembleOpts {
 
     pub fn partitionable(mut self) -> Self {
         self.partitionable = true;
+        self
+    }
+
+    /// Member `i` runs on `hosts[i]` (in its namespace, `ip netns exec`): its server line, client
+    /// port and every address the tests use are the host's, and every member uses the same
+    /// three ports, as on separate machines. Not with `partitionable`.
+    pub fn on_hosts(mut self, hosts: Vec<Host>) -> Self {
+        self.hosts = Some(hosts);
         self
     }
 
@@ -146,13 +169,17 @@ pub struct Member {
     pub client_port: u16,
     pub quorum_port: u16,
     pub election_port: u16,
+    /// The address of its server line and client port.
+    pub ip: std::net::IpAddr,
+    /// The namespace it runs in (`ip netns exec`), if any.
+    pub netns: Option<String>,
     child: Option<Child>,
     starts: u32,
 }
 
 impl Member {
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.client_port)
+        std::net::SocketAddr::new(self.ip, self.client_port).to_string()
     }
 
     pub fn cfg_path(&self) -> PathBuf {
@@ -164,6 +191,16 @@ impl Member {
     }
 
     fn command(&self) -> Command {
+        let inner = self.command_on_host();
+        let Some(ns) = &self.netns else { return inner };
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns])
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        cmd
+    }
+
+    fn command_on_host(&self) -> Command {
         match target() {
             Target::Corral => {
                 let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
@@ -274,18 +311,34 @@ impl Ensemble {
 
     async fn prepare(opts: EnsembleOpts) -> Ensemble {
         let sids = opts.sid_list();
+        if let Some(hosts) = &opts.hosts {
+            assert_eq!(hosts.len(), sids.len(), "one host per member");
+            assert!(!opts.partitionable, "hosts and partitionable do not mix");
+        }
+        // On separate hosts every member has the same three ports.
+        let shared = opts
+            .hosts
+            .as_ref()
+            .map(|_| (free_port(), free_port(), free_port()));
         let members: Vec<Member> = sids
             .iter()
             .enumerate()
-            .map(|(i, &sid)| Member {
-                sid,
-                observer: i >= opts.voters,
-                dir: make_temp_dir(),
-                client_port: free_port(),
-                quorum_port: free_port(),
-                election_port: free_port(),
-                child: None,
-                starts: 0,
+            .map(|(i, &sid)| {
+                let (client_port, quorum_port, election_port) =
+                    shared.unwrap_or_else(|| (free_port(), free_port(), free_port()));
+                let host = opts.hosts.as_ref().map(|h| h[i].clone());
+                Member {
+                    sid,
+                    observer: i >= opts.voters,
+                    dir: make_temp_dir(),
+                    client_port,
+                    quorum_port,
+                    election_port,
+                    ip: host.as_ref().map_or([127, 0, 0, 1].into(), |h| h.ip),
+                    netns: host.and_then(|h| h.netns),
+                    child: None,
+                    starts: 0,
+                }
             })
             .collect();
         let mut links = Vec::new();
@@ -343,7 +396,7 @@ impl Ensemble {
         let _ = writeln!(cfg, "syncLimit={}", o.sync_limit);
         let _ = writeln!(cfg, "dataDir={}", m.dir.join("data").display());
         let _ = writeln!(cfg, "clientPort={}", m.client_port);
-        cfg.push_str("clientPortAddress=127.0.0.1\n");
+        let _ = writeln!(cfg, "clientPortAddress={}", m.ip);
         cfg.push_str("admin.enableServer=false\n");
         cfg.push_str("4lw.commands.whitelist=*\n");
         if m.observer {
@@ -352,11 +405,13 @@ impl Ensemble {
         for (j, other) in self.members.iter().enumerate() {
             let _ = writeln!(
                 cfg,
-                "server.{}=127.0.0.1:{}:{}{};127.0.0.1:{}",
+                "server.{}={}:{}:{}{};{}:{}",
                 other.sid,
+                other.ip,
                 self.link_port(i, j, Kind::Quorum),
                 self.link_port(i, j, Kind::Election),
                 if other.observer { ":observer" } else { "" },
+                other.ip,
                 other.client_port
             );
         }

@@ -17,6 +17,7 @@
 
 pub mod ensemble;
 pub mod lincheck;
+pub mod netns;
 pub mod proxy;
 pub mod raw;
 
