@@ -154,7 +154,6 @@ const IGNORED_KEYS: &[&str] = &[
     "maxWriteQueuePollTime",
     "maxBatchSize",
     "snapshot.compression.method",
-    "readonlymode.enabled",
     "largeRequestMaxBytes",
     "largeRequestThreshold",
     "watchManagerName",
@@ -238,6 +237,7 @@ impl Builder {
                 c.jute_max_buffer = n;
             }
             "extendedTypesEnabled" => c.extended_types_enabled = parse_bool(key, v, origin)?,
+            "readonlymode.enabled" => c.read_only_enabled = parse_bool(key, v, origin)?,
             "localSessionsEnabled" => c.local_sessions_enabled = parse_bool(key, v, origin)?,
             "localSessionsUpgradingEnabled" => {
                 c.local_sessions_upgrading_enabled = parse_bool(key, v, origin)?

@@ -135,6 +135,9 @@ pub struct Config {
     /// `quorumListenOnAllIPs`: bind the election port on every address (0.0.0.0 or ::) instead
     /// of the address of the own `server.N` line. Members still dial the server lines.
     pub quorum_listen_on_all_ips: bool,
+    /// `readonlymode.enabled` (a system property in ZooKeeper): a member that has looked for a
+    /// leader for `max(2 s, tickTime)` serves reads, read-only, to clients that ask for it.
+    pub read_only_enabled: bool,
     /// `DigestAuthenticationProvider.superDigest`, as `user:base64(sha1(user:password))`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u32,
@@ -403,6 +406,7 @@ impl Default for Config {
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
             quorum_listen_on_all_ips: false,
+            read_only_enabled: false,
             super_digest: None,
             container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
             container_max_per_minute: CONTAINER_MAX_PER_MINUTE_DEFAULT,

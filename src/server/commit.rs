@@ -46,7 +46,8 @@ pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) -> Option<ToCore> {
             session_id,
             timeout_ms,
             password,
-        } => attach(s, conn, session_id, timeout_ms, password),
+            read_only,
+        } => attach(s, conn, session_id, timeout_ms, password, read_only),
         ToShard::Rejected { conn, expired } => {
             if let Some(c) = s.conns.get(&conn) {
                 c.borrow_mut().reject(expired);
@@ -108,14 +109,21 @@ fn close_all(s: &mut Shard) {
     }
 }
 
-fn attach(s: &mut Shard, conn: ConnId, session_id: i64, timeout_ms: i32, password: [u8; 16]) {
+fn attach(
+    s: &mut Shard,
+    conn: ConnId,
+    session_id: i64,
+    timeout_ms: i32,
+    password: [u8; 16],
+    read_only: bool,
+) {
     let Some(cref) = s.conns.get(&conn).cloned() else {
         return;
     };
     let mut c = cref.borrow_mut();
     s.sessions.insert(session_id, conn);
     s.touched.insert(session_id);
-    c.attach(session_id, timeout_ms, password);
+    c.attach(session_id, timeout_ms, password, read_only);
     s.drain(&mut c);
 }
 
@@ -164,7 +172,7 @@ fn apply_commit(s: &mut Shard, commit: &Commit) {
                     .get(&o.conn)
                     .map(|c| c.borrow().timeout_ms())
                     .unwrap_or(*timeout_ms);
-                attach(s, o.conn, txn.session_id, negotiated, *password);
+                attach(s, o.conn, txn.session_id, negotiated, *password, false);
             }
             return;
         }

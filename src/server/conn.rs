@@ -183,8 +183,15 @@ impl Conn {
         self.read_only_flag = read_only_flag;
     }
 
-    /// The session is attached: answer the connect request, release the reader.
-    pub(super) fn attach(&mut self, session_id: i64, timeout_ms: i32, password: [u8; 16]) {
+    /// The session is attached: answer the connect request (saying whether the member serves
+    /// read-only), release the reader.
+    pub(super) fn attach(
+        &mut self,
+        session_id: i64,
+        timeout_ms: i32,
+        password: [u8; 16],
+        read_only: bool,
+    ) {
         self.session_id = session_id;
         self.phase = Phase::Attached;
         let resp = ConnectResponse {
@@ -192,7 +199,7 @@ impl Conn {
             timeout_ms,
             session_id,
             passwd: password,
-            read_only: self.read_only_flag.map(|_| false),
+            read_only: self.read_only_flag.map(|_| read_only),
         };
         connect_response(&mut self.out, &resp);
         if let Some(w) = self.handshake.take() {

@@ -50,6 +50,8 @@ pub struct WriteCore {
     /// What `srvr` reports.
     role: Role,
     serving: bool,
+    /// Serving reads only, while looking for a leader (`readonlymode.enabled`).
+    read_only: bool,
     snap: Option<Job>,
     /// Records appended since the last snapshot started.
     since_snap: u64,
@@ -144,6 +146,7 @@ impl WriteCore {
             links,
             role: Role::Looking,
             serving: false,
+            read_only: false,
             snap: None,
             since_snap: 0,
             snap_failed_seen: super::snapshots::STATS.failed.load(Ordering::Relaxed),
@@ -193,9 +196,14 @@ impl WriteCore {
                         links.send(to, gen, &msg);
                     }
                 }
-                Effect::Role { role, serving } => {
+                Effect::Role {
+                    role,
+                    serving,
+                    read_only,
+                } => {
                     self.role = role;
                     self.serving = serving;
+                    self.read_only = read_only;
                 }
                 Effect::Truncate { zxid, reload } => {
                     self.rebuild(Rebuild::Truncate { zxid, reload }).await
@@ -362,13 +370,14 @@ impl WriteCore {
                 last_zxid: self.machine.last_zxid(),
                 log: self.wal().stats(),
                 mode: match (self.machine.ensemble(), self.role) {
+                    _ if self.read_only => ServerMode::ReadOnly,
                     (false, _) => ServerMode::Standalone,
                     (true, Role::Leading) => ServerMode::Leader,
                     (true, Role::Following { .. }) => ServerMode::Follower,
                     (true, Role::Observing { .. }) => ServerMode::Observer,
                     (true, Role::Looking) => ServerMode::Standalone,
                 },
-                serving: self.serving,
+                serving: self.serving || self.read_only,
                 peer_state: Some(peer_state.to_string()),
                 leader,
                 figures,

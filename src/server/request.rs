@@ -44,6 +44,7 @@ pub(super) fn on_frame(
             passwd: req.passwd,
             timeout_ms,
             last_zxid_seen: req.last_zxid_seen,
+            read_only: req.read_only == Some(true),
         }]);
     }
 

@@ -346,8 +346,10 @@ fn encode(req: &Request) -> (i32, Bytes) {
     (opcode, body)
 }
 
-/// `local`: 0 global sessions only, 1 local sessions, 2 local sessions that upgrade.
-fn config(me: Sid, shape: Shape, local: u64) -> Config {
+/// From the seed: local sessions in a third of the runs (upgrading in another third), and
+/// read-only mode in every other run of each.
+fn config(me: Sid, shape: Shape, seed: u64) -> Config {
+    let local = seed % 3;
     let mut servers = BTreeMap::new();
     for id in 1..=shape.voters + shape.observers {
         servers.insert(
@@ -373,6 +375,7 @@ fn config(me: Sid, shape: Shape, local: u64) -> Config {
         my_id: Some(me),
         local_sessions_enabled: local > 0,
         local_sessions_upgrading_enabled: local == 2,
+        read_only_enabled: (seed / 3) % 2 == 1,
         ..Config::default()
     }
 }
@@ -425,7 +428,7 @@ impl Sim {
         for sid in 1..=shape.voters + shape.observers {
             sim.members.push(Member {
                 sid,
-                cfg: Arc::new(config(sid, shape, seed % 3)),
+                cfg: Arc::new(config(sid, shape, seed)),
                 machine: None,
                 life: 0,
                 inbox: VecDeque::new(),
@@ -704,8 +707,16 @@ impl Sim {
                     self.m(sid).epochs = (accepted, current);
                 }
                 Effect::Peer { to, gen, msg } => self.send_peer(sid, to, gen, msg),
-                Effect::Role { role, serving } => {
-                    self.log(|| format!("member {sid} is {role:?}, serving {serving}"));
+                Effect::Role {
+                    role,
+                    serving,
+                    read_only,
+                } => {
+                    self.log(|| {
+                        format!(
+                            "member {sid} is {role:?}, serving {serving}, read-only {read_only}"
+                        )
+                    });
                     if role != Role::Looking && self.members[sid as usize - 1].role == Role::Looking
                     {
                         self.t.elections += 1;
@@ -1151,6 +1162,10 @@ impl Sim {
                 .and_then(|c| c.awaiting.front())
             {
                 Some(&Awaited::Write(cxid)) => self.reply(i, Awaited::Write(cxid), None)?,
+                // Read-only, a sync is refused too (NOTREADONLY).
+                Some(&Awaited::Sync) if matches!(msg, ToShard::Refused { .. }) => {
+                    self.reply(i, Awaited::Sync, None)?
+                }
                 other => return Err(format!("refusal while waiting for {other:?}")),
             },
         }
@@ -1280,6 +1295,7 @@ impl Sim {
                 progress_ms: now,
             });
             let timeout_ms = self.rng.gen_range(1000..2000);
+            let read_only = self.rng.gen_bool(0.5);
             let last_zxid_seen = c.seen;
             self.deliver_to(
                 sid,
@@ -1289,6 +1305,7 @@ impl Sim {
                     passwd,
                     timeout_ms,
                     last_zxid_seen,
+                    read_only,
                 },
             );
             return Ok(());

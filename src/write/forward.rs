@@ -25,6 +25,9 @@ pub enum Forward {
         opcode: i32,
         ids: Vec<Id>,
         body: Bytes,
+        /// The session is a local session of the learner (`localSessionsEnabled`): the leader
+        /// does not know it, and must not take it for a global session it closed.
+        local: bool,
     },
     /// A session the learner numbered (its sid is in the id's top byte, as in ZooKeeper).
     CreateSession {
@@ -48,6 +51,7 @@ impl Forward {
                 opcode,
                 ids,
                 body,
+                local,
             } => {
                 b.put_u8(WRITE);
                 b.put_i64(*session_id);
@@ -59,6 +63,7 @@ impl Forward {
                     b.put_jstring(&id.id);
                 }
                 b.put_jbuffer(body);
+                b.put_u8(u8::from(*local));
             }
             Forward::CreateSession {
                 session_id,
@@ -112,6 +117,11 @@ impl Forward {
                     opcode,
                     ids,
                     body: r.buffer()?,
+                    local: match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(DecodeError::Invalid("local flag")),
+                    },
                 }
             }
             CREATE_SESSION => {
@@ -158,6 +168,7 @@ mod tests {
                 opcode: 5,
                 ids: vec![Id::new("digest", "u:x"), Id::new("ip", "127.0.0.1")],
                 body: Bytes::from_static(b"\x00\x00\x00\x02/a"),
+                local: true,
             },
             Forward::CreateSession {
                 session_id: -5,

@@ -88,6 +88,8 @@ pub enum ToCore<R> {
         passwd: Bytes,
         timeout_ms: i32,
         last_zxid_seen: i64,
+        /// The client accepts a read-only member (its connect request's readOnly flag).
+        read_only: bool,
     },
     /// Sessions that showed activity since the last report.
     Touch(Vec<i64>),
@@ -128,6 +130,8 @@ pub enum ToShard {
         session_id: i64,
         timeout_ms: i32,
         password: [u8; 16],
+        /// The member serves read-only (the connect response says so).
+        read_only: bool,
     },
     /// The handshake failed: `expired` answers with an expired-session response, otherwise the
     /// connection is just closed (client saw a newer zxid than this server has).
@@ -197,8 +201,13 @@ pub enum Effect {
     Truncate { zxid: Zxid, reload: bool },
     /// Replace log and state with the leader's snapshot (durably), then `reset`.
     InstallSnapshot { zxid: Zxid, data: Bytes },
-    /// The member's role changed (`srvr`'s Mode; whether it serves clients).
-    Role { role: Role, serving: bool },
+    /// The member's role changed (`srvr`'s Mode; whether it serves clients, or serves reads
+    /// only while it looks for a leader).
+    Role {
+        role: Role,
+        serving: bool,
+        read_only: bool,
+    },
 }
 
 /// The log could not be written: when it began, and when to retry.
@@ -257,6 +266,11 @@ pub struct Machine {
     local: LocalSessions,
     /// Whether new sessions are local ones.
     local_sessions: bool,
+    /// Serving reads only, to clients that accept it, while looking for a leader
+    /// (`readonlymode.enabled`).
+    read_only: bool,
+    /// Sessions made while read-only: forgotten when it ends, as ZooKeeper's read-only server's.
+    read_only_sessions: LocalSessions,
     /// Answers decided here for a local session's request (EPHEMERALONLOCALSESSION, its
     /// close), waiting for the connection's requests sent to the leader before it: (connection,
     /// the last request number sent before it, answer).
@@ -453,6 +467,8 @@ impl Machine {
             shards,
             local: LocalSessions::new(tick_ms),
             local_sessions,
+            read_only: false,
+            read_only_sessions: LocalSessions::new(tick_ms),
             deferred: Vec::new(),
             tree,
             sessions,
@@ -963,6 +979,7 @@ impl Machine {
                 opcode,
                 ids,
                 body,
+                ..
             } => {
                 let Some((origin, _)) = self.forwarded.remove(&(session_id, cxid)) else {
                     return;
@@ -1065,7 +1082,19 @@ impl Machine {
             self.sessions = tracker;
             self.attached_at.clear();
         }
-        out.push(Effect::Role { role, serving });
+        if self.read_only && role != Role::Looking {
+            // An election ended: ZooKeeper shuts its read-only server down here.
+            info!("leaving read-only mode");
+            self.read_only = false;
+            self.read_only_sessions = LocalSessions::new(self.cfg.tick_time_ms as u64);
+            self.close_clients();
+        }
+        let read_only = self.read_only;
+        out.push(Effect::Role {
+            role,
+            serving,
+            read_only,
+        });
     }
 
     /// This member's id.
@@ -1137,15 +1166,17 @@ impl Machine {
                 opcode,
                 ids,
                 body,
+                local,
             } => {
                 let req = Request::decode(opcode, &mut Reader::new(body));
                 let global = self.sessions.touch(session_id, now);
-                // With local sessions, a session this leader does not know may be a local one
-                // of the member that sent it; it may write, but not own ephemerals (as
-                // ZooKeeper's checkSession / checkGlobalSession).
+                // A local session of the member that sent it may write, but not own ephemerals
+                // (as ZooKeeper's checkSession / checkGlobalSession). ZooKeeper's leader takes
+                // any unknown session from another member for a local one; the flag keeps a
+                // global session it closed from writing late.
                 let local_elsewhere = !global
+                    && local
                     && self.local_sessions
-                    && (session_id >> 56) as u8 != self.sid_byte()
                     && !req.as_ref().is_ok_and(|r| r.creates_ephemeral());
                 if !global && !local_elsewhere {
                     // ZooKeeper's leader turns a request of an expired session into an error
@@ -1231,6 +1262,8 @@ impl Machine {
                     path,
                 };
                 self.outbox.push((origin.shard, msg));
+                // An answer decided here behind this sync goes next.
+                self.release_deferred();
             }
         }
     }
@@ -1410,7 +1443,12 @@ impl Machine {
                 passwd,
                 timeout_ms,
                 last_zxid_seen,
+                read_only,
             } => {
+                if self.read_only {
+                    return self
+                        .connect_read_only(origin, session_id, &passwd, timeout_ms, read_only);
+                }
                 let ahead = last_zxid_seen > self.last_zxid();
                 if ahead {
                     info!(
@@ -1526,6 +1564,9 @@ impl Machine {
                 if !self.local.is_empty() {
                     ids.retain(|&id| !self.local.touch(id, now));
                 }
+                if self.read_only {
+                    ids.retain(|&id| !self.read_only_sessions.touch(id, now));
+                }
                 if self.leading() || !self.ensemble {
                     for id in ids {
                         self.sessions.touch(id, now);
@@ -1590,7 +1631,25 @@ impl Machine {
                     info!("no quorum within the grace: closing client connections");
                     self.close_clients();
                 }
-                if self.serving && !self.local.is_empty() {
+                if self.read_only_due(now) {
+                    info!("no leader: serving reads, read-only");
+                    self.close_clients();
+                    self.read_only = true;
+                    let (role, serving, read_only) = (self.peer.role(), false, true);
+                    out.push(Effect::Role {
+                        role,
+                        serving,
+                        read_only,
+                    });
+                }
+                if self.read_only {
+                    for id in self.read_only_sessions.expire(now) {
+                        if let Some(o) = self.owners.remove(&id) {
+                            self.answer_now(o.shard, ToShard::Close { conn: o.conn });
+                        }
+                    }
+                }
+                if (self.serving || self.read_only) && !self.local.is_empty() {
                     for id in self.local.expire(now) {
                         debug!("local session {id:#x} expired");
                         if let Some(o) = self.owners.remove(&id) {
@@ -1621,6 +1680,9 @@ impl Machine {
     fn write(&mut self, w: HeldWrite, out: &mut Vec<Effect>) {
         let now = self.now.mono_ms;
         let origin = w.origin;
+        if self.read_only {
+            return self.write_read_only(origin, w.session_id, &w.req);
+        }
         if !self.serving {
             if self.grace_until.is_some() {
                 self.held_writes.push_back(w);
@@ -1732,6 +1794,7 @@ impl Machine {
                 opcode,
                 ids: (*ids).clone(),
                 body,
+                local: self.local.contains(session_id),
             };
             let n = self.send_leader(f.to_bytes());
             self.forwarded.insert((session_id, cxid), (origin, n));
@@ -1752,8 +1815,105 @@ impl Machine {
             session_id,
             timeout_ms,
             password,
+            read_only: self.read_only,
         };
-        self.answer(origin.shard, msg);
+        if self.read_only {
+            self.answer_now(origin.shard, msg);
+        } else {
+            self.answer(origin.shard, msg);
+        }
+    }
+
+    /// Sends an answer at once: read-only, nothing a connection asked is in flight (every
+    /// connection opened since), and what was proposed before may never be committed.
+    fn answer_now(&mut self, shard: usize, msg: ToShard) {
+        self.flush_commits();
+        self.outbox.push((shard, msg));
+    }
+
+    /// A handshake while read-only: only from clients that accept it. A new session lives
+    /// here until read-only mode ends, and only such a session may reattach; other sessions
+    /// are unknown to a read-only server, as to ZooKeeper's (a global one is closed unanswered,
+    /// any other is expired).
+    fn connect_read_only(
+        &mut self,
+        origin: Origin,
+        session_id: i64,
+        passwd: &[u8],
+        timeout_ms: i32,
+        client_read_only: bool,
+    ) {
+        let now = self.now.mono_ms;
+        if !client_read_only {
+            // ZooKeeper's read-only server closes such a connection unanswered.
+            let msg = ToShard::Rejected {
+                conn: origin.conn,
+                expired: false,
+            };
+            return self.answer_now(origin.shard, msg);
+        }
+        if session_id == 0 {
+            let id = self.sessions.next_session_id();
+            let password = (self.passwords)();
+            let s = Local {
+                password,
+                timeout_ms,
+            };
+            self.read_only_sessions.add(id, s, now);
+            return self.attach(origin, id, timeout_ms, password);
+        }
+        if self.tree.session(session_id).is_some() {
+            // As ZooKeeper's read-only server: a global session would be touched and maybe
+            // used here, unknown to the ensemble; its client is closed, to try other members.
+            let msg = ToShard::Rejected {
+                conn: origin.conn,
+                expired: false,
+            };
+            return self.answer_now(origin.shard, msg);
+        }
+        match self.read_only_sessions.get(session_id) {
+            Some(s) if s.password[..] == passwd[..] => {
+                self.read_only_sessions.touch(session_id, now);
+                self.attach(origin, session_id, timeout_ms, s.password)
+            }
+            _ => {
+                let msg = ToShard::Rejected {
+                    conn: origin.conn,
+                    expired: true,
+                };
+                self.answer_now(origin.shard, msg)
+            }
+        }
+    }
+
+    /// A request while read-only: a close ends the connection (and a session made read-only,
+    /// or a local one); every other write is NOTREADONLY, as ZooKeeper's
+    /// ReadOnlyRequestProcessor answers (sync included).
+    fn write_read_only(&mut self, origin: Origin, session_id: i64, req: &Request) {
+        let conn = origin.conn;
+        let msg = match req {
+            Request::CloseSession => {
+                self.read_only_sessions.remove(session_id);
+                ToShard::SessionClosed { conn, session_id }
+            }
+            _ => ToShard::Refused {
+                conn,
+                code: Code::NotReadOnly,
+            },
+        };
+        self.answer_now(origin.shard, msg);
+    }
+
+    /// Whether to start serving read-only: enabled, in an ensemble, looking for a leader for
+    /// `max(2 s, tickTime)` (ZooKeeper's grace before it decides it is partitioned).
+    fn read_only_due(&self, now: u64) -> bool {
+        let wait = (self.cfg.tick_time_ms as u64).max(2000);
+        self.cfg.read_only_enabled
+            && self.ensemble
+            && !self.read_only
+            && !self.serving
+            && self.peer.role() == Role::Looking
+            && self.looking_since.is_some_and(|t| now >= t + wait)
     }
 
     /// Makes local session `session_id` global (it is about to create an ephemeral node),

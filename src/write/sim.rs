@@ -207,6 +207,7 @@ impl Sim {
                 passwd,
                 timeout_ms,
                 last_zxid_seen: 0,
+                read_only: false,
             });
             return;
         }

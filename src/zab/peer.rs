@@ -1197,8 +1197,9 @@ impl Peer {
         // applies at UPTODATE too. It may have logged those entries in an earlier epoch and
         // never seen their COMMIT: without this one it would serve without them until some
         // later COMMIT (answering syncs without them, leaving their clients waiting).
+        // An observer too: while it syncs, a COMMIT only raises what UPTODATE applies.
         let upto = from.min(horizon);
-        if !h.observer && upto > 0 {
+        if upto > 0 {
             self.out.push(Action::Send {
                 to: sid,
                 msg: Msg::Commit { zxid: upto },

@@ -173,6 +173,8 @@ pub struct Member {
     pub ip: std::net::IpAddr,
     /// The namespace it runs in (`ip netns exec`), if any.
     pub netns: Option<String>,
+    /// The zoo.cfg extras; ZooKeeper reads some of them as plain system properties only.
+    extra: Vec<(String, String)>,
     child: Option<Child>,
     starts: u32,
 }
@@ -210,7 +212,7 @@ impl Member {
             Target::ZooKeeper => zookeeper_command(
                 &self.dir,
                 &self.cfg_path(),
-                &[],
+                &self.extra,
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             ),
         }
@@ -336,6 +338,7 @@ impl Ensemble {
                     election_port,
                     ip: host.as_ref().map_or([127, 0, 0, 1].into(), |h| h.ip),
                     netns: host.and_then(|h| h.netns),
+                    extra: opts.extra.clone(),
                     child: None,
                     starts: 0,
                 }

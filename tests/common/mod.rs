@@ -100,6 +100,7 @@ const ZK_PLAIN_SYSPROPS: &[&str] = &[
     "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs",
     "jute.maxbuffer",
+    "readonlymode.enabled",
 ];
 
 /// The java command line that runs Apache ZooKeeper's `main_class` on `cfg`, logging under

@@ -398,6 +398,19 @@ impl RawConn {
         })
     }
 
+    /// A connection whose handshake was done by hand.
+    pub fn from_stream(stream: TcpStream, resp: &ConnectResponse) -> RawConn {
+        RawConn {
+            stream,
+            session_id: resp.session_id,
+            password: resp.password.clone(),
+            timeout: resp.timeout,
+            next_xid: 1,
+            stash: VecDeque::new(),
+            rbuf: Vec::new(),
+        }
+    }
+
     /// Re-attaches to an existing session.
     pub async fn reattach(
         addr: &str,
