@@ -1786,7 +1786,7 @@ fn three_members_keep_their_promises() {
             voters: 3,
             observers: 0,
         },
-        600,
+        1500,
     );
 }
 
@@ -1797,7 +1797,7 @@ fn five_members_keep_their_promises() {
             voters: 5,
             observers: 0,
         },
-        150,
+        400,
     );
 }
 
@@ -1808,7 +1808,7 @@ fn three_members_and_an_observer_keep_their_promises() {
             voters: 3,
             observers: 1,
         },
-        250,
+        600,
     );
 }
 

@@ -891,6 +891,11 @@ impl Machine {
         for w in held {
             if self.owners.get(&w.session_id) == Some(&w.origin) {
                 self.write(w, out);
+            } else {
+                // Its session ended or moved meanwhile (this member, a stale leader, may have
+                // expired it): the client must hear of it, not wait for an answer.
+                let (shard, conn) = (w.origin.shard, w.origin.conn);
+                self.answer(shard, ToShard::Close { conn });
             }
         }
     }
@@ -1220,14 +1225,19 @@ impl Machine {
                     self.committed = c.txn.zxid;
                     self.pending.push(c);
                 }
-                Some(Queued::Learned(c, _)) => {
+                Some(Queued::Learned(c, n)) => {
                     assert!(c.txn.zxid > self.committed, "commits out of order");
-                    if let Some(origin) = c.origin {
-                        self.syncs_before(origin, c.txn.cxid);
+                    let origin = c.origin;
+                    if let Some(origin) = origin {
+                        self.syncs_before(origin, c.txn.cxid, n);
                     }
                     self.tree.apply(&c.txn);
                     self.committed = c.txn.zxid;
                     self.pending.push(c);
+                    if origin.is_some() {
+                        // Answers decided here behind this write go next.
+                        self.release_deferred_below(u64::MAX);
+                    }
                 }
                 Some(Queued::Answer(shard, msg)) => {
                     self.flush_commits();
@@ -1242,7 +1252,9 @@ impl Machine {
     /// not answered yet (their answer lost with the old leader) are answered first. That is
     /// true: the write reached the leader after the sync did (or was sent again after it), so
     /// everything the leader had when the sync reached it is committed here already.
-    fn syncs_before(&mut self, origin: Origin, cxid: i32) {
+    /// `n` is the write's request number: answers decided here between those syncs and it go
+    /// out between them too.
+    fn syncs_before(&mut self, origin: Origin, cxid: i32, n: u64) {
         if self.syncs.is_empty() {
             return;
         }
@@ -1262,8 +1274,8 @@ impl Machine {
                     path,
                 };
                 self.outbox.push((origin.shard, msg));
-                // An answer decided here behind this sync goes next.
-                self.release_deferred();
+                // An answer decided here behind this sync (and before the write) goes next.
+                self.release_deferred_below(n);
             }
         }
     }
@@ -1974,12 +1986,21 @@ impl Machine {
     /// Queues the deferred answers whose turn has come, in order per connection: called as
     /// soon as what held one back is queued, before anything later of its connection is.
     fn release_deferred(&mut self) {
+        self.release_deferred_below(u64::MAX);
+    }
+
+    /// [`Machine::release_deferred`] for the answers decided before request `limit` was sent
+    /// (a request being committed, no longer among those in flight, that must come after).
+    fn release_deferred_below(&mut self, limit: u64) {
         if self.deferred.is_empty() {
             return;
         }
         let mut kept: Vec<(Origin, u64, ToShard)> = Vec::new();
         for (origin, upto, msg) in std::mem::take(&mut self.deferred) {
-            if kept.iter().any(|(o, _, _)| *o == origin) || self.waits(origin, upto) {
+            if upto >= limit
+                || kept.iter().any(|(o, _, _)| *o == origin)
+                || self.waits(origin, upto)
+            {
                 kept.push((origin, upto, msg));
             } else {
                 self.answer_after(origin, upto, msg);
