@@ -1556,9 +1556,13 @@ impl Sim {
     /// Whether the ensemble has settled: everyone up and serving, one leader, every machine
     /// quiescent, every tree and replica the history's last state.
     fn settled(&self) -> Result<bool, String> {
-        let Some(last) = self.chosen.last() else {
-            return Ok(false);
+        // Nothing chosen yet (no write committed during the faults): the empty history.
+        let empty = Chosen {
+            zxid: 0,
+            txn: 0,
+            state: self.empty,
         };
+        let last = self.chosen.last().unwrap_or(&empty);
         let leaders = self
             .members
             .iter()
@@ -1598,7 +1602,13 @@ impl Sim {
     /// leader's log if they yield exactly its replica's state (the others must then match).
     fn adopt_tail(&mut self) -> Res {
         let last = self.chosen.last().map_or(0, |c| c.zxid);
-        let Some(m) = self.members.iter().find(|m| m.role == Role::Leading) else {
+        // An established leader: one still in discovery reports its recovered log, chosen
+        // or not, as committed.
+        let Some(m) = self
+            .members
+            .iter()
+            .find(|m| m.role == Role::Leading && m.serving)
+        else {
             return Ok(());
         };
         let Some(committed) = m.machine.as_ref().map(|x| x.committed()) else {
