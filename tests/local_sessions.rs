@@ -34,6 +34,18 @@ fn get_data_body(path: &str) -> Vec<u8> {
     Enc::new().str(path).bool(false).finish()
 }
 
+/// The next `n` replies to requests (notifications and pings skipped), in the order they came.
+async fn replies(c: &mut RawConn, n: usize) -> Vec<common::raw::Reply> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let r = c.recv().await.unwrap();
+        if r.xid > 0 {
+            out.push(r);
+        }
+    }
+    out
+}
+
 /// Two followers of an ensemble whose leader is known.
 async fn followers(ens: &Ensemble) -> (usize, usize) {
     let leader = ens.wait_leader(ELECT).await;
@@ -87,13 +99,7 @@ async fn a_local_session_lives_only_on_its_member() {
         let body = common::raw::create_body("/ls/s", b"", EPHEMERAL_SEQUENTIAL);
         let x3 = a.send(CREATE, &body).await.unwrap();
         let x4 = a.send(GET_DATA, &get_data_body("/ls")).await.unwrap();
-        let mut replies = Vec::new();
-        while replies.len() < 4 {
-            let r = a.recv().await.unwrap();
-            if r.xid > 0 {
-                replies.push(r);
-            }
-        }
+        let replies = replies(&mut a, 4).await;
         let got: Vec<(i32, i32)> = replies.iter().map(|r| (r.xid, r.err)).collect();
         assert_eq!(
             got,
@@ -159,13 +165,7 @@ async fn the_first_ephemeral_makes_a_local_session_global() {
             .await
             .unwrap();
         let x2 = a.send(GET_DATA, &get_data_body("/up/e")).await.unwrap();
-        let mut replies = Vec::new();
-        while replies.len() < 2 {
-            let r = a.recv().await.unwrap();
-            if r.xid > 0 {
-                replies.push(r);
-            }
-        }
+        let replies = replies(&mut a, 2).await;
         assert_eq!((replies[0].xid, replies[0].err), (x1, 0));
         assert_eq!((replies[1].xid, replies[1].err), (x2, 0));
         let mut d = replies[1].dec();

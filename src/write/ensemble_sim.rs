@@ -959,32 +959,9 @@ impl Sim {
             let mut sources: Vec<usize> = (0..self.members.len()).collect();
             sources.swap(0, sid as usize - 1);
             for src in sources {
-                let m = &self.members[src];
-                let records: Vec<(Zxid, Bytes)> = m
-                    .compacted
-                    .iter()
-                    .map(|(z, b)| (*z, b.clone()))
-                    .chain(m.log.iter().cloned())
-                    .filter(|r| r.0 as i64 > last && r.0 as i64 <= held)
-                    .collect();
-                if records.last().map(|r| r.0 as i64) != Some(held) {
-                    continue;
+                if self.adopt(src, held, before)? {
+                    break;
                 }
-                let mut tree = self.reference.clone();
-                let mut txns = Vec::new();
-                for (zxid, body) in records {
-                    let t = decode_txn(zxid as i64, body)
-                        .map_err(|e| format!("logged txn {zxid:#x} does not decode: {e:?}"))?;
-                    tree.apply(&t);
-                    txns.push(t);
-                }
-                if state_of(&tree) != before {
-                    continue;
-                }
-                for t in txns {
-                    self.choose(&t)?;
-                }
-                break;
             }
         }
         let expected = self.chosen.last().map_or(self.empty, |c| c.state);
@@ -1618,15 +1595,25 @@ impl Sim {
             return Ok(());
         }
         let target = state_of(&m.replicas[0]);
+        let src = m.sid as usize - 1;
+        self.adopt(src, committed, target)?;
+        Ok(())
+    }
+
+    /// Extends the history with member `src`'s logged records after its end, up to `upto`, if
+    /// they end exactly there and yield the state `target`; whether they did.
+    fn adopt(&mut self, src: usize, upto: i64, target: u64) -> Result<bool, String> {
+        let last = self.chosen.last().map_or(0, |c| c.zxid);
+        let m = &self.members[src];
         let records: Vec<(Zxid, Bytes)> = m
             .compacted
             .iter()
             .map(|(z, b)| (*z, b.clone()))
             .chain(m.log.iter().cloned())
-            .filter(|r| r.0 as i64 > last && r.0 as i64 <= committed)
+            .filter(|r| r.0 as i64 > last && r.0 as i64 <= upto)
             .collect();
-        if records.last().map(|r| r.0 as i64) != Some(committed) {
-            return Ok(());
+        if records.last().map(|r| r.0 as i64) != Some(upto) {
+            return Ok(false);
         }
         let mut tree = self.reference.clone();
         let mut txns = Vec::new();
@@ -1636,12 +1623,13 @@ impl Sim {
             tree.apply(&t);
             txns.push(t);
         }
-        if state_of(&tree) == target {
-            for t in txns {
-                self.choose(&t)?;
-            }
+        if state_of(&tree) != target {
+            return Ok(false);
         }
-        Ok(())
+        for t in txns {
+            self.choose(&t)?;
+        }
+        Ok(true)
     }
 
     fn run(&mut self) -> Res {

@@ -419,16 +419,7 @@ impl RawConn {
         password: &[u8],
     ) -> io::Result<(RawConn, ConnectResponse)> {
         let (stream, resp) = handshake(addr, timeout_ms, session_id, password).await?;
-        let conn = RawConn {
-            stream,
-            session_id: resp.session_id,
-            password: resp.password.clone(),
-            timeout: resp.timeout,
-            next_xid: 1,
-            stash: VecDeque::new(),
-            rbuf: Vec::new(),
-        };
-        Ok((conn, resp))
+        Ok((RawConn::from_stream(stream, &resp), resp))
     }
 
     pub fn next_xid(&mut self) -> i32 {
