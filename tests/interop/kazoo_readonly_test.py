@@ -189,8 +189,10 @@ def test_read_write_again():
     states.wait_for(lambda e: e == (KazooState.CONNECTED, KeeperState.CONNECTED), 5,
                     "the listener called with CONNECTED while client_state is CONNECTED")
     # the member closed the read-only connection when its election ended; the read-only
-    # session ended with read-only mode (kazoo reattaches with it and is told it expired)
-    assert states.snapshot() == [
+    # session ended with read-only mode (kazoo reattaches with it and is told it expired).
+    # (Only the end is pinned: should a first election attempt fail, the member may serve
+    # read-only once more in between.)
+    assert states.snapshot()[-3:] == [
         (KazooState.SUSPENDED, KeeperState.CONNECTING),
         (KazooState.LOST, KeeperState.EXPIRED_SESSION),
         (KazooState.CONNECTED, KeeperState.CONNECTED)], states.snapshot()
