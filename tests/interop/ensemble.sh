@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ensemble.sh start corral|zookeeper DIR [CORRAL_BINARY]
 # ensemble.sh stop DIR
+# ensemble.sh restart DIR I
 #
 # A 3-member pseudo-cluster on loopback for the interop suites: sids 100, 101, 102, free ports
 # (client, quorum, election per member), member i in DIR/m<i>/ (zoo.cfg, data/ with myid, log,
@@ -13,6 +14,12 @@
 #
 # `zookeeper` starts Apache ZooKeeper 3.8 (Debian's jar, QuorumPeerMain) the same way, for
 # validating the ensemble transcripts against the reference.
+#
+# ENSEMBLE_CFG="key=value ..." adds zoo.cfg keys to every member (e.g. localSessionsEnabled=true).
+# Keys that ZooKeeper reads only as JVM system properties (readonlymode.enabled) are passed to it
+# as -Dkey=value instead; corral reads them all from zoo.cfg.
+# ensemble.sh restart DIR I starts member I (0..2) again, as `start` did (same zoo.cfg and data),
+# after a test killed it; it does not wait for anything.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -48,16 +55,43 @@ modes() {
     done
 }
 
+# launch_member I : starts member I of $DIR as $KIND (setsid, its own log appended), records its pid
+launch_member() {
+    local M="$DIR/m$1" cp="$ZK_JAR"
+    [ -r /usr/share/java/slf4j-simple.jar ] && cp="$cp:/usr/share/java/slf4j-simple.jar"
+    if [ "$KIND" = corral ]; then
+        setsid "$BIN" --config "$M/zoo.cfg" >> "$M/log" 2>&1 < /dev/null &
+    else
+        setsid java -Xmx256m -Dzookeeper.log.dir="$M" -Dznode.container.checkIntervalMs=1000 \
+            ${JVM_PROPS[@]+"${JVM_PROPS[@]}"} \
+            -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Dorg.slf4j.simpleLogger.showDateTime=true \
+            -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$M/zoo.cfg" \
+            >> "$M/log" 2>&1 < /dev/null &
+    fi
+    echo $! > "$M/pid"
+}
+
 case "${1:-}" in
     stop)
         [ $# -eq 2 ] || { echo "usage: $0 stop DIR" >&2; exit 2; }
         stop_members "$2"
         exit 0 ;;
+    restart)
+        [ $# -eq 3 ] || { echo "usage: $0 restart DIR I" >&2; exit 2; }
+        DIR="$(cd "$2" && pwd)"; I="$3"
+        KIND="$(cat "$DIR/kind")"; BIN="$(cat "$DIR/bin")"
+        read -r -a JVM_PROPS <<<"$(cat "$DIR/jvm_props")"
+        if pid="$(cat "$DIR/m$I/pid" 2>/dev/null)" && kill -0 "$pid" 2>/dev/null; then
+            echo "member m$I (pid $pid) is still running" >&2
+            exit 1
+        fi
+        launch_member "$I"
+        exit 0 ;;
     start)
         [ $# -ge 3 ] || { echo "usage: $0 start corral|zookeeper DIR [CORRAL_BINARY]" >&2; exit 2; }
         KIND="$2"; DIR="$3"; BIN="${4:-$REPO_ROOT/target/debug/corral}" ;;
     *)
-        echo "usage: $0 start corral|zookeeper DIR [CORRAL_BINARY] | stop DIR" >&2
+        echo "usage: $0 start corral|zookeeper DIR [CORRAL_BINARY] | stop DIR | restart DIR I" >&2
         exit 2 ;;
 esac
 
@@ -85,8 +119,23 @@ done
 echo "${P[0]} ${P[1]} ${P[2]}" > "$DIR/ports"
 echo "127.0.0.1:${P[0]},127.0.0.1:${P[1]},127.0.0.1:${P[2]}" > "$DIR/connect"
 
-CP="$ZK_JAR"
-[ -r /usr/share/java/slf4j-simple.jar ] && CP="$CP:/usr/share/java/slf4j-simple.jar"
+# extra keys: zoo.cfg lines, or -D properties for ZooKeeper's system-property-only keys
+EXTRA_CFG=""
+JVM_PROPS=()
+for kv in ${ENSEMBLE_CFG:-}; do
+    case "$kv" in
+        *=*) ;;
+        *) echo "ENSEMBLE_CFG: expected key=value, got '$kv'" >&2; exit 2 ;;
+    esac
+    if [ "$KIND" = zookeeper ] && [ "${kv%%=*}" = readonlymode.enabled ]; then
+        JVM_PROPS+=("-D$kv")
+    else
+        EXTRA_CFG+="$kv"$'\n'
+    fi
+done
+echo "$KIND" > "$DIR/kind"
+echo "$BIN" > "$DIR/bin"
+echo "${JVM_PROPS[*]+${JVM_PROPS[*]}}" > "$DIR/jvm_props"
 for i in 0 1 2; do
     M="$DIR/m$i"
     mkdir -p "$M/data"
@@ -102,18 +151,11 @@ maxClientCnxns=0
 4lw.commands.whitelist=*
 admin.enableServer=false
 extendedTypesEnabled=true
-${SERVERS}
+${EXTRA_CFG}${SERVERS}
 CFG
-    if [ "$KIND" = corral ]; then
-        echo "znode.container.checkIntervalMs=1000" >> "$M/zoo.cfg"
-        setsid "$BIN" --config "$M/zoo.cfg" > "$M/log" 2>&1 < /dev/null &
-    else
-        setsid java -Xmx256m -Dzookeeper.log.dir="$M" -Dznode.container.checkIntervalMs=1000 \
-            -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Dorg.slf4j.simpleLogger.showDateTime=true \
-            -cp "$CP" org.apache.zookeeper.server.quorum.QuorumPeerMain "$M/zoo.cfg" \
-            > "$M/log" 2>&1 < /dev/null &
-    fi
-    echo $! > "$M/pid"
+    [ "$KIND" = corral ] && echo "znode.container.checkIntervalMs=1000" >> "$M/zoo.cfg"
+    : > "$M/log"
+    launch_member "$i"
 done
 
 for ((t = 0; t < 120; t++)); do

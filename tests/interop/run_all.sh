@@ -23,7 +23,9 @@
 #   INTEROP_SKIP_SETUP=1   do not run setup_env.sh (everything already there)
 #   INTEROP_SUITES="zkcli cli_mt zkpython kazoo zkserver_status"   subset / order to run
 #                          (an ensemble's default appends kazoo_ensemble)
-#   INTEROP_ENSEMBLE_DIR   ensemble.sh's DIR (ports, member pids) for kazoo_ensemble
+#   INTEROP_ENSEMBLE_DIR   ensemble.sh's DIR (ports, member pids) for kazoo_ensemble and the
+#                          suites run_ensemble_features.sh runs (kazoo_readonly,
+#                          kazoo_local_sessions_local, kazoo_local_sessions_upgrading)
 #   ZKCLI_RELATIVE_ZXIDS=1 passed to zkcli.sh (server not fresh)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -146,6 +148,19 @@ for s in $SUITES; do
                     "$SERVER" "$INTEROP_ENSEMBLE_DIR"
             else
                 skip_suite kazoo_ensemble "kazoo is not importable from $VENV_PY (see $LOG_DIR/setup.log)"
+            fi ;;
+        kazoo_readonly|kazoo_local_sessions_local|kazoo_local_sessions_upgrading)
+            # ensembles with their own zoo.cfg keys: run_ensemble_features.sh starts them
+            if [ -z "${INTEROP_ENSEMBLE_DIR:-}" ] || [ ! -f "$INTEROP_ENSEMBLE_DIR/ports" ]; then
+                skip_suite "$s" "INTEROP_ENSEMBLE_DIR does not name ensemble.sh's directory"
+            elif ! [ -x "$VENV_PY" ] || ! "$VENV_PY" -c 'import kazoo' 2>/dev/null; then
+                skip_suite "$s" "kazoo is not importable from $VENV_PY (see $LOG_DIR/setup.log)"
+            elif [ "$s" = kazoo_readonly ]; then
+                run_suite "$s" 220 "$VENV_PY" "$INTEROP_DIR/kazoo_readonly_test.py" \
+                    "$SERVER" "$INTEROP_ENSEMBLE_DIR"
+            else
+                run_suite "$s" 140 "$VENV_PY" "$INTEROP_DIR/kazoo_local_sessions_test.py" \
+                    "${s#kazoo_local_sessions_}" "$SERVER" "$INTEROP_ENSEMBLE_DIR"
             fi ;;
         *)
             skip_suite "$s" "unknown suite" ;;

@@ -5,9 +5,10 @@
 # configured like the reference ZooKeeper the transcripts were recorded from (tickTime=2000, TTL
 # nodes enabled, container/TTL reaper every second, every four-letter word allowed), runs
 # run_all.sh against it and stops it; then the same suites against a fresh 3-member corral
-# ensemble with the full connect string (run_ensemble.sh corral). Its last line,
-# "N passed, N failed", counts the checks of both runs; exit status 0 only if both passed.
-# INTEROP_ENSEMBLE=0 skips the ensemble run.
+# ensemble with the full connect string (run_ensemble.sh corral), and last the suites that need
+# ensembles with their own zoo.cfg keys (run_ensemble_features.sh corral: read-only mode, local
+# sessions). Its last line, "N passed, N failed", counts the checks of all three runs; exit
+# status 0 only if all passed. INTEROP_ENSEMBLE=0 skips both ensemble runs.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -57,11 +58,18 @@ echo "== the same clients against a 3-member corral ensemble"
 # setup already ran (or was skipped) for the standalone run
 INTEROP_SKIP_SETUP=1 "$HERE/run_ensemble.sh" corral "$BIN" | tee "$WORK/ensemble.out"
 ESTATUS=${PIPESTATUS[0]}
+echo
+echo "== read-only mode and local sessions: corral ensembles with their own zoo.cfg keys"
+"$HERE/run_ensemble_features.sh" corral "$BIN" | tee "$WORK/features.out"
+FSTATUS=${PIPESTATUS[0]}
 read -r SP SF <<<"$(counts "$WORK/standalone.out")"
 read -r EP EF <<<"$(counts "$WORK/ensemble.out")"
+read -r FP FF <<<"$(counts "$WORK/features.out")"
 [ "$STATUS" != 0 ] && [ "$SF" = 0 ] && SF=1
 [ "$ESTATUS" != 0 ] && [ "$EF" = 0 ] && EF=1
+[ "$FSTATUS" != 0 ] && [ "$FF" = 0 ] && FF=1
 echo
-echo "standalone: $SP passed, $SF failed; ensemble: $EP passed, $EF failed"
-echo "$(( SP + EP )) passed, $(( SF + EF )) failed"
-[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ]
+echo "standalone: $SP passed, $SF failed; ensemble: $EP passed, $EF failed;" \
+    "features: $FP passed, $FF failed"
+echo "$(( SP + EP + FP )) passed, $(( SF + EF + FF )) failed"
+[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ] && [ "$FSTATUS" = 0 ]

@@ -4,10 +4,12 @@
 # Validates the interop scripts themselves: installs what is missing, starts
 # Apache ZooKeeper 3.8 (start_zookeeper.sh PORT DIR, fresh data), runs
 # run_all.sh against it and always stops it again; then the same against a
-# 3-member Apache ZooKeeper ensemble (run_ensemble.sh zookeeper; skip with
-# INTEROP_ENSEMBLE=0).  Everything must pass.  Defaults: PORT 2191, DIR
-# /tmp/zkref.  Its last line, "N passed, N failed", counts both runs; exit
-# status 0 only if both passed.
+# 3-member Apache ZooKeeper ensemble (run_ensemble.sh zookeeper) and the
+# suites run_ensemble_features.sh runs on ensembles with their own keys
+# (read-only mode, local sessions); INTEROP_ENSEMBLE=0 skips both.  Everything
+# must pass.  Defaults: PORT 2191, DIR
+# /tmp/zkref.  Its last line, "N passed, N failed", counts all runs; exit
+# status 0 only if all passed.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PORT="${1:-2191}"
@@ -42,6 +44,10 @@ echo
 echo "== the same clients against a 3-member Apache ZooKeeper ensemble"
 INTEROP_SKIP_SETUP=1 "$HERE/run_ensemble.sh" zookeeper | tee "$OUT.ens"
 ESTATUS=${PIPESTATUS[0]}
+echo
+echo "== read-only mode and local sessions: Apache ZooKeeper ensembles with their own keys"
+"$HERE/run_ensemble_features.sh" zookeeper | tee "$OUT.feat"
+FSTATUS=${PIPESTATUS[0]}
 counts() {
     local line
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
@@ -50,10 +56,13 @@ counts() {
 }
 read -r SP SF <<<"$(counts "$OUT")"
 read -r EP EF <<<"$(counts "$OUT.ens")"
-rm -f "$OUT" "$OUT.ens"
+read -r FP FF <<<"$(counts "$OUT.feat")"
+rm -f "$OUT" "$OUT.ens" "$OUT.feat"
 [ "$STATUS" != 0 ] && [ "$SF" = 0 ] && SF=1
 [ "$ESTATUS" != 0 ] && [ "$EF" = 0 ] && EF=1
+[ "$FSTATUS" != 0 ] && [ "$FF" = 0 ] && FF=1
 echo
-echo "standalone: $SP passed, $SF failed; ensemble: $EP passed, $EF failed"
-echo "$(( SP + EP )) passed, $(( SF + EF )) failed"
-[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ]
+echo "standalone: $SP passed, $SF failed; ensemble: $EP passed, $EF failed;" \
+    "features: $FP passed, $FF failed"
+echo "$(( SP + EP + FP )) passed, $(( SF + EF + FF )) failed"
+[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ] && [ "$FSTATUS" = 0 ]
