@@ -35,7 +35,7 @@
 //! state of the history.
 //!
 //! Failures name their seed; `SIM_SEED=n` replays one (`SIMTRACE=1` prints its events),
-//! `SIM_ITERS=n` runs that many seeds per ensemble shape.
+//! `SIM_ITERS=n` runs that many seeds per ensemble shape, from `SIM_FROM` (0).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -1755,7 +1755,11 @@ fn explore(
 fn seeds(default: u64) -> std::ops::Range<u64> {
     match env("SIM_SEED") {
         Some(s) => s..s + 1,
-        None => 0..env("SIM_ITERS").unwrap_or(default),
+        None => {
+            // `SIM_FROM=n` starts the seeds there (a soak that goes on past an earlier one).
+            let from = env("SIM_FROM").unwrap_or(0);
+            from..from + env("SIM_ITERS").unwrap_or(default)
+        }
     }
 }
 

@@ -776,6 +776,22 @@ impl Machine {
             }
             Queued::Answer(..) => true,
         });
+        // Those connections close: no answer may reach them first (it would go to the
+        // dropped request). The other answers queued behind the dropped txns wait for nothing
+        // now (nothing may commit for a while: a client waiting for its handshake would wait
+        // with them).
+        self.proposed.retain(|q| match q {
+            Queued::Answer(shard, m) => !lost
+                .iter()
+                .any(|o| o.shard == *shard && conn_of(m) == Some(o.conn)),
+            _ => true,
+        });
+        while let Some(Queued::Answer(..)) = self.proposed.front() {
+            if let Some(Queued::Answer(shard, msg)) = self.proposed.pop_front() {
+                self.flush_commits();
+                self.outbox.push((shard, msg));
+            }
+        }
         for o in lost {
             self.answer(o.shard, ToShard::Close { conn: o.conn });
         }
