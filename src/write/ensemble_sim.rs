@@ -1595,8 +1595,14 @@ impl Sim {
             return Ok(());
         }
         let target = state_of(&m.replicas[0]);
-        let src = m.sid as usize - 1;
-        self.adopt(src, committed, target)?;
+        // From its own log or, if it was synced by SNAP, another member's.
+        let mut sources: Vec<usize> = (0..self.members.len()).collect();
+        sources.swap(0, m.sid as usize - 1);
+        for src in sources {
+            if self.adopt(src, committed, target)? {
+                break;
+            }
+        }
         Ok(())
     }
 
