@@ -1,7 +1,8 @@
 //! Replicated ensembles end to end (tests/common/ensemble.rs): election with arbitrary sids,
 //! replication of every write to every member (full tree comparison), leader failover under
 //! write load with no acknowledged write lost, observers, an isolated leader stepping down,
-//! and quorum loss and recovery in a five-member ensemble.
+//! quorum loss and recovery in a five-member ensemble, and a watch event that comes before its
+//! data is readable on a follower across a failover.
 //!
 //! Validated against Apache ZooKeeper 3.8 (`CORRAL_TEST_TARGET=zookeeper`). tickTime stays at
 //! ZooKeeper's default 2000 ms, so elections and failure detection take real seconds; every
@@ -694,4 +695,123 @@ async fn a_session_moves_with_its_ephemerals_and_watches() {
         assert_same_trees(&ens).await;
     })
     .await;
+}
+
+/// A watch fires before its data is readable, on a follower, across the leader's SIGKILL: a
+/// raw client on a follower sets a data watch, then reads until it sees a newer version; the
+/// NodeDataChanged event must have come first on the wire. Writers on the other members change
+/// the node all along; the leader is killed halfway and restarted. A connection that drops (as
+/// ZooKeeper's do when their member loses its leader) is opened again, with a new watch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_fires_before_its_data_is_readable_across_a_failover() {
+    use common::raw::{op, RawConn};
+    let _serial = serial().await;
+    timed(240, async {
+        let mut ens = Ensemble::start(EnsembleOpts::voters(3)).await;
+        let leader = ens.wait_leader(ELECT).await;
+        let x = (leader + 1) % 3;
+        let setup = ens.client_any().await;
+        setup.create("/w", b"0", &anyone()).await.unwrap();
+        drop(setup);
+        let stop = Arc::new(AtomicBool::new(false));
+        let others: Vec<usize> = (0..3).filter(|&i| i != x).collect();
+        let writer = {
+            let (connect, stop) = (ens.connect_string_of(&others), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let connector =
+                        zk::Client::connector().with_session_timeout(Duration::from_secs(20));
+                    let Ok(c) = connector.connect(&connect).await else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        if c.set_data("/w", n.to_string().as_bytes(), None)
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                n
+            })
+        };
+        let addr = ens.addr(x);
+        let mut checked = 0;
+        let mut killed = false;
+        let mut conn: Option<RawConn> = None;
+        let start = Instant::now();
+        while checked < 60 || !killed {
+            assert!(
+                start.elapsed() < Duration::from_secs(150),
+                "{checked} checks only"
+            );
+            if checked == 30 && !killed {
+                ens.kill9(leader);
+                killed = true;
+            }
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match RawConn::connect(&addr, 20_000).await {
+                    Ok(c) => conn.insert(c),
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            // Set a watch, then read without one until the data changes.
+            let Ok(r) = c.call(op::GET_DATA, &get_data_body("/w", true)).await else {
+                conn = None;
+                continue;
+            };
+            assert_eq!(r.err, 0);
+            let mut d = r.dec();
+            let _ = d.buf();
+            let seen = d.stat().version;
+            let _ = c.notifications();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut dropped = false;
+            loop {
+                let Ok(r) = c.call(op::GET_DATA, &get_data_body("/w", false)).await else {
+                    dropped = true;
+                    break;
+                };
+                let mut d = r.dec();
+                let _ = d.buf();
+                if d.stat().version > seen {
+                    let events: Vec<(i32, i32, String)> =
+                        c.notifications().iter().map(|n| n.event()).collect();
+                    assert!(
+                        events.iter().any(|(t, _, p)| *t == 3 && p == "/w"),
+                        "version {} read after a watch set at {seen} without its event \
+                         (events {events:?}, check {checked}, killed {killed})",
+                        d.stat().version
+                    );
+                    checked += 1;
+                    break;
+                }
+                assert!(Instant::now() < deadline, "/w did not change for 30 s");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            if dropped {
+                conn = None;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let writes = writer.await.unwrap();
+        println!("{checked} watch-before-data checks, {writes} writes");
+        ens.restart(leader).await;
+        ens.wait_serving(leader, ELECT).await;
+        assert_same_trees(&ens).await;
+    })
+    .await;
+}
+
+fn get_data_body(path: &str, watch: bool) -> Vec<u8> {
+    common::raw::Enc::new().str(path).bool(watch).finish()
 }
