@@ -536,21 +536,28 @@ impl Peer {
         match &mut self.state {
             State::Looking => {}
             State::Learner(l) => {
-                if self.persisted == self.last_logged {
-                    if let Some(z) = l.ack_newleader.take() {
-                        self.out.push(Action::Send {
-                            to: l.leader,
-                            msg: Msg::Ack { zxid: z },
-                        });
-                    }
-                }
-                if matches!(
+                let newleader = if self.persisted == self.last_logged {
+                    l.ack_newleader.take().map(|z| (z, l.leader))
+                } else {
+                    None
+                };
+                let acks = matches!(
                     l.phase,
                     LearnerPhase::Sync {
                         newleader: true,
                         ..
                     } | LearnerPhase::Broadcast { .. }
-                ) {
+                );
+                if let Some((z, leader)) = newleader {
+                    // The synced history is on disk: now the new epoch may be (see NEWLEADER).
+                    self.current_epoch = epoch_of(z);
+                    self.save_epochs();
+                    self.out.push(Action::Send {
+                        to: leader,
+                        msg: Msg::Ack { zxid: z },
+                    });
+                }
+                if acks {
                     self.on_persisted_ack(zxid);
                 }
             }
@@ -860,13 +867,15 @@ impl Peer {
                     newleader: true,
                 };
                 // Acknowledged once everything synced is durable: now, or from `on_persisted`.
-                let durable = self.persisted == self.last_logged;
-                if !durable {
+                // So is the new current epoch saved: saved before the synced proposals are on
+                // disk, a crash would leave this member with the new epoch and a short log,
+                // which wins the next election and truncates what a quorum acknowledged (the
+                // ensemble simulator found this; ZooKeeper's ZOOKEEPER-4643).
+                if self.persisted != self.last_logged {
                     l.ack_newleader = Some(zxid);
-                }
-                self.current_epoch = epoch;
-                self.save_epochs();
-                if durable {
+                } else {
+                    self.current_epoch = epoch;
+                    self.save_epochs();
                     self.out.push(Action::Send {
                         to: from,
                         msg: Msg::Ack { zxid },
