@@ -316,7 +316,8 @@ pub struct Machine {
     /// the connection each commit answers, and the request's number in `in_flight`.
     /// the connection each commit answers.
     forwarded: HashMap<(i64, i32), (Origin, u64)>,
-    /// (No connection waits for a local session's upgrade.)
+    /// New sessions asked of the leader; no origin for a local session's upgrade (no
+    /// handshake waits for it).
     creating: HashMap<i64, (Option<Origin>, u64)>,
     /// What this learner sent its leader and has not seen come back, by number (which keeps
     /// their order; a sync's number is its id in `syncs`): sent again, in order, if the member
