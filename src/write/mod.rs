@@ -312,9 +312,8 @@ pub struct Machine {
     /// learner -> (snapshot request, messages in order).
     held: HashMap<Sid, (u64, Vec<Msg>)>,
     next_request: u64,
-    /// A learner's writes forwarded to the leader, by (session, cxid), and its new sessions:
-    /// the connection each commit answers, and the request's number in `in_flight`.
-    /// the connection each commit answers.
+    /// A learner's writes forwarded to the leader, by (session, cxid): the connection each
+    /// commit answers, and the request's number in `in_flight`.
     forwarded: HashMap<(i64, i32), (Origin, u64)>,
     /// New sessions asked of the leader; no origin for a local session's upgrade (no
     /// handshake waits for it).
