@@ -292,6 +292,19 @@ impl Election {
         }
     }
 
+    /// The decision as a notification, once settled: what this member tells one that takes it
+    /// for its leader while it follows another.
+    pub fn settled_notification(&self) -> Option<Notification> {
+        match self.phase {
+            Phase::Settled(d) => Some(Notification {
+                vote: d.vote,
+                round: d.round,
+                state: d.state,
+            }),
+            _ => None,
+        }
+    }
+
     /// The logical clock: the round of the current (or last) election.
     #[cfg(test)] // read by the tests; the runtime will once ensembles run (#11)
     pub fn round(&self) -> u64 {

@@ -492,6 +492,16 @@ impl Peer {
             return;
         }
         if let Msg::Vote(n) = msg {
+            if let State::Learner(l) = &self.state {
+                let follows_another =
+                    matches!(n.state, PeerState::Following | PeerState::Observing);
+                if l.leader == from && l.phase == LearnerPhase::Discovery && follows_another {
+                    // The member this one chose will not lead: it follows another. Elect again
+                    // now rather than after initLimit ticks without a LEADERINFO (a member that
+                    // settled on a vote the others then left behind, in its finalize wait).
+                    self.look(now);
+                }
+            }
             let d = self.election.on_notification(now, from, n, &mut self.notes);
             self.flush_notes();
             if let (Some(d), State::Looking) = (d, &self.state) {
@@ -770,6 +780,17 @@ impl Peer {
     // --- learner ----------------------------------------------------------------------------
 
     fn learner_message(&mut self, now: u64, from: Sid, msg: Msg) {
+        if matches!(msg, Msg::FollowerInfo { .. }) {
+            // `from` takes this member for its leader: tell it whom this member follows, so it
+            // elects again at once (see `on_message`).
+            if let Some(n) = self.election.settled_notification() {
+                self.out.push(Action::Send {
+                    to: from,
+                    msg: Msg::Vote(n),
+                });
+            }
+            return;
+        }
         let State::Learner(l) = &mut self.state else {
             return;
         };

@@ -883,3 +883,65 @@ fn a_standalone_member_continues_its_zxids() {
     let p = lone((7 << 32) | (u32::MAX as u64 - 1));
     assert_eq!(p.next_zxid(), Some(8 << 32 | 1));
 }
+
+/// A member that settled on a leader which then follows another (it decided in its finalize
+/// wait on a vote the others left behind) elects again as soon as that member tells it, not
+/// after initLimit ticks without a LEADERINFO.
+#[test]
+fn a_member_following_a_follower_elects_again_at_once() {
+    use super::election::{Notification, PeerState, Vote};
+    use super::peer::Role;
+    let cfg = Config {
+        me: 1,
+        ensemble: Ensemble::of_voters([1, 2, 3]),
+        tick_ms: 2000,
+        init_limit: 10,
+        sync_limit: 5,
+        history_limit: 8,
+        standalone: false,
+        election: Timing {
+            finalize_wait_ms: 50,
+            ..Timing::default()
+        },
+    };
+    let mut p = Peer::new(cfg, Durable::default(), 0);
+    p.on_tick(0);
+    for sid in [2, 3] {
+        p.on_connected(0, sid);
+    }
+    let round = |p: &mut Peer| {
+        p.take_actions()
+            .iter()
+            .find_map(|a| match a {
+                Action::Send {
+                    msg: Msg::Vote(n), ..
+                } => Some(n.round),
+                _ => None,
+            })
+            .expect("a vote sent")
+    };
+    let r = round(&mut p);
+    let vote = |leader| Vote {
+        leader,
+        zxid: 0,
+        peer_epoch: 0,
+    };
+    // 2 votes for itself; with 1 that is a quorum, and the finalize wait ends.
+    let looking = Notification {
+        vote: vote(2),
+        round: r,
+        state: PeerState::Looking,
+    };
+    p.on_message(1, 2, Msg::Vote(looking));
+    p.on_tick(60);
+    assert_eq!(p.role(), Role::Following { leader: 2 });
+    let _ = p.take_actions();
+    // 2 meanwhile settled on 3 and says so.
+    let following = Notification {
+        vote: vote(3),
+        round: r,
+        state: PeerState::Following,
+    };
+    p.on_message(70, 2, Msg::Vote(following));
+    assert_eq!(p.role(), Role::Looking, "still following a follower");
+}
