@@ -362,9 +362,18 @@ async fn isolated_leader(silent: bool) {
             ens.connect_string_of(&others),
         ]);
         tokio::time::sleep(Duration::from_secs(3)).await;
+        // A session on the leader, for a write after the cut (kept open to the end).
+        let mut tail = common::raw::RawConn::connect(&ens.addr(leader), 20_000)
+            .await
+            .unwrap();
         let cut_at = Instant::now();
         if silent {
             ens.isolate_silently(leader);
+            // The leader has not noticed yet: a write sent to it now is logged there and never
+            // chosen, a divergent tail for the TRUNC asserted below. (The loader's write in
+            // flight at the cut may or may not have reached the followers first.)
+            let body = common::raw::create_body("/load/tail", b"", 0);
+            tail.send(common::raw::op::CREATE, &body).await.unwrap();
         } else {
             ens.isolate(leader);
         }
