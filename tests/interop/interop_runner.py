@@ -6,6 +6,7 @@ exits 1 if anything failed.  A watchdog ends the process (exit 3) if the whole
 suite exceeds its time budget, so a hung client library can never hang CI.
 """
 import os
+import socket
 import sys
 import threading
 import time
@@ -44,6 +45,31 @@ class Waiter:
     def clear(self):
         with self.cv:
             self.events.clear()
+
+
+def four_letter(port, word, host="127.0.0.1"):
+    """A four-letter word's answer from the server on `port` ("" if it does not answer)."""
+    try:
+        with socket.create_connection((host, port), timeout=3) as s:
+            s.settimeout(3)
+            s.sendall(word.encode())
+            out = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+    except OSError:
+        return ""
+    return out.decode(errors="replace")
+
+
+def srvr_mode(port):
+    """The member's `Mode:` from srvr, or None if it does not answer or does not serve."""
+    for line in four_letter(port, "srvr").splitlines():
+        if line.startswith("Mode: "):
+            return line[6:]
+    return None
 
 
 def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):

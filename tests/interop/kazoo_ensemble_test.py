@@ -10,14 +10,13 @@ runs last.
 """
 import os
 import signal
-import socket
 import sys
 import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from interop_runner import Waiter, run, wait_until  # noqa: E402
+from interop_runner import Waiter, four_letter, run, srvr_mode, wait_until  # noqa: E402
 
 from kazoo.client import KazooClient  # noqa: E402
 from kazoo.exceptions import LockTimeout  # noqa: E402
@@ -57,38 +56,7 @@ def stop(c):
 
 def is_corral(port):
     """Whether the member is corral (its version line says so) rather than ZooKeeper."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-            s.sendall(b"envi")
-            out = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                out += chunk
-    except OSError:
-        return False
-    return b"corral" in out
-
-
-def srvr_mode(port):
-    """The member's `Mode:` from srvr, or None if it does not answer / does not serve."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-            s.settimeout(3)
-            s.sendall(b"srvr")
-            out = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                out += chunk
-    except OSError:
-        return None
-    for line in out.decode(errors="replace").splitlines():
-        if line.startswith("Mode: "):
-            return line[6:]
-    return None
+    return "corral" in four_letter(port, "envi")
 
 
 def connected_port(c):

@@ -18,14 +18,13 @@ thread, which kills the connection loop), so the test registers one for the code
 own decorator, as an application would, and checks the code.
 """
 import os
-import socket
 import sys
 import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from interop_runner import run, wait_until  # noqa: E402
+from interop_runner import run, srvr_mode, wait_until  # noqa: E402
 
 from kazoo.client import KazooClient  # noqa: E402
 from kazoo.exceptions import EXCEPTIONS, LockTimeout, ZookeeperError, _zookeeper_exception  # noqa: E402
@@ -45,25 +44,6 @@ else:
     @_zookeeper_exception(-120)
     class EphemeralOnLocalSessionError(ZookeeperError):
         """EPHEMERALONLOCALSESSION: an ephemeral node from a local session (kazoo lacks it)."""
-
-
-def srvr_mode(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-            s.settimeout(3)
-            s.sendall(b"srvr")
-            out = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                out += chunk
-    except OSError:
-        return None
-    for line in out.decode(errors="replace").splitlines():
-        if line.startswith("Mode: "):
-            return line[6:]
-    return None
 
 
 def client(hosts):

@@ -18,14 +18,13 @@ read-only session ends with read-only mode, so kazoo gets a third session once r
 """
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from interop_runner import Waiter, run, wait_until  # noqa: E402
+from interop_runner import Waiter, four_letter, run, srvr_mode, wait_until  # noqa: E402
 
 from kazoo.client import KazooClient  # noqa: E402
 from kazoo.exceptions import NotReadOnlyCallError  # noqa: E402
@@ -47,27 +46,7 @@ def pid(i):
     return int(open(os.path.join(DIR, "m%d" % i, "pid")).read())
 
 
-def four_letter(port, word):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-            s.settimeout(3)
-            s.sendall(word.encode())
-            out = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                out += chunk
-    except OSError:
-        return ""
-    return out.decode(errors="replace")
 
-
-def srvr_mode(port):
-    for line in four_letter(port, "srvr").splitlines():
-        if line.startswith("Mode: "):
-            return line[6:]
-    return None
 
 
 def client(hosts, **kw):
