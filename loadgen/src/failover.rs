@@ -94,18 +94,26 @@ struct Sample {
     mode: Mode,
 }
 
+/// The text of a `srvr` answer; None if refused, reset or timed out.
+pub(crate) fn srvr_text(addr: SocketAddr, timeout: Duration) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(b"srvr").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The value of a `srvr` answer's `NAME: ` line.
+pub(crate) fn srvr_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
 fn srvr(addr: SocketAddr, timeout: Duration) -> Mode {
-    let ans = (|| -> std::io::Result<String> {
-        let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-        s.set_read_timeout(Some(timeout))?;
-        s.write_all(b"srvr")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
-    })();
-    match ans {
-        Err(_) => Mode::Down,
-        Ok(text) => match text.lines().find_map(|l| l.strip_prefix("Mode: ")) {
+    match srvr_text(addr, timeout) {
+        None => Mode::Down,
+        Some(text) => match srvr_field(&text, "Mode") {
             Some("leader") => Mode::Leader,
             Some("follower") => Mode::Follower,
             _ => Mode::Other,
@@ -357,8 +365,31 @@ fn noticed_at(kill: u64, s: &[Sample]) -> Option<u64> {
         .map(|s| s.at)
 }
 
-fn ms(ns: u64) -> f64 {
+pub(crate) fn ms(ns: u64) -> f64 {
     (ns as f64 / 1e4).round() / 100.0
+}
+
+/// Waits up to `limit_s` seconds until the members answer `srvr` as one leader and two
+/// followers; returns the leader's index.
+pub(crate) fn wait_ready(addrs: &[SocketAddr], limit_s: f64) -> Result<usize, String> {
+    let t = now_ns();
+    loop {
+        let modes: Vec<Mode> = addrs
+            .iter()
+            .map(|&m| srvr(m, Duration::from_secs(1)))
+            .collect();
+        let leaders: Vec<usize> = (0..3).filter(|&i| modes[i] == Mode::Leader).collect();
+        let followers = modes.iter().filter(|m| **m == Mode::Follower).count();
+        if leaders.len() == 1 && followers == 2 {
+            return Ok(leaders[0]);
+        }
+        if now_ns() - t > (limit_s * 1e9) as u64 {
+            return Err(format!(
+                "no leader and two followers within {limit_s} s: {modes:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Runs one round; returns its report and whether both metrics were measured.
@@ -369,26 +400,7 @@ pub fn run(a: &FailoverArgs) -> Result<(String, bool), String> {
     let addrs = crate::resolve(&a.members)?;
     let _ = now_ns();
 
-    // One leader and two followers.
-    let t = now_ns();
-    let leader = loop {
-        let modes: Vec<Mode> = addrs
-            .iter()
-            .map(|&m| srvr(m, Duration::from_secs(1)))
-            .collect();
-        let leaders: Vec<usize> = (0..3).filter(|&i| modes[i] == Mode::Leader).collect();
-        let followers = modes.iter().filter(|m| **m == Mode::Follower).count();
-        if leaders.len() == 1 && followers == 2 {
-            break leaders[0];
-        }
-        if now_ns() - t > (a.ready_limit * 1e9) as u64 {
-            return Err(format!(
-                "no leader and two followers within {} s: {modes:?}",
-                a.ready_limit
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let leader = wait_ready(&addrs, a.ready_limit)?;
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
 
     // The writers' znodes, created through a survivor (a write goes through the leader).

@@ -1,6 +1,7 @@
 //! loadgen: a ZooKeeper-protocol load generator with honest latency histograms, for corral and
 //! Apache ZooKeeper alike. See `loadgen --help` and docs/BENCHMARKS.md.
 
+mod catchup;
 mod echo;
 mod failover;
 mod plot;
@@ -97,6 +98,12 @@ enum Cmd {
     /// measures the time until the survivors serve under a new leader and each writer's outage.
     /// Exit status 3 if either was not measured within --limit.
     Failover(failover::FailoverArgs),
+    /// Catch-up time of a restarted member: against a running three-member ensemble, SIGKILLs
+    /// a follower (--pids), sends --writes setData through the other two, runs --restart
+    /// (detached; its PID is printed) and measures the time until the member serves and until
+    /// its zxid reaches the last write's, then reads that write back through it. Exit status 3
+    /// if a write fails or it has not caught up within --limit.
+    Catchup(catchup::CatchupArgs),
 }
 
 /// The restart benchmark's tree, as `populate` builds it and `probe` finds its last leaf.
@@ -303,6 +310,13 @@ fn main() {
                 std::process::exit(if ok { 0 } else { 3 })
             }
             Err(e) => exit_on(Err(e), "failover"),
+        },
+        Some(Cmd::Catchup(a)) => match catchup::run(&a) {
+            Ok((out, ok)) => {
+                print!("{out}");
+                std::process::exit(if ok { 0 } else { 3 })
+            }
+            Err(e) => exit_on(Err(e), "catchup"),
         },
         Some(Cmd::Report { .. }) | None => {}
     }

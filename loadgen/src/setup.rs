@@ -65,36 +65,66 @@ impl Blocking {
     pub(crate) fn pipeline(
         &mut self,
         n: usize,
-        mut build: impl FnMut(&mut BytesMut, i32, usize),
+        build: impl FnMut(&mut BytesMut, i32, usize),
     ) -> Result<Vec<i32>, String> {
         let mut codes = Vec::with_capacity(n);
-        let mut i = 0;
-        while i < n {
-            let batch = (n - i).min(512);
-            let mut out = BytesMut::new();
-            let first = self.xid;
-            for k in 0..batch {
-                build(&mut out, self.xid, i + k);
+        self.window(n, 512, build, |_, r| {
+            codes.push(r.err);
+            Ok(())
+        })?;
+        Ok(codes)
+    }
+
+    /// Sends every request `build(out, xid, i)` for i in 0..n with at most `window` in flight,
+    /// and hands each reply, in order, to `on_reply(i, reply)`. Requests freed by the replies
+    /// already read go out together, in one write.
+    pub(crate) fn window(
+        &mut self,
+        n: usize,
+        window: usize,
+        mut build: impl FnMut(&mut BytesMut, i32, usize),
+        mut on_reply: impl FnMut(usize, wire::Reply) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let window = window.max(1);
+        let first = self.xid;
+        let (mut sent, mut got) = (0, 0);
+        let mut out = BytesMut::new();
+        while got < n {
+            while sent < n && sent - got < window {
+                build(&mut out, self.xid, sent);
                 self.xid += 1;
+                sent += 1;
             }
-            self.s
-                .write_all(&out)
-                .map_err(|e| format!("setup: write: {e}"))?;
-            let mut got = 0;
-            while got < batch {
+            if !out.is_empty() {
+                self.s
+                    .write_all(&out)
+                    .map_err(|e| format!("setup: write: {e}"))?;
+                out.clear();
+            }
+            // One reply, waiting for it, then every one already read.
+            loop {
                 let r = wire::reply(self.frame()?)?;
                 if r.xid < 0 {
                     continue;
                 }
-                if r.xid != first + got as i32 {
+                if r.xid != first.wrapping_add(got as i32) {
                     return Err("setup: xid mismatch".into());
                 }
-                codes.push(r.err);
+                on_reply(got, r)?;
                 got += 1;
+                if got == n || !self.frame_buffered() {
+                    break;
+                }
             }
-            i += batch;
         }
-        Ok(codes)
+        Ok(())
+    }
+
+    /// Whether a whole frame is already in the read buffer.
+    fn frame_buffered(&self) -> bool {
+        self.rbuf.len() >= 4
+            && self.rbuf.len() - 4
+                >= u32::from_be_bytes(self.rbuf[..4].try_into().unwrap()) as usize
     }
 
     /// Creates each path (empty data), NodeExists allowed.

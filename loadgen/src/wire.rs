@@ -94,6 +94,9 @@ pub fn ping(out: &mut BytesMut) {
 /// A reply: header fields and a reader positioned at the body.
 pub struct Reply {
     pub xid: i32,
+    /// The header's zxid: for a write, its own transaction's (or, in some servers, the
+    /// answering member's latest, which is no lower).
+    pub zxid: i64,
     pub err: i32,
     pub body: Reader,
 }
@@ -101,9 +104,14 @@ pub struct Reply {
 pub fn reply(p: Bytes) -> Result<Reply, String> {
     let mut r = Reader::new(p);
     let xid = r.i32().map_err(|_| "decode")?;
-    let _zxid = r.i64().map_err(|_| "decode")?;
+    let zxid = r.i64().map_err(|_| "decode")?;
     let err = r.i32().map_err(|_| "decode")?;
-    Ok(Reply { xid, err, body: r })
+    Ok(Reply {
+        xid,
+        zxid,
+        err,
+        body: r,
+    })
 }
 
 /// A watch notification's body: (event type, path).
