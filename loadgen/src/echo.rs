@@ -6,6 +6,11 @@
 //! exists/setData with a zero stat, getChildren with no children, create with the requested
 //! path, delete/closeSession with an empty reply (then closes), ping with a ping reply. Replies
 //! to everything read in one wakeup go out in one write.
+//!
+//! With `hops` > 1, the client's connection first goes through `hops - 1` relays on the same
+//! thread, each a TCP proxy to the next (bytes copied as read, both ways): the floor of an
+//! ensemble, where a write crosses loopback several times (client, follower, leader, the other
+//! follower and back) before it is answered.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -26,7 +31,7 @@ pub struct Echo {
     pub tid: i32,
 }
 
-pub fn start(cpu: usize, payload: usize) -> Result<Echo, String> {
+pub fn start(cpu: usize, payload: usize, hops: usize) -> Result<Echo, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     let tid = Arc::new(AtomicI32::new(0));
     let tid2 = tid.clone();
@@ -43,7 +48,23 @@ pub fn start(cpu: usize, payload: usize) -> Result<Echo, String> {
                     return;
                 }
             };
-            let _ = tx.send(l.local_addr().map_err(|e| e.to_string()));
+            let mut front = match l.local_addr() {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            for _ in 1..hops.max(1) {
+                match relay(front) {
+                    Ok(a) => front = a,
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("echo relay: {e}")));
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(Ok(front));
             let payload = Arc::new(vec![0u8; payload]);
             let mut next_session = 1i64;
             loop {
@@ -62,6 +83,51 @@ pub fn start(cpu: usize, payload: usize) -> Result<Echo, String> {
         addr,
         tid: tid.load(Ordering::Acquire),
     })
+}
+
+/// Starts a relay to `next` on this executor; returns its address.
+fn relay(next: SocketAddr) -> std::io::Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr()?;
+    glommio::spawn_local(async move {
+        loop {
+            let Ok(a) = l.accept().await else { continue };
+            glommio::spawn_local(async move {
+                let Ok(b) = TcpStream::connect(next).await else {
+                    return;
+                };
+                let _ = a.set_nodelay(true);
+                let _ = b.set_nodelay(true);
+                let (ar, aw) = futures_lite::io::split(a);
+                let (br, bw) = futures_lite::io::split(b);
+                let up = glommio::spawn_local(pump(ar, bw));
+                pump(br, aw).await;
+                up.await;
+            })
+            .detach();
+        }
+    })
+    .detach();
+    Ok(addr)
+}
+
+/// Copies bytes from `r` to `w` as they arrive, until either side closes.
+async fn pump(
+    mut r: futures_lite::io::ReadHalf<TcpStream>,
+    mut w: futures_lite::io::WriteHalf<TcpStream>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if w.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = w.close().await;
 }
 
 /// Output shared by a connection's reader (which fills it) and writer (which drains it), so

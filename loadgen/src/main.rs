@@ -25,7 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::procstat::Target;
-use crate::report::PhaseResult;
+use crate::report::{MemberUse, PhaseResult};
 use crate::run::{Paths, PhaseCfg, Shared, Workload};
 use crate::stats::{now_ns, CoreStats};
 
@@ -248,14 +248,21 @@ struct RunArgs {
     no_setup: bool,
 
     /// PID of the server: its CPU time (from /proc/PID/stat) and RSS (VmRSS) are sampled
-    /// during the measured window and reported per op.
-    #[arg(long)]
-    server_pid: Option<i32>,
+    /// during the measured window and reported per op. An ensemble's members, comma separated:
+    /// CPU per op is then their sum, RSS the largest member's, and each member is reported too.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<i32>,
 
     /// Run against an in-process echo server (one reply per frame, no server logic) instead of
     /// --servers: the floor of this machine's loopback path and of the loadgen itself.
     #[arg(long)]
     echo: bool,
+
+    /// With --echo: the loopback hops a request takes to the echo server and back, each hop
+    /// past the first a relay (a TCP proxy) on the echo thread: the floor of an ensemble's
+    /// write path (3: client, relay, relay, echo, as client, follower, leader, follower).
+    #[arg(long, default_value_t = 1)]
+    echo_hops: usize,
 
     /// CPU for the echo server's thread; default: the last online CPU not used by the loadgen.
     #[arg(long)]
@@ -411,16 +418,21 @@ fn run_all(a: RunArgs) -> Result<u64, String> {
                 .find(|c| !used.contains(c))
                 .unwrap_or(0)
         });
-        let e = echo::start(cpu, a.payload)?;
+        let e = echo::start(cpu, a.payload, a.echo_hops)?;
         eprintln!("loadgen: echo server on {} (CPU {cpu})", e.addr);
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
-        (vec![e.addr], Some(Target::Thread(pid, e.tid)))
+        (vec![e.addr], vec![Target::Thread(pid, e.tid)])
     } else {
-        (resolve(&a.servers)?, a.server_pid.map(Target::Process))
+        let pids = a.server_pid.iter().map(|&p| Target::Process(p)).collect();
+        (resolve(&a.servers)?, pids)
     };
     // In echo mode the server is our own thread: keep its CPU out of the loadgen's.
-    let echo_thread = if a.echo { target } else { None };
+    let echo_thread = if a.echo {
+        target.first().copied()
+    } else {
+        None
+    };
 
     let tag = format!(
         "{:x}",
@@ -475,7 +487,7 @@ fn run_all(a: RunArgs) -> Result<u64, String> {
         let mut i = 0;
         while i < rates.len() {
             cfg.rate = rates[i];
-            let res = run_phase(&a, &cfg, threads, &cpus, target, echo_thread)?;
+            let res = run_phase(&a, &cfg, threads, &cpus, &target, echo_thread)?;
             errors += res.stats.error_total();
             if i == 0 && !a.sweep.is_empty() && wl.pipelined() {
                 let max = res.throughput();
@@ -513,7 +525,7 @@ fn run_phase(
     cfg: &PhaseCfg,
     threads: usize,
     cpus: &[usize],
-    target: Option<Target>,
+    targets: &[Target],
     echo_thread: Option<Target>,
 ) -> Result<PhaseResult, String> {
     let cfg = Arc::new(cfg.clone());
@@ -569,27 +581,43 @@ fn run_phase(
         procstat::self_cpu_ns().saturating_sub(echo_thread.and_then(|t| t.cpu_ns()).unwrap_or(0))
     };
     sleep_until(w0);
-    let s0 = target.and_then(|t| t.cpu_ns());
+    let cpu_all = || -> Vec<Option<u64>> { targets.iter().map(|t| t.cpu_ns()).collect() };
+    let s0 = cpu_all();
     let l0 = own_cpu();
-    let mut rss_max: Option<u64> = None;
-    let mut rss_last = None;
+    let mut rss_max: Vec<Option<u64>> = vec![None; targets.len()];
+    let mut rss_last: Vec<Option<u64>> = vec![None; targets.len()];
+    let mut sample_rss = || {
+        for (i, t) in targets.iter().enumerate() {
+            if let Some(r) = t.rss_kb() {
+                rss_max[i] = Some(rss_max[i].map_or(r, |m| m.max(r)));
+                rss_last[i] = Some(r);
+            }
+        }
+    };
     loop {
         let now = now_ns();
         if now >= w1 {
             break;
         }
-        if let Some(r) = target.and_then(|t| t.rss_kb()) {
-            rss_max = Some(rss_max.map_or(r, |m| m.max(r)));
-            rss_last = Some(r);
-        }
+        sample_rss();
         std::thread::sleep(Duration::from_nanos((w1 - now).min(100_000_000)));
     }
-    let s1 = target.and_then(|t| t.cpu_ns());
+    let s1 = cpu_all();
     let l1 = own_cpu();
-    if let Some(r) = target.and_then(|t| t.rss_kb()) {
-        rss_max = Some(rss_max.map_or(r, |m| m.max(r)));
-        rss_last = Some(r);
-    }
+    sample_rss();
+    let members: Vec<MemberUse> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| MemberUse {
+            pid: t.pid(),
+            cpu_ns: match (s0[i], s1[i]) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                _ => None,
+            },
+            rss_kb_max: rss_max[i],
+            rss_kb_end: rss_last[i],
+        })
+        .collect();
 
     let mut stats = CoreStats::new((w0, w1));
     for (i, h) in handles.into_iter().enumerate() {
@@ -610,12 +638,26 @@ fn run_phase(
         warmup_s: cfg.warmup_ns as f64 / 1e9,
         duration_s: cfg.duration_ns as f64 / 1e9,
         stats,
-        server_cpu_ns: match (s0, s1) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
+        server_cpu_ns: sum_known(members.iter().map(|m| m.cpu_ns)),
+        server_rss_kb_max: members.iter().filter_map(|m| m.rss_kb_max).max(),
+        server_rss_kb_end: members.iter().filter_map(|m| m.rss_kb_end).max(),
+        members: if targets.len() > 1 {
+            members
+        } else {
+            Vec::new()
         },
-        server_rss_kb_max: rss_max,
-        server_rss_kb_end: rss_last,
         loadgen_cpu_ns: l1.saturating_sub(l0),
     })
+}
+
+/// The sum of the values, or None if any is unknown (a member that died mid-phase would
+/// otherwise make the ensemble look cheaper).
+fn sum_known(v: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    let mut total = 0u64;
+    let mut any = false;
+    for x in v {
+        total += x?;
+        any = true;
+    }
+    any.then_some(total)
 }

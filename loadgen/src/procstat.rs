@@ -40,12 +40,16 @@ impl Target {
         }
     }
 
+    /// The process's PID.
+    pub fn pid(&self) -> i32 {
+        match *self {
+            Target::Process(p) | Target::Thread(p, _) => p,
+        }
+    }
+
     /// Resident set size in KiB (the process's, also for a thread target).
     pub fn rss_kb(&self) -> Option<u64> {
-        let pid = match *self {
-            Target::Process(p) | Target::Thread(p, _) => p,
-        };
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }

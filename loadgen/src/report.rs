@@ -22,7 +22,18 @@ pub struct PhaseResult {
     pub server_cpu_ns: Option<u64>,
     pub server_rss_kb_max: Option<u64>,
     pub server_rss_kb_end: Option<u64>,
+    /// Each member of an ensemble (`--server-pid` with several PIDs); empty for one server,
+    /// whose figures are the server_* fields.
+    pub members: Vec<MemberUse>,
     pub loadgen_cpu_ns: u64,
+}
+
+/// One server process's CPU time over the measured window and its RSS.
+pub struct MemberUse {
+    pub pid: i32,
+    pub cpu_ns: Option<u64>,
+    pub rss_kb_max: Option<u64>,
+    pub rss_kb_end: Option<u64>,
 }
 
 impl PhaseResult {
@@ -118,6 +129,13 @@ impl PhaseResult {
             "server_cpu_util": self.server_cpu_ns.map(|n| n as f64 / 1e9 / self.duration_s),
             "server_rss_kb": self.server_rss_kb_end,
             "server_rss_kb_max": self.server_rss_kb_max,
+            "members": self.members.iter().map(|m| json!({
+                "pid": m.pid,
+                "cpu_us_per_op": m.cpu_ns.and_then(|n| self.per_op_us(n)),
+                "cpu_util": m.cpu_ns.map(|n| n as f64 / 1e9 / self.duration_s),
+                "rss_kb": m.rss_kb_end,
+                "rss_kb_max": m.rss_kb_max,
+            })).collect::<Vec<_>>(),
             "loadgen_cpu_us_per_op": self.per_op_us(self.loadgen_cpu_ns),
             "loadgen_cpu_util": self.loadgen_cpu_ns as f64 / 1e9 / self.duration_s,
             "latency_us": lat,
@@ -185,6 +203,14 @@ impl PhaseResult {
                 "server RSS {:.1} MiB (max {:.1})",
                 r as f64 / 1024.0,
                 self.server_rss_kb_max.unwrap_or(r) as f64 / 1024.0
+            ));
+        }
+        for m in &self.members {
+            parts.push(format!(
+                "member {}: CPU {:.2} us/op, RSS max {:.1} MiB",
+                m.pid,
+                m.cpu_ns.and_then(|n| self.per_op_us(n)).unwrap_or(f64::NAN),
+                m.rss_kb_max.unwrap_or(0) as f64 / 1024.0
             ));
         }
         parts.push(format!(
