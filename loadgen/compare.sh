@@ -332,9 +332,10 @@ $(cat "$OUT/commands.txt")
 \`\`\`
 EOF
 } >"$DOC.new"
-if [ -f "$DOC" ] && grep -q '^## Notes' "$DOC"; then
-    # Keep the hand-written notes section of the previous doc.
-    { echo; sed -n '/^## Notes/,$p' "$DOC"; } >>"$DOC.new"
+if [ -f "$DOC" ] && grep -Eq '^## (Ensemble|Notes)' "$DOC"; then
+    # Keep the ensemble section (loadgen/ensemble.sh) and the hand-written notes of the
+    # previous doc.
+    { echo; sed -En '/^## (Ensemble|Notes)/,$p' "$DOC"; } >>"$DOC.new"
 fi
 mv "$DOC.new" "$DOC"
 log "wrote $DOC (raw results in $OUT)"

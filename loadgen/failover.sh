@@ -32,107 +32,34 @@ OUT=${OUT:-$TARGET/failover-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-MEMBER_PIDS=()
-stop_members() {
-    local p
-    for p in "${MEMBER_PIDS[@]:-}"; do
-        [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-    done
-    for p in "${MEMBER_PIDS[@]:-}"; do
-        [ -n "$p" ] && { wait "$p" 2>/dev/null || true; }
-    done
-    MEMBER_PIDS=()
-    true
-}
+# shellcheck source=loadgen/ensemble-lib.sh
+. loadgen/ensemble-lib.sh
 trap stop_members EXIT INT TERM
-log() { echo "== $*" >&2; }
-ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
-
-ZK_JAR=/usr/share/java/zookeeper.jar
-if [ ! -r "$ZK_JAR" ]; then
-    log "installing Apache ZooKeeper (Debian package zookeeper)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q && apt-get install -y -q zookeeper
-fi
-ZK_VERSION=$(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo unknown)
-ZK_CP=$ZK_JAR
-[ -r /usr/share/java/slf4j-simple.jar ] && ZK_CP="$ZK_CP:/usr/share/java/slf4j-simple.jar"
 
 if [ "${BUILD:-1}" = 1 ]; then
     log "building corral and loadgen (release)"
     cargo build --release -p corral -p loadgen >&2
 fi
-CORRAL=$TARGET/release/corral
-LOADGEN=$TARGET/release/loadgen
-pin() { if [ -n "$1" ]; then echo "taskset -c $1"; fi; }
-if [ -n "$SERVER_CPU" ]; then PINNING="all three members on CPU $SERVER_CPU"; else PINNING="members not pinned"; fi
-if [ -n "$LOADGEN_CPU" ]; then PINNING+=", the measuring loadgen on CPU $LOADGEN_CPU"; else PINNING+=", the loadgen not pinned"; fi
-SERVER_PIN=$(pin "$SERVER_CPU")
-LOADGEN_PIN=$(pin "$LOADGEN_CPU")
-
-# shellcheck source=loadgen/wait_port.sh
-. loadgen/wait_port.sh
 
 COMMANDS=()
-# start_ensemble SYSTEM ROUND: three members in $OUT/SYSTEM/rROUND/m{1,2,3}; sets MEMBERS
-# (client addresses) and MEMBER_PIDS. Ports move on each round, so no round meets the sockets
-# of the one before in TIME_WAIT.
-start_ensemble() {
-    local sys=$1 round=$2 base i dir cmd servers=""
+# One fresh ensemble per round. Ports move on each round, so no round meets the sockets of the
+# one before in TIME_WAIT.
+start_round() {
+    local sys=$1 round=$2 base
     base=$((BASE_PORT + (round % 50) * 10 + $([ "$sys" = corral ] && echo 500 || echo 0)))
-    for i in 1 2 3; do
-        servers="${servers}server.$i=127.0.0.1:$((base + 2 + i)):$((base + 5 + i))
-"
-    done
-    MEMBERS=""
-    for i in 1 2 3; do
-        dir=$OUT/$sys/r$round/m$i
-        rm -rf "$dir"
-        mkdir -p "$dir/data"
-        echo "$i" >"$dir/data/myid"
-        cat >"$dir/zoo.cfg" <<CFG
-tickTime=2000
-initLimit=10
-syncLimit=5
-dataDir=$dir/data
-clientPort=$((base + i - 1))
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-forceSync=yes
-4lw.commands.whitelist=*
-$servers
-CFG
-        if [ "$sys" = zookeeper ]; then
-            echo "admin.enableServer=false" >>"$dir/zoo.cfg"
-            cmd="$SERVER_PIN java -Xmx512m -Dzookeeper.log.dir=$dir -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp $ZK_CP org.apache.zookeeper.server.quorum.QuorumPeerMain $dir/zoo.cfg"
-        else
-            cmd="$SERVER_PIN $CORRAL --config $dir/zoo.cfg"
-        fi
-        [ "$round" = 1 ] && COMMANDS+=("$cmd")
-        # shellcheck disable=SC2086
-        $cmd >"$dir/server.log" 2>&1 </dev/null &
-        MEMBER_PIDS+=($!)
-        MEMBERS="$MEMBERS${MEMBERS:+,}127.0.0.1:$((base + i - 1))"
-    done
-    for i in 1 2 3; do wait_port $((base + i - 1)); done
+    start_ensemble "$sys" "$OUT/$sys/r$round" "$base"
+    [ "$round" = 1 ] && COMMANDS+=("${MEMBER_CMDS[@]}")
+    true
 }
 
-stall_probe() {
-    local cmd="$LOADGEN stalls --cpus ${LOADGEN_CPU:-0},${SERVER_CPU:-1} --seconds 5"
-    log "machine stalls ($1): $cmd"
-    # shellcheck disable=SC2086
-    $cmd >"$OUT/stalls-$1.md" || log "stall probe failed"
-    true
-    STALL_CMD=$cmd
-}
-stall_probe before
+stall_probe before 5
 
 : >"$OUT/failed.txt"
 for sys in $SYSTEMS; do
     : >"$OUT/$sys.jsonl"
     for r in $(seq 1 "$ROUNDS"); do
         log "$sys round $r/$ROUNDS: starting 3 members"
-        start_ensemble "$sys" "$r"
+        start_round "$sys" "$r"
         pids=$(IFS=,; echo "${MEMBER_PIDS[*]}")
         cmd="$LOADGEN_PIN $LOADGEN failover --members $MEMBERS --pids $pids --label $sys --round $r --json"
         [ "$r" = 1 ] && COMMANDS+=("$cmd")
@@ -156,7 +83,7 @@ if l:
     done
 done
 
-stall_probe after
+stall_probe after 5
 
 # --- the section ------------------------------------------------------------------------------
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -244,12 +171,5 @@ PY
 } >"$OUT/failover.md"
 cat "$OUT/failover.md"
 
-if grep -q 'failover:begin' "$DOC"; then
-    awk -v f="$OUT/failover.md" '
-        /failover:begin/ { while ((getline l < f) > 0) print l; skip = 1; next }
-        /failover:end/ { skip = 0; next }
-        !skip' "$DOC" >"$DOC.tmp" && mv "$DOC.tmp" "$DOC"
-else
-    { echo; echo "### Failover (3-member ensemble)"; echo; cat "$OUT/failover.md"; } >>"$DOC"
-fi
+replace_section "$DOC" failover "$OUT/failover.md" "### Failover (3-member ensemble)"
 log "wrote $DOC (raw results in $OUT)"

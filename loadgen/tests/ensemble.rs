@@ -1,7 +1,12 @@
-//! `loadgen catchup` against a live three-member corral ensemble: the real binary kills a
-//! follower, writes through the other two, restarts it with the same command line through
-//! --restart, and reports when it serves, when it has caught up, and that a client reads the
-//! last write through it. The restarted member is stopped through the PID the tool prints.
+//! The ensemble benchmark's tools (loadgen/ensemble.sh) against a live three-member corral
+//! ensemble, briefly:
+//! - the phases, with sessions spread over the members and every member's CPU and RSS sampled:
+//!   every request answered, no errors, each member accounted for;
+//! - `loadgen catchup`: the real binary kills a follower, writes through the other two,
+//!   restarts it with the same command line through --restart, and reports when it serves,
+//!   when it has caught up, and that a client reads the last write through it. The restarted
+//!   member is stopped through the PID the tool prints;
+//! - the 3-hop echo floor the ensemble's open-loop phase is judged against.
 //!
 //! The corral binary is built as in live.rs (its own target directory), or taken from
 //! `$CORRAL_BIN`.
@@ -73,11 +78,19 @@ fn srvr(port: u16) -> Option<String> {
     Some(out)
 }
 
-#[test]
-fn catchup_of_a_restarted_corral_follower() {
+/// A running three-member ensemble on free loopback ports.
+struct Ensemble {
+    all: Cleanup,
+    /// Client ports, then quorum ports, then election ports.
+    ports: Vec<u16>,
+    base: PathBuf,
+    bin: PathBuf,
+}
+
+fn start_ensemble(name: &str) -> Ensemble {
     let bin = corral_bin();
     let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
-    let base = std::env::temp_dir().join(format!("loadgen-catchup-{}", std::process::id()));
+    let base = std::env::temp_dir().join(format!("loadgen-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let mut all = Cleanup {
         members: Vec::new(),
@@ -89,7 +102,7 @@ fn catchup_of_a_restarted_corral_follower() {
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("data/myid"), format!("{sid}\n")).unwrap();
         let mut cfg = format!(
-            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n",
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n4lw.commands.whitelist=*\n",
             dir.join("data").display(),
             ports[sid - 1]
         );
@@ -112,6 +125,33 @@ fn catchup_of_a_restarted_corral_follower() {
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         all.members.push(child);
     }
+    // Serving: each member answers `srvr` with a leader or follower mode.
+    let t = Instant::now();
+    for &p in &ports[..3] {
+        while !srvr(p).is_some_and(|a| a.contains("Mode: leader") || a.contains("Mode: follower")) {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "the ensemble did not form"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ensemble {
+        all,
+        ports,
+        base,
+        bin,
+    }
+}
+
+#[test]
+fn catchup_of_a_restarted_corral_follower() {
+    let Ensemble {
+        mut all,
+        ports,
+        base,
+        bin,
+    } = start_ensemble("catchup");
     let addrs: Vec<String> = ports[..3]
         .iter()
         .map(|p| format!("127.0.0.1:{p}"))
@@ -200,5 +240,133 @@ fn catchup_of_a_restarted_corral_follower() {
             "the restarted member still answers after its group was killed"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the loadgen with `args` (bounded in time) and returns its JSON lines.
+fn loadgen_phases(args: &[&str]) -> Vec<Value> {
+    let mut child = Command::new(LOADGEN)
+        .args(args)
+        .args([
+            "--json",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--drain",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start loadgen");
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("loadgen {args:?} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "loadgen {args:?}: {}\n{stderr}",
+        out.status
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// Requests counted, replies received and errors of a phase agree.
+fn check_counts(phase: &Value) {
+    let name = phase["phase"].as_str().unwrap();
+    let n = |k: &str| phase[k].as_u64().unwrap_or_else(|| panic!("{name}: {k}"));
+    assert_eq!(n("error_total"), 0, "{name}: errors {}", phase["errors"]);
+    assert_eq!(n("sent"), n("replies"), "{name}: requests sent != replies");
+    assert!(
+        n("ops") > 0 && n("ops") <= n("replies"),
+        "{name}: ops {}",
+        n("ops")
+    );
+    let counted: u64 = phase["latency_us"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(op, _)| ["getData", "setData", "create", "delete"].contains(&op.as_str()))
+        .map(|(_, v)| v["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, n("ops"), "{name}: histogram counts != ops");
+}
+
+#[test]
+fn ensemble_phases_against_live_corral() {
+    let e = start_ensemble("phases");
+    let servers: Vec<String> = e.ports[..3]
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let servers = servers.join(",");
+    let pids: Vec<String> = e.all.members.iter().map(|c| c.id().to_string()).collect();
+    let pids = pids.join(",");
+    // The phases of loadgen/ensemble.sh, smaller.
+    let mut phases = Vec::new();
+    for p in [
+        "-w setdata -s 12 -o 1",
+        "-w create-delete -s 12 -o 1",
+        "-w setdata -s 3 -o 8",
+        "-w getdata -s 12 -o 1",
+        "-w mix -s 6 -o 8",
+        "-w setdata -s 6 -o 8 --rate 300",
+    ] {
+        let mut args = vec!["--servers", &servers, "--server-pid", &pids, "--keys", "50"];
+        args.extend(p.split(' '));
+        phases.extend(loadgen_phases(&args));
+    }
+    assert_eq!(phases.len(), 6);
+    for ph in &phases {
+        check_counts(ph);
+        let name = ph["phase"].as_str().unwrap();
+        // Every member accounted for, and the total is theirs.
+        let members = ph["members"].as_array().unwrap();
+        assert_eq!(members.len(), 3, "{name}");
+        let mut sum = 0.0;
+        for m in members {
+            let cpu = m["cpu_us_per_op"].as_f64().unwrap_or(-1.0);
+            assert!(cpu >= 0.0, "{name}: {m}");
+            assert!(m["rss_kb_max"].as_u64().unwrap() > 1024, "{name}: {m}");
+            sum += cpu;
+        }
+        let total = ph["server_cpu_us_per_op"].as_f64().unwrap();
+        assert!(
+            total > 0.0 && (total - sum).abs() < 1e-6 * total.max(1.0),
+            "{name}"
+        );
+        let rss = ph["server_rss_kb_max"].as_u64().unwrap();
+        let largest = members
+            .iter()
+            .map(|m| m["rss_kb_max"].as_u64().unwrap())
+            .max();
+        assert_eq!(Some(rss), largest, "{name}: RSS is the largest member's");
+    }
+    let open = &phases[5];
+    assert_eq!(open["mode"], "open");
+    assert!(
+        (open["throughput"].as_f64().unwrap() - 300.0).abs() < 30.0,
+        "{open}"
+    );
+    drop(e);
+
+    // The floor: the same open-loop phase through three echo hops, and a closed one.
+    for p in ["-w setdata -s 6 -o 8 --rate 300", "-w setdata -s 4 -o 1"] {
+        let mut args = vec!["--echo", "--echo-hops", "3"];
+        args.extend(p.split(' '));
+        for ph in loadgen_phases(&args) {
+            check_counts(&ph);
+        }
     }
 }
