@@ -234,7 +234,7 @@ and after:
 
 $(cat "$OUT/stalls-after.md")
 
-#### Phases
+### Phases
 
 Ratio = corral / ZooKeeper throughput. The open-loop row offers setData at half of ZooKeeper's
 closed-loop setData saturation (\`setdata closed 64x64\`, the sweep's first phase) to both,
@@ -252,7 +252,7 @@ EOF
     fi
     cat <<EOF
 
-#### Per member
+### Per member
 
 CPU time per request answered and peak RSS of each member, in sid order (m1, m2, m3), with
 the member's role at the start of the run. ZooKeeper's followers forward writes to the leader
@@ -284,7 +284,7 @@ for ph in phases:
 PY
     cat <<EOF
 
-#### Failover and catch-up
+### Failover and catch-up
 
 On the same ensemble after the phases. **elect+sync**: from the SIGKILL of the leader until the
 two survivors answer \`srvr\` as one leader and one follower; **write outage**: the longest gap
@@ -318,7 +318,7 @@ for s in systems:
 PY
     cat <<EOF
 
-#### The echo floor
+### The echo floor
 
 The same loadgen against its in-process echo server on CPU ${SERVER_CPU:-1}: the write phases
 through 3 loopback hops (two relays, then the echo: six one-way crossings, as many as a write
@@ -329,7 +329,7 @@ EOF
     "$LOADGEN" report --a "$OUT/echo.jsonl" --a-label echo
     cat <<EOF
 
-#### Targets (issue #12)
+### Targets (issue #12)
 
 EOF
     python3 - "$OUT" <<'PY'
@@ -390,7 +390,7 @@ for ph in opens:
 PY
     cat <<EOF
 
-#### Plots
+### Plots
 
 Drawn by \`loadgen plot\` from this run's JSON lines (SVG here, PNG beside each in
 \`$PLOT_DIR/\`). Latency vs offered load comes from the sweep \`$SWEEP\`, run against each
