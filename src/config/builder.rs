@@ -279,6 +279,7 @@ impl Builder {
             "corral.electionFinalizeWaitMs" => {
                 c.election_finalize_wait_ms = parse_num(key, v, origin)?
             }
+            "corral.spinBeforeParkUs" => c.spin_before_park_us = parse_num(key, v, origin)?,
             "corral.electionGraceMs" => c.election_grace_ms = parse_num(key, v, origin)?,
             "corral.clientOutputLimit" => {
                 c.client_output_limit = parse_positive(key, v, origin)? as usize

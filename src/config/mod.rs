@@ -71,6 +71,9 @@ pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
 pub const ELECTION_FINALIZE_WAIT_DEFAULT_MS: u32 = 50;
 /// Default `corral.electionGraceMs` (docs/decisions.md, "Clients kept through an election").
 pub const ELECTION_GRACE_DEFAULT_MS: u32 = 1000;
+/// Default `corral.spinBeforeParkUs`.
+pub const SPIN_BEFORE_PARK_DEFAULT_US: u32 = 50;
+
 /// Default `corral.clientOutputLimit` (32 MiB): far above any reply a client can accept
 /// (jute.maxbuffer is 1 MiB by default), so only a client that stopped reading while its
 /// watches fire reaches it.
@@ -161,6 +164,9 @@ pub struct Config {
     pub election_grace_ms: u32,
     /// `corral.cores`: shard executors to run; `None` = one per CPU in the affinity mask.
     pub cores: Option<usize>,
+    /// `corral.spinBeforeParkUs`: how long an idle executor polls for completions before it
+    /// sleeps (docs/decisions.md, "Spinning before sleeping").
+    pub spin_before_park_us: u32,
     /// `corral.zabCore`: whether the write core (Zab, the log) gets an executor and a CPU of
     /// its own or shares the first shard's (docs/decisions.md, "The Zab core's CPU").
     pub zab_core: ZabCore,
@@ -417,6 +423,7 @@ impl Default for Config {
             global_outstanding_limit: GLOBAL_OUTSTANDING_LIMIT_DEFAULT,
             client_output_limit: CLIENT_OUTPUT_LIMIT_DEFAULT,
             election_finalize_wait_ms: ELECTION_FINALIZE_WAIT_DEFAULT_MS,
+            spin_before_park_us: SPIN_BEFORE_PARK_DEFAULT_US,
             election_grace_ms: ELECTION_GRACE_DEFAULT_MS,
             cores: None,
             zab_core: ZabCore::Auto,

@@ -69,6 +69,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         None => cpus.clone(),
     };
     let shards = cfg.cores.unwrap_or(shard_cpus.len()).max(1);
+    let spin = Duration::from_micros(cfg.spin_before_park_us as u64);
     info!(
         ?cpus,
         shards,
@@ -213,7 +214,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             // a reply on loopback) are reaped at once instead of after a wake-up. Measured with
             // loadgen setdata 1x1 on one CPU: fdatasync 1.7 ms -> 0.06 ms average, setData p50
             // 210 us end to end.
-            .spin_before_park(Duration::from_micros(50))
+            .spin_before_park(spin)
             .spawn(move || async move { run_shard(env, rx, admin_rx, core, initial, socket).await })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         handles.push(h);
@@ -223,7 +224,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name("corral-zab")
             .io_memory(IO_MEMORY)
-            .spin_before_park(Duration::from_micros(50))
+            .spin_before_park(spin)
             .spawn(move || async move {
                 let tq = glommio::executor().create_task_queue(
                     glommio::Shares::Static(1000),

@@ -343,6 +343,46 @@ impl TaskQueueStats {
     }
 }
 
+/// corral: whether an idle executor should spin before it parks. A spin pays when work
+/// arrives within it (a completion or a reply on its way: the wake-up is saved); it costs its
+/// whole length when nothing comes, and more when the CPU is shared: the threads whose work it
+/// waits for (another process on the same CPU, the io_uring worker doing its fdatasync) cannot
+/// run meanwhile. So the gate counts the outcome of the last `WINDOW` spins and, when fewer
+/// than `WINDOW / 4` found work, parks at once for the next `PAUSE` idle moments, then
+/// measures again.
+#[derive(Debug, Default)]
+struct SpinGate {
+    spins: u32,
+    found: u32,
+    /// Idle moments left to park at once.
+    paused: u32,
+}
+
+impl SpinGate {
+    const WINDOW: u32 = 32;
+    const PAUSE: u32 = 512;
+
+    fn spin_now(&mut self) -> bool {
+        if self.paused > 0 {
+            self.paused -= 1;
+            return false;
+        }
+        true
+    }
+
+    fn record(&mut self, found: bool) {
+        self.spins += 1;
+        self.found += found as u32;
+        if self.spins == Self::WINDOW {
+            if self.found < Self::WINDOW / 4 {
+                self.paused = Self::PAUSE;
+            }
+            self.spins = 0;
+            self.found = 0;
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ExecutorQueues {
     active_executors: BinaryHeap<Rc<RefCell<TaskQueue>>>,
@@ -1453,6 +1493,7 @@ impl LocalExecutor {
             let cx = &mut Context::from_waker(&waker);
 
             let spin_before_park = self.spin_before_park().unwrap_or_default();
+            let mut gate = SpinGate::default();
 
             let future = this
                 .spawn_into(future, TaskQueueHandle::default())
@@ -1494,13 +1535,25 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
-                        while !this.reactor.spin_poll_io().unwrap() {
-                            if pre_time.elapsed() > spin_before_park {
+                        // corral: spin only while spinning pays (`SpinGate`).
+                        let spin_for = if gate.spin_now() {
+                            spin_before_park
+                        } else {
+                            Duration::ZERO
+                        };
+                        let mut found = false;
+                        while !found {
+                            if this.reactor.spin_poll_io().unwrap() {
+                                found = true;
+                            } else if pre_time.elapsed() > spin_for {
                                 this.parker
                                     .park()
                                     .expect("Failed to park! This is actually pretty bad!");
                                 break;
                             }
+                        }
+                        if spin_for > Duration::ZERO {
+                            gate.record(found);
                         }
                         // reset the timer for deduct spin loop time
                         pre_time = Instant::now();
