@@ -1337,30 +1337,35 @@ impl Peer {
         acks.sort_unstable_by(|a, b| b.cmp(a));
         let commit_to = acks[self.cfg.ensemble.voters.len() / 2];
         let mut last = None;
+        // A follower gets one COMMIT for the lot, since a COMMIT applies every entry up to its
+        // zxid: per proposal, a batch of n writes cost every follower n messages to decode and
+        // hand on. The exception is a sync answer, which must follow the COMMIT it waited for
+        // and precede later ones; `told` is the COMMIT each follower has had in this call.
+        // Observers get each entry (an INFORM carries it).
+        let mut told: Vec<(Sid, Zxid)> = Vec::new();
+        let live = |h: &Handler| {
+            matches!(
+                h.state,
+                HandlerState::Syncing | HandlerState::NewLeaderAcked
+            )
+        };
         while l.outstanding.front().is_some_and(|&z| z <= commit_to) {
             let Some(zxid) = l.outstanding.pop_front() else {
                 break;
             };
             last = Some(zxid);
             for (&s, h) in &l.handlers {
-                if !matches!(
-                    h.state,
-                    HandlerState::Syncing | HandlerState::NewLeaderAcked
-                ) {
+                if !h.observer || !live(h) {
                     continue;
                 }
-                let msg = match h.observer {
-                    // `history` keeps every entry not yet applied, so it has this one.
-                    true => match self.history.get(zxid) {
-                        Some(txn) => Msg::Inform { zxid, txn },
-                        None => {
-                            debug_assert!(false, "committed {zxid:#x} is not in the history");
-                            continue;
-                        }
-                    },
-                    false => Msg::Commit { zxid },
-                };
-                self.out.push(Action::Send { to: s, msg });
+                // `history` keeps every entry not yet applied, so it has this one.
+                match self.history.get(zxid) {
+                    Some(txn) => self.out.push(Action::Send {
+                        to: s,
+                        msg: Msg::Inform { zxid, txn },
+                    }),
+                    None => debug_assert!(false, "committed {zxid:#x} is not in the history"),
+                }
             }
             // A learner's sync is answered right after the commit it waited for, before later
             // commits: those may answer the same client's next writes, which must not overtake
@@ -1373,10 +1378,29 @@ impl Peer {
                 let Some((_, sid, id)) = l.syncs.pop_front() else {
                     break;
                 };
-                if l.handlers.contains_key(&sid) {
+                let Some(h) = l.handlers.get(&sid) else {
+                    continue;
+                };
+                if !h.observer && live(h) && !told.contains(&(sid, zxid)) {
+                    told.retain(|t| t.0 != sid);
+                    told.push((sid, zxid));
                     self.out.push(Action::Send {
                         to: sid,
-                        msg: Msg::Sync { id },
+                        msg: Msg::Commit { zxid },
+                    });
+                }
+                self.out.push(Action::Send {
+                    to: sid,
+                    msg: Msg::Sync { id },
+                });
+            }
+        }
+        if let Some(zxid) = last {
+            for (&s, h) in &l.handlers {
+                if !h.observer && live(h) && !told.contains(&(s, zxid)) {
+                    self.out.push(Action::Send {
+                        to: s,
+                        msg: Msg::Commit { zxid },
                     });
                 }
             }

@@ -771,6 +771,19 @@ fn observers_follow_but_never_count() {
     for &i in &downs {
         sim.crash(i);
     }
+    // What a crashed voter had on disk was acknowledged by it, and the leader may still commit
+    // it once its own write is durable (a quorum had it); nothing after it.
+    let acked = downs
+        .iter()
+        .filter_map(|&i| sim.nodes[i].disk.log[..sim.nodes[i].disk.durable].last())
+        .map(|e| e.0)
+        .max()
+        .unwrap_or(0);
+    sim.run(1_000, 2);
+    assert!(
+        sim.chosen.last().map_or(0, |e| e.0) <= acked,
+        "committed without a quorum of voters"
+    );
     let len = sim.chosen.len();
     sim.run(1_000, 2);
     assert_eq!(
