@@ -29,6 +29,16 @@ struct Member {
 /// Starts member `me` on its own executor, serving `listener`. Events pass through `Gens`, as
 /// the write core will see them; `Cmd::Send` goes out on the live generation.
 fn start(me: Sid, listener: std::net::TcpListener, members: BTreeMap<Sid, SocketAddr>) -> Member {
+    start_with_redial(me, listener, members, None)
+}
+
+/// `start`, with another back-off between dials than the default.
+fn start_with_redial(
+    me: Sid,
+    listener: std::net::TcpListener,
+    members: BTreeMap<Sid, SocketAddr>,
+    redial: Option<Duration>,
+) -> Member {
     let (cmd_tx, cmd_rx) = async_channel::unbounded::<Cmd>();
     let (link_tx, link_rx) = async_channel::unbounded::<Link>();
     let thread = LocalExecutorBuilder::default()
@@ -40,7 +50,10 @@ fn start(me: Sid, listener: std::net::TcpListener, members: BTreeMap<Sid, Socket
             let listener =
                 unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
             let (ev_tx, ev_rx) = async_channel::unbounded::<LinkEvent>();
-            let links = Links::start(me, listener, members, ev_tx);
+            let links = match redial {
+                Some(r) => Links::start_with_redial(me, listener, members, ev_tx, r),
+                None => Links::start(me, listener, members, ev_tx),
+            };
             let gens = std::rc::Rc::new(std::cell::RefCell::new(Gens::default()));
             let g = gens.clone();
             let forward = glommio::spawn_local(async move {
@@ -226,6 +239,49 @@ fn members_connect_carry_messages_in_order_and_survive_a_restart() {
             }
         },
         "3 still talks to 1",
+    );
+    for m in [m1, m2, m3] {
+        m.stop();
+    }
+}
+
+#[test]
+fn a_restarted_member_with_a_low_sid_knocks_and_is_dialed_back_at_once() {
+    // A back-off of a minute between dials: within the 10 s `expect` allows, only member 1's
+    // knock on restart can make 2 and 3 dial it again.
+    let redial = Some(Duration::from_secs(60));
+    let ls: Vec<_> = (0..3).map(|_| listener()).collect();
+    let members: BTreeMap<Sid, SocketAddr> = (1..=3).map(|s| (s, ls[s as usize - 1].1)).collect();
+    let mut ls = ls.into_iter();
+    let m1 = start_with_redial(1, ls.next().unwrap().0, members.clone(), redial);
+    let m2 = start_with_redial(2, ls.next().unwrap().0, members.clone(), redial);
+    let m3 = start_with_redial(3, ls.next().unwrap().0, members.clone(), redial);
+    for m in [&m2, &m3] {
+        m.expect(|l| matches!(l, Link::Up { sid: 1, .. }), "1 up");
+    }
+    m1.stop();
+    for m in [&m2, &m3] {
+        m.expect(|l| *l == Link::Down { sid: 1 }, "1 down");
+    }
+    // Their dialers tried member 1 once when the link broke and now wait out the back-off.
+    std::thread::sleep(Duration::from_millis(200));
+    let again = std::net::TcpListener::bind(members[&1]).unwrap();
+    let m1 = start_with_redial(1, again, members.clone(), redial);
+    for m in [&m2, &m3] {
+        m.expect(
+            |l| matches!(l, Link::Up { sid: 1, .. }),
+            "1 up again after its knock",
+        );
+    }
+    m3.send(1, Msg::Ping);
+    m1.expect(
+        |l| {
+            *l == Link::Msg {
+                sid: 3,
+                msg: Msg::Ping,
+            }
+        },
+        "ping from 3",
     );
     for m in [m1, m2, m3] {
         m.stop();

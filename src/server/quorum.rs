@@ -2,6 +2,9 @@
 //!
 //! As in ZooKeeper's QuorumCnxManager, the member with the higher sid dials and the lower one
 //! accepts (a connection the wrong way round is closed), so a pair never holds two connections.
+//! A member that starts knocks on every higher sid's door (a greeting, then close): the higher
+//! one dials back at once instead of at its next redial, so a restarted member with a low sid
+//! rejoins without waiting out the others' back-off.
 //! Both ends send a `Hello` first; the acceptor checks the dialer is a member. A dialer whose
 //! connection ends dials again after a short back-off.
 //!
@@ -56,6 +59,10 @@ struct Inner {
     events: Sender<LinkEvent>,
     /// The accept loop and the dialers: dropped (cancelled) by `shutdown`.
     tasks: Vec<glommio::Task<()>>,
+    /// Wakes the dialer of a lower sid that knocked.
+    knocks: HashMap<Sid, Sender<()>>,
+    /// Back-off between dials to one member ([`REDIAL`]).
+    redial: Duration,
     /// Connection tasks still running (a `Cell` of its own: counted down from a `Drop`, which
     /// may run while `Inner` is borrowed).
     running: Rc<Cell<usize>>,
@@ -77,6 +84,18 @@ impl Links {
         members: BTreeMap<Sid, SocketAddr>,
         events: Sender<LinkEvent>,
     ) -> Links {
+        Links::start_with_redial(me, listener, members, events, REDIAL)
+    }
+
+    /// `start` with another back-off between dials (tests: a long one shows that a knock, not
+    /// the back-off, brings a restarted member's links back).
+    pub fn start_with_redial(
+        me: Sid,
+        listener: TcpListener,
+        members: BTreeMap<Sid, SocketAddr>,
+        events: Sender<LinkEvent>,
+        redial: Duration,
+    ) -> Links {
         let links = Links {
             inner: Rc::new(RefCell::new(Inner {
                 me,
@@ -85,6 +104,8 @@ impl Links {
                 next_gen: 1,
                 events,
                 tasks: Vec::new(),
+                knocks: HashMap::new(),
+                redial,
                 running: Rc::new(Cell::new(0)),
                 stopped: false,
             })),
@@ -93,13 +114,25 @@ impl Links {
         let mut tasks = vec![glommio::spawn_local(async move {
             l.accept_loop(listener).await
         })];
+        let mut knocks = HashMap::new();
         for (&sid, &addr) in members.range(..me) {
             let l = links.clone();
+            let (knock, knocked) = async_channel::bounded(1);
+            knocks.insert(sid, knock);
+            tasks.push(glommio::spawn_local(async move {
+                l.dial_loop(sid, addr, knocked).await
+            }));
+        }
+        for (&sid, &addr) in members.range(me + 1..) {
+            let l = links.clone();
             tasks.push(glommio::spawn_local(
-                async move { l.dial_loop(sid, addr).await },
+                async move { l.knock(sid, addr).await },
             ));
         }
-        links.inner.borrow_mut().tasks = tasks;
+        let mut inner = links.inner.borrow_mut();
+        inner.tasks = tasks;
+        inner.knocks = knocks;
+        drop(inner);
         links
     }
 
@@ -150,9 +183,12 @@ impl Links {
             glommio::spawn_local(async move {
                 let me = l.inner.borrow().me;
                 if let Some((sid, stream, rest)) = l.greet(stream, None).await {
-                    // The higher sid dials: anything else is a misconfiguration or a stranger.
+                    // The higher sid dials. A lower one greeting us knocks: it has just
+                    // started, and we dial it now.
                     if sid > me {
                         l.register(sid, stream, rest).await;
+                    } else if let Some(k) = l.inner.borrow().knocks.get(&sid) {
+                        let _ = k.try_send(());
                     }
                 }
             })
@@ -160,7 +196,7 @@ impl Links {
         }
     }
 
-    async fn dial_loop(&self, sid: Sid, addr: SocketAddr) {
+    async fn dial_loop(&self, sid: Sid, addr: SocketAddr, knocked: Receiver<()>) {
         loop {
             let dial = async { Ok(TcpStream::connect(addr).await.ok()) };
             if let Ok(Some(stream)) = glommio::timer::timeout(DIAL_TIMEOUT, dial).await {
@@ -168,7 +204,22 @@ impl Links {
                     self.register(sid, stream, rest).await;
                 }
             }
-            glommio::timer::sleep(REDIAL).await;
+            // A knock from before this attempt is answered by it.
+            while knocked.try_recv().is_ok() {}
+            let knock = async {
+                let _ = knocked.recv().await;
+            };
+            let redial = self.inner.borrow().redial;
+            futures_lite::future::or(glommio::timer::sleep(redial), knock).await;
+        }
+    }
+
+    /// Tells `sid` (higher than ours, so it dials us) that we are up: a greeting, then close.
+    async fn knock(&self, sid: Sid, addr: SocketAddr) {
+        let dial = async { Ok(TcpStream::connect(addr).await.ok()) };
+        if let Ok(Some(stream)) = glommio::timer::timeout(DIAL_TIMEOUT, dial).await {
+            // Its dialer may have reached us meanwhile; then this greeting changes nothing.
+            let _ = self.greet(stream, Some(sid)).await;
         }
     }
 
