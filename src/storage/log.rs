@@ -116,9 +116,29 @@ pub fn follows(prev: i64, next: i64) -> bool {
 /// Reads the records of one segment (header included in `bytes`). `prev_zxid` is the zxid of the
 /// record before the first one (the first must `follow` it), or None to accept any first zxid
 /// (the oldest segment).
-pub fn scan(bytes: &[u8], mut prev_zxid: Option<i64>) -> Scan {
+pub fn scan(bytes: &[u8], prev_zxid: Option<i64>) -> Scan {
     let mut txns = Vec::new();
     let mut payloads = Vec::new();
+    let (valid_end, end) = scan_each(bytes, prev_zxid, |t, payload| {
+        txns.push(t);
+        payloads.push(payload);
+    });
+    Scan {
+        txns,
+        payloads,
+        valid_end,
+        end,
+    }
+}
+
+/// `scan`, handing each record to `each` as it is decoded instead of collecting them: recovery
+/// replays a segment of a million records without holding a million decoded txns at once.
+/// Returns where the good records end and why.
+pub fn scan_each(
+    bytes: &[u8],
+    mut prev_zxid: Option<i64>,
+    mut each: impl FnMut(Txn, std::ops::Range<usize>),
+) -> (usize, End) {
     let mut pos = HEADER_LEN;
     let end = loop {
         if pos + 4 > bytes.len() {
@@ -141,19 +161,13 @@ pub fn scan(bytes: &[u8], mut prev_zxid: Option<i64>) -> Scan {
             break End::Torn("zxid out of sequence");
         }
         match decode_txn(zxid, Bytes::copy_from_slice(&body[8..])) {
-            Ok(t) => txns.push(t),
+            Ok(t) => each(t, pos + RECORD_HEADER..pos + RECORD_HEADER + len),
             Err(_) => break End::Torn("txn does not decode"),
         }
-        payloads.push(pos + RECORD_HEADER..pos + RECORD_HEADER + len);
         prev_zxid = Some(zxid);
         pos += RECORD_HEADER + len;
     };
-    Scan {
-        txns,
-        payloads,
-        valid_end: pos,
-        end,
-    }
+    (pos, end)
 }
 
 /// The unflushed end of a segment: whole blocks from `block_start` on, ready to be written

@@ -7,5 +7,6 @@ pub mod dump;
 pub(crate) mod epochs;
 pub mod learner;
 pub mod log;
+mod mapped;
 pub mod recover;
 pub mod snapshot;

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::log::{follows, header_ok, parse_segment_name, scan, End, BLOCK, HEADER_LEN};
+use super::log::{follows, header_ok, parse_segment_name, scan, scan_each, End, BLOCK, HEADER_LEN};
+use super::mapped::Mapped;
 use super::snapshot::{load_bytes, parse_snapshot_name};
 use crate::limits::RECENT_RECORDS;
 use crate::tree::DataTree;
@@ -101,7 +102,7 @@ pub fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 /// when the newest was cut short by a crash).
 fn newest_snapshot(snap_dir: &Path) -> io::Result<Option<(DataTree, i64)>> {
     for (_, p) in snapshots(snap_dir)? {
-        match load_bytes(fs::read(&p).map_err(at(&p))?.into()) {
+        match load_bytes(Bytes::from_owner(Mapped::open(&p).map_err(at(&p))?)) {
             Ok(t) => return Ok(Some(t)),
             Err(e) => tracing::warn!("skipping snapshot {}: {e}", p.display()),
         }
@@ -134,7 +135,7 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
             prev_zxid = None;
             continue;
         }
-        let bytes = fs::read(path).map_err(at(path))?;
+        let bytes = Mapped::open(path).map_err(at(path))?;
         if !header_ok(&bytes) {
             if is_last {
                 // A crash while the segment was being created, before any record went in.
@@ -143,32 +144,52 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
             }
             return Err(invalid(format!("{}: bad segment header", path.display())));
         }
-        let s = scan(&bytes, prev_zxid);
-        stats.segments += 1;
-        stats.records += s.txns.len();
-        for t in &s.txns {
+        // Records are applied as they are decoded; only the newest applied ones are kept (as
+        // payload ranges) for `recent`.
+        let mut count = 0;
+        let mut last_zxid = None;
+        let mut out_of_order = None;
+        let mut kept: VecDeque<(i64, std::ops::Range<usize>)> = VecDeque::new();
+        let mut dropped = None;
+        let (valid_end, end) = scan_each(&bytes, prev_zxid, |t, payload| {
+            count += 1;
+            last_zxid = Some(t.zxid);
+            if out_of_order.is_some() {
+                return;
+            }
             match snap_zxid {
                 None => {
-                    tree.apply(t);
+                    tree.apply(&t);
                 }
                 Some(z) if t.zxid > z => {
                     if !replay_checked && !follows(z, t.zxid) {
-                        return Err(invalid(format!(
-                            "the log starts at zxid {:#x} but the snapshot needs {:#x}",
-                            t.zxid,
-                            z + 1
-                        )));
+                        out_of_order = Some(t.zxid);
+                        return;
                     }
                     replay_checked = true;
-                    tree.apply_replay(t);
+                    tree.apply_replay(&t);
                 }
-                Some(_) => {}
+                // In the snapshot already: not part of the log after it.
+                Some(_) => return,
             }
+            if kept.len() == RECENT_RECORDS {
+                dropped = kept.pop_front().map(|k| k.0);
+            }
+            kept.push_back((t.zxid, payload));
+        });
+        if let (Some(first), Some(z)) = (out_of_order, snap_zxid) {
+            return Err(invalid(format!(
+                "the log starts at zxid {first:#x} but the snapshot needs {:#x}",
+                z + 1
+            )));
         }
-        keep_recent(&bytes, &s, snap_zxid, &mut recent, &mut recent_base);
-        if let Some(last) = s.txns.last() {
-            prev_zxid = Some(last.zxid);
+        stats.segments += 1;
+        stats.records += count;
+        keep_recent(&bytes, &kept, dropped, &mut recent, &mut recent_base);
+        if let Some(last) = last_zxid {
+            prev_zxid = Some(last);
         }
+        let s = ScanEnd { valid_end, end };
         if let End::Torn(why) = s.end {
             if !is_last {
                 // The writer starts a segment only after everything before it is durable, so
@@ -211,34 +232,35 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
 }
 
 /// Adds the applied records of one scanned segment to `recent`, keeping the newest
-/// `RECENT_RECORDS`. Only the records that can stay are copied out of the segment's bytes, so
-/// a segment of many (or huge) records costs at most that many copies, and no segment buffer
-/// outlives its scan.
+/// `RECENT_RECORDS`. `kept` are the segment's newest applied records (at most that many), and
+/// `dropped` the zxid of the applied record just before them, if the segment had more. Only
+/// these are copied out of the segment's bytes, so a segment of many (or huge) records costs at
+/// most that many copies, and no segment buffer outlives its scan.
 fn keep_recent(
     bytes: &[u8],
-    s: &super::log::Scan,
-    snap_zxid: Option<i64>,
+    kept: &VecDeque<(i64, std::ops::Range<usize>)>,
+    dropped: Option<i64>,
     recent: &mut VecDeque<(i64, Bytes)>,
     base: &mut i64,
 ) {
-    // Records at or below the snapshot's zxid are in the tree already: not part of the log
-    // after it. zxids ascend within a segment, so the applied ones are a suffix.
-    let applied = s
-        .txns
-        .partition_point(|t| snap_zxid.is_some_and(|z| t.zxid <= z));
-    let first = applied.max(s.txns.len().saturating_sub(RECENT_RECORDS));
-    if first > applied {
+    if let Some(z) = dropped {
         recent.clear();
-        *base = s.txns[first - 1].zxid;
+        *base = z;
     }
-    for (t, r) in s.txns[first..].iter().zip(&s.payloads[first..]) {
+    for (zxid, r) in kept {
         if recent.len() == RECENT_RECORDS {
             if let Some((z, _)) = recent.pop_front() {
                 *base = z;
             }
         }
-        recent.push_back((t.zxid, Bytes::copy_from_slice(&bytes[r.clone()])));
+        recent.push_back((*zxid, Bytes::copy_from_slice(&bytes[r.clone()])));
     }
+}
+
+/// Where a segment's good records end, and why.
+struct ScanEnd {
+    valid_end: usize,
+    end: End,
 }
 
 /// Whether the segment before `next` holds only txns the snapshot has: true when `next` starts
