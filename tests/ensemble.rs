@@ -624,14 +624,8 @@ async fn a_busy_leader_takes_snapshots() {
         }
         if !common::is_zookeeper() {
             for i in 0..3 {
-                let mntr = common::four_letter(&ens.addr(i), "mntr").await;
-                let taken: u64 = mntr
-                    .lines()
-                    .find_map(|l| l.strip_prefix("corral_snapshot_taken\t"))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                // One every 100..200 records: 10 to 20 for 2000 creates. A member that took
-                // them only when nothing was in flight took 2 or 3.
+                let (taken, mntr) = snapshots_taken(&ens.addr(i)).await;
+                // One every 100..200 records: 10 to 20 for 2000 creates.
                 assert!(taken >= 6, "member {i} took {taken} snapshots:\n{mntr}");
             }
         }
@@ -643,6 +637,17 @@ async fn a_busy_leader_takes_snapshots() {
         assert_eq!(tree["/s"].stat.num_children, 2000);
     })
     .await;
+}
+
+/// How many snapshots a corral member has taken (`mntr`), and the whole `mntr` answer.
+async fn snapshots_taken(addr: &str) -> (u64, String) {
+    let mntr = common::four_letter(addr, "mntr").await;
+    let taken = mntr
+        .lines()
+        .find_map(|l| l.strip_prefix("corral_snapshot_taken\t"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (taken, mntr)
 }
 
 /// Snapshots keep pace with the log on every member while writes never stop: three raw
@@ -682,13 +687,12 @@ async fn snapshots_keep_pace_with_sustained_pipelined_writes() {
         for c in conns {
             c.await.unwrap();
         }
+        // ZooKeeper snapshots on its own thread whatever is in flight; `mntr` has no count.
+        if common::is_zookeeper() {
+            return;
+        }
         for i in 0..3 {
-            let mntr = common::four_letter(&ens.addr(i), "mntr").await;
-            let taken: u64 = mntr
-                .lines()
-                .find_map(|l| l.strip_prefix("corral_snapshot_taken\t"))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let (taken, mntr) = snapshots_taken(&ens.addr(i)).await;
             // One every 500..1000 records: 24 to 48 for 24,000 writes (25 to 28 measured). A
             // member that waited until nothing was in flight took as few as 11.
             assert!(taken >= 18, "member {i} took {taken} snapshots:\n{mntr}");

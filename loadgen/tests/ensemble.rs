@@ -8,44 +8,20 @@
 //!   member is stopped through the PID the tool prints;
 //! - the 3-hop echo floor the ensemble's open-loop phase is judged against.
 //!
-//! The corral binary is built as in live.rs (its own target directory), or taken from
+//! The corral binary is built as the other loadgen tests build it (tests/common), or taken from
 //! `$CORRAL_BIN`.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
+mod common;
 
-fn corral_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("CORRAL_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = Path::new(LOADGEN).parent().unwrap().parent().unwrap();
-    let dir = target.join("loadgen-test-corral");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args(["build", "-p", "corral", "--bin", "corral", "--target-dir"])
-        .arg(&dir)
-        .current_dir(workspace)
-        .status()
-        .expect("run cargo build -p corral");
-    assert!(st.success(), "cargo build -p corral failed");
-    dir.join("debug").join("corral")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{corral_bin, free_port, LOADGEN};
 
 /// Everything the test started, stopped on the way out, pass or fail.
 struct Cleanup {
