@@ -41,28 +41,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-log() { echo "== $*" >&2; }
-
-# glommio locks memory for io_uring.
-ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
-
-# --- Apache ZooKeeper 3.8 from Debian -------------------------------------------------------
-ZK_JAR=/usr/share/java/zookeeper.jar
-if [ ! -r "$ZK_JAR" ]; then
-    log "installing Apache ZooKeeper (Debian package zookeeper)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q zookeeper
-fi
+# shellcheck source=loadgen/tools.sh
+. loadgen/tools.sh
 # The PNG plots' text font (the SVGs need none).
-FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
-if [ ! -r "$FONT" ]; then
-    log "installing the DejaVu fonts for the plots (Debian package fonts-dejavu-core)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q fonts-dejavu-core
-fi
-ZK_VERSION=$(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo unknown)
+need_font
 
 # --- build --------------------------------------------------------------------------------------
 log "building corral and loadgen (release)"
@@ -87,9 +69,7 @@ forceSync=yes
 4lw.commands.whitelist=*
 admin.enableServer=false
 CFG
-    local cp=$ZK_JAR
-    [ -r /usr/share/java/slf4j-simple.jar ] && cp="$cp:/usr/share/java/slf4j-simple.jar"
-    ZK_CMD="taskset -c $SERVER_CPU java -Xmx512m -Dzookeeper.log.dir=$dir -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp $cp org.apache.zookeeper.server.ZooKeeperServerMain $dir/zoo.cfg"
+    ZK_CMD="taskset -c $SERVER_CPU java -Xmx512m -Dzookeeper.log.dir=$dir -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp $ZK_CP org.apache.zookeeper.server.ZooKeeperServerMain $dir/zoo.cfg"
     # shellcheck disable=SC2086
     $ZK_CMD >"$dir/zookeeper.log" 2>&1 </dev/null &
     SERVER_PID=$!

@@ -12,20 +12,8 @@
 # shellcheck source=loadgen/wait_port.sh
 . loadgen/wait_port.sh
 
-log() { echo "== $*" >&2; }
-
-# glommio locks memory for io_uring.
-ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
-
-ZK_JAR=/usr/share/java/zookeeper.jar
-if [ ! -r "$ZK_JAR" ]; then
-    log "installing Apache ZooKeeper (Debian package zookeeper)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q && apt-get install -y -q zookeeper
-fi
-ZK_VERSION=$(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo unknown)
-ZK_CP=$ZK_JAR
-[ -r /usr/share/java/slf4j-simple.jar ] && ZK_CP="$ZK_CP:/usr/share/java/slf4j-simple.jar"
+# shellcheck source=loadgen/tools.sh
+. loadgen/tools.sh
 
 CORRAL=$TARGET/release/corral
 LOADGEN=$TARGET/release/loadgen

@@ -57,12 +57,7 @@ if [ "${BUILD:-1}" = 1 ]; then
     log "building corral and loadgen (release)"
     cargo build --release -p corral -p loadgen >&2
 fi
-FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
-if [ ! -r "$FONT" ]; then
-    log "installing the DejaVu fonts for the plots (Debian package fonts-dejavu-core)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q && apt-get install -y -q fonts-dejavu-core
-fi
+need_font
 
 COMMON="--duration $DURATION --warmup $WARMUP --json --allow-errors"
 PACED="--spin-us 200"
@@ -241,7 +236,12 @@ closed-loop setData saturation (\`setdata closed 64x64\`, the sweep's first phas
 latency measured from each request's intended send time.
 
 EOF
-    "$LOADGEN" report --a "$OUT/corral.jsonl" --a-label corral --b "$OUT/zookeeper.jsonl" --b-label zookeeper
+    # SYSTEMS may name one system only (a quick look at one): then its table alone.
+    if [ -s "$OUT/corral.jsonl" ] && [ -s "$OUT/zookeeper.jsonl" ]; then
+        "$LOADGEN" report --a "$OUT/corral.jsonl" --a-label corral --b "$OUT/zookeeper.jsonl" --b-label zookeeper
+    else
+        for sys in $SYSTEMS; do "$LOADGEN" report --a "$OUT/$sys.jsonl" --a-label "$sys"; done
+    fi
     if [ -s "$OUT/crashes.txt" ]; then
         echo
         echo "**Problems during this run** (phases after them are absent above):"

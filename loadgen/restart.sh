@@ -37,16 +37,8 @@ cleanup() {
     true
 }
 trap cleanup EXIT INT TERM
-log() { echo "== $*" >&2; }
-ulimit -l unlimited 2>/dev/null || true
-
-ZK_JAR=/usr/share/java/zookeeper.jar
-if [ ! -r "$ZK_JAR" ]; then
-    log "installing Apache ZooKeeper (Debian package zookeeper)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q && apt-get install -y -q zookeeper
-fi
-ZK_VERSION=$(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo unknown)
+# shellcheck source=loadgen/tools.sh
+. loadgen/tools.sh
 
 log "building corral and loadgen (release)"
 cargo build --release -p corral -p loadgen >&2
@@ -69,7 +61,7 @@ maxClientCnxns=0
 forceSync=yes
 admin.enableServer=false
 CFG
-        cmd="taskset -c $SERVER_CPU java -Xmx1000m -Dzookeeper.log.dir=$dir -cp $ZK_JAR:/usr/share/java/slf4j-simple.jar org.apache.zookeeper.server.ZooKeeperServerMain $dir/zoo.cfg"
+        cmd="taskset -c $SERVER_CPU java -Xmx1000m -Dzookeeper.log.dir=$dir -cp $ZK_CP org.apache.zookeeper.server.ZooKeeperServerMain $dir/zoo.cfg"
     else
         cmd="taskset -c $SERVER_CPU $CORRAL --port $PORT --data-dir $dir/data --set maxClientCnxns=0"
     fi

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{corral_bin, free_port, LOADGEN};
+use common::{corral_bin, free_port, phases as run_phases, run_bounded, LOADGEN};
 
 /// Everything the test started, stopped on the way out, pass or fail.
 struct Cleanup {
@@ -141,8 +141,8 @@ fn catchup_of_a_restarted_corral_follower() {
         base.display()
     );
 
-    let mut child = Command::new(LOADGEN)
-        .args(["catchup", "--members", &addrs.join(","), "--pids"])
+    let mut cmd = Command::new(LOADGEN);
+    cmd.args(["catchup", "--members", &addrs.join(","), "--pids"])
         .arg(pids.join(","))
         .args([
             "--restart",
@@ -152,20 +152,8 @@ fn catchup_of_a_restarted_corral_follower() {
             "--label",
             "corral",
         ])
-        .args(["--json", "--ready-limit", "30", "--limit", "60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start loadgen");
-    let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > Duration::from_secs(150) {
-            let _ = child.kill();
-            panic!("loadgen catchup did not finish within 150 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+        .args(["--json", "--ready-limit", "30", "--limit", "60"]);
+    let out = run_bounded(cmd, Duration::from_secs(150));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let v: Value = serde_json::from_str(stdout.trim())
@@ -219,45 +207,6 @@ fn catchup_of_a_restarted_corral_follower() {
     }
 }
 
-/// Runs the loadgen with `args` (bounded in time) and returns its JSON lines.
-fn loadgen_phases(args: &[&str]) -> Vec<Value> {
-    let mut child = Command::new(LOADGEN)
-        .args(args)
-        .args([
-            "--json",
-            "--duration",
-            "1",
-            "--warmup",
-            "0.2",
-            "--drain",
-            "5",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start loadgen");
-    let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("loadgen {args:?} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "loadgen {args:?}: {}\n{stderr}",
-        out.status
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 /// Requests counted, replies received and errors of a phase agree.
 fn check_counts(phase: &Value) {
     let name = phase["phase"].as_str().unwrap();
@@ -301,7 +250,7 @@ fn ensemble_phases_against_live_corral() {
     ] {
         let mut args = vec!["--servers", &servers, "--server-pid", &pids, "--keys", "50"];
         args.extend(p.split(' '));
-        phases.extend(loadgen_phases(&args));
+        phases.extend(run_phases(&args));
     }
     assert_eq!(phases.len(), 6);
     for ph in &phases {
@@ -341,7 +290,7 @@ fn ensemble_phases_against_live_corral() {
     for p in ["-w setdata -s 6 -o 8 --rate 300", "-w setdata -s 4 -o 1"] {
         let mut args = vec!["--echo", "--echo-hops", "3"];
         args.extend(p.split(' '));
-        for ph in loadgen_phases(&args) {
+        for ph in run_phases(&args) {
             check_counts(&ph);
         }
     }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{corral_bin, free_port, LOADGEN};
+use common::{corral_bin, free_port, phases as loadgen, LOADGEN};
 
 struct Server {
     child: Child,
@@ -69,49 +69,6 @@ fn log_file(dir: &Path) -> std::fs::File {
         .append(true)
         .open(dir.with_extension("log"))
         .unwrap()
-}
-
-/// Runs loadgen with `args` (bounded in time) and returns its JSON lines.
-fn loadgen(args: &[&str]) -> Vec<Value> {
-    let mut child = Command::new(LOADGEN)
-        .args(args)
-        .args([
-            "--json",
-            "--duration",
-            "1",
-            "--warmup",
-            "0.2",
-            "--drain",
-            "5",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start loadgen");
-    let t = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(180) {
-            let _ = child.kill();
-            panic!("loadgen {args:?} did not finish within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "loadgen {args:?} failed ({}):\n{stderr}",
-        out.status
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
 }
 
 fn check(phase: &Value, with_server_stats: bool) {
