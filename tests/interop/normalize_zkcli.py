@@ -12,6 +12,11 @@ Only values that legitimately differ between runs are replaced:
   same session always gets the same label, so "the ephemeral belongs to the
   client that created it" is still checked).
 * Lines starting with ``SLF4J:`` (client-side logging noise) are dropped.
+* After ``$ quit``, the client's own goodbye (blank lines, ``WATCHER::`` and
+  ``WatchedEvent state:Closed type:None path:null``) is dropped: zkCli's event
+  thread prints it while the JVM exits, so it is sometimes cut short or missing
+  (seen once in fresh-clone CI), and it says nothing about the server. Any
+  other line after a quit is kept.
 
 With ``--relative N`` (used only with ZKCLI_RELATIVE_ZXIDS=1, against a
 server that is not fresh) every non-zero cZxid/mZxid/pZxid is shifted down by
@@ -28,6 +33,7 @@ TIME_RE = re.compile(r"^(ctime|mtime) = (.*)$")
 OWNER_RE = re.compile(r"^ephemeralOwner = (0x[0-9a-fA-F]+)$")
 ZXID_RE = re.compile(r"^(cZxid|mZxid|pZxid) = (0x[0-9a-fA-F]+)$")
 EPOCH = "Thu Jan 01 00:00:00 UTC 1970"
+QUIT_NOISE = ("", "WATCHER::", "WatchedEvent state:Closed type:None path:null")
 
 
 def parse_java_date(s):
@@ -53,6 +59,8 @@ def main():
             continue
         if re.match(r"^\[[A-Z]\] ", line):
             last_cmd = line[4:]
+        elif last_cmd == "$ quit" and line in QUIT_NOISE:
+            continue
         if relative and last_cmd == "$ ls -s /" and re.match(r"^(pZxid|cversion) = ", line):
             print(line.split(" = ")[0] + " = <ROOT-HISTORY>")
             continue
