@@ -9,6 +9,7 @@
 pub(crate) mod admin;
 pub mod config;
 pub mod limits;
+pub(crate) mod overlay;
 pub(crate) mod prep;
 pub mod proto;
 pub mod server;

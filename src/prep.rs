@@ -1,21 +1,23 @@
-//! Request -> transaction, on the write core against its authoritative tree (ZooKeeper's
-//! PrepRequestProcessor). Pure: the tree, the session's auth ids, the zxid and the time come in;
-//! a fully determined [`TxnOp`] comes out. Checks run in ZooKeeper's order so the same bad
-//! request gets the same error code.
+//! Request -> transaction, on the write core against the authoritative state: the committed
+//! tree seen through the overlay of txns not yet applied to it (`overlay::View`; ZooKeeper's
+//! PrepRequestProcessor with its outstandingChanges). Pure: that state, the session's auth ids,
+//! the zxid and the time come in; a fully determined [`TxnOp`] comes out. Checks run in
+//! ZooKeeper's order so the same bad request gets the same error code.
 //!
-//! A multi is validated by applying its ops tentatively and undoing them all afterwards, so
-//! later ops see earlier ones (create `/a` then `/a/b`) without a separate overlay.
+//! A multi records each op in the overlay as it is validated, so later ops see earlier ones
+//! (create `/a` then `/a/b`), and rolls them all back afterwards: the caller records the txn
+//! it proposes.
 
+use crate::overlay::View;
 use crate::proto::codes::{ephemeral_owner, op, perms, Code, CreateMode};
 use crate::proto::records::{CreateRequest, Id, MultiOp, Request};
 use crate::storage::codec::{encoded_len, op_len};
-use crate::tree::{acl, parent_of, validate_path, DataTree};
-use crate::txn::{Txn, TxnOp};
+use crate::tree::{acl, parent_of, validate_path};
+use crate::txn::TxnOp;
 
 pub struct PrepCtx<'a> {
     pub session_id: i64,
     pub zxid: i64,
-    pub time_ms: i64,
     pub ids: &'a [Id],
     pub extended_types: bool,
     /// The largest txn that may come out, encoded (`limits::TXN_MAX`; smaller in tests).
@@ -44,8 +46,8 @@ fn check_version(current: i32, expected: i32) -> Result<i32, Code> {
     Ok(current.wrapping_add(1))
 }
 
-fn require(tree: &DataTree, path: &str, perm: i32, ids: &[Id]) -> Result<(), Code> {
-    let node = tree.get(path).ok_or(Code::NoNode)?;
+fn require(v: &View, path: &str, perm: i32, ids: &[Id]) -> Result<(), Code> {
+    let node = v.node(path).ok_or(Code::NoNode)?;
     if acl::allowed(&node.acl, perm, ids) {
         Ok(())
     } else {
@@ -53,7 +55,7 @@ fn require(tree: &DataTree, path: &str, perm: i32, ids: &[Id]) -> Result<(), Cod
     }
 }
 
-fn prep_create(tree: &DataTree, c: &CreateRequest, ctx: &PrepCtx) -> Result<TxnOp, Code> {
+fn prep_create(v: &View, c: &CreateRequest, ctx: &PrepCtx) -> Result<TxnOp, Code> {
     let mode = CreateMode::from_flags(c.flags).ok_or(Code::BadArguments)?;
     if mode.is_ttl() && !ctx.extended_types {
         return Err(Code::Unimplemented);
@@ -70,7 +72,7 @@ fn prep_create(tree: &DataTree, c: &CreateRequest, ctx: &PrepCtx) -> Result<TxnO
     }
     let acl = acl::fixup(&c.acl, ctx.ids)?;
     let parent_path = parent_of(&c.path);
-    let parent = tree.get(parent_path).ok_or(Code::NoNode)?;
+    let parent = v.node(parent_path).ok_or(Code::NoNode)?;
     if !acl::allowed(&parent.acl, perms::CREATE, ctx.ids) {
         return Err(Code::NoAuth);
     }
@@ -79,7 +81,7 @@ fn prep_create(tree: &DataTree, c: &CreateRequest, ctx: &PrepCtx) -> Result<TxnO
         path.push_str(&format!("{:010}", parent.cversion));
     }
     validate_path(&path)?;
-    if tree.get(&path).is_some() {
+    if v.exists(&path) {
         return Err(Code::NodeExists);
     }
     if parent.is_session_ephemeral() {
@@ -110,12 +112,12 @@ fn check_delete_path(path: &str) -> Result<(), Code> {
     Ok(())
 }
 
-fn prep_delete(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Result<TxnOp, Code> {
+fn prep_delete(v: &View, path: &str, version: i32, ctx: &PrepCtx) -> Result<TxnOp, Code> {
     check_delete_path(path)?;
-    require(tree, parent_of(path), perms::DELETE, ctx.ids)?;
-    let node = tree.get(path).ok_or(Code::NoNode)?;
+    require(v, parent_of(path), perms::DELETE, ctx.ids)?;
+    let node = v.node(path).ok_or(Code::NoNode)?;
     check_version(node.version, version)?;
-    if !node.children.is_empty() {
+    if node.children > 0 {
         return Err(Code::NotEmpty);
     }
     Ok(TxnOp::Delete {
@@ -124,10 +126,10 @@ fn prep_delete(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Resu
 }
 
 /// `deleteContainer`: used by the write core's reaper for containers and expired TTL nodes.
-pub fn prep_delete_container(tree: &DataTree, path: &str) -> Result<TxnOp, Code> {
+pub fn prep_delete_container(v: &View, path: &str) -> Result<TxnOp, Code> {
     check_delete_path(path)?;
-    let node = tree.get(path).ok_or(Code::NoNode)?;
-    if !node.children.is_empty() {
+    let node = v.node(path).ok_or(Code::NoNode)?;
+    if node.children > 0 {
         return Err(Code::NotEmpty);
     }
     if node.is_session_ephemeral() {
@@ -139,15 +141,15 @@ pub fn prep_delete_container(tree: &DataTree, path: &str) -> Result<TxnOp, Code>
 }
 
 fn prep_set_data(
-    tree: &DataTree,
+    v: &View,
     path: &str,
     data: &Option<bytes::Bytes>,
     version: i32,
     ctx: &PrepCtx,
 ) -> Result<TxnOp, Code> {
     validate_path(path)?;
-    require(tree, path, perms::WRITE, ctx.ids)?;
-    let node = tree.get(path).ok_or(Code::NoNode)?;
+    require(v, path, perms::WRITE, ctx.ids)?;
+    let node = v.node(path).ok_or(Code::NoNode)?;
     Ok(TxnOp::SetData {
         path: path.to_string(),
         data: own(data),
@@ -155,42 +157,34 @@ fn prep_set_data(
     })
 }
 
-fn prep_check(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Result<TxnOp, Code> {
+fn prep_check(v: &View, path: &str, version: i32, ctx: &PrepCtx) -> Result<TxnOp, Code> {
     validate_path(path)?;
-    require(tree, path, perms::READ, ctx.ids)?;
-    let node = tree.get(path).ok_or(Code::NoNode)?;
+    require(v, path, perms::READ, ctx.ids)?;
+    let node = v.node(path).ok_or(Code::NoNode)?;
     check_version(node.version, version)?;
     Ok(TxnOp::Check {
         path: path.to_string(),
     })
 }
 
-fn prep_multi_op(tree: &DataTree, o: &MultiOp, ctx: &PrepCtx) -> Result<TxnOp, Code> {
+fn prep_multi_op(v: &View, o: &MultiOp, ctx: &PrepCtx) -> Result<TxnOp, Code> {
     match o {
-        MultiOp::Create(c) => prep_create(tree, c, ctx),
-        MultiOp::Delete { path, version } => prep_delete(tree, path, *version, ctx),
+        MultiOp::Create(c) => prep_create(v, c, ctx),
+        MultiOp::Delete { path, version } => prep_delete(v, path, *version, ctx),
         MultiOp::SetData {
             path,
             data,
             version,
-        } => prep_set_data(tree, path, data, *version, ctx),
-        MultiOp::Check { path, version } => prep_check(tree, path, *version, ctx),
+        } => prep_set_data(v, path, data, *version, ctx),
+        MultiOp::Check { path, version } => prep_check(v, path, *version, ctx),
     }
 }
 
-fn prep_multi(tree: &mut DataTree, ops: &[MultiOp], ctx: &PrepCtx) -> TxnOp {
-    let header = Txn {
-        session_id: ctx.session_id,
-        cxid: 0,
-        zxid: ctx.zxid,
-        time_ms: ctx.time_ms,
-        op: TxnOp::Multi(Vec::new()),
-    };
+fn prep_multi(v: &mut View, ops: &[MultiOp], ctx: &PrepCtx) -> TxnOp {
     let mut txns = Vec::with_capacity(ops.len());
     let mut codes = Vec::with_capacity(ops.len());
-    let mut undos = Vec::with_capacity(ops.len());
     let mut failed = false;
-    let mut scratch = Vec::new();
+    let mark = v.mark();
     // The multi's encoded size so far: the op that would take it past the limit fails, before
     // later ops are built (an `auth` ACL repeated in many creates grows fast).
     let mut size = encoded_len(&TxnOp::Multi(Vec::new()));
@@ -199,7 +193,7 @@ fn prep_multi(tree: &mut DataTree, ops: &[MultiOp], ctx: &PrepCtx) -> TxnOp {
             codes.push(Code::RuntimeInconsistency);
             continue;
         }
-        let prepped = prep_multi_op(tree, o, ctx).and_then(|t| {
+        let prepped = prep_multi_op(v, o, ctx).and_then(|t| {
             size += op_len(&t);
             if size > ctx.max_txn {
                 return Err(Code::BadArguments);
@@ -208,7 +202,7 @@ fn prep_multi(tree: &mut DataTree, ops: &[MultiOp], ctx: &PrepCtx) -> TxnOp {
         });
         match prepped {
             Ok(t) => {
-                undos.push(tree.apply_op(&header, &t, &mut scratch).1);
+                v.record_op(ctx.zxid, ctx.session_id, &t);
                 txns.push(t);
                 codes.push(Code::Ok);
             }
@@ -218,9 +212,7 @@ fn prep_multi(tree: &mut DataTree, ops: &[MultiOp], ctx: &PrepCtx) -> TxnOp {
             }
         }
     }
-    for u in undos.into_iter().rev() {
-        tree.undo(u);
-    }
+    v.rollback(mark);
     if failed {
         TxnOp::MultiError(codes)
     } else {
@@ -232,29 +224,29 @@ fn prep_multi(tree: &mut DataTree, ops: &[MultiOp], ctx: &PrepCtx) -> TxnOp {
 /// `TxnOp::Error` (or `MultiError`): like ZooKeeper, a failed write still takes a zxid.
 /// A txn that would encode to more than `ctx.max_txn` bytes (more than a log record holds)
 /// fails with BadArguments: what is acknowledged must be recoverable (docs/design/storage.md).
-pub fn prep(tree: &mut DataTree, req: &Request, ctx: &PrepCtx) -> TxnOp {
+pub fn prep(v: &mut View, req: &Request, ctx: &PrepCtx) -> TxnOp {
     let r = match req {
-        Request::Create(c) => prep_create(tree, c, ctx),
-        Request::Delete { path, version } => prep_delete(tree, path, *version, ctx),
+        Request::Create(c) => prep_create(v, c, ctx),
+        Request::Delete { path, version } => prep_delete(v, path, *version, ctx),
         Request::SetData {
             path,
             data,
             version,
-        } => prep_set_data(tree, path, data, *version, ctx),
+        } => prep_set_data(v, path, data, *version, ctx),
         Request::SetAcl { path, acl, version } => (|| {
             validate_path(path)?;
             let acl = acl::fixup(acl, ctx.ids)?;
-            require(tree, path, perms::ADMIN, ctx.ids)?;
-            let node = tree.get(path).ok_or(Code::NoNode)?;
+            require(v, path, perms::ADMIN, ctx.ids)?;
+            let node = v.node(path).ok_or(Code::NoNode)?;
             Ok(TxnOp::SetAcl {
                 path: path.clone(),
                 acl,
                 version: check_version(node.aversion, *version)?,
             })
         })(),
-        Request::Check { path, version } => prep_check(tree, path, *version, ctx),
-        Request::DeleteContainer { path } => prep_delete_container(tree, path),
-        Request::Multi(ops) => return prep_multi(tree, ops, ctx),
+        Request::Check { path, version } => prep_check(v, path, *version, ctx),
+        Request::DeleteContainer { path } => prep_delete_container(v, path),
+        Request::Multi(ops) => return prep_multi(v, ops, ctx),
         Request::Reconfig => Err(Code::ReconfigDisabled),
         _ => Err(Code::Unimplemented),
     };
@@ -267,14 +259,25 @@ pub fn prep(tree: &mut DataTree, req: &Request, ctx: &PrepCtx) -> TxnOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::overlay::Overlay;
     use crate::proto::records::Acl;
+    use crate::tree::DataTree;
+    use crate::txn::Txn;
     use bytes::Bytes;
+
+    /// Prep against a tree with nothing outstanding; it leaves no record behind (a multi rolls
+    /// its tentative ones back).
+    fn prep(t: &mut DataTree, req: &Request, ctx: &PrepCtx) -> TxnOp {
+        let mut o = Overlay::default();
+        let op = super::prep(&mut View::new(t, &mut o), req, ctx);
+        assert!(o.is_empty(), "prep left records in the overlay");
+        op
+    }
 
     fn ctx(ids: &[Id]) -> PrepCtx<'_> {
         PrepCtx {
             session_id: 0x100,
             zxid: 10,
-            time_ms: 5,
             ids,
             extended_types: false,
             max_txn: crate::limits::TXN_MAX,

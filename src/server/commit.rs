@@ -33,7 +33,7 @@ pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) -> Option<ToCore> {
             }
         }
         ToShard::Synced { conn, path } => {
-            let zxid = s.tree.last_zxid();
+            let zxid = s.tree.borrow().last_zxid();
             complete_write(s, conn, |_, xid, out| {
                 reply(out, xid, zxid, |b| {
                     b.put_jstring(&path);
@@ -59,7 +59,7 @@ pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) -> Option<ToCore> {
             }
         }
         ToShard::SessionClosed { conn, session_id } => {
-            let zxid = s.tree.last_zxid();
+            let zxid = s.tree.borrow().last_zxid();
             complete_write(s, conn, |_, xid, out| reply(out, xid, zxid, |_| Ok(())));
             if s.sessions.get(&session_id) == Some(&conn) {
                 s.sessions.remove(&session_id);
@@ -69,17 +69,19 @@ pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) -> Option<ToCore> {
             }
         }
         ToShard::Refused { conn, code } => {
-            let zxid = s.tree.last_zxid();
+            let zxid = s.tree.borrow().last_zxid();
             complete_write(s, conn, |_, xid, out| reply(out, xid, zxid, |_| Err(code)));
         }
         ToShard::CloseAll => close_all(s),
         ToShard::Reset(tree) => {
             close_all(s);
-            s.tree = Arc::try_unwrap(tree).unwrap_or_else(|t| (*t).clone());
+            if let Some(tree) = tree {
+                *s.tree.borrow_mut() = Arc::try_unwrap(tree).unwrap_or_else(|t| (*t).clone());
+            }
         }
         ToShard::Snapshot { to, request, zxid } => {
             // The write core sent this right after the commits up to `zxid`.
-            let held = s.tree.last_zxid() as Zxid;
+            let held = s.tree.borrow().last_zxid() as Zxid;
             if held != zxid {
                 warn!(
                     zxid,
@@ -89,8 +91,9 @@ pub(super) fn on_core_message(s: &mut Shard, msg: ToShard) -> Option<ToCore> {
             }
             let mut cursor = Cursor::new();
             let mut data = Vec::new();
-            cursor.begin(&s.tree, &mut data);
-            while !cursor.step(&s.tree, usize::MAX, &mut data) {}
+            let tree = s.tree.borrow();
+            cursor.begin(&tree, &mut data);
+            while !cursor.step(&tree, usize::MAX, &mut data) {}
             return Some(ToCore::SnapshotReady {
                 to,
                 request,
@@ -143,7 +146,13 @@ fn complete_write(s: &mut Shard, conn: ConnId, make: impl FnOnce(i32, i32, &mut 
 
 fn apply_commit(s: &mut Shard, commit: &Commit) {
     let txn = &commit.txn;
-    let applied = s.tree.apply(txn);
+    if s.tree.borrow().last_zxid() >= txn.zxid {
+        // Only after the write core replaced a replica it shares (`ToShard::Reset(None)`):
+        // the new tree holds this txn. Its connection closes with the Reset that follows.
+        debug_assert!(s.id == 0, "a commit the replica already holds");
+        return;
+    }
+    let applied = s.tree.borrow_mut().apply(txn);
     for t in &applied.triggers {
         for conn in s.watches.trigger(&t.path, t.kind) {
             if let Some(c) = s.conns.get(&conn) {

@@ -1,5 +1,5 @@
 //! The write core's driver: runs the pure write machine (`crate::write::Machine`, which holds
-//! the authoritative tree, the sessions, the answer queue and the Zab peer) on executor 0 and
+//! the authoritative state, the sessions, the answer queue and the Zab peer) on executor 0 and
 //! does what it asks. It owns everything with I/O or nondeterminism: the log (`Wal`), the
 //! channels, the snapshot job, the clock and the random numbers. Runs as one task; everything
 //! it owns is touched by no other task.
@@ -19,6 +19,7 @@ use async_channel::{Receiver, Sender};
 use tracing::{debug, info, warn};
 
 use super::quorum::Links;
+use super::shard::Replica;
 use super::snapshots::{snapshot_dir, Job, Retention};
 use super::wal::Wal;
 use super::{CoreReport, Shared, ToCore, ToShard};
@@ -28,7 +29,7 @@ use crate::limits::{BATCH_BYTES, BATCH_MAX};
 use crate::storage::epochs;
 use crate::storage::recover::Tail;
 use crate::tree::DataTree;
-use crate::write::{Effect, Machine, Now, Recent};
+use crate::write::{Base, Effect, Machine, Now, Recent};
 use crate::zab::peer::Role;
 use crate::zab::{Sid, Zxid};
 
@@ -74,8 +75,9 @@ pub struct CoreInit {
     pub cfg: Arc<Config>,
     pub shards: Vec<Sender<ToShard>>,
     pub shared: Arc<Shared>,
-    /// The recovered state.
-    pub tree: DataTree,
+    /// The recovered state, when the write core keeps its own committed tree (on an executor
+    /// of its own); None when it shares shard 0's replica (`run`'s `shared`).
+    pub tree: Option<DataTree>,
     /// Where the log continues.
     pub tail: Option<Tail>,
     pub next_seq: u64,
@@ -108,7 +110,12 @@ fn wall_clock_ms() -> i64 {
 }
 
 impl WriteCore {
-    async fn new(init: CoreInit, wal: Wal, links: Option<Links>) -> WriteCore {
+    async fn new(
+        init: CoreInit,
+        shared_tree: Option<Replica>,
+        wal: Wal,
+        links: Option<Links>,
+    ) -> WriteCore {
         let CoreInit {
             cfg,
             shards,
@@ -118,12 +125,21 @@ impl WriteCore {
             recent,
             ..
         } = init;
-        shared.committed.store(tree.last_zxid(), Ordering::SeqCst);
+        let base = match (tree, shared_tree) {
+            (Some(tree), None) => Base::Own(Box::new(tree)),
+            (None, Some(replica)) => Base::Shared(replica),
+            _ => unreachable!("the write core gets a tree of its own or shares shard 0's"),
+        };
+        let last = match &base {
+            Base::Own(t) => t.last_zxid(),
+            Base::Shared(r) => r.borrow().last_zxid(),
+        };
+        shared.committed.store(last, Ordering::SeqCst);
         let started = Instant::now();
         let mut effects = Vec::new();
         let machine = Machine::new(
             cfg.clone(),
-            tree,
+            base,
             recent,
             epochs,
             shards.len(),
@@ -283,7 +299,9 @@ impl WriteCore {
 
     /// Opens the log, starts the links to the other members (an ensemble) and runs the core
     /// until every shard has gone.
-    pub async fn run(mut init: CoreInit, rx: Receiver<ToCore>) {
+    /// `shared_tree`: shard 0's replica, when the write core runs beside shard 0 and reads its
+    /// committed state there instead of keeping a tree of its own.
+    pub async fn run(mut init: CoreInit, shared_tree: Option<Replica>, rx: Receiver<ToCore>) {
         let dir = super::log_dir(&init.cfg);
         let wal = Wal::open(&dir, init.tail.take(), init.next_seq, init.cfg.force_sync)
             .await
@@ -291,7 +309,7 @@ impl WriteCore {
                 panic!("cannot open the transaction log in {}: {e}", dir.display())
             });
         let links = init.quorum.take().map(|q| start_links(&init.cfg, q));
-        let core = WriteCore::new(init, wal, links).await;
+        let core = WriteCore::new(init, shared_tree, wal, links).await;
         core.serve(rx).await
     }
 
@@ -477,7 +495,7 @@ impl WriteCore {
                 keep: self.cfg.autopurge_snap_retain_count.max(3) as usize,
                 purge: self.cfg.autopurge_purge_interval_hours > 0,
             };
-            match Job::start(self.machine.tree(), retention) {
+            match Job::start(&self.machine.tree(), retention) {
                 Ok(job) => {
                     info!(zxid = format!("{:#x}", job.zxid), "snapshot started");
                     self.snap = Some(job);
@@ -489,7 +507,7 @@ impl WriteCore {
             }
         }
         if let Some(job) = self.snap.as_mut() {
-            if job.step(self.machine.tree()) {
+            if job.step(&self.machine.tree()) {
                 self.snap = None;
             }
             // Let the shards sharing this executor run between steps.

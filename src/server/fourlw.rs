@@ -209,14 +209,15 @@ impl Shard {
                 .map(|c| c.borrow().session_id())
                 .unwrap_or(0)
         };
+        let tree = self.tree.borrow();
         ShardReport {
-            last_zxid: self.tree.last_zxid(),
-            node_count: self.tree.node_count(),
-            ephemerals: self.tree.ephemeral_count(),
-            data_size: self.tree.approximate_data_size(),
+            last_zxid: tree.last_zxid(),
+            node_count: tree.node_count(),
+            ephemerals: tree.ephemeral_count(),
+            data_size: tree.approximate_data_size(),
             received: self.received,
             sent: self.sent,
-            sessions: self.tree.sessions().count(),
+            sessions: tree.sessions().count(),
             outstanding: self.conns.values().map(|c| c.borrow().outstanding()).sum(),
             latency: self.latency,
             connections: self.conns.values().map(|c| c.borrow().info()).collect(),
@@ -234,10 +235,9 @@ impl Shard {
                 .map(|(p, cs)| (p, cs.into_iter().map(session_of).collect()))
                 .collect(),
             ephemerals_by_session: if self.id == 0 {
-                let mut v: Vec<(i64, Vec<String>)> = self
-                    .tree
+                let mut v: Vec<(i64, Vec<String>)> = tree
                     .sessions()
-                    .map(|(id, _)| (*id, self.tree.ephemerals_of(*id).cloned().collect()))
+                    .map(|(id, _)| (*id, tree.ephemerals_of(*id).cloned().collect()))
                     .filter(|(_, e): &(i64, Vec<String>)| !e.is_empty())
                     .collect();
                 v.sort();

@@ -9,7 +9,7 @@ use tracing::warn;
 use crate::proto::codes::{event, op, perms, xid, Code};
 use crate::proto::jute::Writer;
 use crate::proto::records::{put_multi_header, Acl, ReadOp, Request, SetWatches};
-use crate::tree::acl;
+use crate::tree::{acl, DataTree};
 use crate::watch::{ConnId, Kind};
 
 use super::conn::Conn;
@@ -28,39 +28,37 @@ fn read_path(path: &str) -> &str {
     }
 }
 
-impl Shard {
-    fn node_checked(
-        &self,
-        path: &str,
-        perm: i32,
-        ids: &[crate::proto::records::Id],
-    ) -> Result<&crate::tree::Node, Code> {
-        let n = self.tree.get(read_path(path)).ok_or(Code::NoNode)?;
-        if perm != 0 && !acl::allowed(&n.acl, perm, ids) {
-            return Err(Code::NoAuth);
-        }
-        Ok(n)
+fn node_checked<'t>(
+    tree: &'t DataTree,
+    path: &str,
+    perm: i32,
+    ids: &[crate::proto::records::Id],
+) -> Result<&'t crate::tree::Node, Code> {
+    let n = tree.get(read_path(path)).ok_or(Code::NoNode)?;
+    if perm != 0 && !acl::allowed(&n.acl, perm, ids) {
+        return Err(Code::NoAuth);
     }
+    Ok(n)
+}
 
-    /// The size of a multiRead's reply, from the nodes as they are now, without building it.
-    fn multi_read_bytes(&self, ops: &[ReadOp], ids: &[crate::proto::records::Id]) -> usize {
-        let results: usize = ops
-            .iter()
+/// The size of a multiRead's reply, from the nodes as they are now, without building it.
+fn multi_read_bytes(tree: &DataTree, ops: &[ReadOp], ids: &[crate::proto::records::Id]) -> usize {
+    let results: usize =
+        ops.iter()
             .map(|o| {
                 let body = match o {
-                    ReadOp::GetData { path } => self
-                        .node_checked(path, perms::READ, ids)
+                    ReadOp::GetData { path } => node_checked(tree, path, perms::READ, ids)
                         .map(|n| buffer_bytes(n.data.as_deref()) + STAT_BYTES),
-                    ReadOp::GetChildren { path } => self
-                        .node_checked(path, perms::READ, ids)
+                    ReadOp::GetChildren { path } => node_checked(tree, path, perms::READ, ids)
                         .map(|n| strings_bytes(&n.children)),
                 };
                 MULTI_HEADER_BYTES + body.unwrap_or(4)
             })
             .sum();
-        FRAME_HEADER_BYTES + results + MULTI_HEADER_BYTES
-    }
+    FRAME_HEADER_BYTES + results + MULTI_HEADER_BYTES
+}
 
+impl Shard {
     /// Serves a non-write request from this shard's replica.
     pub(super) fn execute(
         &mut self,
@@ -70,7 +68,11 @@ impl Shard {
         req: &Request,
         out: &mut BytesMut,
     ) {
-        let zxid = self.tree.last_zxid();
+        // The replica may be shared with the write core (same executor), hence the cell; no
+        // borrow outlives this call.
+        let replica = self.tree.clone();
+        let tree = replica.borrow();
+        let zxid = tree.last_zxid();
         self.sent += 1;
         c.answering(zxid);
         let ids = c.ids().clone();
@@ -104,13 +106,13 @@ impl Shard {
                     self.watches.add(Kind::Data, path, conn);
                 }
                 reply(out, xid, zxid, |b| {
-                    let n = self.tree.get(read_path(path)).ok_or(Code::NoNode)?;
+                    let n = tree.get(read_path(path)).ok_or(Code::NoNode)?;
                     n.stat().encode(b);
                     Ok(())
                 })
             }
             Request::GetData { path, watch } => reply(out, xid, zxid, |b| {
-                let n = self.node_checked(path, perms::READ, &ids)?;
+                let n = node_checked(&tree, path, perms::READ, &ids)?;
                 b.put_jbuffer_opt(n.data.as_deref());
                 n.stat().encode(b);
                 if *watch {
@@ -123,7 +125,7 @@ impl Shard {
                 watch,
                 with_stat,
             } => reply(out, xid, zxid, |b| {
-                let n = self.node_checked(path, perms::READ, &ids)?;
+                let n = node_checked(&tree, path, perms::READ, &ids)?;
                 let stat = if *with_stat { STAT_BYTES } else { 0 };
                 if too_large(FRAME_HEADER_BYTES + strings_bytes(&n.children) + stat) {
                     return Err(Code::MarshallingError);
@@ -141,7 +143,7 @@ impl Shard {
                 Ok(())
             }),
             Request::GetAcl { path } => reply(out, xid, zxid, |b| {
-                let n = self.node_checked(path, perms::READ | perms::ADMIN, &ids)?;
+                let n = node_checked(&tree, path, perms::READ | perms::ADMIN, &ids)?;
                 if acl::allowed(&n.acl, perms::ADMIN, &ids) {
                     Acl::encode_list(&n.acl, b);
                 } else {
@@ -164,14 +166,13 @@ impl Shard {
                 Ok(())
             }),
             Request::GetAllChildrenNumber { path } => reply(out, xid, zxid, |b| {
-                self.node_checked(path, perms::READ, &ids)?;
-                b.put_i32(self.tree.descendant_count(path).unwrap_or(0));
+                node_checked(&tree, path, perms::READ, &ids)?;
+                b.put_i32(tree.descendant_count(path).unwrap_or(0));
                 Ok(())
             }),
             Request::GetEphemerals { prefix } => reply(out, xid, zxid, |b| {
                 let p = prefix.trim();
-                let mut v: Vec<&String> = self
-                    .tree
+                let mut v: Vec<&String> = tree
                     .ephemerals_of(c.session_id())
                     .filter(|e| p.is_empty() || p == "/" || e.starts_with(prefix.as_str()))
                     .collect();
@@ -183,7 +184,7 @@ impl Shard {
                 Ok(())
             }),
             Request::MultiRead(ops) => reply(out, xid, zxid, |b| {
-                if too_large(self.multi_read_bytes(ops, &ids)) {
+                if too_large(multi_read_bytes(&tree, ops, &ids)) {
                     return Err(Code::MarshallingError);
                 }
                 for o in ops {
@@ -191,7 +192,7 @@ impl Shard {
                         ReadOp::GetChildren { path } => (op::GET_CHILDREN, path),
                         ReadOp::GetData { path } => (op::GET_DATA, path),
                     };
-                    match self.node_checked(path, perms::READ, &ids) {
+                    match node_checked(&tree, path, perms::READ, &ids) {
                         Ok(n) => {
                             put_multi_header(b, typ, false, 0);
                             if typ == op::GET_DATA {
@@ -273,21 +274,23 @@ impl Shard {
     /// condition already changed after `relative_zxid` (the last zxid the client saw).
     fn set_watches(&mut self, conn: ConnId, w: &SetWatches, out: &mut BytesMut) {
         let rel = w.relative_zxid;
+        let replica = self.tree.clone();
+        let tree = replica.borrow();
         for p in &w.data {
-            match self.tree.get(p) {
+            match tree.get(p) {
                 None => notification(out, event::NODE_DELETED, p),
                 Some(n) if n.mzxid > rel => notification(out, event::NODE_DATA_CHANGED, p),
                 Some(_) => self.watches.add(Kind::Data, p, conn),
             }
         }
         for p in &w.exist {
-            match self.tree.get(p) {
+            match tree.get(p) {
                 Some(_) => notification(out, event::NODE_CREATED, p),
                 None => self.watches.add(Kind::Data, p, conn),
             }
         }
         for p in &w.child {
-            match self.tree.get(p) {
+            match tree.get(p) {
                 None => notification(out, event::NODE_DELETED, p),
                 Some(n) if n.pzxid > rel => notification(out, event::NODE_CHILDREN_CHANGED, p),
                 Some(_) => self.watches.add(Kind::Child, p, conn),

@@ -62,7 +62,7 @@ pub(super) fn on_frame(
         Ok(req) => req,
         Err(RequestError::UnknownOpcode(_)) => {
             // ZooKeeper answers an unknown opcode with Unimplemented, then closes.
-            let zxid = s.tree.last_zxid();
+            let zxid = s.tree.borrow().last_zxid();
             c.send(|out| reply(out, xid, zxid, |_| Err(Code::Unimplemented)));
             c.close();
             return Ok(vec![]);
@@ -74,7 +74,7 @@ pub(super) fn on_frame(
         }
         Err(RequestError::Malformed(_)) => {
             // A body that does not parse gets MarshallingError; the connection stays usable.
-            let zxid = s.tree.last_zxid();
+            let zxid = s.tree.borrow().last_zxid();
             c.send(|out| reply(out, xid, zxid, |_| Err(Code::MarshallingError)));
             return Ok(vec![]);
         }
@@ -122,7 +122,7 @@ pub(super) fn on_frame(
         }
         req => {
             let min_zxid = env.shared.committed.load(Ordering::SeqCst);
-            if c.idle() && s.tree.last_zxid() >= min_zxid {
+            if c.idle() && s.tree.borrow().last_zxid() >= min_zxid {
                 c.with_output(|c, out| {
                     s.execute(c, xid, opcode, &req, out);
                     s.record_latency(c, 0);
@@ -145,7 +145,7 @@ impl Shard {
 
     /// Answers everything at the head of a connection's queue that can be answered now.
     pub(super) fn drain(&mut self, c: &mut Conn) {
-        let applied = self.tree.last_zxid();
+        let applied = self.tree.borrow().last_zxid();
         let waits = c.drain(applied, |c, out, answer| match answer {
             Answer::Write { ms } => self.record_latency(c, ms),
             Answer::Read {

@@ -30,9 +30,13 @@ use crate::config::Config;
 use crate::tree::DataTree;
 use crate::watch::{ConnId, WatchManager};
 
+/// A shard's read replica. Shard 0's is also the write core's committed tree when the two share
+/// an executor (`write::Base::Shared`): only shard 0 changes it, by applying commits.
+pub(crate) type Replica = Rc<RefCell<DataTree>>;
+
 pub(super) struct Shard {
     pub(super) id: usize,
-    pub(super) tree: DataTree,
+    pub(super) tree: Replica,
     pub(super) watches: WatchManager,
     pub(super) conns: HashMap<ConnId, ConnRef>,
     /// Sessions attached here -> their connection.

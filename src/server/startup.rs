@@ -133,7 +133,13 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         "recovered from the transaction log"
     );
     let epochs = crate::storage::epochs::read(&cfg.data_dir)?;
-    let initial = Arc::new(recovered.tree.clone());
+    // The shards' replicas start from the recovered tree. The write core keeps its own copy
+    // only on an executor of its own; beside shard 0 it reads shard 0's replica.
+    let (initial, core_tree) = if zab_cpu.is_some() {
+        (Arc::new(recovered.tree.clone()), Some(recovered.tree))
+    } else {
+        (Arc::new(recovered.tree), None)
+    };
 
     let (core_tx, core_rx) = async_channel::bounded::<ToCore>(CHANNEL_CAPACITY);
     let mut shard_txs = Vec::new();
@@ -163,7 +169,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             cfg: cfg.clone(),
             shards: shard_txs,
             shared: shared.clone(),
-            tree: recovered.tree,
+            tree: core_tree,
             tail: recovered.tail,
             next_seq: recovered.next_seq,
             epochs,
@@ -232,7 +238,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
                     "write-core",
                 );
                 // This executor lives as long as the write core does.
-                start_core(init, core_rx, to_core, tq)?.await;
+                start_core(init, None, core_rx, to_core, tq)?.await;
                 Ok(())
             })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -272,7 +278,9 @@ async fn run_shard(
     let shard: ShardRef = Rc::new(RefCell::new(Shard {
         id: env.id,
         // Consumed here, not held for the shard's life: a 1M-node tree is hundreds of MiB.
-        tree: Arc::try_unwrap(initial).unwrap_or_else(|a| (*a).clone()),
+        tree: Rc::new(RefCell::new(
+            Arc::try_unwrap(initial).unwrap_or_else(|a| (*a).clone()),
+        )),
         watches: WatchManager::default(),
         conns: HashMap::new(),
         sessions: HashMap::new(),
@@ -293,7 +301,8 @@ async fn run_shard(
             glommio::Latency::NotImportant,
             "write-core",
         );
-        start_core(core, core_rx, env.to_core.clone(), tq)?.detach();
+        let replica = shard.borrow().tree.clone();
+        start_core(core, Some(replica), core_rx, env.to_core.clone(), tq)?.detach();
     }
 
     // Commit stream from the write core.
@@ -352,6 +361,7 @@ async fn run_shard(
 /// write core's task.
 fn start_core(
     core: CoreInit,
+    shared_tree: Option<super::shard::Replica>,
     core_rx: Receiver<ToCore>,
     to_core: async_channel::Sender<ToCore>,
     tq: glommio::TaskQueueHandle,
@@ -364,7 +374,7 @@ fn start_core(
     } else {
         Duration::from_millis((core.cfg.tick_time_ms as u64 / 2).clamp(10, 1000))
     };
-    let task = glommio::spawn_local_into(WriteCore::run(core, core_rx), tq)
+    let task = glommio::spawn_local_into(WriteCore::run(core, shared_tree, core_rx), tq)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     glommio::spawn_local(async move {
         loop {

@@ -369,7 +369,6 @@ mod tests {
         let ctx = PrepCtx {
             session_id: 7,
             zxid,
-            time_ms: zxid * 10,
             ids: &[],
             extended_types: false,
             max_txn: crate::limits::TXN_MAX,
@@ -379,7 +378,11 @@ mod tests {
             cxid: 0,
             zxid,
             time_ms: zxid * 10,
-            op: prep(tree, &req, &ctx),
+            op: prep(
+                &mut crate::overlay::View::new(tree, &mut Default::default()),
+                &req,
+                &ctx,
+            ),
         }
     }
 

@@ -1,6 +1,6 @@
 //! What a learner hands its leader in a `Msg::Request`: a client write of one of its sessions
 //! (the request's own bytes, with the session's auth ids, so the leader runs `prep` and the
-//! ACL checks against its authoritative tree), a new session, or session activity (the leader
+//! ACL checks against its authoritative state), a new session, or session activity (the leader
 //! owns expiry, as ZooKeeper's does; its learners report activity every half tick).
 //!
 //! The bytes stay between corral members (docs/design/replication.md, "Decisions"): a tag, then

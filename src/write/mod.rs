@@ -1,5 +1,6 @@
-//! The write machine: the write core's protocol logic, pure. It holds the authoritative tree,
-//! the session tracker, the queue of answers (proposed / committed / outbox) and the
+//! The write machine: the write core's protocol logic, pure. It holds the authoritative state
+//! (the committed tree and the overlay of txns not yet applied to it, `overlay`), the session
+//! tracker, the queue of answers (proposed / committed / outbox) and the
 //! `zab::peer::Peer`; it reads no clock, draws no random number, touches no file or channel.
 //! Its owner (`server::core`, a thin glommio driver; or the simulator in `sim.rs`) feeds it
 //! messages with the time (`Now`) and carries out the `Effect`s it returns: append these records
@@ -19,8 +20,16 @@
 //! lands; then it commits and is answered as usual. Meanwhile nothing new is proposed: writes
 //! are refused with `REFUSED_WHILE_STALLED` before they get a zxid, new sessions are turned
 //! away, session expiry and reaping wait, and reads go on from the shards' replicas, which hold
-//! exactly what is committed. So the authoritative tree, which already holds the stalled batch,
-//! never gets ahead of the log by more than that batch, and once it is durable the two agree.
+//! exactly what is committed. So the authoritative state, whose overlay already holds the
+//! stalled batch, never gets ahead of the log by more than that batch, and once it is durable
+//! the two agree.
+//!
+//! The committed tree is shard 0's replica where the write core runs on shard 0's executor
+//! (one or two CPUs; `Base::Shared`): shard 0 applies the commits and the machine only reads
+//! it, so a member holds one tree there, not two (docs/design/memory.md). With an executor of
+//! its own the machine keeps its own committed tree and applies each commit to it. Either way
+//! what it proposed or committed and the tree has not applied yet is in the overlay, which is
+//! what `prep` sees on top of the tree.
 //!
 //! Ordering: a shard's channel is FIFO and the machine releases a per-connection answer (sync
 //! done, reattach result) only after every commit that preceded it, so a shard that handles the
@@ -30,7 +39,9 @@
 //! a txn is proposed only while the peer leads an established epoch, and what is durable never
 //! passes what is proposed. docs/design/write-machine.md describes the split and the simulator.
 
+use std::cell::{Ref, RefCell};
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -38,6 +49,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::limits::TXN_MAX;
+use crate::overlay::{Overlay, View};
 use crate::prep::{prep, prep_delete_container, PrepCtx};
 use crate::proto::codes::{ephemeral_owner, Code};
 use crate::proto::jute::Reader;
@@ -159,7 +171,8 @@ pub enum ToShard {
     /// connection; clients move to another member, as ZooKeeper's do.
     CloseAll,
     /// The replica is replaced (a learner was truncated, or installed its leader's snapshot).
-    Reset(Arc<DataTree>),
+    /// None to the shard whose replica the write core shares: the write core replaced it.
+    Reset(Option<Arc<DataTree>>),
     /// Shard 0 only: serialize the replica, which holds exactly `zxid` when this arrives, for
     /// learner `to`'s SNAP; answer with `ToCore::SnapshotReady`.
     Snapshot {
@@ -220,9 +233,9 @@ struct Stall {
 /// What waits for a commit: a txn, or an answer to a connection that must not overtake the txns
 /// before it.
 enum Queued {
-    /// Proposed by this member as leader: already applied to the tree.
+    /// Proposed by this member as leader: already recorded in the overlay.
     Txn(Commit),
-    /// Learned from the leader: applied to the tree when committed. With the number of the
+    /// Learned from the leader: applied (or recorded) when committed. With the number of the
     /// request it answers, if this member sent it (0 otherwise).
     Learned(Commit, u64),
     Answer(usize, ToShard),
@@ -243,6 +256,13 @@ fn conn_of(msg: &ToShard) -> Option<ConnId> {
     }
 }
 
+/// The committed tree a machine starts from: its own, or shard 0's replica when the two share
+/// an executor (then shard 0 applies the commits and the machine only reads it).
+pub enum Base {
+    Own(Box<DataTree>),
+    Shared(Rc<RefCell<DataTree>>),
+}
+
 /// Where session passwords come from (random in the server, seeded in the simulator).
 pub type Passwords = Box<dyn FnMut() -> [u8; 16]>;
 
@@ -260,7 +280,13 @@ pub struct Machine {
     cfg: Arc<Config>,
     /// How many shards every commit goes to.
     shards: usize,
-    tree: DataTree,
+    /// The committed tree. Shared with shard 0 where the write core runs on its executor:
+    /// shard 0 applies the commits to it, as it does to any replica, and the machine only
+    /// reads it. Otherwise the machine's own, and it applies each commit itself.
+    base: Rc<RefCell<DataTree>>,
+    owns_base: bool,
+    /// What the txns proposed or committed and not yet in `base` change (what prep must see).
+    overlay: Overlay,
     sessions: SessionTracker,
     /// Sessions that live only on this member (`localSessionsEnabled`, in an ensemble).
     local: LocalSessions,
@@ -407,7 +433,7 @@ impl Machine {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: Arc<Config>,
-        tree: DataTree,
+        base: Base,
         recent: Recent,
         epochs: (u32, u32),
         shards: usize,
@@ -418,12 +444,18 @@ impl Machine {
         let (accepted_epoch, current_epoch) = epochs;
         let server_id = cfg.my_id.unwrap_or(1).min(254) as u8;
         let mut sessions = SessionTracker::new(cfg.tick_time_ms as u64, server_id, now.wall_ms);
+        let (committed_tree, owns_base) = match base {
+            Base::Own(tree) => (Rc::new(RefCell::new(*tree)), true),
+            Base::Shared(tree) => (tree, false),
+        };
+        let tree = committed_tree.borrow();
         // Sessions come back with the log; as in ZooKeeper their timeout starts again.
         for (id, s) in tree.sessions() {
             sessions.add(*id, s.timeout_ms as u64, now.mono_ms);
         }
         let me = cfg.my_id.unwrap_or(1);
         let last = tree.last_zxid();
+        drop(tree);
         let ensemble = ensemble_of(&cfg, me);
         let alone = ensemble.voters.len() == 1 && ensemble.observers.is_empty();
         // The history starts at the recovered records only if they end where the tree does
@@ -470,7 +502,9 @@ impl Machine {
             read_only: false,
             read_only_sessions: LocalSessions::new(tick_ms),
             deferred: Vec::new(),
-            tree,
+            base: committed_tree,
+            owns_base,
+            overlay: Overlay::default(),
             sessions,
             owners: HashMap::new(),
             attached_at: HashMap::new(),
@@ -547,8 +581,20 @@ impl Machine {
         self.ensemble
     }
 
-    pub fn tree(&self) -> &DataTree {
-        &self.tree
+    /// The committed tree (shard 0's replica where it is shared: as far as shard 0 applied).
+    pub fn tree(&self) -> Ref<'_, DataTree> {
+        self.base.borrow()
+    }
+
+    /// The authoritative state: the committed tree and what is outstanding on top of it.
+    fn view(&mut self) -> (Ref<'_, DataTree>, &mut Overlay) {
+        (self.base.borrow(), &mut self.overlay)
+    }
+
+    /// Records outstanding in the overlay (for tests and `mntr`-like figures).
+    #[cfg(test)]
+    pub fn outstanding(&self) -> usize {
+        self.overlay.len()
     }
 
     /// The last zxid proposed (the peer's last logged).
@@ -743,9 +789,9 @@ impl Machine {
         }
     }
 
-    /// A learner needs a SNAP of the committed state at `zxid`. The authoritative tree also
-    /// holds what is proposed and not committed, so shard 0 serializes its replica instead: the
-    /// request follows exactly the commits up to `zxid` down shard 0's queue. Messages to the
+    /// A learner needs a SNAP of the committed state at `zxid`. Shard 0 serializes its replica:
+    /// the request follows exactly the commits up to `zxid` down shard 0's queue (the machine's
+    /// own tree, where it has one, may lag or lead that by what is in flight). Messages to the
     /// learner wait until the snapshot is sent (`ToCore::SnapshotReady`).
     fn send_snapshot(&mut self, to: Sid, zxid: Zxid) {
         assert_eq!(
@@ -776,16 +822,29 @@ impl Machine {
             }
             Queued::Answer(..) => true,
         });
-        // Those connections close: no answer may reach them first (it would go to the
-        // dropped request). The other answers queued behind the dropped txns wait for nothing
-        // now (nothing may commit for a while: a client waiting for its handshake would wait
-        // with them).
+        // Those connections close: nothing queued for them may reach them first, neither an
+        // answer (it would go to the dropped request) nor the reply to a kept txn (its client
+        // would hear of a later request before the dropped one; a kept txn still commits, only
+        // unanswered). The other answers queued behind the dropped txns wait for nothing now
+        // (nothing may commit for a while: a client waiting for its handshake would wait with
+        // them).
+        let is_lost = |shard: usize, conn: Option<ConnId>| {
+            lost.iter()
+                .any(|o: &Origin| o.shard == shard && Some(o.conn) == conn)
+        };
+        for q in self.proposed.iter_mut() {
+            if let Queued::Txn(c) | Queued::Learned(c, _) = q {
+                if c.origin.is_some_and(|o| is_lost(o.shard, Some(o.conn))) {
+                    c.origin = None;
+                }
+            }
+        }
         self.proposed.retain(|q| match q {
-            Queued::Answer(shard, m) => !lost
-                .iter()
-                .any(|o| o.shard == *shard && conn_of(m) == Some(o.conn)),
+            Queued::Answer(shard, m) => !is_lost(*shard, conn_of(m)),
             _ => true,
         });
+        self.deferred
+            .retain(|(o, _, _)| !is_lost(o.shard, Some(o.conn)));
         while let Some(Queued::Answer(..)) = self.proposed.front() {
             if let Some(Queued::Answer(shard, msg)) = self.proposed.pop_front() {
                 self.flush_commits();
@@ -802,12 +861,13 @@ impl Machine {
             .appended
             .map(|a| a.min(zxid))
             .filter(|&a| a > self.persisted);
-        let reload = self.tree.last_zxid() as Zxid > zxid;
+        self.overlay.truncate(zxid as i64);
+        let reload = self.base.borrow().last_zxid() as Zxid > zxid;
         out.push(Effect::Truncate { zxid, reload });
     }
 
     /// The driver rebuilt the state from the disk after `Truncate { reload: true }` or
-    /// `InstallSnapshot`: it replaces the authoritative tree and every shard's replica.
+    /// `InstallSnapshot`: it replaces the committed tree and every shard's replica.
     pub fn reset(&mut self, tree: DataTree) {
         self.committed = tree.last_zxid();
         // The state rebuilt from the disk holds every record up to its zxid, those logged and
@@ -822,10 +882,27 @@ impl Machine {
         // Every connection closes with the reset: nothing they asked for is sent again.
         self.held_writes.clear();
         self.forget_clients();
-        let replica = Arc::new(tree.clone());
-        self.tree = tree;
+        // Shard 0's replica, when it is the base, is replaced here and now: prep must not see
+        // the old state meanwhile. Shard 0 skips the commits still on their way to it (the new
+        // tree holds them) and closes its connections when its Reset comes.
+        let copy = (self.shards > 1 || self.owns_base).then(|| Arc::new(tree.clone()));
+        *self.base.borrow_mut() = tree;
         for shard in 0..self.shards {
-            self.outbox.push((shard, ToShard::Reset(replica.clone())));
+            let replica = if shard == 0 && !self.owns_base {
+                None
+            } else {
+                copy.clone()
+            };
+            self.outbox.push((shard, ToShard::Reset(replica)));
+        }
+        // The overlay holds again exactly the proposals kept past the new tree.
+        self.overlay.clear();
+        let base = self.base.borrow();
+        let mut view = View::new(&base, &mut self.overlay);
+        for q in &self.proposed {
+            if let Queued::Txn(c) = q {
+                view.record(&c.txn);
+            }
         }
     }
 
@@ -1097,9 +1174,12 @@ impl Machine {
                 self.sid_byte(),
                 self.now.wall_ms,
             );
-            for (id, s) in self.tree.sessions() {
-                tracker.add(*id, s.timeout_ms as u64, self.now.mono_ms);
+            let mono_ms = self.now.mono_ms;
+            let (base, overlay) = self.view();
+            for (id, s) in View::new(&base, overlay).sessions() {
+                tracker.add(id, s.timeout_ms as u64, mono_ms);
             }
+            drop(base);
             self.sessions = tracker;
             self.attached_at.clear();
         }
@@ -1238,6 +1318,7 @@ impl Machine {
             match self.proposed.pop_front() {
                 Some(Queued::Txn(c)) => {
                     assert!(c.txn.zxid > self.committed, "commits out of order");
+                    self.apply_committed(&c.txn, false);
                     self.committed = c.txn.zxid;
                     self.pending.push(c);
                 }
@@ -1247,7 +1328,7 @@ impl Machine {
                     if let Some(origin) = origin {
                         self.syncs_before(origin, c.txn.cxid, n);
                     }
-                    self.tree.apply(&c.txn);
+                    self.apply_committed(&c.txn, true);
                     self.committed = c.txn.zxid;
                     self.pending.push(c);
                     if origin.is_some() {
@@ -1296,6 +1377,21 @@ impl Machine {
         }
     }
 
+    /// A txn committed: the machine's own base applies it now (and the overlay forgets it, so
+    /// that a later learned txn cannot make its record stale). A shared base gets it from shard
+    /// 0; until then the overlay must show it: a learned txn is recorded now (a leader's own
+    /// were recorded when proposed).
+    fn apply_committed(&mut self, txn: &Txn, learned: bool) {
+        if self.owns_base {
+            let mut base = self.base.borrow_mut();
+            base.apply(txn);
+            self.overlay.prune(&base);
+        } else if learned {
+            let base = self.base.borrow();
+            View::new(&base, &mut self.overlay).record(txn);
+        }
+    }
+
     /// Moves the commits gathered so far into every shard's outbox (one shared batch).
     fn flush_commits(&mut self) {
         if self.pending.is_empty() {
@@ -1339,17 +1435,17 @@ impl Machine {
         }
     }
 
-    /// Turns a client's write into the txn it makes, against the authoritative tree.
+    /// Turns a client's write into the txn it makes, against the authoritative state.
     fn prep(&mut self, session_id: i64, ids: &[Id], req: &Request) -> TxnOp {
         let ctx = PrepCtx {
             session_id,
             zxid: self.next_zxid(),
-            time_ms: self.now.wall_ms,
             ids,
             extended_types: self.cfg.extended_types_enabled,
             max_txn: TXN_MAX,
         };
-        prep(&mut self.tree, req, &ctx)
+        let (base, overlay) = self.view();
+        prep(&mut View::new(&base, overlay), req, &ctx)
     }
 
     /// The zxid the next txn gets.
@@ -1361,7 +1457,7 @@ impl Machine {
             .expect("the write machine proposes only while it leads") as i64
     }
 
-    /// Turns `op` into the next txn: applied to the authoritative tree, proposed, logged.
+    /// Turns `op` into the next txn: recorded in the overlay, proposed, logged.
     fn commit(
         &mut self,
         session_id: i64,
@@ -1380,7 +1476,10 @@ impl Machine {
             time_ms: self.now.wall_ms,
             op,
         };
-        self.tree.apply(&txn);
+        {
+            let (base, overlay) = self.view();
+            View::new(&base, overlay).record(&txn);
+        }
         if self.scratch.capacity() < 4096 {
             self.scratch.reserve(256 << 10);
         }
@@ -1426,6 +1525,12 @@ impl Machine {
         self.owners.remove(&session_id);
         self.attached_at.remove(&session_id);
         self.commit(session_id, cxid, TxnOp::CloseSession, origin, out);
+    }
+
+    /// A live session, as the authoritative state has it.
+    fn session(&mut self, id: i64) -> Option<crate::tree::SessionEntry> {
+        let (base, overlay) = self.view();
+        View::new(&base, overlay).session(id)
     }
 
     /// Whether new txns must wait: the log is stalled.
@@ -1556,7 +1661,6 @@ impl Machine {
                     return;
                 }
                 let valid = self
-                    .tree
                     .session(session_id)
                     .filter(|s| s.password[..] == passwd[..])
                     .map(|s| s.password);
@@ -1890,7 +1994,7 @@ impl Machine {
             self.read_only_sessions.add(id, s, now);
             return self.attach(origin, id, timeout_ms, password);
         }
-        if self.tree.session(session_id).is_some() {
+        if self.session(session_id).is_some() {
             // As ZooKeeper's read-only server: a global session would be touched and maybe
             // used here, unknown to the ensemble; its client is closed, to try other members.
             let msg = ToShard::Rejected {
@@ -2071,22 +2175,27 @@ impl Machine {
     fn reap(&mut self, out: &mut Vec<Effect>) {
         let wall_ms = self.now.wall_ms;
         let mut doomed = Vec::new();
-        for path in self.tree.containers() {
-            let n = self.tree.get(path).expect("indexed container exists");
+        let tree = self.base.borrow();
+        for path in tree.containers() {
+            let n = tree.get(path).expect("indexed container exists");
             if n.children.is_empty() && n.cversion > 0 {
                 doomed.push(path.clone());
             }
         }
-        for path in self.tree.ttl_nodes() {
-            let n = self.tree.get(path).expect("indexed TTL node exists");
+        for path in tree.ttl_nodes() {
+            let n = tree.get(path).expect("indexed TTL node exists");
             let ttl = ephemeral_owner::ttl_of(n.ephemeral_owner).unwrap_or(i64::MAX);
             if n.children.is_empty() && wall_ms - n.mtime > ttl {
                 doomed.push(path.clone());
             }
         }
+        drop(tree);
         let limit = self.cfg.container_max_per_minute.max(1) as usize;
         for path in doomed.into_iter().take(limit) {
-            if let Ok(op) = prep_delete_container(&self.tree, &path) {
+            let (base, overlay) = self.view();
+            let op = prep_delete_container(&View::new(&base, overlay), &path);
+            drop(base);
+            if let Ok(op) = op {
                 self.commit(0, 0, op, None, out);
             }
         }

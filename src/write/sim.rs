@@ -2,8 +2,10 @@
 //! `Machine` fed real requests by simulated clients on simulated shards, a simulated clock, a
 //! simulated log whose flushes succeed or fail (a full disk) at random, and crashes that drop
 //! the machine and recover a new one from the durable records, as startup does (the tree
-//! rebuilt by applying the logged txns). Everything comes from one seed. After every step it
-//! checks:
+//! rebuilt by applying the logged txns). Half the seeds run the machine on shard 0's replica
+//! (`Base::Shared`, as on one or two CPUs), and shards apply what they are sent a while later,
+//! in order, so the machine's overlay covers a replica that lags. Everything comes from one
+//! seed. After every step it checks:
 //!
 //! - an acknowledged write is in every later state: whatever a client got a reply for is in the
 //!   durable log, in the machine's tree, and in every state recovered after a crash;
@@ -12,14 +14,16 @@
 //!
 //! Failures name their seed; `SIM_SEED=n` replays one, `SIM_ITERS=n` runs longer.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Bug, Effect, Machine, Now, Origin, Recent, ToCore, ToShard};
+use super::{Base, Bug, Effect, Machine, Now, Origin, Recent, ToCore, ToShard};
 use crate::config::Config;
 use crate::proto::codes::op;
 use crate::proto::records::{Acl, CreateRequest, Id, MultiOp, Request};
@@ -69,8 +73,13 @@ struct Sim {
     log: Log,
     clients: Vec<Client>,
     next_conn: ConnId,
-    /// Each shard's replica: the commits it received, applied.
-    replicas: Vec<DataTree>,
+    /// Each shard's replica: the commits it received, applied. Shard 0's is the machine's
+    /// committed tree when `shared`.
+    replicas: Vec<Rc<RefCell<DataTree>>>,
+    shared: bool,
+    /// What was released to each shard and not yet delivered, with the committed zxid when it
+    /// was released.
+    queues: Vec<VecDeque<(ToShard, i64)>>,
     /// The highest zxid any client got a reply for.
     acked: i64,
     /// The highest zxid delivered to each shard (never reset: zxids only grow).
@@ -100,9 +109,11 @@ impl Sim {
             ..Config::default()
         });
         let mut effects = Vec::new();
+        let shared = !seed.is_multiple_of(2);
+        let replicas = replicas(DataTree::new());
         let mut machine = Machine::new(
             cfg.clone(),
-            DataTree::new(),
+            base(&replicas, shared),
             Recent::default(),
             (0, 0),
             SHARDS,
@@ -124,7 +135,9 @@ impl Sim {
             log: Log::default(),
             clients: Vec::new(),
             next_conn: 1,
-            replicas: vec![DataTree::new(); SHARDS],
+            replicas,
+            shared,
+            queues: (0..SHARDS).map(|_| VecDeque::new()).collect(),
             acked: 0,
             delivered: vec![0; SHARDS],
             crashes: 0,
@@ -272,6 +285,24 @@ impl Sim {
             let Effect::Send { shard, msg } = e else {
                 return Err("release returned something other than sends".into());
             };
+            self.queues[shard].push_back((msg, committed));
+        }
+        // Each shard takes what waits for it in order, often all of it, sometimes only part.
+        for shard in 0..SHARDS {
+            let n = self.queues[shard].len();
+            let n = if self.rng.gen_bool(0.7) {
+                n
+            } else {
+                self.rng.gen_range(0..=n)
+            };
+            self.deliver_queued(shard, n)?;
+        }
+        Ok(())
+    }
+
+    fn deliver_queued(&mut self, shard: usize, n: usize) -> Result<(), String> {
+        for _ in 0..n {
+            let (msg, committed) = self.queues[shard].pop_front().expect("queued");
             self.deliver(shard, msg, committed)?;
         }
         Ok(())
@@ -293,7 +324,7 @@ impl Sim {
                         return Err(format!("zxid {z:#x} sent before it was published"));
                     }
                     self.delivered[shard] = z;
-                    self.replicas[shard].apply(&c.txn);
+                    self.replicas[shard].borrow_mut().apply(&c.txn);
                     let Some(origin) = c.origin.filter(|o| o.shard == shard) else {
                         continue;
                     };
@@ -401,13 +432,14 @@ impl Sim {
                 tree.last_zxid()
             ));
         }
-        self.replicas = vec![tree.clone(); SHARDS];
+        self.replicas = replicas(tree);
+        self.queues = (0..SHARDS).map(|_| VecDeque::new()).collect();
         // A restart takes a while; sessions' timeouts start again.
         self.now += 1000;
         let seed = self.rng.gen();
         self.machine = Machine::new(
             self.cfg.clone(),
-            tree,
+            base(&self.replicas, self.shared),
             Recent::default(),
             (0, 0),
             SHARDS,
@@ -439,14 +471,20 @@ impl Sim {
                 self.acked
             ));
         }
-        if self.acked > self.machine.tree().last_zxid() {
+        if self.acked > self.machine.committed() {
+            return Err(format!(
+                "acknowledged zxid {:#x} not committed by the machine",
+                self.acked
+            ));
+        }
+        if !self.shared && self.acked > self.machine.tree().last_zxid() {
             return Err(format!(
                 "acknowledged zxid {:#x} not in the machine's tree",
                 self.acked
             ));
         }
         for (s, r) in self.replicas.iter().enumerate() {
-            if r.last_zxid() > self.machine.committed() {
+            if r.borrow().last_zxid() > self.machine.committed() {
                 return Err(format!("shard {s} holds uncommitted state"));
             }
         }
@@ -490,12 +528,16 @@ impl Sim {
             self.now += 600;
             self.end_batch(false)?;
         }
+        for shard in 0..SHARDS {
+            let n = self.queues[shard].len();
+            self.deliver_queued(shard, n)?;
+        }
         self.check()?;
         if !self.machine.quiescent() {
             return Err("proposals left uncommitted with a writable log".into());
         }
         for (s, r) in self.replicas.iter().enumerate() {
-            if r.digest() != self.machine.tree().digest() {
+            if r.borrow().digest() != self.machine.tree().digest() {
                 return Err(format!(
                     "shard {s}'s replica differs from the machine's tree"
                 ));
@@ -557,6 +599,24 @@ pub(super) fn random_write<R: Rng>(rng: &mut R) -> Request {
             }
             Request::Multi(ops)
         }
+    }
+}
+
+/// Every shard's replica of `tree`.
+fn replicas(tree: DataTree) -> Vec<Rc<RefCell<DataTree>>> {
+    let mut all: Vec<_> = (1..SHARDS)
+        .map(|_| Rc::new(RefCell::new(tree.clone())))
+        .collect();
+    all.insert(0, Rc::new(RefCell::new(tree)));
+    all
+}
+
+/// The machine's committed tree: shard 0's replica, or a copy of its own.
+fn base(replicas: &[Rc<RefCell<DataTree>>], shared: bool) -> Base {
+    if shared {
+        Base::Shared(replicas[0].clone())
+    } else {
+        Base::Own(Box::new(replicas[0].borrow().clone()))
     }
 }
 
@@ -630,7 +690,7 @@ fn answers_overtaking_writes_are_caught() {
 fn recovery_matches_the_replicas() {
     let mut sim = Sim::new(7, None);
     sim.run(2000).unwrap();
-    let before = sim.replicas[0].digest();
+    let before = sim.replicas[0].borrow().digest();
     sim.crash().unwrap();
     assert_eq!(sim.machine.tree().digest(), before);
 }
