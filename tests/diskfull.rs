@@ -2,7 +2,8 @@
 //! while writes run. The server must stay up, answer no write it cannot make durable (the write
 //! in the failed log flush waits; later ones are refused with SYSTEMERROR), keep serving reads
 //! and resume writing once the filler is deleted; after kill -9 every acknowledged write is
-//! there and no refused one is. docs/decisions.md, "A full disk".
+//! there and no refused one is. docs/decisions.md, "A full disk". In an ensemble, a leader
+//! whose disk is full refuses what its followers forward, in order, and resumes with room.
 //!
 //! Needs root (mount). Against Apache ZooKeeper (`CORRAL_TEST_TARGET=zookeeper`) the test returns
 //! early: ZooKeeper stops serving when its log cannot be written, which is what corral avoids.
@@ -402,6 +403,116 @@ async fn a_crash_on_a_full_disk_loses_no_acknowledged_write() {
         }
         drop(c);
         s.kill9();
+    })
+    .await;
+}
+
+/// Sends a create of `path` (value `i`) on `c` without waiting; its xid.
+async fn send_create(c: &mut RawConn, path: &str, i: usize) -> i32 {
+    let body = common::raw::Enc::new()
+        .str(path)
+        .buf(Some(&value(i)))
+        .acls(common::raw::OPEN_ACL)
+        .i32(0)
+        .finish();
+    c.send(common::raw::op::CREATE, &body).await.expect("send")
+}
+
+/// A leader whose log disk is full, in a 3-member ensemble: a client of a follower gets an
+/// answer to every write (SYSTEMERROR, as the leader's own clients do) instead of waiting
+/// forever, in the order it asked, its sync after its refused write; reads go on, and writes
+/// resume once the leader's disk has room. Each member's log is on a tmpfs of its own; only the
+/// leader's is filled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_with_a_full_disk_refuses_its_learners_writes_in_order() {
+    if is_zookeeper() {
+        return;
+    }
+    let _serial = common::ensemble::serial().await;
+    // Declared first, dropped last: the members are killed before the unmounts.
+    let disks: Vec<Tmpfs> = (0..3).map(|_| Tmpfs::mount(192)).collect();
+    timed(300, async {
+        let mut opts = common::ensemble::EnsembleOpts::voters(3);
+        for (i, d) in disks.iter().enumerate() {
+            opts = opts.member_cfg(i, "dataLogDir", d.dir.join("log").display());
+        }
+        let ens = common::ensemble::Ensemble::start(opts).await;
+        let leader = ens.wait_leader(Duration::from_secs(60)).await;
+        let follower = (leader + 1) % 3;
+        let mut c = RawConn::connect(&ens.addr(follower), 30_000)
+            .await
+            .expect("connect to a follower");
+        assert_eq!(c.create("/full", b"", 0).await.err, 0);
+
+        // Only the leader's disk fills. Its log still has the zero-filled room it allocated
+        // ahead: write until that runs out too and the leader refuses.
+        let filled = fill(&disks[leader].dir.join("filler"), 0);
+        eprintln!("leader {leader}: filler {filled} bytes");
+        let mut refused_at = None;
+        for i in 0..1500 {
+            let xid = send_create(&mut c, &format!("/full/n{i}"), i).await;
+            let r = c
+                .recv_timeout(Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("write {i} through a follower: {e}\n{}", ens.log_tails())
+                });
+            assert_eq!(r.xid, xid, "reply out of order");
+            match r.err {
+                0 => {}
+                SYSTEM_ERROR => {
+                    refused_at = Some(i);
+                    break;
+                }
+                e => panic!("write {i}: unexpected error {e}"),
+            }
+        }
+        let first = refused_at.expect("the leader's log never ran out of room");
+        eprintln!("write {first} through the follower refused");
+
+        // Pipelined: a write then a sync. Both are answered, in order.
+        let w = send_create(&mut c, "/full/pipelined", 0).await;
+        let s = c
+            .send(
+                common::raw::op::SYNC,
+                &common::raw::Enc::new().str("/").finish(),
+            )
+            .await
+            .expect("send sync");
+        let r1 = c
+            .recv_timeout(Duration::from_secs(20))
+            .await
+            .expect("the write's answer");
+        let r2 = c
+            .recv_timeout(Duration::from_secs(20))
+            .await
+            .expect("the sync's answer");
+        assert_eq!((r1.xid, r2.xid), (w, s), "answers out of order");
+        assert_eq!(r1.err, SYSTEM_ERROR, "a write while the leader cannot log");
+        // Reads are served meanwhile.
+        assert_eq!(c.exists("/full", false).await.err, 0);
+
+        // Room again: the follower's writes are carried out.
+        std::fs::remove_file(disks[leader].dir.join("filler")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut k = 0;
+        loop {
+            let xid = send_create(&mut c, &format!("/full/after{k}"), k).await;
+            let r = c
+                .recv_timeout(Duration::from_secs(20))
+                .await
+                .expect("an answer");
+            assert_eq!(r.xid, xid);
+            if r.err == 0 {
+                break;
+            }
+            assert_eq!(r.err, SYSTEM_ERROR);
+            assert!(Instant::now() < deadline, "writes did not resume");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            k += 1;
+        }
+        drop(c);
+        drop(ens);
     })
     .await;
 }

@@ -433,7 +433,7 @@ impl Sim {
             sim_bug,
             skipped: false,
             trace: env("SIMTRACE").is_some(),
-            full_disks: env("SIM_FULL_DISK").is_some(),
+            full_disks: env("SIM_FULL_DISK") != Some(0),
             t: Totals::default(),
         };
         for sid in 1..=shape.voters + shape.observers {
@@ -1460,9 +1460,8 @@ impl Sim {
                 self.at(until, Ev::Process(sid));
             }
             _ => {
-                // Full disks only when asked (`SIM_FULL_DISK=1`): a stalled leader drops the
-                // writes its learners forward, so a connection's later sync is answered before
-                // its write (docs/design/write-machine.md, "Known gaps").
+                // A full disk (unless `SIM_FULL_DISK=0`): the member's log stalls; a stalled
+                // leader refuses what its learners forward.
                 if self.full_disks {
                     let full = self.rng.gen_bool(0.3);
                     self.m(sid).full_disk = full;
@@ -1916,13 +1915,29 @@ fn acknowledging_before_a_quorum_is_caught() {
     assert!(e.contains("durable on"), "{e}");
 }
 
-/// Seeds that once failed, kept because they are cheap: a leader's client with a sync queued
-/// behind its writes, one of which the next leader's TRUNC dropped, got the replies to its
-/// later writes without the sync's (the truncation dropped the sync's answer but not those
-/// replies; its connection now closes unanswered).
+/// Seeds that once failed, kept because they are cheap (each names what it found):
+/// - 3646, 3778, 4071 (found without full disks; `SIM_FULL_DISK=0` replays them as found): a
+///   leader's client with a sync queued behind its writes, one of which the
+///   next leader's TRUNC dropped, got the replies to its later writes without the sync's (the
+///   truncation dropped the sync's answer but not those replies; its connection now closes
+///   unanswered).
+/// - 31, 50, 189, 3021 (full disks): a stalled leader's refusals of forwarded writes, answered
+///   out of order with the connection's syncs, with its other writes (an observer learns of
+///   writes only when they commit), or closing a local session's connection.
+/// - 2767 (full disks): a leader took its new epoch with its history only in memory, crashed,
+///   came back with the epoch and a short log, won on the epoch and truncated committed writes.
 #[test]
 fn seeds_that_once_failed() {
-    for (shape, seed) in [((3, 0), 3646), ((3, 1), 3778), ((5, 0), 4071)] {
+    for (shape, seed) in [
+        ((3, 0), 3646),
+        ((3, 1), 3778),
+        ((5, 0), 4071),
+        ((3, 0), 31),
+        ((3, 1), 50),
+        ((3, 1), 189),
+        ((5, 0), 3021),
+        ((3, 0), 2767),
+    ] {
         let shape = Shape {
             voters: shape.0,
             observers: shape.1,

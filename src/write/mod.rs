@@ -725,6 +725,7 @@ impl Machine {
                         self.release_deferred();
                     }
                 }
+                Action::Refused { data } => self.refused(data),
                 Action::SendSnapshot { to, zxid } => self.send_snapshot(to, zxid),
                 Action::Truncate { zxid } => self.truncate(zxid, out),
                 Action::InstallSnapshot { zxid, data } => {
@@ -1224,6 +1225,7 @@ impl Machine {
     /// A request a learner forwarded (or this leader's own `submit`).
     fn forwarded_request(&mut self, from: Sid, data: Bytes, out: &mut Vec<Effect>) {
         let now = self.now.mono_ms;
+        let sent = data.clone();
         let f = match Forward::decode(data) {
             Ok(f) => f,
             Err(e) => {
@@ -1245,9 +1247,16 @@ impl Machine {
                     self.attached_at.insert(id, from);
                 }
             }
-            // While the log is stalled nothing can be proposed: the learner's client times out
-            // and tries again, as when any request is lost with a connection.
-            _ if self.refusing() => {}
+            // While the log is stalled nothing can be proposed: the learner answers its client
+            // as this member answers its own (`REFUSED_WHILE_STALLED`), its own request sent
+            // back naming which one, after the commits of what was proposed before it. Its own submissions (`from` is this member) are refused
+            // where they are made (`write`).
+            _ if self.refusing() => {
+                if from != self.me() {
+                    self.peer.refuse(from, sent);
+                    self.run_actions(out);
+                }
+            }
             Forward::CreateSession {
                 session_id,
                 timeout_ms,
@@ -1298,6 +1307,67 @@ impl Machine {
                 };
                 self.commit(session_id, cxid, op, None, out);
             }
+        }
+    }
+
+    /// The leader refused a request this learner forwarded: its log cannot be written. The
+    /// leader sent the refusal once everything it had proposed before was committed, and the
+    /// commits came first (`Peer::refuse`), so the answer goes out now, as a sync's does: what
+    /// is still proposed here came later, maybe this connection's next writes, and must not be
+    /// answered first. The connection's syncs asked before the write are answered first (all
+    /// the leader had when they reached it is committed here: `syncs_before`'s argument). A
+    /// write is answered with the code a leader gives its own clients then; a new session's
+    /// handshake is turned away, so its client tries again.
+    fn refused(&mut self, data: Bytes) {
+        match Forward::decode(data) {
+            Ok(Forward::Write {
+                session_id, cxid, ..
+            }) => {
+                if let Some((origin, n)) = self.forwarded.remove(&(session_id, cxid)) {
+                    self.forget_request(n);
+                    let mut due: Vec<(i32, u64)> = self
+                        .syncs
+                        .iter()
+                        .filter(|(_, (o, _, c))| *o == origin && *c < cxid)
+                        .map(|(&id, (_, _, c))| (*c, id))
+                        .collect();
+                    due.sort_unstable();
+                    for (_, id) in due {
+                        self.sent_on.remove(&id);
+                        if let Some((_, path, _)) = self.syncs.remove(&id) {
+                            let msg = ToShard::Synced {
+                                conn: origin.conn,
+                                path,
+                            };
+                            self.answer_now(origin.shard, msg);
+                        }
+                    }
+                    // Answers decided here before the refused write was sent come before it.
+                    self.release_deferred_below(n);
+                    let msg = ToShard::Refused {
+                        conn: origin.conn,
+                        code: REFUSED_WHILE_STALLED,
+                    };
+                    self.answer_now(origin.shard, msg);
+                }
+            }
+            Ok(Forward::CreateSession { session_id, .. }) => {
+                if let Some((origin, n)) = self.creating.remove(&session_id) {
+                    self.forget_request(n);
+                    // A handshake's new session is turned away; a local session's upgrade
+                    // (no origin) leaves it local, attached where it is.
+                    if let Some(origin) = origin {
+                        self.owners.remove(&session_id);
+                        let msg = ToShard::Rejected {
+                            conn: origin.conn,
+                            expired: false,
+                        };
+                        self.answer_now(origin.shard, msg);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!("undecodable refused request: {e}"),
         }
     }
 

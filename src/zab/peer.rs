@@ -100,6 +100,12 @@ pub enum Msg {
     Sync {
         id: u64,
     },
+    /// Leader -> learner: the forwarded request `data` (a `Request`'s bytes, sent back) was not
+    /// carried out because the leader's log cannot be written. It follows the proposals of
+    /// everything the leader took before it (one FIFO link).
+    Refused {
+        data: Bytes,
+    },
 }
 
 /// What the owner must carry out, in order.
@@ -146,12 +152,34 @@ pub enum Action {
     SyncDone {
         id: u64,
     },
+    /// The leader refused a request this member forwarded (`Msg::Refused`).
+    Refused {
+        data: Bytes,
+    },
     /// The member's role changed (what `srvr` reports; a member serves clients only while
     /// `serving`).
     Role {
         role: Role,
         serving: bool,
     },
+}
+
+/// What waits at the leader for everything proposed before it to commit.
+#[derive(Debug)]
+enum Waiting {
+    /// A sync's id.
+    Sync(u64),
+    /// A refused request's bytes (`Msg::Refused`).
+    Refused(Bytes),
+}
+
+impl Waiting {
+    fn into_msg(self) -> Msg {
+        match self {
+            Waiting::Sync(id) => Msg::Sync { id },
+            Waiting::Refused(data) => Msg::Refused { data },
+        }
+    }
 }
 
 /// How often a learner resends FOLLOWERINFO until LEADERINFO arrives: the member it elected
@@ -324,8 +352,8 @@ struct Leading {
     /// The newest zxid each voter (this leader included) has acknowledged on its current
     /// connection: a quorum's lowest is what may commit.
     acked: BTreeMap<Sid, Zxid>,
-    /// Syncs waiting for a zxid to commit: (zxid, learner or self, id).
-    syncs: VecDeque<(Zxid, Sid, u64)>,
+    /// Syncs and refusals waiting for a zxid to commit: (zxid, learner or self, what).
+    syncs: VecDeque<(Zxid, Sid, Waiting)>,
     last_ping: u64,
 }
 
@@ -571,9 +599,13 @@ impl Peer {
                     self.on_persisted_ack(zxid);
                 }
             }
-            State::Leader(_) => {
+            State::Leader(l) => {
+                let establishing = !l.established;
                 self.leader_ack(me, zxid);
-                self.maybe_self_newleader();
+                if establishing {
+                    // Taking the epoch may wait for this (`maybe_start_sync`).
+                    self.maybe_start_sync();
+                }
             }
         }
     }
@@ -668,12 +700,24 @@ impl Peer {
             }
             State::Leader(l) => {
                 let upto = self.last_logged;
-                l.syncs.push_back((upto, me, id));
+                l.syncs.push_back((upto, me, Waiting::Sync(id)));
                 self.flush_syncs();
             }
             State::Looking => return false,
         }
         true
+    }
+
+    /// Leading: tells learner `to` that its forwarded request `data` was not carried out, once
+    /// everything proposed before is committed, as a sync's answer is. An observer hears of
+    /// its earlier writes only when they commit (INFORM), and its client must hear of those
+    /// before this refusal.
+    pub fn refuse(&mut self, to: Sid, data: Bytes) {
+        let upto = self.last_logged;
+        if let State::Leader(l) = &mut self.state {
+            l.syncs.push_back((upto, to, Waiting::Refused(data)));
+            self.flush_syncs();
+        }
     }
 
     // --- looking ----------------------------------------------------------------------------
@@ -812,6 +856,7 @@ impl Peer {
                 to: from,
                 msg: Msg::Ping,
             }),
+            (_, Msg::Refused { data }) => self.out.push(Action::Refused { data }),
             (LearnerPhase::Discovery, Msg::LeaderInfo { epoch }) => {
                 if epoch < self.accepted_epoch {
                     return self.look(now);
@@ -1072,7 +1117,8 @@ impl Peer {
                 self.out.push(Action::Request { from, data });
             }
             Msg::Sync { id } if l.established && l.handlers.contains_key(&from) => {
-                l.syncs.push_back((self.last_logged, from, id));
+                l.syncs
+                    .push_back((self.last_logged, from, Waiting::Sync(id)));
                 self.flush_syncs();
             }
             _ => {}
@@ -1132,8 +1178,13 @@ impl Peer {
         self.maybe_start_sync();
     }
 
-    /// Once a quorum acknowledged the epoch, the leader takes it as its current epoch and syncs
-    /// every learner that acknowledged (later ones as they come).
+    /// Once a quorum acknowledged the epoch, the leader syncs every learner that acknowledged
+    /// (later ones as they come), and takes the epoch as its current epoch once its whole
+    /// history is durable: a current epoch promises the epoch's initial history, and a leader
+    /// whose log is stalled (a full disk) that took it with records only in memory, then
+    /// crashed, would come back with the epoch and a shorter log, win the next election on the
+    /// epoch and truncate committed writes (the ensemble simulator's seed 2767 with full
+    /// disks). Learners take it only once the synced history is durable, for the same reason.
     fn maybe_start_sync(&mut self) {
         let me = self.cfg.me;
         let State::Leader(l) = &mut self.state else {
@@ -1156,7 +1207,7 @@ impl Peer {
             .filter(|(_, h)| h.state == HandlerState::EpochAcked)
             .map(|(&s, _)| s)
             .collect();
-        if self.current_epoch != epoch {
+        if self.current_epoch != epoch && self.persisted >= self.last_logged {
             self.current_epoch = epoch;
             self.save_epochs();
         }
@@ -1375,7 +1426,7 @@ impl Peer {
                 .front()
                 .is_some_and(|s| s.0 <= zxid && s.1 != self.cfg.me)
             {
-                let Some((_, sid, id)) = l.syncs.pop_front() else {
+                let Some((_, sid, what)) = l.syncs.pop_front() else {
                     break;
                 };
                 let Some(h) = l.handlers.get(&sid) else {
@@ -1391,7 +1442,7 @@ impl Peer {
                 }
                 self.out.push(Action::Send {
                     to: sid,
-                    msg: Msg::Sync { id },
+                    msg: what.into_msg(),
                 });
             }
         }
@@ -1421,16 +1472,16 @@ impl Peer {
             return;
         };
         while l.syncs.front().is_some_and(|s| s.0 <= applied) {
-            let Some((_, sid, id)) = l.syncs.pop_front() else {
+            let Some((_, sid, what)) = l.syncs.pop_front() else {
                 break;
             };
-            if sid == me {
-                self.out.push(Action::SyncDone { id });
-            } else if l.handlers.contains_key(&sid) {
-                self.out.push(Action::Send {
+            match what {
+                Waiting::Sync(id) if sid == me => self.out.push(Action::SyncDone { id }),
+                what if l.handlers.contains_key(&sid) => self.out.push(Action::Send {
                     to: sid,
-                    msg: Msg::Sync { id },
-                });
+                    msg: what.into_msg(),
+                }),
+                _ => {}
             }
         }
     }

@@ -379,6 +379,7 @@ impl Sim {
                     p.propose(now, data);
                 }
             }
+            Action::Refused { .. } => unreachable!("the simulated leader refuses nothing"),
             Action::SyncDone { id } => {
                 let asked = self.syncs.remove(&id).expect("a sync asked");
                 assert_eq!(asked, sid, "sync {id} answered at the wrong member");

@@ -42,6 +42,8 @@ const TRUNC: u8 = 14;
 const SNAP: u8 = 15;
 const LEADERINFO: u8 = 17;
 const ACKEPOCH: u8 = 18;
+/// corral's own: ZooKeeper's leader has no answer for a request it cannot log.
+const REFUSED: u8 = 64;
 const VOTE: u8 = 100;
 
 /// Appends `hello` as one frame.
@@ -126,6 +128,10 @@ pub fn encode(msg: &Msg, out: &mut BytesMut) {
             out.put_u8(SYNC);
             out.put_u64(*id);
         }
+        Msg::Refused { data } => {
+            out.put_u8(REFUSED);
+            out.put_jbuffer(data);
+        }
     }
     finish_frame(out, at);
 }
@@ -205,6 +211,7 @@ pub fn decode(payload: Bytes) -> DecodeResult<Msg> {
         PING => Msg::Ping,
         REQUEST => Msg::Request { data: r.buffer()? },
         SYNC => Msg::Sync { id: u64_(&mut r)? },
+        REFUSED => Msg::Refused { data: r.buffer()? },
         _ => return Err(DecodeError::Invalid("unknown quorum message type")),
     };
     done(&r)?;
@@ -276,8 +283,9 @@ mod tests {
             Msg::UpToDate,
             Msg::Ack { zxid: 8 },
             Msg::Ping,
-            Msg::Request { data: b },
+            Msg::Request { data: b.clone() },
             Msg::Sync { id: 77 },
+            Msg::Refused { data: b },
         ]
     }
 

@@ -54,6 +54,8 @@ pub struct EnsembleOpts {
     pub partitionable: bool,
     /// Extra `key=value` lines for every member's zoo.cfg.
     pub extra: Vec<(String, String)>,
+    /// Extra `key=value` lines for one member's zoo.cfg: (member index, key, value).
+    pub member_extra: Vec<(usize, String, String)>,
     /// One host per member (see [`EnsembleOpts::on_hosts`]); None: every member on loopback.
     pub hosts: Option<Vec<Host>>,
 }
@@ -77,6 +79,7 @@ impl Default for EnsembleOpts {
             sync_limit: 5,
             partitionable: false,
             extra: Vec::new(),
+            member_extra: Vec::new(),
             hosts: None,
         }
     }
@@ -115,6 +118,13 @@ impl EnsembleOpts {
 
     pub fn cfg(mut self, key: &str, value: impl ToString) -> Self {
         self.extra.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// A `key=value` line for member `i`'s zoo.cfg only.
+    pub fn member_cfg(mut self, i: usize, key: &str, value: impl ToString) -> Self {
+        self.member_extra
+            .push((i, key.to_string(), value.to_string()));
         self
     }
 
@@ -421,6 +431,9 @@ impl Ensemble {
         for (k, v) in &o.extra {
             let _ = writeln!(cfg, "{k}={v}");
         }
+        for (_, k, v) in o.member_extra.iter().filter(|e| e.0 == i) {
+            let _ = writeln!(cfg, "{k}={v}");
+        }
         std::fs::write(m.cfg_path(), cfg).expect("write zoo.cfg");
         std::fs::write(m.dir.join("data").join("myid"), format!("{}\n", m.sid))
             .expect("write myid");
@@ -661,7 +674,7 @@ impl Ensemble {
         self.members[i].log_tail(4000)
     }
 
-    fn log_tails(&self) -> String {
+    pub fn log_tails(&self) -> String {
         let mut s = String::new();
         for i in 0..self.len() {
             let _ = write!(
