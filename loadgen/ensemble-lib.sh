@@ -4,7 +4,8 @@
 #
 # start_ensemble SYS DIR BASE [EXTRA_CFG]: three members in DIR/m{1,2,3} (sids 1..3, client ports
 # BASE..BASE+2, quorum ports BASE+3..BASE+5, election ports BASE+6..BASE+8; tickTime=2000,
-# initLimit=10, syncLimit=5, forceSync=yes, every member on CPU $SERVER_CPU), waits until each
+# initLimit=10, syncLimit=5, forceSync=yes, every member on CPU $SERVER_CPU; ZooKeeper with
+# -Xmx$ZK_HEAP, 512m unless set), waits until each
 # serves. Sets MEMBERS (client addresses, comma separated), MEMBER_PIDS (appended, for
 # stop_members), ENSEMBLE_PIDS (this ensemble's, in sid order), and writes DIR/m<sid>/start.sh,
 # the member's command line (restart_member reruns it); MEMBER_CMDS holds the three commands.
@@ -64,7 +65,7 @@ $servers$extra
 CFG
         if [ "$sys" = zookeeper ]; then
             echo "admin.enableServer=false" >>"$dir/zoo.cfg"
-            cmd="$SERVER_PIN java -Xmx512m -Dzookeeper.log.dir=$dir -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp $ZK_CP org.apache.zookeeper.server.quorum.QuorumPeerMain $dir/zoo.cfg"
+            cmd="$SERVER_PIN java -Xmx${ZK_HEAP:-512m} -Dzookeeper.log.dir=$dir -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp $ZK_CP org.apache.zookeeper.server.quorum.QuorumPeerMain $dir/zoo.cfg"
         else
             cmd="$SERVER_PIN $CORRAL --config $dir/zoo.cfg"
         fi
