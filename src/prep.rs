@@ -115,7 +115,7 @@ fn prep_delete(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Resu
     require(tree, parent_of(path), perms::DELETE, ctx.ids)?;
     let node = tree.get(path).ok_or(Code::NoNode)?;
     check_version(node.version, version)?;
-    if !node.children.is_empty() {
+    if node.num_children() != 0 {
         return Err(Code::NotEmpty);
     }
     Ok(TxnOp::Delete {
@@ -127,7 +127,7 @@ fn prep_delete(tree: &DataTree, path: &str, version: i32, ctx: &PrepCtx) -> Resu
 pub fn prep_delete_container(tree: &DataTree, path: &str) -> Result<TxnOp, Code> {
     check_delete_path(path)?;
     let node = tree.get(path).ok_or(Code::NoNode)?;
-    if !node.children.is_empty() {
+    if node.num_children() != 0 {
         return Err(Code::NotEmpty);
     }
     if node.is_session_ephemeral() {

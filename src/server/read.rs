@@ -50,10 +50,10 @@ impl Shard {
                 let body = match o {
                     ReadOp::GetData { path } => self
                         .node_checked(path, perms::READ, ids)
-                        .map(|n| buffer_bytes(n.data.as_deref()) + STAT_BYTES),
+                        .map(|n| buffer_bytes(n.data()) + STAT_BYTES),
                     ReadOp::GetChildren { path } => self
                         .node_checked(path, perms::READ, ids)
-                        .map(|n| strings_bytes(&n.children)),
+                        .map(|n| strings_bytes(self.tree.child_names(n))),
                 };
                 MULTI_HEADER_BYTES + body.unwrap_or(4)
             })
@@ -111,7 +111,7 @@ impl Shard {
             }
             Request::GetData { path, watch } => reply(out, xid, zxid, |b| {
                 let n = self.node_checked(path, perms::READ, &ids)?;
-                b.put_jbuffer_opt(n.data.as_deref());
+                b.put_jbuffer_opt(n.data());
                 n.stat().encode(b);
                 if *watch {
                     self.watches.add(Kind::Data, path, conn);
@@ -125,11 +125,11 @@ impl Shard {
             } => reply(out, xid, zxid, |b| {
                 let n = self.node_checked(path, perms::READ, &ids)?;
                 let stat = if *with_stat { STAT_BYTES } else { 0 };
-                if too_large(FRAME_HEADER_BYTES + strings_bytes(&n.children) + stat) {
+                if too_large(FRAME_HEADER_BYTES + strings_bytes(self.tree.child_names(n)) + stat) {
                     return Err(Code::MarshallingError);
                 }
-                b.put_i32(n.children.len() as i32);
-                for ch in &n.children {
+                b.put_i32(n.num_children() as i32);
+                for ch in self.tree.child_names(n) {
                     b.put_jstring(ch);
                 }
                 if *with_stat {
@@ -195,11 +195,11 @@ impl Shard {
                         Ok(n) => {
                             put_multi_header(b, typ, false, 0);
                             if typ == op::GET_DATA {
-                                b.put_jbuffer_opt(n.data.as_deref());
+                                b.put_jbuffer_opt(n.data());
                                 n.stat().encode(b);
                             } else {
-                                b.put_i32(n.children.len() as i32);
-                                for ch in &n.children {
+                                b.put_i32(n.num_children() as i32);
+                                for ch in self.tree.child_names(n) {
                                     b.put_jstring(ch);
                                 }
                             }

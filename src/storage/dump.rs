@@ -239,7 +239,7 @@ fn text(
                 writeln!(out, "  numChildren = {kids}")?;
                 writeln!(out, "  acl = {}", acl_string(&node.acl))?;
                 if opts.data {
-                    let data = node.data.as_deref().unwrap_or_default();
+                    let data = node.data().unwrap_or_default();
                     writeln!(out, "  data = {}", b64(data))?;
                 }
             }
@@ -342,7 +342,7 @@ fn json(
                     acl.join(",")
                 )?;
                 if opts.data {
-                    match node.data.as_deref() {
+                    match node.data() {
                         Some(d) => write!(out, ",\"data\":{}", js(&b64(d)))?,
                         None => write!(out, ",\"data\":null")?,
                     }
