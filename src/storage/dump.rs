@@ -386,7 +386,6 @@ mod tests {
     use crate::storage::snapshot::Cursor;
     use crate::tree::DataTree;
     use crate::txn::{Txn, TxnOp};
-    use bytes::Bytes;
 
     fn txn(zxid: i64, session_id: i64, op: TxnOp) -> Txn {
         Txn {
@@ -402,7 +401,7 @@ mod tests {
         TxnOp::Create {
             opcode: 1,
             path: path.into(),
-            data: Some(Bytes::copy_from_slice(data)),
+            data: Some(crate::txn::Data::from(data)),
             acl: vec![
                 Acl {
                     perms: perms::READ | perms::ADMIN,
@@ -447,7 +446,7 @@ mod tests {
                 sid,
                 TxnOp::SetData {
                     path: "/a".into(),
-                    data: Some(Bytes::from_static(b"hi!")),
+                    data: Some(crate::txn::Data::from(&b"hi!"[..])),
                     version: 1,
                 },
             ),
@@ -456,7 +455,7 @@ mod tests {
                 sid,
                 TxnOp::SetData {
                     path: "/a".into(),
-                    data: Some(Bytes::from_static(b"bye")),
+                    data: Some(crate::txn::Data::from(&b"bye"[..])),
                     version: 2,
                 },
             ),

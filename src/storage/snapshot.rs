@@ -256,7 +256,7 @@ impl Reader {
                 // Copied: a slice would keep the whole file alive with the node.
                 let data = r.buffer_opt().map_err(bad)?;
                 let acl = Arc::new(Acl::decode_list(&mut r).map_err(bad)?);
-                let mut node = Node::detached(data.map(|d| Bytes::copy_from_slice(&d)), acl);
+                let mut node = Node::detached(data.map(|d| crate::txn::Data::from(&d[..])), acl);
                 node.czxid = r.i64().map_err(bad)?;
                 node.mzxid = r.i64().map_err(bad)?;
                 node.ctime = r.i64().map_err(bad)?;

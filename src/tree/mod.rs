@@ -14,12 +14,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hashbrown::HashTable;
 
 use crate::proto::codes::{ephemeral_owner, event, perms, Code};
 use crate::proto::records::{Acl, Id, Stat};
-use crate::txn::{Txn, TxnOp};
+use crate::txn::{Data, Txn, TxnOp};
 
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -27,7 +26,7 @@ pub struct Node {
     /// node by id and read its path and name from here, so each is stored once.
     path: NodePath,
     /// None for null data (sent with length -1), which clients get back as null.
-    data: Option<Bytes>,
+    data: Option<Data>,
     pub acl: Arc<Vec<Acl>>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -48,7 +47,7 @@ pub struct Node {
 impl Node {
     fn new(
         path: &str,
-        data: Option<Bytes>,
+        data: Option<Data>,
         acl: Arc<Vec<Acl>>,
         zxid: i64,
         time: i64,
@@ -74,7 +73,7 @@ impl Node {
 
     /// A node outside any tree (as a snapshot is read): no path, no children, a zero stat.
     /// [`DataTree::restore_node`] gives it its path.
-    pub fn detached(data: Option<Bytes>, acl: Arc<Vec<Acl>>) -> Node {
+    pub fn detached(data: Option<Data>, acl: Arc<Vec<Acl>>) -> Node {
         Node::new("", data, acl, 0, 0, 0)
     }
 
@@ -346,7 +345,7 @@ pub enum Undo {
     },
     DataSet {
         path: String,
-        data: Option<Bytes>,
+        data: Option<Data>,
         version: i32,
         mzxid: i64,
         mtime: i64,
@@ -484,7 +483,7 @@ impl DataTree {
             let parent = (path != "/").then(|| t.id_of(parent_of(path)).expect("parent"));
             t.link(
                 parent,
-                Node::new(path, Some(Bytes::new()), acl.clone(), 0, 0, 0),
+                Node::new(path, Some(Data::from(&[][..])), acl.clone(), 0, 0, 0),
             );
         }
         t
@@ -916,16 +915,15 @@ impl DataTree {
             } => {
                 let id = self.id_of(path).expect("setData: node exists");
                 let node = self.slab.get_mut(id);
+                self.data_size = self.data_size + data.as_ref().map_or(0, |d| d.len()) as u64
+                    - node.data_len() as u64;
                 let undo = Undo::DataSet {
                     path: path.clone(),
-                    data: node.data.clone(),
+                    data: std::mem::replace(&mut node.data, data.clone()),
                     version: node.version,
                     mzxid: node.mzxid,
                     mtime: node.mtime,
                 };
-                self.data_size = self.data_size + data.as_ref().map_or(0, |d| d.len()) as u64
-                    - node.data_len() as u64;
-                node.data = data.clone();
                 node.version = *version;
                 node.mzxid = zxid;
                 node.mtime = txn.time_ms;
@@ -1125,7 +1123,7 @@ mod tests {
         TxnOp::Create {
             opcode: crate::proto::codes::op::CREATE,
             path: path.into(),
-            data: Some(Bytes::from_static(b"d")),
+            data: Some(crate::txn::Data::from(&b"d"[..])),
             acl: Acl::open_unsafe(),
             ephemeral_owner: owner,
             parent_cversion,
@@ -1199,7 +1197,7 @@ mod tests {
             5,
             TxnOp::SetData {
                 path: "/a".into(),
-                data: Some(Bytes::from_static(b"xyz")),
+                data: Some(crate::txn::Data::from(&b"xyz"[..])),
                 version: 1,
             },
         ));
@@ -1227,7 +1225,7 @@ mod tests {
             create("/a/e", 1, 7),
             TxnOp::SetData {
                 path: "/a".into(),
-                data: Some(Bytes::from_static(b"q")),
+                data: Some(crate::txn::Data::from(&b"q"[..])),
                 version: 1,
             },
             TxnOp::SetAcl {
