@@ -384,8 +384,14 @@ impl AclCache {
 }
 
 /// Memory matters here: every shard holds a replica, so a tree of N znodes costs N times the
-/// per-node overhead once per shard plus once for the write core (znode data itself is shared:
-/// every replica holds the same `Bytes`). MEMORY_LAYOUT_PLACEHOLDER
+/// per-node overhead once per replica (znode data itself is shared: every replica holds the
+/// same `Data`). The layout, per znode: the node, 128 bytes, in a `Slab` chunk (no allocator
+/// rounding), its path inside it when at most 30 bytes (else one more allocation); a 4-byte id
+/// in the path index (a `HashTable<u32>` hashed through the node's path, about 10 bytes a node
+/// at its load factor) and in its parent's sorted child list; ACL lists interned. With 1M
+/// znodes of 100 B (paths of 23 bytes, 1000 per parent) one tree, data included, grows the
+/// process by 292 MiB (394 MiB with boxed nodes, `Box<str>` keys and `BTreeSet` child names),
+/// measured by building it through `apply` and reading the RSS growth.
 #[derive(Clone)]
 pub struct DataTree {
     slab: Slab,
