@@ -1368,6 +1368,54 @@ mod tests {
         }));
     }
 
+    /// Child lists stay sorted and walkable through the switch to and from a large directory's
+    /// map, with paths short enough to sit in the node and longer ones.
+    #[test]
+    fn children_stay_sorted_through_growth_and_shrinking() {
+        let mut t = DataTree::new();
+        let long = "/a-directory-with-a-name-longer-than-thirty-bytes";
+        t.apply(&txn(1, create(long, 1, 0)));
+        let mut model = BTreeSet::new();
+        let mut zxid = 1;
+        let check = |t: &DataTree, model: &BTreeSet<String>| {
+            let want: Vec<String> = model.iter().cloned().collect();
+            assert_eq!(t.children(long).unwrap(), want);
+            let mut walked = Vec::new();
+            let mut last: Option<String> = None;
+            while let Some(n) = t.next_child(long, last.as_deref()) {
+                walked.push(n.to_string());
+                last = Some(n.to_string());
+            }
+            assert_eq!(walked, want);
+            assert_eq!(t.get(long).unwrap().num_children(), model.len());
+        };
+        // A scrambled order, so inserts land everywhere in the list.
+        let names: Vec<String> = (0..5000u64)
+            .map(|i| format!("c{}", (i * 7919) % 5000))
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            zxid += 1;
+            t.apply(&txn(zxid, create(&join(long, name), i as i32 + 1, 0)));
+            model.insert(name.clone());
+            if i % 997 == 0 {
+                check(&t, &model);
+            }
+        }
+        check(&t, &model);
+        for (i, name) in names.iter().rev().enumerate() {
+            zxid += 1;
+            let path = join(long, name);
+            t.apply(&txn(zxid, TxnOp::Delete { path: path.clone() }));
+            assert!(t.get(&path).is_none());
+            model.remove(name);
+            if i % 997 == 0 || model.len() == 1024 {
+                check(&t, &model);
+            }
+        }
+        check(&t, &model);
+        assert_eq!(t.node_count(), 6);
+    }
+
     #[test]
     fn path_validation() {
         for ok in ["/", "/a", "/a/b", "/a.b", "/..a"] {
