@@ -3,7 +3,6 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use corral::proto::codes::Code;
 use corral::proto::records::Acl;
 use corral::tree::DataTree;
@@ -52,7 +51,7 @@ impl T {
         TxnOp::Create {
             opcode: 1,
             path: path.to_string(),
-            data: Some(Bytes::from_static(&[b'x'; 100])),
+            data: Some(corral::txn::Data::from(&[b'x'; 100][..])),
             acl: Acl::open_unsafe(),
             ephemeral_owner: owner,
             parent_cversion: cv,
@@ -104,7 +103,7 @@ fn apply(c: &mut Criterion) {
                     TxnOp::Create {
                         opcode: 1,
                         path: path(i),
-                        data: Some(Bytes::from_static(&[b'x'; 100])),
+                        data: Some(corral::txn::Data::from(&[b'x'; 100][..])),
                         acl: Acl::open_unsafe(),
                         ephemeral_owner: 0,
                         parent_cversion: next_cv,
@@ -137,7 +136,7 @@ fn apply(c: &mut Criterion) {
                     v += 1;
                     TxnOp::SetData {
                         path: "/b/s".into(),
-                        data: Some(Bytes::from_static(&[b'y'; 100])),
+                        data: Some(corral::txn::Data::from(&[b'y'; 100][..])),
                         version: v,
                     }
                 },

@@ -46,7 +46,7 @@ impl NodeState {
             cversion: n.cversion,
             aversion: n.aversion,
             owner: n.ephemeral_owner,
-            children: n.children.len() as u32,
+            children: n.num_children() as u32,
         }
     }
 

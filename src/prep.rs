@@ -35,8 +35,8 @@ fn is_special(path: &str) -> bool {
 /// Gives znode data its own allocation. A request's data is a slice of the connection's read
 /// buffer; keeping that slice would pin the whole buffer for the node's lifetime. One copy here,
 /// on the write core; every replica then shares the result.
-fn own(data: &Option<bytes::Bytes>) -> Option<bytes::Bytes> {
-    data.as_deref().map(bytes::Bytes::copy_from_slice)
+fn own(data: &Option<bytes::Bytes>) -> Option<crate::txn::Data> {
+    data.as_deref().map(crate::txn::Data::from)
 }
 
 fn check_version(current: i32, expected: i32) -> Result<i32, Code> {

@@ -43,18 +43,18 @@ fn node_checked<'t>(
 
 /// The size of a multiRead's reply, from the nodes as they are now, without building it.
 fn multi_read_bytes(tree: &DataTree, ops: &[ReadOp], ids: &[crate::proto::records::Id]) -> usize {
-    let results: usize =
-        ops.iter()
-            .map(|o| {
-                let body = match o {
-                    ReadOp::GetData { path } => node_checked(tree, path, perms::READ, ids)
-                        .map(|n| buffer_bytes(n.data.as_deref()) + STAT_BYTES),
-                    ReadOp::GetChildren { path } => node_checked(tree, path, perms::READ, ids)
-                        .map(|n| strings_bytes(&n.children)),
-                };
-                MULTI_HEADER_BYTES + body.unwrap_or(4)
-            })
-            .sum();
+    let results: usize = ops
+        .iter()
+        .map(|o| {
+            let body = match o {
+                ReadOp::GetData { path } => node_checked(tree, path, perms::READ, ids)
+                    .map(|n| buffer_bytes(n.data()) + STAT_BYTES),
+                ReadOp::GetChildren { path } => node_checked(tree, path, perms::READ, ids)
+                    .map(|n| strings_bytes(tree.child_names(n))),
+            };
+            MULTI_HEADER_BYTES + body.unwrap_or(4)
+        })
+        .sum();
     FRAME_HEADER_BYTES + results + MULTI_HEADER_BYTES
 }
 
@@ -113,7 +113,7 @@ impl Shard {
             }
             Request::GetData { path, watch } => reply(out, xid, zxid, |b| {
                 let n = node_checked(&tree, path, perms::READ, &ids)?;
-                b.put_jbuffer_opt(n.data.as_deref());
+                b.put_jbuffer_opt(n.data());
                 n.stat().encode(b);
                 if *watch {
                     self.watches.add(Kind::Data, path, conn);
@@ -127,11 +127,11 @@ impl Shard {
             } => reply(out, xid, zxid, |b| {
                 let n = node_checked(&tree, path, perms::READ, &ids)?;
                 let stat = if *with_stat { STAT_BYTES } else { 0 };
-                if too_large(FRAME_HEADER_BYTES + strings_bytes(&n.children) + stat) {
+                if too_large(FRAME_HEADER_BYTES + strings_bytes(tree.child_names(n)) + stat) {
                     return Err(Code::MarshallingError);
                 }
-                b.put_i32(n.children.len() as i32);
-                for ch in &n.children {
+                b.put_i32(n.num_children() as i32);
+                for ch in tree.child_names(n) {
                     b.put_jstring(ch);
                 }
                 if *with_stat {
@@ -196,11 +196,11 @@ impl Shard {
                         Ok(n) => {
                             put_multi_header(b, typ, false, 0);
                             if typ == op::GET_DATA {
-                                b.put_jbuffer_opt(n.data.as_deref());
+                                b.put_jbuffer_opt(n.data());
                                 n.stat().encode(b);
                             } else {
-                                b.put_i32(n.children.len() as i32);
-                                for ch in &n.children {
+                                b.put_i32(n.num_children() as i32);
+                                for ch in tree.child_names(n) {
                                     b.put_jstring(ch);
                                 }
                             }

@@ -244,8 +244,8 @@ pub fn op_len(op: &TxnOp) -> usize {
 
 /// Znode data decoded from a log record, copied out of it: the tree keeps data for as long as
 /// the node lives, and a slice would keep the whole record (or read buffer) alive with it.
-fn owned(data: Option<Bytes>) -> Option<Bytes> {
-    data.map(|d| Bytes::copy_from_slice(&d))
+fn owned(data: Option<Bytes>) -> Option<crate::txn::Data> {
+    data.map(|d| crate::txn::Data::from(&d[..]))
 }
 
 #[cfg(test)]
@@ -266,7 +266,7 @@ mod tests {
             TxnOp::Create {
                 opcode: 15,
                 path: "/a".into(),
-                data: Some(Bytes::from_static(b"data")),
+                data: Some(crate::txn::Data::from(&b"data"[..])),
                 acl: acl.clone(),
                 ephemeral_owner: 5,
                 parent_cversion: 3,
@@ -281,7 +281,7 @@ mod tests {
             },
             TxnOp::SetData {
                 path: "/a".into(),
-                data: Some(Bytes::new()),
+                data: Some(crate::txn::Data::from(&[][..])),
                 version: 2,
             },
             TxnOp::SetAcl {

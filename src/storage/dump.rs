@@ -239,7 +239,7 @@ fn text(
                 writeln!(out, "  numChildren = {kids}")?;
                 writeln!(out, "  acl = {}", acl_string(&node.acl))?;
                 if opts.data {
-                    let data = node.data.as_deref().unwrap_or_default();
+                    let data = node.data().unwrap_or_default();
                     writeln!(out, "  data = {}", b64(data))?;
                 }
             }
@@ -342,7 +342,7 @@ fn json(
                     acl.join(",")
                 )?;
                 if opts.data {
-                    match node.data.as_deref() {
+                    match node.data() {
                         Some(d) => write!(out, ",\"data\":{}", js(&b64(d)))?,
                         None => write!(out, ",\"data\":null")?,
                     }
@@ -386,7 +386,6 @@ mod tests {
     use crate::storage::snapshot::Cursor;
     use crate::tree::DataTree;
     use crate::txn::{Txn, TxnOp};
-    use bytes::Bytes;
 
     fn txn(zxid: i64, session_id: i64, op: TxnOp) -> Txn {
         Txn {
@@ -402,7 +401,7 @@ mod tests {
         TxnOp::Create {
             opcode: 1,
             path: path.into(),
-            data: Some(Bytes::copy_from_slice(data)),
+            data: Some(crate::txn::Data::from(data)),
             acl: vec![
                 Acl {
                     perms: perms::READ | perms::ADMIN,
@@ -447,7 +446,7 @@ mod tests {
                 sid,
                 TxnOp::SetData {
                     path: "/a".into(),
-                    data: Some(Bytes::from_static(b"hi!")),
+                    data: Some(crate::txn::Data::from(&b"hi!"[..])),
                     version: 1,
                 },
             ),
@@ -456,7 +455,7 @@ mod tests {
                 sid,
                 TxnOp::SetData {
                     path: "/a".into(),
-                    data: Some(Bytes::from_static(b"bye")),
+                    data: Some(crate::txn::Data::from(&b"bye"[..])),
                     version: 2,
                 },
             ),

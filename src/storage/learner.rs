@@ -308,7 +308,6 @@ mod tests {
     use crate::storage::snapshot::Cursor;
     use crate::tree::DataTree;
     use crate::txn::{Txn, TxnOp};
-    use bytes::Bytes;
     use std::os::unix::fs::FileExt;
 
     /// A create of `/<name><zxid>`: two histories differ by `name`.
@@ -321,7 +320,7 @@ mod tests {
             op: TxnOp::Create {
                 opcode: 1,
                 path: format!("/{name}{zxid}"),
-                data: Some(Bytes::from_static(b"v")),
+                data: Some(crate::txn::Data::from(&b"v"[..])),
                 acl: vec![],
                 ephemeral_owner: 0,
                 parent_cversion: zxid as i32,

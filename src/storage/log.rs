@@ -265,7 +265,7 @@ mod tests {
             op: TxnOp::Create {
                 opcode: 1,
                 path: format!("/n{zxid}"),
-                data: Some(Bytes::from(vec![b'x'; pad])),
+                data: Some(crate::txn::Data::from(vec![b'x'; pad])),
                 acl: vec![],
                 ephemeral_owner: 0,
                 parent_cversion: zxid as i32,

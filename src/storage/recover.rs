@@ -326,7 +326,7 @@ mod tests {
             op: TxnOp::Create {
                 opcode: 1,
                 path: format!("/n{zxid}"),
-                data: Some(Bytes::from_static(b"v")),
+                data: Some(crate::txn::Data::from(&b"v"[..])),
                 acl: vec![],
                 ephemeral_owner: 0,
                 parent_cversion: zxid as i32,

@@ -13,8 +13,6 @@
 //! `zxid` is the last zxid applied when the snapshot began. Nodes come in pre-order (a parent
 //! before its children); a file without its end frame, or with any bad CRC, is not a snapshot.
 
-use std::collections::BTreeSet;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -117,9 +115,7 @@ impl Cursor {
                 frame(out, &p);
                 return true;
             };
-            let next = tree
-                .get(path)
-                .and_then(|n| next_child(&n.children, last.as_deref()));
+            let next = tree.next_child(path, last.as_deref()).map(str::to_string);
             let Some(name) = next else {
                 self.stack.pop();
                 continue;
@@ -137,21 +133,11 @@ impl Cursor {
     }
 }
 
-fn next_child(children: &BTreeSet<Box<str>>, after: Option<&str>) -> Option<String> {
-    match after {
-        None => children.iter().next().map(|c| c.to_string()),
-        Some(a) => children
-            .range::<str, _>((Bound::Excluded(a), Bound::Unbounded))
-            .next()
-            .map(|c| c.to_string()),
-    }
-}
-
 fn encode_node(out: &mut Vec<u8>, path: &str, n: &Node) {
     let mut p = BytesMut::new();
     p.put_u8(NODE);
     p.put_jstring(path);
-    p.put_jbuffer_opt(n.data.as_deref());
+    p.put_jbuffer_opt(n.data());
     Acl::encode_list(&n.acl, &mut p);
     p.put_i64(n.czxid);
     p.put_i64(n.mzxid);
@@ -173,7 +159,7 @@ pub enum Entry {
         id: i64,
         entry: SessionEntry,
     },
-    /// `node.children` is empty: a snapshot lists each node once, children after it.
+    /// `node` has no children and no path yet: a snapshot lists each node once, children after it.
     Node {
         path: String,
         node: Node,
@@ -267,24 +253,19 @@ impl Reader {
             }
             NODE => {
                 let path = r.string().map_err(bad)?;
-                let node = Node {
-                    // Copied: a slice would keep the whole file alive with the node.
-                    data: r
-                        .buffer_opt()
-                        .map_err(bad)?
-                        .map(|d| Bytes::copy_from_slice(&d)),
-                    acl: Arc::new(Acl::decode_list(&mut r).map_err(bad)?),
-                    czxid: r.i64().map_err(bad)?,
-                    mzxid: r.i64().map_err(bad)?,
-                    ctime: r.i64().map_err(bad)?,
-                    mtime: r.i64().map_err(bad)?,
-                    version: r.i32().map_err(bad)?,
-                    cversion: r.i32().map_err(bad)?,
-                    aversion: r.i32().map_err(bad)?,
-                    ephemeral_owner: r.i64().map_err(bad)?,
-                    pzxid: r.i64().map_err(bad)?,
-                    children: BTreeSet::new(),
-                };
+                // Copied: a slice would keep the whole file alive with the node.
+                let data = r.buffer_opt().map_err(bad)?;
+                let acl = Arc::new(Acl::decode_list(&mut r).map_err(bad)?);
+                let mut node = Node::detached(data.map(|d| crate::txn::Data::from(&d[..])), acl);
+                node.czxid = r.i64().map_err(bad)?;
+                node.mzxid = r.i64().map_err(bad)?;
+                node.ctime = r.i64().map_err(bad)?;
+                node.mtime = r.i64().map_err(bad)?;
+                node.version = r.i32().map_err(bad)?;
+                node.cversion = r.i32().map_err(bad)?;
+                node.aversion = r.i32().map_err(bad)?;
+                node.ephemeral_owner = r.i64().map_err(bad)?;
+                node.pzxid = r.i64().map_err(bad)?;
                 self.nodes += 1;
                 Ok(Some(Entry::Node { path, node }))
             }

@@ -2248,14 +2248,14 @@ impl Machine {
         let tree = self.base.borrow();
         for path in tree.containers() {
             let n = tree.get(path).expect("indexed container exists");
-            if n.children.is_empty() && n.cversion > 0 {
+            if n.num_children() == 0 && n.cversion > 0 {
                 doomed.push(path.clone());
             }
         }
         for path in tree.ttl_nodes() {
             let n = tree.get(path).expect("indexed TTL node exists");
             let ttl = ephemeral_owner::ttl_of(n.ephemeral_owner).unwrap_or(i64::MAX);
-            if n.children.is_empty() && wall_ms - n.mtime > ttl {
+            if n.num_children() == 0 && wall_ms - n.mtime > ttl {
                 doomed.push(path.clone());
             }
         }
