@@ -1,6 +1,7 @@
 //! corral: a ZooKeeper-compatible coordination server, thread-per-core on io_uring.
 //!
-//! Pure parts (no I/O): `proto` (wire codec), `tree` (data tree, ACLs), `txn`, `prep`
+//! Pure parts (no I/O): `proto` (wire codec), `tree` (data tree, ACLs), `txn`, `overlay`
+//! (what the write core checks against: the committed tree and what is proposed on it), `prep`
 //! (request -> txn), `session` (expiry tracking), `write` (the write machine: the write core's
 //! logic), `watch` (shard-local watch registry), `zab` (replication), `config` (zoo.cfg and
 //! flags), `admin` (four-letter-word formats). The runtime (`server`) is

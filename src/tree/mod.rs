@@ -1,8 +1,10 @@
 //! The data tree: znodes, their stat, the session table and the per-session ephemeral index.
 //!
-//! Pure state, owned by one core. The write core keeps the authoritative copy; every shard keeps
-//! a read replica. All replicas change only through [`DataTree::apply`], which takes a validated
-//! [`Txn`] and cannot fail, so replicas that apply the same txns in zxid order are identical.
+//! Pure state, owned by one core. Every shard keeps a replica, of the committed txns only; the
+//! write core reads shard 0's (or, with an executor of its own, keeps one more) and checks
+//! requests against it through `overlay`. All replicas change only through
+//! [`DataTree::apply`], which takes a validated [`Txn`] and cannot fail, so replicas that apply
+//! the same txns in zxid order are identical.
 //!
 //! Stat rules follow ZooKeeper's DataTree: the stored `cversion` counts child *creations*
 //! (it names sequential children); the cversion clients see is `2 * creations - children`, i.e.
@@ -328,34 +330,6 @@ pub enum OpResult {
 pub struct Applied {
     pub results: Vec<OpResult>,
     pub triggers: Vec<Trigger>,
-}
-
-/// Undo record for one tentatively applied op (multi validation on the write core).
-#[derive(Debug)]
-pub enum Undo {
-    Created {
-        path: String,
-        parent_cversion: i32,
-        parent_pzxid: i64,
-    },
-    /// The node as it was, path included.
-    Deleted {
-        node: Node,
-        parent_pzxid: i64,
-    },
-    DataSet {
-        path: String,
-        data: Option<Data>,
-        version: i32,
-        mzxid: i64,
-        mtime: i64,
-    },
-    AclSet {
-        path: String,
-        acl: Arc<Vec<Acl>>,
-        aversion: i32,
-    },
-    Nothing,
 }
 
 /// Interned ACL lists, so that nodes with equal ACLs share one allocation (ZooKeeper's
@@ -712,7 +686,7 @@ impl DataTree {
         match &txn.op {
             TxnOp::Multi(ops) => {
                 for op in ops {
-                    let (res, _undo) = self.apply_op(txn, op, &mut out.triggers);
+                    let res = self.apply_op(txn, op, &mut out.triggers);
                     out.results.push(res);
                 }
             }
@@ -720,7 +694,7 @@ impl DataTree {
                 out.results = codes.iter().map(|c| OpResult::Error(*c)).collect();
             }
             op => {
-                let (res, _undo) = self.apply_op(txn, op, &mut out.triggers);
+                let res = self.apply_op(txn, op, &mut out.triggers);
                 out.results.push(res);
             }
         }
@@ -836,13 +810,8 @@ impl DataTree {
         self.last_zxid = zxid;
     }
 
-    /// Applies one op; returns its result and how to undo it.
-    pub fn apply_op(
-        &mut self,
-        txn: &Txn,
-        op: &TxnOp,
-        triggers: &mut Vec<Trigger>,
-    ) -> (OpResult, Undo) {
+    /// Applies one op; returns its result.
+    fn apply_op(&mut self, txn: &Txn, op: &TxnOp, triggers: &mut Vec<Trigger>) -> OpResult {
         let zxid = txn.zxid;
         match op {
             TxnOp::CreateSession {
@@ -856,7 +825,7 @@ impl DataTree {
                         password: *password,
                     },
                 );
-                (OpResult::Session, Undo::Nothing)
+                OpResult::Session
             }
             TxnOp::CloseSession => {
                 // The owner index, sorted: every replica deletes in the same order, so the
@@ -868,7 +837,7 @@ impl DataTree {
                     }
                 }
                 self.sessions.remove(&txn.session_id);
-                (OpResult::Session, Undo::Nothing)
+                OpResult::Session
             }
             TxnOp::Create {
                 path,
@@ -881,11 +850,6 @@ impl DataTree {
                 let parent_path = parent_of(path);
                 let parent_id = self.id_of(parent_path).expect("create: parent exists");
                 let parent = self.slab.get_mut(parent_id);
-                let undo = Undo::Created {
-                    path: path.clone(),
-                    parent_cversion: parent.cversion,
-                    parent_pzxid: parent.pzxid,
-                };
                 let parent_acl = parent.acl.clone();
                 if *parent_cversion > parent.cversion {
                     parent.cversion = *parent_cversion;
@@ -902,17 +866,14 @@ impl DataTree {
                 let stat = node.stat();
                 self.link(Some(parent_id), node);
                 self.index_owner(path, *ephemeral_owner);
-                (
-                    OpResult::Created {
-                        path: path.clone(),
-                        stat,
-                    },
-                    undo,
-                )
+                OpResult::Created {
+                    path: path.clone(),
+                    stat,
+                }
             }
             TxnOp::Delete { path } => {
-                let (node, parent_pzxid) = self.delete_node(path, zxid, triggers);
-                (OpResult::Deleted, Undo::Deleted { node, parent_pzxid })
+                self.delete_node(path, zxid, triggers);
+                OpResult::Deleted
             }
             TxnOp::SetData {
                 path,
@@ -923,35 +884,24 @@ impl DataTree {
                 let node = self.slab.get_mut(id);
                 self.data_size = self.data_size + data.as_ref().map_or(0, |d| d.len()) as u64
                     - node.data_len() as u64;
-                let undo = Undo::DataSet {
-                    path: path.clone(),
-                    data: std::mem::replace(&mut node.data, data.clone()),
-                    version: node.version,
-                    mzxid: node.mzxid,
-                    mtime: node.mtime,
-                };
+                node.data = data.clone();
                 node.version = *version;
                 node.mzxid = zxid;
                 node.mtime = txn.time_ms;
                 let stat = node.stat();
                 triggers.push(Trigger::new(path, event::NODE_DATA_CHANGED, &node.acl));
-                (OpResult::SetData(stat), undo)
+                OpResult::SetData(stat)
             }
             TxnOp::SetAcl { path, acl, version } => {
                 let id = self.id_of(path).expect("setACL: node exists");
                 let acl = self.acls.intern(acl);
                 let node = self.slab.get_mut(id);
-                let undo = Undo::AclSet {
-                    path: path.clone(),
-                    acl: node.acl.clone(),
-                    aversion: node.aversion,
-                };
                 node.acl = acl;
                 node.aversion = *version;
-                (OpResult::SetAcl(node.stat()), undo)
+                OpResult::SetAcl(node.stat())
             }
-            TxnOp::Check { .. } => (OpResult::Checked, Undo::Nothing),
-            TxnOp::Error(code) => (OpResult::Error(*code), Undo::Nothing),
+            TxnOp::Check { .. } => OpResult::Checked,
+            TxnOp::Error(code) => OpResult::Error(*code),
             TxnOp::Multi(_) | TxnOp::MultiError(_) => unreachable!("nested multi"),
         }
     }
@@ -987,11 +937,10 @@ impl DataTree {
         }
     }
 
-    fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> (Node, i64) {
+    fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) {
         let parent_path = parent_of(path);
         let parent_id = self.id_of(parent_path).expect("delete: parent exists");
         let parent = self.slab.get_mut(parent_id);
-        let parent_pzxid = parent.pzxid;
         let parent_acl = parent.acl.clone();
         if zxid > parent.pzxid {
             parent.pzxid = zxid;
@@ -1006,61 +955,6 @@ impl DataTree {
             event::NODE_CHILDREN_CHANGED,
             &parent_acl,
         ));
-        (node, parent_pzxid)
-    }
-
-    /// Reverts one op applied with [`DataTree::apply_op`]; undos must run in reverse order.
-    pub fn undo(&mut self, undo: Undo) {
-        match undo {
-            Undo::Created {
-                path,
-                parent_cversion,
-                parent_pzxid,
-            } => {
-                let parent = self.id_of(parent_of(&path)).expect("parent");
-                let node = self
-                    .unlink(Some(parent), &path)
-                    .expect("undo create: node exists");
-                self.unindex_owner(&path, node.ephemeral_owner);
-                let parent = self.slab.get_mut(parent);
-                parent.cversion = parent_cversion;
-                parent.pzxid = parent_pzxid;
-            }
-            Undo::Deleted { node, parent_pzxid } => {
-                let owner = node.ephemeral_owner;
-                let path = node.path().to_string();
-                let parent = self.id_of(parent_of(&path)).expect("parent");
-                self.link(Some(parent), node);
-                self.index_owner(&path, owner);
-                self.slab.get_mut(parent).pzxid = parent_pzxid;
-            }
-            Undo::DataSet {
-                path,
-                data,
-                version,
-                mzxid,
-                mtime,
-            } => {
-                let id = self.id_of(&path).expect("undo setData: node");
-                let node = self.slab.get_mut(id);
-                self.data_size = self.data_size + data.as_ref().map_or(0, |d| d.len()) as u64
-                    - node.data_len() as u64;
-                node.data = data;
-                node.version = version;
-                node.mzxid = mzxid;
-                node.mtime = mtime;
-            }
-            Undo::AclSet {
-                path,
-                acl,
-                aversion,
-            } => {
-                let node = self.node_mut(&path).expect("undo setACL: node");
-                node.acl = acl;
-                node.aversion = aversion;
-            }
-            Undo::Nothing => {}
-        }
     }
 
     /// Children names of `path` in a stable (sorted) order.
@@ -1217,42 +1111,6 @@ mod tests {
             r => panic!("{r:?}"),
         }
         assert_eq!(applied.triggers[0].kind, event::NODE_DATA_CHANGED);
-    }
-
-    #[test]
-    fn undo_restores_everything() {
-        let mut t = DataTree::new();
-        t.apply(&txn(2, create("/a", 1, 0)));
-        let before = t.digest();
-        let size = t.approximate_data_size();
-        let mut trig = Vec::new();
-        let t3 = txn(3, TxnOp::Multi(vec![]));
-        let ops = [
-            create("/a/e", 1, 7),
-            TxnOp::SetData {
-                path: "/a".into(),
-                data: Some(crate::txn::Data::from(&b"q"[..])),
-                version: 1,
-            },
-            TxnOp::SetAcl {
-                path: "/a".into(),
-                acl: vec![],
-                version: 1,
-            },
-            TxnOp::Delete {
-                path: "/a/e".into(),
-            },
-        ];
-        let mut undos = Vec::new();
-        for op in &ops {
-            undos.push(t.apply_op(&t3, op, &mut trig).1);
-        }
-        for u in undos.into_iter().rev() {
-            t.undo(u);
-        }
-        assert_eq!(t.digest(), before);
-        assert_eq!(t.approximate_data_size(), size);
-        assert_eq!(t.ephemeral_count(), 0);
     }
 
     /// Each trigger carries the ACL ZooKeeper 3.9.2 checks for it, as it was at the change.
