@@ -86,11 +86,6 @@ pub struct Overlay {
 
 impl Overlay {
     #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }

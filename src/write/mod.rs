@@ -591,12 +591,6 @@ impl Machine {
         (self.base.borrow(), &mut self.overlay)
     }
 
-    /// Records outstanding in the overlay (for tests and `mntr`-like figures).
-    #[cfg(test)]
-    pub fn outstanding(&self) -> usize {
-        self.overlay.len()
-    }
-
     /// The last zxid proposed (the peer's last logged).
     pub fn last_zxid(&self) -> i64 {
         self.peer.last_logged() as i64
