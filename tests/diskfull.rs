@@ -117,13 +117,7 @@ async fn try_create(
     i: usize,
     wait: Duration,
 ) -> Option<i32> {
-    let body = common::raw::Enc::new()
-        .str(path)
-        .buf(Some(&value(i)))
-        .acls(common::raw::OPEN_ACL)
-        .i32(0)
-        .finish();
-    let xid = c.send(common::raw::op::CREATE, &body).await.expect("send");
+    let xid = send_create(c, path, i).await;
     match c.recv_timeout(wait).await {
         Ok(r) => {
             assert_eq!(r.xid, xid, "reply out of order");

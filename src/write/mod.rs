@@ -1319,23 +1319,7 @@ impl Machine {
             }) => {
                 if let Some((origin, n)) = self.forwarded.remove(&(session_id, cxid)) {
                     self.forget_request(n);
-                    let mut due: Vec<(i32, u64)> = self
-                        .syncs
-                        .iter()
-                        .filter(|(_, (o, _, c))| *o == origin && *c < cxid)
-                        .map(|(&id, (_, _, c))| (*c, id))
-                        .collect();
-                    due.sort_unstable();
-                    for (_, id) in due {
-                        self.sent_on.remove(&id);
-                        if let Some((_, path, _)) = self.syncs.remove(&id) {
-                            let msg = ToShard::Synced {
-                                conn: origin.conn,
-                                path,
-                            };
-                            self.answer_now(origin.shard, msg);
-                        }
-                    }
+                    self.syncs_before(origin, cxid, n);
                     // Answers decided here before the refused write was sent come before it.
                     self.release_deferred_below(n);
                     let msg = ToShard::Refused {
@@ -1409,12 +1393,12 @@ impl Machine {
         }
     }
 
-    /// A write of `origin`'s connection with `cxid` commits here: its syncs asked before it and
-    /// not answered yet (their answer lost with the old leader) are answered first. That is
-    /// true: the write reached the leader after the sync did (or was sent again after it), so
-    /// everything the leader had when the sync reached it is committed here already.
-    /// `n` is the write's request number: answers decided here between those syncs and it go
-    /// out between them too.
+    /// A write of `origin`'s connection with `cxid` commits (or is refused) here: its syncs
+    /// asked before it and not answered yet (their answer lost with the old leader) are answered
+    /// first. That is true: the write reached the leader after the sync did (or was sent again
+    /// after it), so everything the leader had when the sync reached it is committed here
+    /// already. `n` is the write's request number: answers decided here between those syncs and
+    /// it go out between them too.
     fn syncs_before(&mut self, origin: Origin, cxid: i32, n: u64) {
         if self.syncs.is_empty() {
             return;
