@@ -292,6 +292,7 @@ impl WriteCore {
         .await
         .unwrap_or_else(|e| panic!("cannot reopen the transaction log: {e}"));
         self.wal = Some(wal);
+        learner::purge_discarded(&log_dir);
         if reload {
             self.machine.reset(recovered.tree);
         }

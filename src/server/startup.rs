@@ -121,6 +121,8 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     let t0 = Instant::now();
     let snap_dir = super::snapshots::snapshot_dir(&cfg.data_dir);
     let recovered = crate::storage::recover::recover(&log_dir, &snap_dir)?;
+    // Segments a learner's sync set aside before a crash.
+    crate::storage::learner::purge_discarded(&log_dir);
     info!(
         zxid = format!("{:#x}", recovered.last_zxid),
         segments = recovered.stats.segments,
