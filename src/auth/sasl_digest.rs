@@ -1,6 +1,7 @@
 //! The server side of SASL DIGEST-MD5 (RFC 2831) as the JDK's SaslServer runs it for
 //! ZooKeeper: service `zookeeper`, server name and only realm `zk-sasl-md5`, qop `auth`,
-//! charset utf-8, algorithm md5-sess, no initial response, nonce count 1. A pure state machine
+//! charset utf-8, algorithm md5-sess (the challenge leaves qop out: auth is the default), no
+//! initial response, nonce count 1. A pure state machine
 //! (`Exchange`): a client token in, a server token out or a failure; the caller supplies the
 //! password lookup and the nonce's randomness. One exchange per connection: a second response,
 //! or a response replayed from another exchange (its nonce is not this exchange's), fails.
@@ -76,15 +77,15 @@ impl Exchange {
         }
         match state {
             State::Start => {
-                if !token.is_empty() {
-                    return fail("must not have an initial response");
-                }
+                // The first token is ignored, whatever it holds (DIGEST-MD5 has no initial
+                // response; clients send an empty one, and Java 17's server answers any with
+                // the challenge, as ZooKeeper 3.8 on it showed).
                 let mut raw = [0u8; NONCE_RAW_LEN];
                 random(&mut raw);
                 use base64::Engine;
                 let nonce = base64::engine::general_purpose::STANDARD.encode(raw);
                 let challenge = format!(
-                    "realm=\"{SERVER_NAME}\",nonce=\"{nonce}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess"
+                    "realm=\"{SERVER_NAME}\",nonce=\"{nonce}\",charset=utf-8,algorithm=md5-sess"
                 );
                 self.state = State::Challenged { nonce };
                 Ok(challenge.into_bytes())
@@ -439,7 +440,11 @@ mod tests {
         let challenge = x.step(b"", &users, &mut rng).unwrap();
         let text = String::from_utf8(challenge.clone()).unwrap();
         assert!(text.starts_with("realm=\"zk-sasl-md5\",nonce=\""), "{text}");
-        assert!(text.ends_with("\",qop=\"auth\",charset=utf-8,algorithm=md5-sess"));
+        // No qop: the JDK leaves out the default (auth) it offers.
+        assert!(
+            text.ends_with("\",charset=utf-8,algorithm=md5-sess"),
+            "{text}"
+        );
         let nonce = parse_directives(&challenge)
             .unwrap()
             .get("nonce")
@@ -516,8 +521,11 @@ mod tests {
     #[test]
     fn bad_tokens_fail() {
         let challenge_of = |x: &mut Exchange| x.step(b"", &users, &mut counter()).unwrap();
-        // An initial response is not allowed.
-        assert!(Exchange::new().step(b"x", &users, &mut counter()).is_err());
+        // An initial response is ignored: the challenge comes back.
+        assert_eq!(
+            Exchange::new().step(b"x", &users, &mut counter()).unwrap(),
+            Exchange::new().step(b"", &users, &mut counter()).unwrap()
+        );
         let mut x = Exchange::new();
         let c = challenge_of(&mut x);
         let good = client_response(&c, "bob", "secret", "abc", None);
