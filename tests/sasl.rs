@@ -18,8 +18,25 @@ const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthentication
 const SESSION_CLOSED_REQUIRE_SASL_AUTH: i32 = -124;
 const PERM_ALL: i32 = 31;
 
+/// A JAAS file in a directory of its own, removed on drop.
+struct Jaas(PathBuf);
+
+impl Jaas {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Jaas {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// A JAAS file with the server's users (bob, alice) and a client section for zkCli.
-fn jaas_file(client_user: &str, client_password: &str) -> PathBuf {
+fn jaas_file(client_user: &str, client_password: &str) -> Jaas {
     let dir = make_temp_dir();
     let path = dir.join("jaas.conf");
     std::fs::write(
@@ -33,14 +50,14 @@ fn jaas_file(client_user: &str, client_password: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    path
+    Jaas(path)
 }
 
 /// A server with SASL configured; `provider`: `authProvider.1` names the SASL provider.
-async fn sasl_server(provider: bool, extra: &[(&str, &str)]) -> TestServer {
+async fn sasl_server(provider: bool, extra: &[(&str, &str)]) -> (TestServer, Jaas) {
     let jaas = jaas_file("bob", "bob-secret");
     let mut opts = ServerOpts::new()
-        .cfg("corral.jaasConfig", jaas.display())
+        .cfg("corral.jaasConfig", jaas.path().display())
         .cfg("superUser", "alice");
     if provider {
         opts = opts.cfg("authProvider.1", SASL_PROVIDER);
@@ -48,7 +65,7 @@ async fn sasl_server(provider: bool, extra: &[(&str, &str)]) -> TestServer {
     for (k, v) in extra {
         opts = opts.cfg(k, v);
     }
-    TestServer::start(opts).await
+    (TestServer::start(opts).await, jaas)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -184,7 +201,7 @@ async fn assert_login_fails(r: &mut RawConn, token: &[u8], code: i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_login_gives_the_sasl_identity() {
     timed(90, async {
-        let s = sasl_server(true, &[]).await;
+        let (s, _jaas) = sasl_server(true, &[]).await;
         let mut bob = s.raw().await;
         login(&mut bob, "bob", "bob-secret").await;
         let ids = who_am_i(&mut bob).await;
@@ -228,7 +245,7 @@ async fn digest_login_gives_the_sasl_identity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_fail_cleanly() {
     timed(120, async {
-        let s = sasl_server(true, &[]).await;
+        let (s, _jaas) = sasl_server(true, &[]).await;
         // Wrong password, unknown user.
         for (user, pw) in [("bob", "wrong"), ("mallory", "mallory-secret")] {
             let mut r = s.raw().await;
@@ -277,7 +294,7 @@ async fn failed_logins_fail_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_user_does_not_borrow_a_password() {
     timed(90, async {
-        let s = sasl_server(true, &[]).await;
+        let (s, _jaas) = sasl_server(true, &[]).await;
         let mut r = s.raw().await;
         let nonce = challenge(&mut r).await;
         let token = response_token("bob", "wrong", &nonce, "c1");
@@ -302,7 +319,7 @@ async fn an_unknown_user_does_not_borrow_a_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sasl_acls_need_the_provider() {
     timed(90, async {
-        let s = sasl_server(false, &[]).await;
+        let (s, _jaas) = sasl_server(false, &[]).await;
         let mut bob = s.raw().await;
         login(&mut bob, "bob", "bob-secret").await;
         let ids = who_am_i(&mut bob).await;
@@ -323,7 +340,7 @@ async fn sasl_acls_need_the_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_require_client_sasl_auth() {
     timed(120, async {
-        let s = sasl_server(true, &[("sessionRequireClientSASLAuth", "true")]).await;
+        let (s, _jaas) = sasl_server(true, &[("sessionRequireClientSASLAuth", "true")]).await;
         // A request before logging in: SESSIONCLOSEDREQUIRESASLAUTH, then the connection closes.
         let mut r = s.raw().await;
         let rep = r.get_data("/", false).await;
@@ -360,7 +377,7 @@ async fn session_require_client_sasl_auth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforce_auth_schemes() {
     timed(90, async {
-        let s = sasl_server(
+        let (s, _jaas) = sasl_server(
             true,
             &[
                 ("enforce.auth.enabled", "true"),
@@ -395,12 +412,12 @@ async fn enforce_auth_schemes() {
 #[test]
 fn unusable_settings_stop_the_start() {
     let jaas = jaas_file("bob", "bob-secret");
-    let bad_jaas = jaas.with_file_name("bad.conf");
+    let bad_jaas = jaas.path().with_file_name("bad.conf");
     std::fs::write(&bad_jaas, "Server { m required user_a=\"x\" };").unwrap();
     let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
         (
             vec![
-                ("corral.jaasConfig", jaas.display().to_string()),
+                ("corral.jaasConfig", jaas.path().display().to_string()),
                 ("sessionRequireClientSASLAuth", "true".into()),
             ],
             "Authentication scheme sasl is not available",
@@ -479,7 +496,7 @@ fn interop_python() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kazoo_with_pure_sasl() {
     timed(180, async {
-        let s = sasl_server(true, &[]).await;
+        let (s, _jaas) = sasl_server(true, &[]).await;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/kazoo_sasl_test.py");
         let mut cmd = Command::new(interop_python());
         cmd.arg(&script).arg(s.addr());
@@ -498,14 +515,14 @@ async fn kazoo_with_pure_sasl() {
 }
 
 /// zkCli.sh with `cmds` (one per line), logging in through a JAAS Client section.
-fn zkcli(addr: &str, jaas: &Path, cmds: &str) -> String {
+fn zkcli(addr: &str, jaas: &Jaas, cmds: &str) -> String {
     let mut cmd = Command::new("/usr/share/zookeeper/bin/zkCli.sh");
     cmd.args(["-server", addr])
         .env(
             "CLIENT_JVMFLAGS",
             format!(
                 "-Djava.security.auth.login.config={} -Dzookeeper.sasl.client.canonicalize.hostname=false",
-                jaas.display()
+                jaas.path().display()
             ),
         )
         .env("JVMFLAGS", "-Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
@@ -541,7 +558,7 @@ fn zkcli(addr: &str, jaas: &Path, cmds: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zkcli_with_a_jaas_client_section() {
     timed(300, async {
-        let s = sasl_server(true, &[]).await;
+        let (s, _jaas) = sasl_server(true, &[]).await;
         let addr = s.addr();
         let good = jaas_file("bob", "bob-secret");
         let out = tokio::task::spawn_blocking({
