@@ -8,6 +8,7 @@
 //! the only place that knows about glommio, sockets and cores. See docs/ARCHITECTURE.md.
 
 pub(crate) mod admin;
+pub mod auth;
 pub mod config;
 pub mod limits;
 pub(crate) mod overlay;

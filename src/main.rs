@@ -72,6 +72,7 @@ fn main() {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
+    corral::auth::register(&cfg.sasl);
     if let Err(e) = corral::server::run(cfg) {
         eprintln!("corral: {e}");
         std::process::exit(1);

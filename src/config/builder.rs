@@ -37,13 +37,17 @@ impl Config {
         let file = file_text
             .as_ref()
             .map(|(path, text)| (*path, text.as_str()));
-        Config::from_sources(file, &args.settings, &read_myid_file)
+        let mut config = Config::from_sources(file, &args.settings, &read_myid_file)?;
+        load_sasl(&mut config)?;
+        Ok(config)
     }
 
     /// Reads one zoo.cfg (and `<dataDir>/myid`) with no command-line overrides.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = read_text_file(path)?;
-        Config::from_sources(Some((path, &text)), &[], &read_myid_file)
+        let mut config = Config::from_sources(Some((path, &text)), &[], &read_myid_file)?;
+        load_sasl(&mut config)?;
+        Ok(config)
     }
 
     /// The pure core: defaults, then the zoo.cfg text (if any), then `settings` in order,
@@ -98,6 +102,21 @@ impl Config {
     }
 }
 
+/// The JAAS file: named in zoo.cfg, or by the JVM flags of a zkServer.sh-style environment;
+/// read here, with the zoo.cfg and myid, so a bad one stops the start.
+fn load_sasl(config: &mut Config) -> Result<(), ConfigError> {
+    let server = std::env::var("SERVER_JVMFLAGS").ok();
+    let jvm = std::env::var("JVMFLAGS").ok();
+    config
+        .sasl
+        .jaas_from_jvmflags(server.as_deref(), jvm.as_deref());
+    let read = |p: &Path| std::fs::read_to_string(p);
+    if let Some(w) = config.sasl.load(&read).map_err(ConfigError::Invalid)? {
+        config.warnings.push(w);
+    }
+    Ok(())
+}
+
 /// Settings that are only resolved once every source has been applied.
 #[derive(Default)]
 struct Builder {
@@ -148,7 +167,6 @@ const IGNORED_KEYS: &[&str] = &[
     "jute.maxbuffer.extrasize",
     "maxResponseCacheSize",
     "maxGetChildrenResponseCacheSize",
-    "sessionRequireClientSASLAuth",
     "closeSessionTxn.enabled",
     "flushDelay",
     "maxWriteQueuePollTime",
@@ -172,7 +190,6 @@ const IGNORED_PREFIXES: &[&str] = &[
     "multiAddress.",
     "ssl.",
     "authProvider.",
-    "enforce.auth.",
     "netty.",
     "learner.",
     "leader.",
@@ -346,6 +363,10 @@ impl Builder {
                         .to_string(),
                 })
             }
+            _ if c
+                .sasl
+                .apply(key, v)
+                .map_err(|e| invalid(key, v, origin, &e))? => {}
             _ if IGNORED_KEYS.contains(&key)
                 || IGNORED_PREFIXES.iter().any(|p| key.starts_with(p)) =>
             {
@@ -499,6 +520,7 @@ impl Builder {
             }
         }
 
+        c.sasl.validate().map_err(ConfigError::Invalid)?;
         Ok(self.config)
     }
 }

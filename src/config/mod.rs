@@ -143,6 +143,8 @@ pub struct Config {
     pub read_only_enabled: bool,
     /// `DigestAuthenticationProvider.superDigest`, as `user:base64(sha1(user:password))`.
     pub super_digest: Option<String>,
+    /// SASL on the client port and the enforcement of authentication (src/auth).
+    pub sasl: crate::auth::SaslConfig,
     pub container_check_interval_ms: u32,
     pub container_max_per_minute: u32,
     pub snap_count: u32,
@@ -414,6 +416,7 @@ impl Default for Config {
             quorum_listen_on_all_ips: false,
             read_only_enabled: false,
             super_digest: None,
+            sasl: crate::auth::SaslConfig::default(),
             container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
             container_max_per_minute: CONTAINER_MAX_PER_MINUTE_DEFAULT,
             snap_count: SNAP_COUNT_DEFAULT,

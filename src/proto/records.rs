@@ -294,7 +294,10 @@ pub enum Request {
         auth: Bytes,
     },
     SetWatches(SetWatches),
-    Sasl,
+    /// GetSASLRequest: the client's token (null is kept apart: ZooKeeper answers it oddly).
+    Sasl {
+        token: Option<Bytes>,
+    },
     GetEphemerals {
         prefix: String,
     },
@@ -437,7 +440,9 @@ impl Request {
                 }
                 Request::SetWatches(w)
             }
-            op::SASL => Request::Sasl,
+            op::SASL => Request::Sasl {
+                token: r.buffer_opt()?,
+            },
             op::GET_EPHEMERALS => Request::GetEphemerals {
                 prefix: r.string_lossy()?,
             },

@@ -61,6 +61,8 @@ pub(super) struct Conn {
     /// Whether the connect request carried the readOnly flag: the response echoes its shape.
     read_only_flag: Option<bool>,
     ids: Arc<Vec<crate::proto::records::Id>>,
+    /// The SASL exchange, once the client started one.
+    sasl: Option<Box<crate::auth::sasl_digest::Exchange>>,
     queue: VecDeque<Pending>,
     out: BytesMut,
     /// Bytes the writer took from `out` and has not yet seen written.
@@ -115,6 +117,7 @@ impl Conn {
             timeout_ms: 0,
             read_only_flag: None,
             ids: Arc::new(vec![Id::new("ip", &peer.ip().to_string())]),
+            sasl: None,
             queue: VecDeque::new(),
             out: BytesMut::new(),
             writing: 0,
@@ -169,6 +172,12 @@ impl Conn {
             }
         }
         self.ids = Arc::new(ids);
+    }
+
+    /// This connection's SASL exchange (one per connection: a second login fails, as in
+    /// ZooKeeper, whose SaslServer is made with the connection).
+    pub(super) fn sasl_exchange(&mut self) -> &mut crate::auth::sasl_digest::Exchange {
+        self.sasl.get_or_insert_with(Default::default)
     }
 
     /// No connect request has been read yet.

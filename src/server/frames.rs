@@ -58,9 +58,14 @@ pub(super) fn header_only(out: &mut BytesMut, xid: i32, zxid: i64, code: Code) {
 
 /// The answer to a SASL packet when no SASL is configured: OK with a null token, as ZooKeeper.
 pub(super) fn sasl_none(out: &mut BytesMut, xid: i32) {
+    sasl_reply(out, xid, Code::Ok, None);
+}
+
+/// A SetSASLResponse: `code` in the header (a failed login's too) and the server's token.
+pub(super) fn sasl_reply(out: &mut BytesMut, xid: i32, code: Code, token: Option<&[u8]>) {
     let at = start_frame(out);
-    put_reply_header(out, xid, 0, Code::Ok);
-    out.put_i32(-1);
+    put_reply_header(out, xid, 0, code);
+    out.put_jbuffer_opt(token);
     finish_frame(out, at);
 }
 

@@ -250,6 +250,8 @@ impl Shard {
                     .map(|id| {
                         let user = match id.scheme.as_str() {
                             "digest" => id.id.split(':').next().unwrap_or("").to_string(),
+                            // ZooKeeper names no user for a scheme without a provider.
+                            "sasl" if !crate::auth::sasl_scheme_registered() => String::new(),
                             _ => id.id.clone(),
                         };
                         (id.scheme.as_str(), user)

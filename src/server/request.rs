@@ -5,13 +5,15 @@
 
 use std::sync::atomic::Ordering;
 
+use tracing::warn;
+
 use crate::proto::codes::{op, Code};
 use crate::proto::jute::Reader;
 use crate::proto::records::{ConnectRequest, Request, RequestError};
 use crate::tree::acl;
 
 use super::conn::{Answer, Conn, ConnRef};
-use super::frames::{header_only, reply, sasl_none};
+use super::frames::{header_only, reply, sasl_none, sasl_reply};
 use super::shard::{Env, Shard, ShardRef};
 use super::{Origin, ToCore};
 
@@ -67,10 +69,10 @@ pub(super) fn on_frame(
             c.close();
             return Ok(vec![]);
         }
-        Err(RequestError::Malformed(_)) if opcode == op::AUTH => {
-            // ZooKeeper reads the auth packet outside its request pipeline; a bad one is an
-            // IOException there, which closes the connection without an answer.
-            return Err("malformed auth packet");
+        Err(RequestError::Malformed(_)) if opcode == op::AUTH || opcode == op::SASL => {
+            // ZooKeeper reads auth and SASL packets outside its request pipeline; a bad one is
+            // an IOException there, which closes the connection without an answer.
+            return Err("malformed auth or SASL packet");
         }
         Err(RequestError::Malformed(_)) => {
             // A body that does not parse gets MarshallingError; the connection stays usable.
@@ -80,6 +82,16 @@ pub(super) fn on_frame(
         }
     };
     c.note_request(xid, opcode);
+
+    let is_auth = matches!(req, Request::Auth { .. } | Request::Sasl { .. });
+    if !is_auth && !sasl::may_proceed(&env.cfg.sasl, c.ids()) {
+        // enforce.auth / sessionRequireClientSASLAuth: any other request (a ping too) of an
+        // unauthenticated connection is answered so, and the connection closes.
+        warn!(peer = %c.peer(), "client is not authenticated as required; closing the connection");
+        c.send(|out| header_only(out, xid, 0, Code::SessionClosedRequireSaslAuth));
+        c.close();
+        return Ok(vec![]);
+    }
 
     match req {
         // Processed on arrival, as ZooKeeper does, so later writes carry the new identity.
@@ -103,9 +115,8 @@ pub(super) fn on_frame(
                 }
             }
         }
-        Request::Sasl => {
-            // No SASL configured: ZooKeeper answers OK with a null token.
-            c.send(|out| sasl_none(out, xid));
+        Request::Sasl { token } => {
+            sasl::on_token(&env.cfg.sasl, &mut c, xid, token);
             Ok(vec![])
         }
         req if req.is_write() => {
@@ -133,6 +144,71 @@ pub(super) fn on_frame(
                 s.waiting.insert(c.id());
             }
             Ok(vec![])
+        }
+    }
+}
+
+/// SASL on the client port (src/auth): the login exchange and the enforcement rule.
+mod sasl {
+    use rand::RngCore;
+    use tracing::{info, warn};
+
+    use crate::auth::SaslConfig;
+    use crate::proto::codes::Code;
+    use crate::proto::records::Id;
+
+    use super::{sasl_none, sasl_reply, Conn};
+
+    /// ZooKeeper's AuthenticationHelper: with enforcement on, a connection needs an id of one
+    /// of the enforced schemes.
+    pub(super) fn may_proceed(cfg: &SaslConfig, ids: &[Id]) -> bool {
+        if !cfg.session_require_sasl && !cfg.enforce_enabled {
+            return true;
+        }
+        let schemes = cfg.enforced_schemes();
+        ids.iter().any(|id| schemes.contains(&id.scheme))
+    }
+
+    /// One SASL token (ZooKeeper's processSasl).
+    pub(super) fn on_token(cfg: &SaslConfig, c: &mut Conn, xid: i32, token: Option<bytes::Bytes>) {
+        let (Some(users), Some(token)) = (&cfg.users, token) else {
+            // No SASL configured, or a null token (ZooKeeper's NullPointerException path):
+            // OK with a null token, the exchange untouched.
+            c.send(|out| sasl_none(out, xid));
+            return;
+        };
+        let password = |user: &str| users.0.get(user).cloned();
+        let mut random = |b: &mut [u8]| rand::rngs::OsRng.fill_bytes(b);
+        let step = c.sasl_exchange().step(&token, &password, &mut random);
+        match step {
+            Ok(answer) => {
+                if let Some(authz) = c.sasl_exchange().authorization_id().map(str::to_string) {
+                    info!(
+                        session = format!("{:#x}", c.session_id()),
+                        "adding SASL authorization for authorizationID: {authz}"
+                    );
+                    let mut ids = vec![Id::new("sasl", &authz)];
+                    if cfg.is_super_user(&authz) {
+                        ids.push(Id::new("super", ""));
+                    }
+                    c.add_ids(ids);
+                }
+                c.send(|out| sasl_reply(out, xid, Code::Ok, Some(&answer)));
+            }
+            Err(e) if cfg.allow_failed_clients && !cfg.sasl_required() => {
+                warn!(peer = %c.peer(), "client failed to SASL authenticate: {e}; keeping the connection");
+                c.send(|out| sasl_none(out, xid));
+            }
+            Err(e) => {
+                warn!(peer = %c.peer(), "client failed to SASL authenticate: {e}; closing the connection");
+                let code = if cfg.sasl_required() {
+                    Code::SessionClosedRequireSaslAuth
+                } else {
+                    Code::AuthFailed
+                };
+                c.send(|out| sasl_reply(out, xid, code, None));
+                c.close();
+            }
         }
     }
 }

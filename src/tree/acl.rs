@@ -51,6 +51,7 @@ pub fn world_readable(acl: &[Acl]) -> bool {
 fn id_matches(scheme: &str, id: &str, expr: &str) -> bool {
     match scheme {
         "ip" => ip_matches(id, expr),
+        "sasl" => crate::auth::sasl_matches(id, expr),
         _ => id == expr,
     }
 }
@@ -128,9 +129,14 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, Code> {
         match a.id.scheme.as_str() {
             "world" if a.id.id == "anyone" => push(a.clone()),
             "auth" => {
-                // Only ids from schemes that authenticate a user (digest) count; `ip` does not.
+                // Only ids from schemes that authenticate a user (digest, and sasl once its
+                // provider is registered) count; `ip` does not.
                 let mut any = false;
-                for id in ids.iter().filter(|i| i.scheme == "digest") {
+                let sasl = crate::auth::sasl_scheme_registered();
+                for id in ids
+                    .iter()
+                    .filter(|i| i.scheme == "digest" || (sasl && i.scheme == "sasl"))
+                {
                     any = true;
                     push(Acl {
                         perms: a.perms,
@@ -143,6 +149,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, Code> {
             }
             "digest" if digest_id_is_valid(&a.id.id) => push(a.clone()),
             "ip" if parse_ip_expr(&a.id.id).is_some() => push(a.clone()),
+            "sasl" if crate::auth::sasl_id_valid(&a.id.id) => push(a.clone()),
             _ => return Err(Code::InvalidAcl),
         }
     }

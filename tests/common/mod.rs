@@ -131,6 +131,10 @@ pub fn zookeeper_command(
         if ZK_PLAIN_SYSPROPS.contains(&k.as_str()) {
             cmd.arg(format!("-D{k}={v}"));
         }
+        // corral's zoo.cfg key for the JAAS file is the JVM's login config property.
+        if k == "corral.jaasConfig" {
+            cmd.arg(format!("-Djava.security.auth.login.config={v}"));
+        }
     }
     cmd.arg("-cp").arg(cp);
     cmd.arg(main_class);

@@ -5,7 +5,7 @@
 #     zookeeper-bin (cli_mt), libzookeeper-mt-dev (C client for zkpython),
 #     python3-venv, python3-dev, gcc, dpkg-dev
 #   * a venv at $INTEROP_VENV (default: <repo>/target/interop-venv) made from
-#     Debian's /usr/bin/python3, with kazoo from PyPI
+#     Debian's /usr/bin/python3, with kazoo and pure-sasl (kazoo's SASL) from PyPI
 #   * zkpython built by build_zkpython.sh into that venv
 # Prints the venv's python path as its last line.
 set -euo pipefail
@@ -34,9 +34,9 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/nul
     mkdir -p "$(dirname "$VENV")"
     timeout 300 "$BASE_PY" -m venv "$VENV" >&2
 fi
-if ! "$VENV/bin/python" -c "import kazoo, sys; from importlib.metadata import version; sys.exit(version('kazoo') != '$KAZOO_VERSION')" >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c "import kazoo, puresasl, sys; from importlib.metadata import version; sys.exit(version('kazoo') != '$KAZOO_VERSION')" >/dev/null 2>&1; then
     echo "setup_env: pip install kazoo==$KAZOO_VERSION" >&2
-    timeout 600 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "kazoo==$KAZOO_VERSION" >&2
+    timeout 600 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "kazoo==$KAZOO_VERSION" pure-sasl==0.6.2 >&2
 fi
 
 "$INTEROP_DIR/build_zkpython.sh" "$VENV/bin/python" >&2
