@@ -1,7 +1,7 @@
 //! SASL DIGEST-MD5 on the client port, with a JAAS `Server` section as ZooKeeper reads it:
 //! the exchange on the wire (a DIGEST-MD5 client written here from RFC 2831), the `sasl:<name>`
 //! identity (whoAmI, ACLs, superUser), failed and replayed logins, the enforcement settings,
-//! and real clients: kazoo with pure-sasl, and zkCli.sh with a JAAS `Client` section.
+//! and zkCli.sh with a JAAS `Client` section (kazoo with pure-sasl: tests/interop/run_sasl.sh).
 //! Every case also runs against Apache ZooKeeper (CORRAL_TEST_TARGET=zookeeper).
 
 mod common;
@@ -465,53 +465,6 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
         std::thread::sleep(Duration::from_millis(50));
     }
     child.wait_with_output().unwrap()
-}
-
-/// The interop venv's python (kazoo and pure-sasl): CORRAL_INTEROP_PYTHON, else the venvs
-/// tests/interop/setup_env.sh makes.
-fn interop_python() -> PathBuf {
-    let candidates: Vec<PathBuf> = std::env::var_os("CORRAL_INTEROP_PYTHON")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            PathBuf::from("/work/interop-venv/bin/python"),
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python"),
-        ])
-        .collect();
-    for p in &candidates {
-        let ok = Command::new(p)
-            .args(["-c", "import kazoo, puresasl"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return p.clone();
-        }
-    }
-    panic!(
-        "no python with kazoo and pure-sasl among {candidates:?}: run tests/interop/setup_env.sh \
-         (it installs both) or set CORRAL_INTEROP_PYTHON"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kazoo_with_pure_sasl() {
-    timed(180, async {
-        let (s, _jaas) = sasl_server(true, &[]).await;
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/kazoo_sasl_test.py");
-        let mut cmd = Command::new(interop_python());
-        cmd.arg(&script).arg(s.addr());
-        let out = tokio::task::spawn_blocking(move || run_bounded(cmd, Duration::from_secs(150)))
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "kazoo script failed:\n{stdout}\n{stderr}"
-        );
-        assert!(stdout.contains("ALL OK"), "{stdout}\n{stderr}");
-    })
-    .await
 }
 
 /// zkCli.sh with `cmds` (one per line), logging in through a JAAS Client section.

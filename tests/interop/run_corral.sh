@@ -62,14 +62,20 @@ echo
 echo "== read-only mode and local sessions: corral ensembles with their own zoo.cfg keys"
 "$HERE/run_ensemble_features.sh" corral "$BIN" | tee "$WORK/features.out"
 FSTATUS=${PIPESTATUS[0]}
+echo
+echo "== SASL DIGEST-MD5: kazoo with pure-sasl"
+INTEROP_SKIP_SETUP=1 "$HERE/run_sasl.sh" corral "$BIN" | tee "$WORK/sasl.out"
+ASTATUS=${PIPESTATUS[0]}
 read -r SP SF <<<"$(counts "$WORK/standalone.out")"
 read -r EP EF <<<"$(counts "$WORK/ensemble.out")"
 read -r FP FF <<<"$(counts "$WORK/features.out")"
 [ "$STATUS" != 0 ] && [ "$SF" = 0 ] && SF=1
 [ "$ESTATUS" != 0 ] && [ "$EF" = 0 ] && EF=1
 [ "$FSTATUS" != 0 ] && [ "$FF" = 0 ] && FF=1
+read -r AP AF <<<"$(counts "$WORK/sasl.out")"
+[ "$ASTATUS" != 0 ] && [ "$AF" = 0 ] && AF=1
 echo
 echo "standalone: $SP passed, $SF failed; ensemble: $EP passed, $EF failed;" \
-    "features: $FP passed, $FF failed"
-echo "$(( SP + EP + FP )) passed, $(( SF + EF + FF )) failed"
-[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ] && [ "$FSTATUS" = 0 ]
+    "features: $FP passed, $FF failed; sasl: $AP passed, $AF failed"
+echo "$(( SP + EP + FP + AP )) passed, $(( SF + EF + FF + AF )) failed"
+[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ] && [ "$FSTATUS" = 0 ] && [ "$ASTATUS" = 0 ]
