@@ -114,7 +114,8 @@ pub(crate) fn load_trust_store(store: &Store) -> Result<Vec<CertificateDer<'stat
     if certs.is_empty() {
         return Err(format!(
             "{what} {path}: no trusted certificate (PEM: a CERTIFICATE section; PKCS12: a \
-             trustedCertEntry, as keytool -importcert makes)"
+             trustedCertEntry, as keytool -importcert makes; openssl pkcs12 -export -nokeys \
+             does not mark certificates trusted, and Java ignores them too)"
         ));
     }
     Ok(certs)

@@ -479,6 +479,32 @@ fn pkcs12_from_openssl_and_keytool_load() {
         e.contains("no trusted certificate") && e.contains("openssl.p12"),
         "{e}"
     );
+    // openssl's certificate-only PKCS12 marks nothing trusted: Java 17's KeyStore finds no
+    // entry in it either (size 0), so it is refused rather than half-read.
+    f.run(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-nokeys",
+            "-in",
+            "ca.pem",
+            "-passout",
+            "pass:pw",
+            "-out",
+            "certs-only.p12",
+        ],
+    );
+    let e = server_config(&f.settings(&[
+        ("keyStore.location", "server.pem"),
+        ("trustStore.location", "certs-only.p12"),
+        ("trustStore.password", "pw"),
+    ]))
+    .unwrap_err();
+    assert!(
+        e.contains("no trusted certificate") && e.contains("-nokeys"),
+        "{e}"
+    );
     // Nor is a trust store a key store.
     let e = server_config(&f.settings(&[
         ("keyStore.location", "trust.p12"),
