@@ -4,7 +4,8 @@
 //! (what the write core checks against: the committed tree and what is proposed on it), `prep`
 //! (request -> txn), `session` (expiry tracking), `write` (the write machine: the write core's
 //! logic), `watch` (shard-local watch registry), `zab` (replication), `config` (zoo.cfg and
-//! flags), `admin` (four-letter-word formats). The runtime (`server`) is
+//! flags), `admin` (four-letter-word formats), `tls` (TLS settings, stores and rustls configs; x509
+//! subject names). The runtime (`server`) is
 //! the only place that knows about glommio, sockets and cores. See docs/ARCHITECTURE.md.
 
 pub(crate) mod admin;
@@ -17,6 +18,7 @@ pub mod proto;
 pub mod server;
 pub(crate) mod session;
 pub mod storage;
+pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod watch;
