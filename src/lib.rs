@@ -16,6 +16,7 @@ pub mod proto;
 pub mod server;
 pub(crate) mod session;
 pub mod storage;
+pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod watch;
