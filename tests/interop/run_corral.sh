@@ -7,8 +7,9 @@
 # run_all.sh against it and stops it; then the same suites against a fresh 3-member corral
 # ensemble with the full connect string (run_ensemble.sh corral), and last the suites that need
 # ensembles with their own zoo.cfg keys (run_ensemble_features.sh corral: read-only mode, local
-# sessions). Its last line, "N passed, N failed", counts the checks of all three runs; exit
-# status 0 only if all passed. INTEROP_ENSEMBLE=0 skips both ensemble runs.
+# sessions), then the secure client port with zkServer.sh status and kazoo over TLS
+# (run_tls.sh corral). Its last line, "N passed, N failed", counts the checks of all four runs;
+# exit status 0 only if all passed. INTEROP_ENSEMBLE=0 skips the runs after the first.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -62,14 +63,20 @@ echo
 echo "== read-only mode and local sessions: corral ensembles with their own zoo.cfg keys"
 "$HERE/run_ensemble_features.sh" corral "$BIN" | tee "$WORK/features.out"
 FSTATUS=${PIPESTATUS[0]}
+echo
+echo "== the secure client port: zkServer.sh status and kazoo over TLS"
+INTEROP_SKIP_SETUP=1 "$HERE/run_tls.sh" corral "$BIN" | tee "$WORK/tls.out"
+TSTATUS=${PIPESTATUS[0]}
 read -r SP SF <<<"$(counts "$WORK/standalone.out")"
 read -r EP EF <<<"$(counts "$WORK/ensemble.out")"
 read -r FP FF <<<"$(counts "$WORK/features.out")"
 [ "$STATUS" != 0 ] && [ "$SF" = 0 ] && SF=1
 [ "$ESTATUS" != 0 ] && [ "$EF" = 0 ] && EF=1
 [ "$FSTATUS" != 0 ] && [ "$FF" = 0 ] && FF=1
+read -r TP TF <<<"$(counts "$WORK/tls.out")"
+[ "$TSTATUS" != 0 ] && [ "$TF" = 0 ] && TF=1
 echo
 echo "standalone: $SP passed, $SF failed; ensemble: $EP passed, $EF failed;" \
-    "features: $FP passed, $FF failed"
-echo "$(( SP + EP + FP )) passed, $(( SF + EF + FF )) failed"
-[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ] && [ "$FSTATUS" = 0 ]
+    "features: $FP passed, $FF failed; tls: $TP passed, $TF failed"
+echo "$(( SP + EP + FP + TP )) passed, $(( SF + EF + FF + TF )) failed"
+[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ] && [ "$FSTATUS" = 0 ] && [ "$TSTATUS" = 0 ]
