@@ -444,3 +444,34 @@ async fn only_a_secure_port_when_no_client_port_is_named() {
     );
     assert!(!said.contains("serving clients on"), "a plain port: {said}");
 }
+
+/// The server certificate a TLS client sees now.
+fn served_certificate(sec: &Secure, cert: &ClientCert) -> Vec<u8> {
+    let t = sec.tls(Some(cert)).expect("handshake");
+    t.s.conn.peer_certificates().expect("a server certificate")[0].to_vec()
+}
+
+#[tokio::test]
+async fn new_handshakes_use_a_key_store_replaced_on_disk() {
+    let sec = Secure::new();
+    let _server = TestServer::start(sec.opts(&[])).await;
+    let alice = sec.pki.client("corral", "alice", false);
+    let first = served_certificate(&sec, &alice);
+    // An open session stays up across the change.
+    let mut open = sec.tls(Some(&alice)).unwrap().session().unwrap();
+
+    // A new key and certificate in the same file (ZooKeeper's FileChangeWatcher reloads it).
+    sec.pki.server_store("server.pem");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while served_certificate(&sec, &alice) == first {
+        assert!(Instant::now() < deadline, "the new key store was never used");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(open.create("/after-reload", raw::OPEN_ACL), err::OK);
+
+    // A store that does not load is not taken: the last good one stays in use.
+    let good = served_certificate(&sec, &alice);
+    std::fs::write(sec.dir.join("server.pem"), "not a key store\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(served_certificate(&sec, &alice), good);
+}
