@@ -89,16 +89,3 @@ stall_probe() {
     true
 }
 
-# replace_section DOC NAME FILE HEADING: puts FILE between the NAME:begin / NAME:end markers of
-# DOC, or appends HEADING and FILE when DOC has no such markers yet.
-replace_section() {
-    local doc=$1 name=$2 file=$3 heading=$4
-    if grep -q "$name:begin" "$doc"; then
-        awk -v f="$file" -v b="$name:begin" -v e="$name:end" '
-            index($0, b) { while ((getline l < f) > 0) print l; skip = 1; next }
-            index($0, e) { skip = 0; next }
-            !skip' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
-    else
-        { echo; echo "$heading"; echo; cat "$file"; } >>"$doc"
-    fi
-}

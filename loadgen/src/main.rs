@@ -13,6 +13,7 @@ mod sess;
 mod setup;
 mod stalls;
 mod stats;
+mod tls;
 mod wire;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -235,6 +236,19 @@ struct RunArgs {
     #[arg(long, default_value_t = 10.0)]
     connect_timeout: f64,
 
+    /// Speak TLS to the servers (their secure client port), trusting the CA certificates in
+    /// this PEM file; the servers' certificates must name the addresses dialed.
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) for TLS, with --tls-key (servers with ssl.clientAuth=need).
+    #[arg(long, requires = "tls_ca")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+
     /// Connects in progress at once per loadgen thread while sessions are opened.
     #[arg(long, default_value_t = 32)]
     connect_concurrency: usize,
@@ -438,6 +452,14 @@ fn run_all(a: RunArgs) -> Result<u64, String> {
         "{:x}",
         (std::process::id() as u64) << 20 ^ (now_ns() & 0xfffff)
     );
+    let tls = match &a.tls_ca {
+        Some(ca) => Some(tls::client_config(
+            ca,
+            a.tls_cert.as_deref(),
+            a.tls_key.as_deref(),
+        )?),
+        None => None,
+    };
     let mut errors = 0;
     for &wl in &a.workload {
         let mut cfg = PhaseCfg {
@@ -458,6 +480,7 @@ fn run_all(a: RunArgs) -> Result<u64, String> {
             session_timeout_ms: a.session_timeout_ms,
             connect_timeout: Duration::from_secs_f64(a.connect_timeout),
             connect_concurrency: a.connect_concurrency,
+            tls: tls.clone(),
             paths: Paths {
                 root: a.root.trim_end_matches('/').to_string(),
                 tag: tag.clone(),

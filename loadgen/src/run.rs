@@ -87,6 +87,8 @@ pub struct PhaseCfg {
     pub session_timeout_ms: i32,
     pub connect_timeout: Duration,
     pub connect_concurrency: usize,
+    /// `--tls-ca` (and a client certificate): every session speaks TLS.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     pub paths: Paths,
 }
 
@@ -224,7 +226,13 @@ pub async fn core_main(
             let (sem, cfg) = (sem.clone(), cfg.clone());
             tasks.push(glommio::spawn_local(async move {
                 let _permit = sem.acquire_permit(1).await;
-                Sess::connect(addr, cfg.session_timeout_ms, cfg.connect_timeout).await
+                Sess::connect(
+                    addr,
+                    cfg.tls.as_ref(),
+                    cfg.session_timeout_ms,
+                    cfg.connect_timeout,
+                )
+                .await
             }));
         }
         for t in tasks {
@@ -720,7 +728,14 @@ async fn churn(ctx: Rc<Ctx>, g: usize) {
         if t0 >= end {
             break;
         }
-        let mut s = match Sess::connect(addr, cfg.session_timeout_ms, cfg.connect_timeout).await {
+        let mut s = match Sess::connect(
+            addr,
+            cfg.tls.as_ref(),
+            cfg.session_timeout_ms,
+            cfg.connect_timeout,
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => {
                 {

@@ -1,4 +1,4 @@
-//! One ZooKeeper session over a glommio TCP stream: connect + handshake, buffered writes,
+//! One ZooKeeper session over a glommio TCP stream (or TLS over it, `tls.rs`): connect + handshake, buffered writes,
 //! frame reads, and a serial `call` for the workloads that wait on each answer (watch fan-out,
 //! lock recipe, churn). The pipelined workloads drive `out`/`read_some`/`next_frame` directly.
 
@@ -12,6 +12,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::stats::now_ns;
+use crate::tls::Stream;
 use crate::wire;
 
 /// Largest frame we accept (ZooKeeper's default jute.maxbuffer).
@@ -19,7 +20,7 @@ pub const MAX_FRAME: usize = 0xfffff;
 const READ_CHUNK: usize = 64 * 1024;
 
 pub struct Sess {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub rbuf: BytesMut,
     chunk: Vec<u8>,
     /// Frames waiting to be written by `flush`.
@@ -41,21 +42,28 @@ pub enum ReadOutcome {
 }
 
 impl Sess {
-    /// TCP connect and ZooKeeper handshake, bounded by `timeout`.
+    /// TCP connect, TLS handshake with `tls`, and ZooKeeper handshake, bounded by `timeout`.
     pub async fn connect(
         addr: SocketAddr,
+        tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
         session_timeout_ms: i32,
         timeout: Duration,
     ) -> Result<Sess, String> {
-        let stream =
-            futures_lite::future::or(async { Some(TcpStream::connect(addr).await) }, async {
-                glommio::timer::sleep(timeout).await;
-                None
-            })
-            .await
-            .ok_or_else(|| "connect-timeout".to_string())?
-            .map_err(|_| "connect-failed".to_string())?;
-        let _ = stream.set_nodelay(true);
+        let connect = async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|_| "connect-failed".to_string())?;
+            let _ = tcp.set_nodelay(true);
+            Stream::over(tcp, addr, tls)
+                .await
+                .map_err(|_| "tls-handshake-failed".to_string())
+        };
+        let stream = futures_lite::future::or(async { Some(connect.await) }, async {
+            glommio::timer::sleep(timeout).await;
+            None
+        })
+        .await
+        .ok_or_else(|| "connect-timeout".to_string())??;
         let mut s = Sess {
             stream,
             rbuf: BytesMut::with_capacity(READ_CHUNK),

@@ -1,5 +1,5 @@
-//! Creates the znodes a workload needs before its phases start, over a plain blocking socket
-//! (pipelined in chunks). Existing nodes are reused; key nodes are set to the payload size.
+//! Creates the znodes a workload needs before its phases start, over a blocking socket (TLS
+//! too, with `--tls-ca`), pipelined in chunks. Existing nodes are reused; key nodes are set to the payload size.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,19 +15,30 @@ use crate::wire;
 const NODE_EXISTS: i32 = -110;
 
 pub(crate) struct Blocking {
-    s: TcpStream,
+    s: Box<dyn crate::tls::BlockingIo>,
     rbuf: BytesMut,
     xid: i32,
 }
 
 impl Blocking {
     pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> Result<Blocking, String> {
-        let s = TcpStream::connect_timeout(&addr, timeout)
+        Blocking::connect_tls(addr, timeout, None)
+    }
+
+    /// `connect`, over TLS with `tls`.
+    pub(crate) fn connect_tls(
+        addr: SocketAddr,
+        timeout: Duration,
+        tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<Blocking, String> {
+        let tcp = TcpStream::connect_timeout(&addr, timeout)
             .map_err(|e| format!("setup: connect to {addr}: {e}"))?;
         // A server that accepted but never answers fails the call rather than hanging it.
-        s.set_read_timeout(Some(timeout * 3))
+        tcp.set_read_timeout(Some(timeout * 3))
             .map_err(|e| e.to_string())?;
-        let _ = s.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let s = crate::tls::blocking(tcp, addr, tls)
+            .map_err(|e| format!("setup: TLS handshake with {addr}: {e}"))?;
         let mut b = Blocking {
             s,
             rbuf: BytesMut::new(),
@@ -152,7 +163,7 @@ impl Blocking {
 /// Creates what `cfg.workload` needs on the first server (the others, in a future ensemble, see
 /// the same tree).
 pub fn prepare(cfg: &PhaseCfg) -> Result<(), String> {
-    let mut b = Blocking::connect(cfg.servers[0], cfg.connect_timeout)?;
+    let mut b = Blocking::connect_tls(cfg.servers[0], cfg.connect_timeout, cfg.tls.as_ref())?;
     let p = &cfg.paths;
     // Parents of the root, then the root.
     let mut chain = Vec::new();

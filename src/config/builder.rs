@@ -133,14 +133,11 @@ struct Builder {
 
 /// ZooKeeper keys corral accepts and ignores (exact names).
 const IGNORED_KEYS: &[&str] = &[
-    "secureClientPort",
-    "secureClientPortAddress",
     "observerMasterPort",
     "connectToLearnerMasterLimit",
     "syncEnabled",
     "standaloneEnabled",
     "reconfigEnabled",
-    "sslQuorum",
     "portUnification",
     "sslQuorumReloadCertFiles",
     "quorum.cnxn.threads.size",
@@ -188,7 +185,6 @@ const IGNORED_PREFIXES: &[&str] = &[
     "jvm.pause.",
     "quorum.auth.",
     "multiAddress.",
-    "ssl.",
     "authProvider.",
     "netty.",
     "learner.",
@@ -198,6 +194,7 @@ const IGNORED_PREFIXES: &[&str] = &[
 
 impl Builder {
     fn apply(&mut self, key: &str, value: &str, origin: &Origin) -> Result<(), ConfigError> {
+        self.config.props.insert(key.to_string(), value.to_string());
         let c = &mut self.config;
         let v = value;
         match key {
@@ -214,6 +211,17 @@ impl Builder {
                 c.client_port_address = parse_ip(key, v, origin)?;
                 self.client_port_address_origin = Some(origin.clone());
             }
+            "secureClientPort" => {
+                c.secure_client_port = Some(parse_port(key, v, origin, true)?);
+            }
+            "sslQuorum" => c.ssl_quorum = parse_bool(key, v, origin)?,
+            "secureClientPortAddress" => {
+                c.secure_client_port_address = Some(parse_ip(key, v, origin)?);
+            }
+            // Read as a family by `tls::TlsSettings` (from `props`), with ZooKeeper's
+            // `zookeeper.` system-property spelling too.
+            _ if crate::tls::is_tls_key(key)
+                || key.ends_with("X509AuthenticationProvider.superUser") => {}
             "clientPortListenBacklog" => {
                 c.client_port_listen_backlog = parse_num::<i32>(key, v, origin)?
             }
@@ -518,6 +526,17 @@ impl Builder {
                 }
                 c.client_port_address = address;
             }
+        } else if c.secure_client_port.is_some() && self.client_port_origin.is_none() {
+            // Only a secure port named: ZooKeeper then serves no plain one.
+            c.client_port_enabled = false;
+        }
+        if c.secure_client_port
+            .is_some_and(|p| p != 0 && c.client_port_enabled && p == c.client_port)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "secureClientPort {} is also the clientPort",
+                c.client_port
+            )));
         }
 
         c.sasl.validate().map_err(ConfigError::Invalid)?;

@@ -115,6 +115,15 @@ pub struct Config {
     pub data_log_dir: Option<PathBuf>,
     pub client_port: u16,
     pub client_port_address: IpAddr,
+    /// Whether the plain client port is served: not when zoo.cfg names a `secureClientPort`
+    /// and no `clientPort` (as ZooKeeper serves only the secure port then).
+    pub client_port_enabled: bool,
+    /// `secureClientPort`: clients speak TLS here (`ssl.*` keys, docs/security.md).
+    pub secure_client_port: Option<u16>,
+    /// `sslQuorum`: links between members are mutual TLS (`ssl.quorum.*` stores).
+    pub ssl_quorum: bool,
+    /// `secureClientPortAddress`; `None` means `client_port_address`.
+    pub secure_client_port_address: Option<IpAddr>,
     /// `clientPortListenBacklog`; -1 (or any value <= 0) means the default backlog.
     pub client_port_listen_backlog: i32,
     /// Per client IP address; 0 means unlimited.
@@ -174,6 +183,9 @@ pub struct Config {
     pub zab_core: ZabCore,
     /// Unknown keys and ZooKeeper keys corral ignores, one human-readable line each.
     pub warnings: Vec<String>,
+    /// Every key as given (zoo.cfg, then the command line; the last value wins), for settings
+    /// read as a family by the part that uses them (the `ssl.*` keys: `tls::TlsSettings`).
+    pub props: std::collections::BTreeMap<String, String>,
 }
 
 /// Where the write core runs (`corral.zabCore`).
@@ -402,6 +414,10 @@ impl Default for Config {
             data_log_dir: None,
             client_port: CLIENT_PORT_DEFAULT,
             client_port_address: CLIENT_PORT_ADDRESS_DEFAULT,
+            client_port_enabled: true,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            ssl_quorum: false,
             client_port_listen_backlog: CLIENT_PORT_LISTEN_BACKLOG_DEFAULT,
             max_client_cnxns: MAX_CLIENT_CNXNS_DEFAULT,
             min_session_timeout_ms: MIN_SESSION_TIMEOUT_TICKS * TICK_TIME_MS_DEFAULT,
@@ -431,6 +447,7 @@ impl Default for Config {
             cores: None,
             zab_core: ZabCore::Auto,
             warnings: Vec::new(),
+            props: Default::default(),
         }
     }
 }

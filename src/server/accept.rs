@@ -1,4 +1,4 @@
-//! The accept loop of a shard, and maxClientCnxns: connections per client IP, counted across
+//! The accept loops of a shard (client port and secure client port), and maxClientCnxns: connections per client IP, counted across
 //! every shard (the only mutex in the server, taken on accept and close, never per request).
 
 use std::net::IpAddr;
@@ -6,13 +6,20 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use glommio::net::TcpListener;
-use tracing::warn;
+use tracing::{debug, warn};
 
+use super::secure::SecurePort;
 use super::serve::serve;
 use super::shard::{Env, ShardRef};
 
-/// Accepts connections on the shard's listening socket and serves each in its own task.
-pub(super) async fn run(env: Rc<Env>, shard: ShardRef, socket: socket2::Socket) {
+/// Accepts connections on one of the shard's listening sockets (the client port, or with
+/// `secure` the secure client port) and serves each in its own task.
+pub(super) async fn run(
+    env: Rc<Env>,
+    shard: ShardRef,
+    socket: socket2::Socket,
+    secure: Option<Rc<SecurePort>>,
+) {
     // SAFETY: the fd is a listening TCP socket that nothing else owns.
     let listener = unsafe {
         use std::os::fd::{FromRawFd, IntoRawFd};
@@ -37,9 +44,16 @@ pub(super) async fn run(env: Rc<Env>, shard: ShardRef, socket: socket2::Socket) 
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let (env, shard) = (env.clone(), shard.clone());
+        let (env, shard, secure) = (env.clone(), shard.clone(), secure.clone());
         glommio::spawn_local(async move {
-            serve(&env, &shard, stream, peer).await;
+            match secure {
+                None => serve(&env, &shard, stream, peer, Vec::new()).await,
+                // The handshake runs in the connection's task: a slow one holds up no other.
+                Some(port) => match port.handshake(stream).await {
+                    Ok((stream, ids)) => serve(&env, &shard, stream, peer, ids).await,
+                    Err(e) => debug!(%peer, "TLS handshake failed: {e}"),
+                },
+            }
             release(&env, peer.ip());
         })
         .detach();

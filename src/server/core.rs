@@ -94,6 +94,8 @@ pub struct Quorum {
     pub listener: std::net::TcpListener,
     pub members: std::collections::BTreeMap<Sid, std::net::SocketAddr>,
     pub to_core: Sender<ToCore>,
+    /// `sslQuorum`: mutual TLS on every link.
+    pub tls: Option<super::quorum::QuorumTls>,
 }
 
 /// A learner's log cut or replaced at its leader's word.
@@ -526,7 +528,10 @@ fn start_links(cfg: &Config, q: Quorum) -> Links {
     // SAFETY: the fd comes from a live std listener this executor now owns.
     let listener = unsafe { glommio::net::TcpListener::from_raw_fd(q.listener.into_raw_fd()) };
     let (tx, rx) = async_channel::unbounded();
-    let links = Links::start(me, listener, q.members, tx);
+    let links = match q.tls {
+        Some(tls) => Links::start_secure(me, listener, q.members, tx, tls),
+        None => Links::start(me, listener, q.members, tx),
+    };
     let to_core = q.to_core;
     glommio::spawn_local(async move {
         while let Ok(ev) = rx.recv().await {

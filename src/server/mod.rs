@@ -29,6 +29,7 @@ mod frames;
 pub mod quorum;
 mod read;
 mod request;
+pub mod secure;
 mod serve;
 pub(crate) mod shard;
 pub(crate) mod snapshots;

@@ -13,6 +13,11 @@
 //! stream, so a message meant for a connection that has since been replaced must be dropped,
 //! not delivered on its successor. `Gens` keeps that bookkeeping for the consumer.
 //!
+//! With `sslQuorum=true` every connection is mutual TLS before the greeting (`QuorumTls`, the
+//! `ssl.quorum.*` stores): the dialer checks the acceptor's certificate against the member's
+//! address, the acceptor requires a certificate from the quorum trust store, so a stranger, or a
+//! member with a certificate from another CA, cannot greet, vote or receive data.
+//!
 //! Runs on one glommio executor (the write core's); `Links` is not `Send`.
 
 use std::cell::{Cell, RefCell};
@@ -23,7 +28,7 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
@@ -44,6 +49,19 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 const REDIAL: Duration = Duration::from_millis(100);
 /// Largest frame accepted from a member (a SNAP is one frame).
 const MAX_FRAME: usize = crate::limits::QUORUM_FRAME_MAX;
+
+/// Mutual TLS between members (`sslQuorum`): the configurations built from the `ssl.quorum.*`
+/// stores, the server side requiring a client certificate.
+#[derive(Clone)]
+pub struct QuorumTls {
+    pub server: std::sync::Arc<rustls::ServerConfig>,
+    pub client: std::sync::Arc<rustls::ClientConfig>,
+}
+
+/// A link's byte stream: plain TCP, or TLS over it.
+trait LinkIo: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo for T {}
+type Stream = Box<dyn LinkIo>;
 
 struct Conn {
     gen: u64,
@@ -67,6 +85,7 @@ struct Inner {
     /// may run while `Inner` is borrowed).
     running: Rc<Cell<usize>>,
     stopped: bool,
+    tls: Option<QuorumTls>,
 }
 
 /// This member's links. Cloning shares them.
@@ -84,7 +103,18 @@ impl Links {
         members: BTreeMap<Sid, SocketAddr>,
         events: Sender<LinkEvent>,
     ) -> Links {
-        Links::start_with_redial(me, listener, members, events, REDIAL)
+        Links::start_with(me, listener, members, events, REDIAL, None)
+    }
+
+    /// `start` with every link mutual TLS (`sslQuorum`).
+    pub fn start_secure(
+        me: Sid,
+        listener: TcpListener,
+        members: BTreeMap<Sid, SocketAddr>,
+        events: Sender<LinkEvent>,
+        tls: QuorumTls,
+    ) -> Links {
+        Links::start_with(me, listener, members, events, REDIAL, Some(tls))
     }
 
     /// `start` with another back-off between dials (tests: a long one shows that a knock, not
@@ -95,6 +125,17 @@ impl Links {
         members: BTreeMap<Sid, SocketAddr>,
         events: Sender<LinkEvent>,
         redial: Duration,
+    ) -> Links {
+        Links::start_with(me, listener, members, events, redial, None)
+    }
+
+    fn start_with(
+        me: Sid,
+        listener: TcpListener,
+        members: BTreeMap<Sid, SocketAddr>,
+        events: Sender<LinkEvent>,
+        redial: Duration,
+        tls: Option<QuorumTls>,
     ) -> Links {
         let links = Links {
             inner: Rc::new(RefCell::new(Inner {
@@ -108,6 +149,7 @@ impl Links {
                 redial,
                 running: Rc::new(Cell::new(0)),
                 stopped: false,
+                tls,
             })),
         };
         let l = links.clone();
@@ -229,10 +271,10 @@ impl Links {
         &self,
         stream: TcpStream,
         expect: Option<Sid>,
-    ) -> Option<(Sid, TcpStream, BytesMut)> {
+    ) -> Option<(Sid, Stream, BytesMut)> {
         let me = self.inner.borrow().me;
         let _ = stream.set_nodelay(true);
-        let mut stream = stream;
+        let mut stream = self.secure(stream, expect).await?;
         let mut hello = BytesMut::new();
         wire::encode_hello(
             Hello {
@@ -270,9 +312,51 @@ impl Links {
         ok.then_some((theirs.sid, stream, rest))
     }
 
+    /// The TLS handshake of a link when `sslQuorum` is on (bounded by `HELLO_TIMEOUT`): as the
+    /// dialer of `expect`, checking its certificate against its address; as the acceptor,
+    /// requiring a certificate the quorum trust store vouches for. None if it fails.
+    async fn secure(&self, stream: TcpStream, expect: Option<Sid>) -> Option<Stream> {
+        let (tls, addr) = {
+            let inner = self.inner.borrow();
+            let addr = expect.and_then(|sid| inner.members.get(&sid).copied());
+            (inner.tls.clone(), addr)
+        };
+        let Some(tls) = tls else {
+            return Some(Box::new(stream));
+        };
+        let peer = stream.peer_addr().ok();
+        let handshake = async {
+            let s: std::io::Result<Stream> = match addr {
+                Some(addr) => {
+                    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                    futures_rustls::TlsConnector::from(tls.client)
+                        .connect(name, stream)
+                        .await
+                        .map(|s| Box::new(s) as Stream)
+                }
+                None => futures_rustls::TlsAcceptor::from(tls.server)
+                    .accept(stream)
+                    .await
+                    .map(|s| Box::new(s) as Stream),
+            };
+            Ok(s)
+        };
+        match glommio::timer::timeout(HELLO_TIMEOUT, handshake).await {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                info!(?peer, "quorum TLS handshake failed: {e}");
+                None
+            }
+            Err(_) => {
+                info!(?peer, "quorum TLS handshake timed out");
+                None
+            }
+        }
+    }
+
     /// Makes `stream` the live connection to `sid` (replacing any older one) and runs it until
     /// it ends.
-    async fn register(&self, sid: Sid, stream: TcpStream, rest: BytesMut) {
+    async fn register(&self, sid: Sid, stream: Stream, rest: BytesMut) {
         let (out_tx, out_rx) = async_channel::bounded(QUEUE);
         let (gen, events, _running) = {
             let mut inner = self.inner.borrow_mut();
@@ -318,7 +402,7 @@ impl Drop for Running {
 async fn run_conn(
     sid: Sid,
     gen: u64,
-    stream: TcpStream,
+    stream: Stream,
     mut buf: BytesMut,
     out: Receiver<Bytes>,
     events: &Sender<LinkEvent>,

@@ -8,11 +8,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, warn};
 
 use crate::admin::{self, FourLetter};
+use crate::proto::records::Id;
 use crate::proto::{split_frame, Frame};
 
 use super::conn::{Conn, ConnRef};
@@ -28,8 +28,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// hundred pipelined requests per read, and bigger frames simply take several reads.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Runs one client connection until it closes.
-pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, peer: SocketAddr) {
+/// Runs one client connection until it closes: a plain socket, or a TLS stream whose
+/// handshake gave `ids` (the client certificate's `x509` identity).
+pub(super) async fn serve<S>(
+    env: &Rc<Env>,
+    shard: &ShardRef,
+    stream: S,
+    peer: SocketAddr,
+    ids: Vec<Id>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let conn_id = {
         let mut s = shard.borrow_mut();
@@ -42,6 +51,9 @@ pub(super) async fn serve(env: &Rc<Env>, shard: &ShardRef, stream: TcpStream, pe
         peer,
         env.cfg.output_limit(),
     )));
+    if !ids.is_empty() {
+        conn.borrow_mut().add_ids(ids);
+    }
     shard.borrow_mut().conns.insert(conn_id, conn.clone());
     // A connection that never completes its handshake is closed, as ZooKeeper closes
     // session-less connections (its `sessionlessCnxnTimeout`, 10 s). The reader enforces it

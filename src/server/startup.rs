@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use async_channel::Receiver;
 use glommio::{LocalExecutorBuilder, Placement};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::commit::on_core_message;
 use super::core::{CoreInit, WriteCore};
+use super::secure::SecurePort;
 use super::shard::{Env, Shard, ShardRef};
 use super::{accept, AdminQuery, Shared, ToCore, ToShard, CHANNEL_CAPACITY};
 use crate::admin;
@@ -80,23 +81,41 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
 
     // Claims are held until the process ends (`start` returns only to exit).
     let mut claims = Vec::new();
-    let shown = |port: u16| SocketAddr::new(cfg.client_port_address, port).to_string();
-    if cfg.client_port != 0 {
-        claims.push(super::claim::port(
-            cfg.client_port,
-            &shown(cfg.client_port),
-        )?);
-    }
-    // Shard 0's socket, bound now: a port held by another program (a ZooKeeper) is reported
+    let plain_addr = cfg
+        .client_port_enabled
+        .then(|| SocketAddr::new(cfg.client_port_address, cfg.client_port));
+    let secure_addr = cfg.secure_client_port.map(|p| {
+        SocketAddr::new(
+            cfg.secure_client_port_address
+                .unwrap_or(cfg.client_port_address),
+            p,
+        )
+    });
+    // The stores are read now: a wrong password or path stops the start with its reason.
+    let tls = match secure_addr {
+        Some(_) => {
+            let settings = super::secure::settings(&cfg)
+                .map_err(std::io::Error::other)?
+                .ok_or_else(|| {
+                    std::io::Error::other(
+                        "secureClientPort is set but ssl.keyStore.location is not (docs/security.md)",
+                    )
+                })?;
+            crate::tls::server_config(&settings).map_err(std::io::Error::other)?;
+            Some(settings)
+        }
+        None => None,
+    };
+    // Shard 0's sockets, bound now: a port held by another program (a ZooKeeper) is reported
     // before recovery, and port 0 picks the one port every shard then binds.
-    let first = bind_socket(&cfg, cfg.client_port)?;
-    let port = first
-        .local_addr()?
-        .as_socket()
-        .map_or(cfg.client_port, |a| a.port());
-    if cfg.client_port == 0 {
-        claims.push(super::claim::port(port, &shown(port))?);
-    }
+    let plain = plain_addr
+        .map(|a| claim_and_bind(a, "client port", &mut claims))
+        .transpose()?;
+    let secure = secure_addr
+        .map(|a| claim_and_bind(a, "secure client port", &mut claims))
+        .transpose()?;
+    let port = plain.as_ref().map_or(cfg.client_port, |(_, a)| a.port());
+    let secure_port = secure.as_ref().map(|(_, a)| a.port());
 
     // Absolute data paths: glommio opens files relative to no directory, so `./data` (the
     // default) must become a full path before any executor uses it. Each directory is claimed
@@ -104,6 +123,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     let cfg = {
         let mut c = (*cfg).clone();
         c.client_port = port;
+        c.secure_client_port = secure_port;
         c.data_dir = make_dir(&c.data_dir, "dataDir")?;
         claims.push(super::claim::dir(&c.data_dir, "dataDir")?);
         if let Some(d) = c.data_log_dir.take() {
@@ -186,16 +206,29 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
 
     // Every shard's listener, listening before any executor runs: a connection that arrives
     // while they start waits in the backlog.
-    let mut sockets = vec![first];
+    let mut sockets = vec![(plain, secure)];
     for _ in 1..shards {
-        sockets.push(bind_socket(&cfg, port)?);
+        let again = |b: &Option<(socket2::Socket, SocketAddr)>, what| {
+            b.as_ref()
+                .map(|(_, a)| bind_socket(*a, what).map(|s| (s, *a)))
+                .transpose()
+        };
+        let (p, s) = &sockets[0];
+        let next = (again(p, "client port")?, again(s, "secure client port")?);
+        sockets.push(next);
     }
-    for sk in &sockets {
-        listen(&cfg, sk)?;
+    for (p, s) in &sockets {
+        for (sk, _) in p.iter().chain(s.iter()) {
+            listen(&cfg, sk)?;
+        }
     }
+    let (plain_shown, secure_shown) = (
+        sockets[0].0.as_ref().map(|(_, a)| a.to_string()),
+        sockets[0].1.as_ref().map(|(_, a)| a.to_string()),
+    );
 
     let mut handles = Vec::new();
-    for (i, ((rx, admin_rx), socket)) in shard_rxs
+    for (i, ((rx, admin_rx), (plain, secure))) in shard_rxs
         .into_iter()
         .zip(admin_rxs)
         .zip(sockets)
@@ -214,6 +247,10 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             None
         };
         let initial = initial.clone();
+        let listeners = Listeners {
+            plain: plain.map(|(sk, _)| sk),
+            secure: secure.map(|(sk, _)| (sk, tls.clone().expect("a secure socket has settings"))),
+        };
         let cpu = shard_cpus[i % shard_cpus.len()];
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("corral-shard{i}"))
@@ -223,7 +260,9 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
             // loadgen setdata 1x1 on one CPU: fdatasync 1.7 ms -> 0.06 ms average, setData p50
             // 210 us end to end.
             .spin_before_park(spin)
-            .spawn(move || async move { run_shard(env, rx, admin_rx, core, initial, socket).await })
+            .spawn(
+                move || async move { run_shard(env, rx, admin_rx, core, initial, listeners).await },
+            )
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         handles.push(h);
     }
@@ -256,7 +295,12 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     });
     drop(core_tx);
     if core_up {
-        info!("serving clients on {}", shown(port));
+        if let Some(a) = plain_shown {
+            info!("serving clients on {a}");
+        }
+        if let Some(a) = secure_shown {
+            info!("serving TLS clients on {a}");
+        }
     }
     for h in handles {
         match h.join() {
@@ -274,7 +318,7 @@ async fn run_shard(
     admin_rx: Receiver<AdminQuery>,
     core: Option<(CoreInit, Receiver<ToCore>)>,
     initial: Arc<DataTree>,
-    socket: socket2::Socket,
+    listeners: Listeners,
 ) -> std::io::Result<()> {
     let env = Rc::new(env);
     let shard: ShardRef = Rc::new(RefCell::new(Shard {
@@ -355,8 +399,41 @@ async fn run_shard(
         .detach();
     }
 
-    accept::run(env, shard, socket).await;
+    if let Some((socket, settings)) = listeners.secure {
+        let port = Rc::new(SecurePort::new(&env.cfg, settings).map_err(std::io::Error::other)?);
+        super::secure::spawn_reloader(port.clone());
+        glommio::spawn_local(accept::run(env.clone(), shard.clone(), socket, Some(port))).detach();
+    }
+    match listeners.plain {
+        Some(socket) => accept::run(env, shard, socket, None).await,
+        None => futures_lite::future::pending::<()>().await,
+    }
     Ok(())
+}
+
+/// A shard's listening sockets: the client port's and the secure client port's, each
+/// bound with SO_REUSEPORT beside the other shards'.
+struct Listeners {
+    plain: Option<socket2::Socket>,
+    secure: Option<(socket2::Socket, crate::tls::TlsSettings)>,
+}
+
+/// Claims `addr`'s port for this process (claim.rs) and binds shard 0's socket to it; port 0
+/// picks a port, claimed once known. Returns the socket and the address bound.
+fn claim_and_bind(
+    addr: SocketAddr,
+    what: &str,
+    claims: &mut Vec<super::claim::Claim>,
+) -> std::io::Result<(socket2::Socket, SocketAddr)> {
+    if addr.port() != 0 {
+        claims.push(super::claim::port(addr.port(), &addr.to_string())?);
+    }
+    let sk = bind_socket(addr, what)?;
+    let bound = sk.local_addr()?.as_socket().unwrap_or(addr);
+    if addr.port() == 0 {
+        claims.push(super::claim::port(bound.port(), &bound.to_string())?);
+    }
+    Ok((sk, bound))
 }
 
 /// Starts the write core in task queue `tq` of this executor, and its clock; returns the
@@ -441,29 +518,44 @@ fn quorum_setup(
         )
     })?;
     info!(%addr, members = members.len(), "listening for ensemble members");
+    let tls = if cfg.ssl_quorum {
+        let settings =
+            crate::tls::TlsSettings::from_lookup("ssl.quorum.", |k| super::secure::lookup(cfg, k))
+                .map_err(std::io::Error::other)?
+                .ok_or_else(|| {
+                    std::io::Error::other("sslQuorum=true needs ssl.quorum.keyStore.location")
+                })?;
+        let server = crate::tls::server_config(&settings).map_err(std::io::Error::other)?;
+        let client = crate::tls::client_config(&settings).map_err(std::io::Error::other)?;
+        info!("links between members are mutual TLS (sslQuorum)");
+        Some(super::quorum::QuorumTls { server, client })
+    } else {
+        warn!(
+            "links between members are plaintext, neither encrypted nor authenticated: keep the \
+             quorum ports on a private network, or set sslQuorum=true (docs/security.md)"
+        );
+        None
+    };
     Ok(super::core::Quorum {
         listener,
         members,
         to_core,
+        tls,
     })
 }
 
 /// Binds a shard's socket to the client port: SO_REUSEPORT so every shard binds the port and
 /// the kernel spreads connections (the port claim keeps other servers off it); SO_REUSEADDR so
 /// a restart is not refused by connections of the previous process still in TIME_WAIT.
-fn bind_socket(cfg: &Config, port: u16) -> std::io::Result<socket2::Socket> {
+fn bind_socket(addr: SocketAddr, what: &str) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let addr = SocketAddr::new(cfg.client_port_address, port);
     let named = |e: std::io::Error| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             " (another server, a ZooKeeper perhaps, is listening there; pick another port with --port N)"
         } else {
             ""
         };
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot bind client port {addr}: {e}{hint}"),
-        )
+        std::io::Error::new(e.kind(), format!("cannot bind {what} {addr}: {e}{hint}"))
     };
     let sk = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sk.set_reuse_address(true)?;

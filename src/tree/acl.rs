@@ -1,5 +1,6 @@
 //! Access control: permission checks, ACL validation/expansion (`fixupACL`) and the built-in
-//! authentication schemes `world`, `auth`, `digest`, `ip` and the `super` identity.
+//! authentication schemes `world`, `auth`, `digest`, `ip`, `x509` (ids from client certificates,
+//! src/server/secure.rs) and the `super` identity.
 //!
 //! A session's auth ids are the `ip:<address>` id every connection gets plus one id per
 //! successful `addauth`. Shards check reads with them; writes carry them to the write core, which
@@ -129,13 +130,14 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, Code> {
         match a.id.scheme.as_str() {
             "world" if a.id.id == "anyone" => push(a.clone()),
             "auth" => {
-                // Only ids from schemes that authenticate a user (digest, and sasl once its
-                // provider is registered) count; `ip` does not.
+                // Only ids from schemes that authenticate a user count (ZooKeeper's
+                // `isAuthenticated`: digest, x509, and sasl once its provider is registered);
+                // `ip` does not.
                 let mut any = false;
                 let sasl = crate::auth::sasl_scheme_registered();
-                for id in ids
-                    .iter()
-                    .filter(|i| i.scheme == "digest" || (sasl && i.scheme == "sasl"))
+                for id in ids.iter().filter(|i| {
+                    matches!(i.scheme.as_str(), "digest" | "x509") || (sasl && i.scheme == "sasl")
+                })
                 {
                     any = true;
                     push(Acl {
@@ -150,6 +152,8 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, Code> {
             "digest" if digest_id_is_valid(&a.id.id) => push(a.clone()),
             "ip" if parse_ip_expr(&a.id.id).is_some() => push(a.clone()),
             "sasl" if crate::auth::sasl_id_valid(&a.id.id) => push(a.clone()),
+            // A distinguished name, as `new X500Principal(id)` accepts it.
+            "x509" if crate::tls::valid_dn(&a.id.id) => push(a.clone()),
             _ => return Err(Code::InvalidAcl),
         }
     }

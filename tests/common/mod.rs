@@ -18,6 +18,7 @@
 pub mod ensemble;
 pub mod lincheck;
 pub mod netns;
+pub mod pki;
 pub mod proxy;
 pub mod raw;
 
@@ -103,6 +104,27 @@ const ZK_PLAIN_SYSPROPS: &[&str] = &[
     "readonlymode.enabled",
 ];
 
+/// Debian's ZooKeeper classpath: zookeeper.jar (its manifest names most of its other jars),
+/// every Netty jar (the manifest leaves some out, which the Netty server and client, and so
+/// TLS, need), and slf4j-simple for logs.
+pub fn zookeeper_classpath() -> String {
+    let mut cp = vec!["/usr/share/java/zookeeper.jar".to_string()];
+    let mut netty: Vec<String> = std::fs::read_dir("/usr/share/java")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                // The unversioned names: Debian links each to its versioned jar.
+                .filter(|n| n.starts_with("netty-") && n.ends_with(".jar") && !n.contains("-4."))
+                .map(|n| format!("/usr/share/java/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    netty.sort();
+    cp.extend(netty);
+    cp.push("/usr/share/java/slf4j-simple.jar".to_string());
+    cp.join(":")
+}
+
 /// The java command line that runs Apache ZooKeeper's `main_class` on `cfg`, logging under
 /// `dir` (shared by [`TestServer`] and the ensemble harness).
 pub fn zookeeper_command(
@@ -112,9 +134,7 @@ pub fn zookeeper_command(
     main_class: &str,
 ) -> Command {
     let java = std::env::var("CORRAL_ZK_JAVA").unwrap_or_else(|_| "java".to_string());
-    let cp = std::env::var("CORRAL_ZK_CLASSPATH").unwrap_or_else(|_| {
-        "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar".to_string()
-    });
+    let cp = std::env::var("CORRAL_ZK_CLASSPATH").unwrap_or_else(|_| zookeeper_classpath());
     let mut cmd = Command::new(java);
     cmd.args([
         "-Xms32m",

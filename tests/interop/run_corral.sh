@@ -7,8 +7,9 @@
 # run_all.sh against it and stops it; then the same suites against a fresh 3-member corral
 # ensemble with the full connect string (run_ensemble.sh corral), and last the suites that need
 # ensembles with their own zoo.cfg keys (run_ensemble_features.sh corral: read-only mode, local
-# sessions). Its last line, "N passed, N failed", counts the checks of all three runs; exit
-# status 0 only if all passed. INTEROP_ENSEMBLE=0 skips both ensemble runs.
+# sessions), then the secure client port with zkServer.sh status and kazoo over TLS
+# (run_tls.sh corral). Its last line, "N passed, N failed", counts the checks of all four runs;
+# exit status 0 only if all passed. INTEROP_ENSEMBLE=0 skips the runs after the first.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -66,6 +67,10 @@ echo
 echo "== SASL DIGEST-MD5: kazoo with pure-sasl"
 INTEROP_SKIP_SETUP=1 "$HERE/run_sasl.sh" corral "$BIN" | tee "$WORK/sasl.out"
 ASTATUS=${PIPESTATUS[0]}
+echo
+echo "== the secure client port: zkServer.sh status and kazoo over TLS"
+INTEROP_SKIP_SETUP=1 "$HERE/run_tls.sh" corral "$BIN" | tee "$WORK/tls.out"
+TSTATUS=${PIPESTATUS[0]}
 read -r SP SF <<<"$(counts "$WORK/standalone.out")"
 read -r EP EF <<<"$(counts "$WORK/ensemble.out")"
 read -r FP FF <<<"$(counts "$WORK/features.out")"
@@ -74,8 +79,10 @@ read -r FP FF <<<"$(counts "$WORK/features.out")"
 [ "$FSTATUS" != 0 ] && [ "$FF" = 0 ] && FF=1
 read -r AP AF <<<"$(counts "$WORK/sasl.out")"
 [ "$ASTATUS" != 0 ] && [ "$AF" = 0 ] && AF=1
+read -r TP TF <<<"$(counts "$WORK/tls.out")"
+[ "$TSTATUS" != 0 ] && [ "$TF" = 0 ] && TF=1
 echo
 echo "standalone: $SP passed, $SF failed; ensemble: $EP passed, $EF failed;" \
-    "features: $FP passed, $FF failed; sasl: $AP passed, $AF failed"
-echo "$(( SP + EP + FP + AP )) passed, $(( SF + EF + FF + AF )) failed"
-[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ] && [ "$FSTATUS" = 0 ] && [ "$ASTATUS" = 0 ]
+    "features: $FP passed, $FF failed; sasl: $AP passed, $AF failed; tls: $TP passed, $TF failed"
+echo "$(( SP + EP + FP + AP + TP )) passed, $(( SF + EF + FF + AF + TF )) failed"
+[ "$STATUS" = 0 ] && [ "$ESTATUS" = 0 ] && [ "$FSTATUS" = 0 ] && [ "$ASTATUS" = 0 ] && [ "$TSTATUS" = 0 ]
