@@ -469,7 +469,10 @@ async fn new_handshakes_use_a_key_store_replaced_on_disk() {
     sec.pki.server_store("server.pem");
     let deadline = Instant::now() + Duration::from_secs(30);
     while served_certificate(&sec, &alice) == first {
-        assert!(Instant::now() < deadline, "the new key store was never used");
+        assert!(
+            Instant::now() < deadline,
+            "the new key store was never used"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(open.create("/after-reload", raw::OPEN_ACL), err::OK);

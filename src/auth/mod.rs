@@ -5,6 +5,7 @@
 //! `enforce.auth.*`. docs/security.md, "SASL", says how to configure it.
 
 pub mod jaas;
+pub mod provider;
 pub mod sasl_digest;
 
 use std::collections::BTreeMap;

@@ -185,7 +185,6 @@ const IGNORED_PREFIXES: &[&str] = &[
     "jvm.pause.",
     "quorum.auth.",
     "multiAddress.",
-    "authProvider.",
     "netty.",
     "learner.",
     "leader.",
@@ -375,6 +374,18 @@ impl Builder {
                 .sasl
                 .apply(key, v)
                 .map_err(|e| invalid(key, v, origin, &e))? => {}
+            // A provider corral has compiled in needs no line; one it has not cannot be loaded
+            // (ZooKeeper logs a provider class it cannot load, and goes on).
+            _ if key.starts_with("authProvider.") => {
+                let registry = crate::auth::provider::registry();
+                if registry.by_class(v.trim()).is_none() {
+                    c.warnings.push(format!(
+                        "{origin}: `{key}={v}` names an authentication provider corral does not \
+                         have (it has {}; docs/security.md, \"Authentication providers\"); ignored",
+                        registry.schemes().join(", ")
+                    ));
+                }
+            }
             _ if IGNORED_KEYS.contains(&key)
                 || IGNORED_PREFIXES.iter().any(|p| key.starts_with(p)) =>
             {
@@ -998,6 +1009,23 @@ clientPort=2181
             "zoo.cfg:2: unknown key `fancyNewThing`; ignored"
         );
         assert!(c.warnings[1].contains("`admin.enableServer` is a ZooKeeper setting"));
+    }
+
+    #[test]
+    fn auth_providers_corral_has_are_silent_and_others_warned() {
+        let c = from_text(
+            "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+             authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n\
+             authProvider.2=com.example.LdapProvider\n",
+        )
+        .unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("com.example.LdapProvider"));
+        assert!(
+            c.warnings[0].contains("x509"),
+            "lists what it has: {}",
+            c.warnings[0]
+        );
     }
 
     #[test]

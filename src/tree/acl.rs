@@ -1,6 +1,6 @@
-//! Access control: permission checks, ACL validation/expansion (`fixupACL`) and the built-in
-//! authentication schemes `world`, `auth`, `digest`, `ip`, `x509` (ids from client certificates,
-//! src/server/secure.rs) and the `super` identity.
+//! Access control: permission checks (`checkACL`), ACL validation and expansion (`fixupACL`)
+//! and `addauth`, each asking the scheme's provider (`auth::provider`: world, auth, ip, digest,
+//! x509, sasl, super); the `ip` and `digest` rules themselves live here.
 //!
 //! A session's auth ids are the `ip:<address>` id every connection gets plus one id per
 //! successful `addauth`. Shards check reads with them; writes carry them to the write core, which
@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
+use crate::auth::provider::{registry, Authenticating};
 use crate::proto::codes::{perms, Code};
 use crate::proto::records::{Acl, Id};
 
@@ -30,12 +31,18 @@ pub fn allowed(acl: &[Acl], perm: i32, ids: &[Id]) -> bool {
         return true;
     }
     acl.iter().filter(|a| a.perms & perm != 0).any(|a| {
+        // The entry nearly every node has, without a registry lookup.
         if a.id.scheme == "world" && a.id.id == "anyone" {
             return true;
         }
-        ids.iter()
-            .filter(|i| i.scheme == a.id.scheme)
-            .any(|i| id_matches(&a.id.scheme, &i.id, &a.id.id))
+        let Some(p) = registry().get(&a.id.scheme) else {
+            return false;
+        };
+        p.grants_everyone(&a.id.id)
+            || ids
+                .iter()
+                .filter(|i| i.scheme == a.id.scheme)
+                .any(|i| p.matches(&i.id, &a.id.id))
     })
 }
 
@@ -47,14 +54,6 @@ pub fn world_readable(acl: &[Acl]) -> bool {
         || acl
             .iter()
             .any(|a| a.perms & perms::READ != 0 && a.id.scheme == "world" && a.id.id == "anyone")
-}
-
-fn id_matches(scheme: &str, id: &str, expr: &str) -> bool {
-    match scheme {
-        "ip" => ip_matches(id, expr),
-        "sasl" => crate::auth::sasl_matches(id, expr),
-        _ => id == expr,
-    }
 }
 
 /// Java's `Integer.parseInt` for the ASCII forms clients send: optional sign, decimal digits,
@@ -83,6 +82,11 @@ fn parse_ip_expr(expr: &str) -> Option<(u32, u32)> {
     Some((addr, bits))
 }
 
+/// Whether an `ip` ACL id parses (IPAuthenticationProvider.isValid).
+pub(crate) fn ip_expr_is_valid(expr: &str) -> bool {
+    parse_ip_expr(expr).is_some()
+}
+
 /// `v4addr2Bytes`: exactly four dot-separated fields, each 0..=255.
 fn parse_v4(addr: &str) -> Option<u32> {
     let mut fields = addr.split('.');
@@ -96,7 +100,7 @@ fn parse_v4(addr: &str) -> Option<u32> {
 
 /// A client's `ip` id (its address) against an ACL's expression. An IPv6 client matches no
 /// `ip` ACL, as in ZooKeeper.
-fn ip_matches(client: &str, expr: &str) -> bool {
+pub(crate) fn ip_matches(client: &str, expr: &str) -> bool {
     let (Some((net, bits)), Some(addr)) = (parse_ip_expr(expr), parse_v4(client)) else {
         return false;
     };
@@ -110,7 +114,7 @@ fn ip_matches(client: &str, expr: &str) -> bool {
 
 /// A `digest` id is valid when Java's `id.split(":")` has exactly two parts; that split drops
 /// trailing empty parts, so `u:` is invalid and `u:h:` is valid.
-fn digest_id_is_valid(id: &str) -> bool {
+pub(crate) fn digest_id_is_valid(id: &str) -> bool {
     id.split(':').rev().skip_while(|p| p.is_empty()).count() == 2
 }
 
@@ -127,59 +131,46 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, Code> {
         }
     };
     for a in acl {
-        match a.id.scheme.as_str() {
-            "world" if a.id.id == "anyone" => push(a.clone()),
-            "auth" => {
-                // Only ids from schemes that authenticate a user count (ZooKeeper's
-                // `isAuthenticated`: digest, x509, and sasl once its provider is registered);
-                // `ip` does not.
-                let mut any = false;
-                let sasl = crate::auth::sasl_scheme_registered();
-                for id in ids.iter().filter(|i| {
-                    matches!(i.scheme.as_str(), "digest" | "x509") || (sasl && i.scheme == "sasl")
-                })
-                {
-                    any = true;
-                    push(Acl {
-                        perms: a.perms,
-                        id: id.clone(),
-                    });
-                }
-                if !any {
-                    return Err(Code::InvalidAcl);
-                }
+        // ZooKeeper's fixupACL: `auth` stands for the session's authenticated ids; any other
+        // scheme must be one the server has, with an id it accepts.
+        if a.id.scheme == "auth" {
+            let mut any = false;
+            for id in ids.iter().filter(|i| {
+                registry()
+                    .get(&i.scheme)
+                    .is_some_and(|p| p.is_authenticated())
+            }) {
+                any = true;
+                push(Acl {
+                    perms: a.perms,
+                    id: id.clone(),
+                });
             }
-            "digest" if digest_id_is_valid(&a.id.id) => push(a.clone()),
-            "ip" if parse_ip_expr(&a.id.id).is_some() => push(a.clone()),
-            "sasl" if crate::auth::sasl_id_valid(&a.id.id) => push(a.clone()),
-            // A distinguished name, as `new X500Principal(id)` accepts it.
-            "x509" if crate::tls::valid_dn(&a.id.id) => push(a.clone()),
+            if !any {
+                return Err(Code::InvalidAcl);
+            }
+            continue;
+        }
+        match registry().get(&a.id.scheme) {
+            Some(p) if p.is_valid(&a.id.id) => push(a.clone()),
             _ => return Err(Code::InvalidAcl),
         }
     }
     Ok(out)
 }
 
-/// What an `addauth` yields: the ids to add to the session, or `AuthFailed`.
+/// What an `addauth` yields: the ids to add to the session, or `AuthFailed` (a scheme the
+/// server does not have, or whose provider refuses).
 pub fn authenticate(
     scheme: &str,
     auth: &[u8],
     peer: IpAddr,
     super_digest: Option<&str>,
 ) -> Result<Vec<Id>, Code> {
-    match scheme {
-        "digest" => {
-            let text = std::str::from_utf8(auth).map_err(|_| Code::AuthFailed)?;
-            let id = digest_id(text);
-            let mut ids = Vec::new();
-            if super_digest == Some(id.as_str()) {
-                ids.push(Id::new("super", ""));
-            }
-            ids.push(Id::new("digest", &id));
-            Ok(ids)
-        }
-        "ip" => Ok(vec![Id::new("ip", &peer.to_string())]),
-        _ => Err(Code::AuthFailed),
+    let ctx = Authenticating { peer, super_digest };
+    match registry().get(scheme) {
+        Some(p) => p.handle_authentication(&ctx, auth),
+        None => Err(Code::AuthFailed),
     }
 }
 
