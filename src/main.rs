@@ -73,6 +73,7 @@ fn main() {
         tracing::warn!("{w}");
     }
     corral::auth::register(&cfg.sasl);
+    corral::auth::provider::enable_x509(&cfg);
     if let Err(e) = corral::server::run(cfg) {
         eprintln!("corral: {e}");
         std::process::exit(1);

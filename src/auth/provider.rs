@@ -131,7 +131,28 @@ impl AuthProvider for Digest {
     }
 }
 
-/// `x509`: proved by the TLS handshake (server/secure.rs), not by `addauth`.
+static X509_ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the `x509` scheme on for this process when the configuration asks for it: a secure
+/// client port (corral's leniency: ZooKeeper also wants the provider line) or an
+/// `authProvider.N` naming ZooKeeper's X509AuthenticationProvider. Without either, `x509` ACLs
+/// are invalid, as on a ZooKeeper without the provider.
+pub fn enable_x509(cfg: &crate::config::Config) {
+    let named = cfg
+        .props
+        .iter()
+        .any(|(k, v)| k.starts_with("authProvider.") && X509.class_names().contains(&v.trim()));
+    if cfg.secure_client_port.is_some() || named {
+        X509_ENABLED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn x509_enabled() -> bool {
+    X509_ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `x509`: proved by the TLS handshake (server/secure.rs), not by `addauth`; on when
+/// `enable_x509` says so.
 struct X509;
 impl AuthProvider for X509 {
     fn scheme(&self) -> &'static str {
@@ -141,10 +162,10 @@ impl AuthProvider for X509 {
         &["org.apache.zookeeper.server.auth.X509AuthenticationProvider"]
     }
     fn is_valid(&self, id: &str) -> bool {
-        crate::tls::valid_dn(id)
+        x509_enabled() && crate::tls::valid_dn(id)
     }
     fn is_authenticated(&self) -> bool {
-        true
+        x509_enabled()
     }
 }
 
@@ -267,6 +288,9 @@ mod tests {
             r.get("x509").unwrap().handle_authentication(&ctx, b"CN=a"),
             Err(Code::AuthFailed)
         );
+        // Off until the configuration turns it on (a secure port, or its provider line).
+        assert!(!r.get("x509").unwrap().is_valid("CN=a,O=b"));
+        X509_ENABLED.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(r.get("x509").unwrap().is_valid("CN=a,O=b"));
         assert!(!r.get("x509").unwrap().is_valid("not a name"));
         assert!(r.get("world").unwrap().grants_everyone("anyone"));
