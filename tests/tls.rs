@@ -483,3 +483,51 @@ async fn new_handshakes_use_a_key_store_replaced_on_disk() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(served_certificate(&sec, &alice), good);
 }
+
+#[tokio::test]
+async fn the_rust_zookeeper_client_works_over_tls() {
+    use zookeeper_client as zk;
+    // The client crate pulls in aws-lc-rs beside corral's ring: name the process's provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sec = Secure::new();
+    let _server = TestServer::start(
+        sec.opts(&[("X509AuthenticationProvider.superUser", "O=corral,CN=root")]),
+    )
+    .await;
+    let alice = sec.pki.client("corral", "alice", false);
+    let tls = zk::TlsOptions::default()
+        .with_pem_ca(&sec.pki.ca.pem())
+        .unwrap()
+        .with_pem_identity(&alice.cert_pem, &alice.key_pem)
+        .unwrap();
+    let client = zk::Client::connector()
+        .with_tls(tls)
+        .with_session_timeout(Duration::from_secs(10))
+        .secure_connect(&sec.addr())
+        .await
+        .expect("a session over TLS");
+    let who: Vec<(String, String)> = client
+        .list_auth_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.scheme().to_string(), u.user().to_string()))
+        .collect();
+    assert!(
+        who.contains(&("x509".to_string(), "O=corral,CN=alice".to_string())),
+        "{who:?}"
+    );
+    let acl = [zk::Acl::new(
+        zk::Permission::ALL,
+        zk::AuthId::new("x509", "O=corral,CN=alice"),
+    )];
+    client
+        .create(
+            "/rust-tls",
+            b"over tls",
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acl)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.get_data("/rust-tls").await.unwrap().0, b"over tls");
+}
