@@ -1,6 +1,7 @@
 # Sourced by failover.sh and ensemble.sh (both cd to the repo root first): 3-member
-# pseudo-clusters of corral or Apache ZooKeeper 3.8 on loopback, pinned, and the machine-stall
-# probe. The caller sets OUT, TARGET, SERVER_CPU and LOADGEN_CPU (empty: no pinning) first.
+# pseudo-clusters of corral or Apache ZooKeeper 3.8 on loopback, pinned (the machine-stall
+# probe and replace_section are in tools.sh). The caller sets OUT, TARGET, SERVER_CPU and
+# LOADGEN_CPU (empty: no pinning) first.
 #
 # start_ensemble SYS DIR BASE [EXTRA_CFG]: three members in DIR/m{1,2,3} (sids 1..3, client ports
 # BASE..BASE+2, quorum ports BASE+3..BASE+5, election ports BASE+6..BASE+8; tickTime=2000,
@@ -79,13 +80,4 @@ CFG
     for i in 1 2 3; do wait_port $((base + i - 1)); done
 }
 
-# stall_probe NAME SECONDS: `loadgen stalls` on both CPUs into $OUT/stalls-NAME.md; sets STALL_CMD.
-stall_probe() {
-    local cmd="$LOADGEN stalls --cpus ${LOADGEN_CPU:-0},${SERVER_CPU:-1} --seconds ${2:-5}"
-    log "machine stalls ($1): $cmd"
-    # shellcheck disable=SC2086
-    $cmd >"$OUT/stalls-$1.md" || log "stall probe failed"
-    STALL_CMD=$cmd
-    true
-}
 

@@ -130,15 +130,9 @@ run() {
     $cmd >>"$OUT/$sys.jsonl" 2>>"$OUT/$sys.txt" || echo "loadgen exited $? ($label: $p)" >&2
 }
 
-stall_probe() {
-    local cmd="$LOADGEN stalls --cpus $LOADGEN_CPU,$SERVER_CPU --seconds 5"
-    log "machine stalls ($1)"
-    $cmd >"$OUT/stalls-$1.md" || true
-    echo "$cmd" >>"$OUT/commands.txt"
-}
-
 : >"$OUT/commands.txt"
-stall_probe before
+stall_probe before 5
+echo "$STALL_CMD" >>"$OUT/commands.txt"
 for sys in zookeeper corral; do
     : >"$OUT/$sys.jsonl"
     log "$sys on CPU $SERVER_CPU"
@@ -158,7 +152,7 @@ for sys in zookeeper corral; do
     cleanup
     SERVER_PID=
 done
-stall_probe after
+stall_probe after 5
 
 # --- the section --------------------------------------------------------------------------------
 {

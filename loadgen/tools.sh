@@ -40,3 +40,13 @@ replace_section() {
         { echo; echo "$heading"; echo; cat "$file"; } >>"$doc"
     fi
 }
+
+# stall_probe NAME SECONDS: `$LOADGEN stalls` on both CPUs into $OUT/stalls-NAME.md; sets STALL_CMD.
+stall_probe() {
+    local cmd="$LOADGEN stalls --cpus ${LOADGEN_CPU:-0},${SERVER_CPU:-1} --seconds ${2:-5}"
+    log "machine stalls ($1): $cmd"
+    # shellcheck disable=SC2086
+    $cmd >"$OUT/stalls-$1.md" || log "stall probe failed"
+    STALL_CMD=$cmd
+    true
+}

@@ -1,5 +1,6 @@
-//! The accept loops of a shard (client port and secure client port), and maxClientCnxns: connections per client IP, counted across
-//! every shard (the only mutex in the server, taken on accept and close, never per request).
+//! The accept loops of a shard (client port and secure client port), and maxClientCnxns:
+//! connections per client IP, counted across every shard (the only mutex in the server, taken
+//! on accept and close, never per request).
 
 use std::net::IpAddr;
 use std::rc::Rc;

@@ -56,6 +56,9 @@ const MAX_FRAME: usize = crate::limits::QUORUM_FRAME_MAX;
 pub struct QuorumTls {
     pub server: std::sync::Arc<rustls::ServerConfig>,
     pub client: std::sync::Arc<rustls::ClientConfig>,
+    /// The name each member's certificate must carry: the host of its `server.N` line (a DNS
+    /// name, or an IP address).
+    pub names: BTreeMap<Sid, rustls::pki_types::ServerName<'static>>,
 }
 
 /// A link's byte stream: plain TCP, or TLS over it.
@@ -316,24 +319,17 @@ impl Links {
     /// dialer of `expect`, checking its certificate against its address; as the acceptor,
     /// requiring a certificate the quorum trust store vouches for. None if it fails.
     async fn secure(&self, stream: TcpStream, expect: Option<Sid>) -> Option<Stream> {
-        let (tls, addr) = {
-            let inner = self.inner.borrow();
-            let addr = expect.and_then(|sid| inner.members.get(&sid).copied());
-            (inner.tls.clone(), addr)
-        };
-        let Some(tls) = tls else {
+        let Some(tls) = self.inner.borrow().tls.clone() else {
             return Some(Box::new(stream));
         };
+        let name = expect.and_then(|sid| tls.names.get(&sid).cloned());
         let peer = stream.peer_addr().ok();
         let handshake = async {
-            let s: std::io::Result<Stream> = match addr {
-                Some(addr) => {
-                    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-                    futures_rustls::TlsConnector::from(tls.client)
-                        .connect(name, stream)
-                        .await
-                        .map(|s| Box::new(s) as Stream)
-                }
+            let s: std::io::Result<Stream> = match name {
+                Some(name) => futures_rustls::TlsConnector::from(tls.client)
+                    .connect(name, stream)
+                    .await
+                    .map(|s| Box::new(s) as Stream),
                 None => futures_rustls::TlsAcceptor::from(tls.server)
                     .accept(stream)
                     .await

@@ -527,8 +527,21 @@ fn quorum_setup(
                 })?;
         let server = crate::tls::server_config(&settings).map_err(std::io::Error::other)?;
         let client = crate::tls::client_config(&settings).map_err(std::io::Error::other)?;
+        let names = cfg
+            .servers
+            .iter()
+            .map(|(id, spec)| {
+                rustls::pki_types::ServerName::try_from(spec.host.clone())
+                    .map(|n| (*id, n))
+                    .map_err(|e| std::io::Error::other(format!("server.{id}={}: {e}", spec.host)))
+            })
+            .collect::<std::io::Result<_>>()?;
         info!("links between members are mutual TLS (sslQuorum)");
-        Some(super::quorum::QuorumTls { server, client })
+        Some(super::quorum::QuorumTls {
+            server,
+            client,
+            names,
+        })
     } else {
         warn!(
             "links between members are plaintext, neither encrypted nor authenticated: keep the \
