@@ -40,6 +40,10 @@ use crate::stats::{now_ns, CoreStats};
 /// warmup (not measured), then the measured window, then a drain of the requests in flight.
 ///
 /// A run with errors prints them per type, loudly, and exits with status 3.
+///
+/// LOADGEN_SLOW_US=N in the environment prints every measured op slower than N us to stderr
+/// (`slow <start ms> <end ms> <us>`, CLOCK_MONOTONIC), to set a tail against a server trace taken
+/// with `perf record -k CLOCK_MONOTONIC`.
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
 struct Cli {

@@ -13,6 +13,36 @@ pub fn now_ns() -> u64 {
     BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
+/// `LOADGEN_SLOW_US=N`: every op slower than N us is printed to stderr with its start and end
+/// in CLOCK_MONOTONIC ms, the clock `perf record -k CLOCK_MONOTONIC` stamps with, so a slow
+/// request can be set against a trace of the server.
+fn slow_log(start: u64, end: u64) {
+    static SLOW: OnceLock<(u64, i128)> = OnceLock::new();
+    let (limit, offset) = *SLOW.get_or_init(|| {
+        let limit = std::env::var("LOADGEN_SLOW_US")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(u64::MAX, |us| us * 1000);
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid out-pointer for clock_gettime.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let mono = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+        (limit, mono - now_ns() as i128)
+    });
+    if end.saturating_sub(start) > limit {
+        let ms = |t: u64| (t as i128 + offset) as f64 / 1e6;
+        eprintln!(
+            "slow {:.3} {:.3} {}",
+            ms(start),
+            ms(end),
+            (end - start) / 1000
+        );
+    }
+}
+
 /// The operations the loadgen times, each with its own histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -118,6 +148,7 @@ impl CoreStats {
         }
         let h = self.hist[op as usize].get_or_insert_with(new_hist);
         h.saturating_record(end.saturating_sub(start).max(1));
+        slow_log(start, end);
     }
 
     pub fn error(&mut self, kind: impl Into<String>) {
