@@ -5,13 +5,14 @@
 //! (request -> txn), `session` (expiry tracking), `write` (the write machine: the write core's
 //! logic), `watch` (shard-local watch registry), `zab` (replication), `config` (zoo.cfg and
 //! flags), `admin` (four-letter-word formats), `tls` (TLS settings, stores and rustls configs; x509
-//! subject names). The runtime (`server`) is
+//! subject names), `logging` (the log's format and runtime level). The runtime (`server`) is
 //! the only place that knows about glommio, sockets and cores. See docs/ARCHITECTURE.md.
 
 pub(crate) mod admin;
 pub mod auth;
 pub mod config;
 pub mod limits;
+pub mod logging;
 pub(crate) mod overlay;
 pub(crate) mod prep;
 pub mod proto;

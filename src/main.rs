@@ -1,7 +1,7 @@
 //! The `corral` binary: parse zoo.cfg and flags, start the server; or run one of the file tools
 //! (`dump-log`, `dump-snapshot`), which read a data directory without a server.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 
 use corral::config::{Config, ConfigError};
 
@@ -43,15 +43,7 @@ fn purge_freed_memory_at_once() {
 
 fn main() {
     purge_freed_memory_at_once();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal: in a file or a pipe they are noise to grep.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    corral::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("dump-log") => std::process::exit(dump_log(&args[1..])),

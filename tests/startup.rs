@@ -504,3 +504,112 @@ async fn sigterm_and_sigint_stop_cleanly_and_keep_every_acknowledged_write() {
     })
     .await;
 }
+
+/// A session that never says goodbye: a raw ConnectRequest with a 400 ms timeout, answered,
+/// then the socket dropped, so the server expires the session (a debug-level log line).
+fn abandon_a_session(port: u16) {
+    use std::io::Write as _;
+    let mut body = Vec::new();
+    body.extend_from_slice(&0i32.to_be_bytes()); // protocolVersion
+    body.extend_from_slice(&0i64.to_be_bytes()); // lastZxidSeen
+    body.extend_from_slice(&400i32.to_be_bytes()); // timeOut
+    body.extend_from_slice(&0i64.to_be_bytes()); // sessionId
+    body.extend_from_slice(&16i32.to_be_bytes()); // passwd
+    body.extend_from_slice(&[0u8; 16]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("a ConnectResponse");
+}
+
+/// Waits (bounded) until the log has a line for which `f` holds; returns it.
+fn wait_line(c: &Corral, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = c.log_text();
+        if let Some(v) = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| f(v))
+        {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line {what}; log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `CORRAL_LOG_FORMAT=json` writes one JSON object per line; SIGUSR1 and SIGUSR2 make the log
+/// one level more and less verbose while the server runs.
+#[test]
+fn json_logs_and_a_level_changed_by_signal() {
+    if is_zookeeper() {
+        return;
+    }
+    let scratch = Scratch::new("json");
+    let port = free_port();
+    let out = std::fs::File::create(scratch.path("log")).unwrap();
+    let mut cmd = base_command(
+        port,
+        &scratch.path("data"),
+        &["--set".into(), "tickTime=200".into()],
+    );
+    cmd.env("CORRAL_LOG_FORMAT", "json")
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out));
+    let mut c = Corral {
+        child: cmd.spawn().expect("spawn corral"),
+        log: scratch.path("log"),
+        port,
+        status: None,
+    };
+    c.wait_ready(Duration::from_secs(30));
+    let is_expiry = |v: &serde_json::Value| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("session 0x") && m.ends_with("expired"))
+    };
+
+    // At info, an expired session is not logged.
+    abandon_a_session(port);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        !c.log_text().contains("expired"),
+        "a debug line at info:\n{}",
+        c.log_text()
+    );
+
+    c.signal(libc::SIGUSR1);
+    wait_line(&c, "for the change to debug", |v| {
+        v["message"] == "log filter changed" && v["from"] == "info" && v["to"] == "debug"
+    });
+    abandon_a_session(port);
+    let expired = wait_line(&c, "for the expiry at debug", is_expiry);
+    assert_eq!(expired["level"], "DEBUG");
+    assert_eq!(expired["target"], "corral::write");
+
+    // Down to warn, then error (announced before it hides warnings). One signal at a time:
+    // a second one sent while the first is pending merges with it.
+    for (from, to) in [("debug", "info"), ("info", "warn"), ("warn", "error")] {
+        c.signal(libc::SIGUSR2);
+        wait_line(&c, &format!("for the change to {to}"), |v| {
+            v["message"] == "log filter changed" && v["from"] == from && v["to"] == to
+        });
+    }
+
+    let text = c.log_text();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 5, "{text}");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(v.get(field).is_some(), "no {field} in {l}");
+        }
+    }
+}

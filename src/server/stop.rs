@@ -1,4 +1,6 @@
-//! How a server stops: SIGTERM or SIGINT logs the stop and exits with status 0.
+//! How a server stops: SIGTERM or SIGINT logs the stop and exits with status 0. The same
+//! thread takes SIGUSR1 and SIGUSR2, which make the log one level more or less verbose
+//! (src/logging.rs).
 //!
 //! Nothing needs draining first. A write is acknowledged only after its batch is fdatasynced
 //! (docs/design/storage.md), so at every instant the disk already holds everything a client
@@ -14,7 +16,7 @@
 
 use tracing::info;
 
-/// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread started after) and
+/// Blocks SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 in the calling thread (and so in every thread started after) and
 /// starts the thread that waits for them. Call before starting any other thread.
 pub fn install() -> std::io::Result<()> {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; the calls only
@@ -23,6 +25,8 @@ pub fn install() -> std::io::Result<()> {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
         let mut old: libc::sigaction = std::mem::zeroed();
         if libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old) == 0
             && old.sa_sigaction != libc::SIG_IGN
@@ -41,6 +45,12 @@ pub fn install() -> std::io::Result<()> {
             let mut sig = 0;
             // SAFETY: `set` is a valid, initialised signal set; `sig` is written on success.
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            if sig == libc::SIGUSR1 || sig == libc::SIGUSR2 {
+                if let Err(e) = crate::logging::step(sig == libc::SIGUSR1) {
+                    tracing::warn!("log level not changed: {e}");
+                }
                 continue;
             }
             let name = match sig {
