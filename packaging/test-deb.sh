@@ -31,7 +31,9 @@ for f in /usr/bin/corral "$UNIT" /etc/corral/zoo.cfg; do [ -f "$f" ] || fail "$f
 getent passwd corral >/dev/null || fail "no user corral"
 [ "$(stat -c %U /var/lib/corral)" = corral ] || fail "/var/lib/corral is not owned by corral"
 grep -qx 'LimitMEMLOCK=infinity' "$UNIT" || fail "no LimitMEMLOCK in the unit"
-systemd-analyze verify "$UNIT" || fail "systemd-analyze verify rejects the unit"
+if command -v systemd-analyze >/dev/null; then
+    systemd-analyze verify "$UNIT" || fail "systemd-analyze verify rejects the unit"
+fi
 
 if [ -d /run/systemd/system ]; then
     say "systemd runs here: systemctl start corral"
