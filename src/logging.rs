@@ -3,8 +3,7 @@
 //!
 //! - Level: `CORRAL_LOG` at start (a tracing filter: `info`, `debug`, `corral::zab=debug,info`;
 //!   default `info`). At runtime SIGUSR1 makes the log one level more verbose and SIGUSR2 one
-//!   less (src/server/stop.rs takes the signals), and the admin server can set any filter
-//!   (`set_filter`).
+//!   less (src/server/stop.rs takes the signals); `set_filter` sets any filter.
 //! - Format: `CORRAL_LOG_FORMAT=json` writes one JSON object per line (timestamp, level,
 //!   target, fields, message) for log shippers; `text` (the default) is the human format.
 //! - Destination: stderr, where systemd's journal, a container runtime or a redirect takes it.

@@ -16,8 +16,9 @@
 
 use tracing::info;
 
-/// Blocks SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 in the calling thread (and so in every thread started after) and
-/// starts the thread that waits for them. Call before starting any other thread.
+/// Blocks SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 in the calling thread (and so in every thread
+/// started after) and starts the thread that waits for them. Call before starting any other
+/// thread.
 pub fn install() -> std::io::Result<()> {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; the calls only
     // read and write the sets passed to them.
