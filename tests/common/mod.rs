@@ -52,6 +52,10 @@ pub fn is_zookeeper() -> bool {
     target() == Target::ZooKeeper
 }
 
+/// ZooKeeper's default metrics provider, which serves nothing: how a zoo.cfg turns corral's
+/// metrics endpoint (on by default) off.
+pub const NO_METRICS: &str = "org.apache.zookeeper.metrics.impl.NullMetricsProvider";
+
 /// Options for one test server. Extra lines end up verbatim in zoo.cfg.
 #[derive(Clone, Debug)]
 pub struct ServerOpts {
@@ -324,7 +328,10 @@ impl TestServer {
         cfg.push_str(&format!("clientPort={}\n", self.port));
         cfg.push_str("clientPortAddress=127.0.0.1\n");
         cfg.push_str(&format!("dataDir={}\n", self.data_dir().display()));
+        // Many test servers run at once: none takes the fixed HTTP ports (admin 8080, metrics
+        // 7000); the tests of those endpoints set free ports of their own.
         cfg.push_str("admin.enableServer=false\n");
+        cfg.push_str(&format!("metricsProvider.className={NO_METRICS}\n"));
         cfg.push_str(&format!("4lw.commands.whitelist={}\n", self.opts.whitelist));
         for (k, v) in &self.opts.extra {
             cfg.push_str(&format!("{k}={v}\n"));
