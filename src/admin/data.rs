@@ -189,6 +189,8 @@ pub struct ServerStats {
     pub quorum_size: Option<u64>,
     /// Present on the leader only.
     pub leader: Option<LeaderStats>,
+    /// The leader this member follows or is (quorum members; `None` while looking).
+    pub leader_id: Option<u64>,
     /// The ensemble configuration version (`version=` in `conf`'s membership).
     pub quorum_config_version: u64,
     /// Every client connection, for `cons` and `stat`. ZooKeeper lists the connection
@@ -224,6 +226,7 @@ impl Default for ServerStats {
             peer_state: None,
             quorum_size: None,
             leader: None,
+            leader_id: None,
             quorum_config_version: 0,
             connections: Vec::new(),
             extra_metrics: Vec::new(),

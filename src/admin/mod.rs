@@ -33,10 +33,13 @@
 //! - `hash`: corral keeps no digest history yet, so it answers exactly as ZooKeeper does
 //!   with `digest.enabled=false`: nothing.
 
+pub mod commands;
 mod data;
 mod java;
+pub mod json;
 pub mod probe;
 mod render;
+mod settings;
 mod words;
 
 pub use data::{
@@ -45,6 +48,7 @@ pub use data::{
 };
 pub use java::java_date_utc;
 pub use render::render;
+pub use settings::{AdminServerSettings, Applied};
 pub use words::{is_allowed, refusal, FourLetter};
 
 // ---------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ impl Config {
             .map(|(path, text)| (*path, text.as_str()));
         let mut config = Config::from_sources(file, &args.settings, &read_myid_file)?;
         load_sasl(&mut config)?;
+        admin_jvmflags(&mut config)?;
         Ok(config)
     }
 
@@ -117,6 +118,22 @@ fn load_sasl(config: &mut Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `-Dzookeeper.admin.*` in the JVM flags of a zkServer.sh-style environment, for the
+/// `admin.*` keys zoo.cfg and the command line leave unset.
+fn admin_jvmflags(config: &mut Config) -> Result<(), ConfigError> {
+    let server = std::env::var("SERVER_JVMFLAGS").ok();
+    let jvm = std::env::var("JVMFLAGS").ok();
+    let props = config.props.clone();
+    let warnings = config
+        .admin_server
+        .apply_jvmflags(server.as_deref(), jvm.as_deref(), &|k| {
+            props.contains_key(k)
+        })
+        .map_err(ConfigError::Invalid)?;
+    config.warnings.extend(warnings);
+    Ok(())
+}
+
 /// Settings that are only resolved once every source has been applied.
 #[derive(Default)]
 struct Builder {
@@ -180,7 +197,6 @@ const IGNORED_KEYS: &[&str] = &[
 
 /// ZooKeeper key families corral accepts and ignores (prefixes).
 const IGNORED_PREFIXES: &[&str] = &[
-    "admin.",
     "metricsProvider.",
     "jvm.pause.",
     "quorum.auth.",
@@ -369,6 +385,16 @@ impl Builder {
                     reason: "hierarchical quorums are not implemented; use majority quorums"
                         .to_string(),
                 })
+            }
+            _ if key.starts_with("admin.") => {
+                use crate::admin::Applied;
+                match c.admin_server.apply(key, v) {
+                    Ok(Applied::Ignored(why)) => c
+                        .warnings
+                        .push(format!("{origin}: `{key}`: {why}; ignored")),
+                    Ok(_) => {}
+                    Err(e) => return Err(invalid(key, v, origin, &e)),
+                }
             }
             _ if c
                 .sasl
@@ -999,7 +1025,7 @@ clientPort=2181
     #[test]
     fn unknown_and_ignored_keys_are_warnings() {
         let c = from_text(
-            "tickTime=2000\nfancyNewThing=1\nadmin.enableServer=false\n\
+            "tickTime=2000\nfancyNewThing=1\nadmin.needClientAuth=true\n\
              metricsProvider.httpPort=7000\nstandaloneEnabled=true\nreconfigEnabled=false\n",
         )
         .unwrap();
@@ -1008,7 +1034,7 @@ clientPort=2181
             c.warnings[0],
             "zoo.cfg:2: unknown key `fancyNewThing`; ignored"
         );
-        assert!(c.warnings[1].contains("`admin.enableServer` is a ZooKeeper setting"));
+        assert!(c.warnings[1].contains("`admin.needClientAuth`: corral's admin server has no TLS"));
     }
 
     #[test]

@@ -401,6 +401,11 @@ impl WriteCore {
                 serving: self.serving || self.read_only,
                 peer_state: Some(peer_state.to_string()),
                 leader,
+                leader_id: match role {
+                    Role::Looking => None,
+                    Role::Leading => self.cfg.my_id,
+                    Role::Following { leader } | Role::Observing { leader } => Some(leader),
+                },
                 figures,
             });
             return;

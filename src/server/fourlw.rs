@@ -20,6 +20,11 @@ use crate::watch::ConnId;
 
 static TRACE_MASK: AtomicI64 = AtomicI64::new(admin::TRACE_MASK_DEFAULT);
 
+/// Sets the trace mask as `stmk` does (the admin server's `set_trace_mask`).
+pub(super) fn set_trace_mask(mask: i64) {
+    TRACE_MASK.store(mask, Ordering::Relaxed);
+}
+
 /// Asks every shard for its report and renders a four-letter word. `new_mask` is the mask an
 /// allowed `stmk` carried.
 pub(super) async fn four_letter(
@@ -68,7 +73,7 @@ pub(crate) async fn gather(
     let (tx, rx) = async_channel::bounded(shared.admin.len());
     for a in &shared.admin {
         let _ = a
-            .send(AdminQuery {
+            .send(AdminQuery::Report {
                 reply: tx.clone(),
                 reset: ask.reset,
             })
@@ -90,6 +95,7 @@ pub(crate) async fn gather(
             data.stats.quorum_size =
                 (core.mode != admin::ServerMode::Standalone).then(|| cfg.voting_servers() as u64);
             data.stats.leader = core.leader;
+            data.stats.leader_id = core.leader_id;
             let f = core.figures;
             data.stats.local_sessions = f.local_sessions;
             if core.mode != admin::ServerMode::Standalone {

@@ -20,6 +20,7 @@
 //! <- `startup`.
 
 mod accept;
+mod admin_http;
 mod claim;
 mod commit;
 mod conn;
@@ -82,13 +83,25 @@ pub struct CoreReport {
     /// `mntr`'s peer state and leader figures (ensemble members only).
     pub peer_state: Option<String>,
     pub leader: Option<crate::admin::LeaderStats>,
+    /// The leader's server id, once there is one (ensemble members).
+    pub leader_id: Option<u64>,
     pub figures: crate::write::Figures,
 }
 
-/// A question for every shard; each answers on `reply`. `reset` clears its counters (srst).
-pub struct AdminQuery {
-    pub reply: async_channel::Sender<ShardReport>,
-    pub reset: bool,
+/// A question for a shard.
+pub enum AdminQuery {
+    /// Every shard's report; `reset` clears its counters (srst).
+    Report {
+        reply: async_channel::Sender<ShardReport>,
+        reset: bool,
+    },
+    /// The root's ACL (the admin server's authorization; asked of shard 0).
+    RootAcl(async_channel::Sender<Vec<crate::proto::records::Acl>>),
+    /// A copy of the replica once it has applied `at_least` (the admin server's snapshot).
+    Tree {
+        at_least: i64,
+        reply: async_channel::Sender<crate::tree::DataTree>,
+    },
 }
 
 /// What every core can reach.

@@ -183,7 +183,8 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     fourlw::mark_start();
     // For the HTTP endpoints (admin server, metrics), which run on threads of their own and
     // ask the shards and the write core as a four-letter word does.
-    let _inspector = Inspector::new(cfg.clone(), shared.clone(), core_tx.clone());
+    let inspector = Inspector::new(cfg.clone(), shared.clone(), core_tx.clone());
+    super::admin_http::start(&cfg, inspector);
     let per_ip = Arc::new(Mutex::new(HashMap::new()));
     let quorum = if cfg.is_distributed() {
         Some(quorum_setup(&cfg, core_tx.clone())?)
@@ -396,8 +397,13 @@ async fn run_shard(
         let shard = shard.clone();
         glommio::spawn_local(async move {
             while let Ok(q) = admin_rx.recv().await {
-                let report = shard.borrow_mut().report(q.reset);
-                let _ = q.reply.send(report).await;
+                match q {
+                    AdminQuery::Report { reply, reset } => {
+                        let report = shard.borrow_mut().report(reset);
+                        let _ = reply.send(report).await;
+                    }
+                    other => super::admin_http::answer(&shard, other).await,
+                }
             }
         })
         .detach();

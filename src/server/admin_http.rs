@@ -1,0 +1,531 @@
+//! The HTTP admin server (ZooKeeper's AdminServer, `admin.*` settings): `GET
+//! <commandURL>/<command>` answers ZooKeeper 3.9's commands in its JSON (`crate::admin::
+//! commands`), on the plain threads of `crate::http`, never on a shard. Figures come from the
+//! shards and the write core through the [`Inspector`], as a four-letter word's do.
+//!
+//! Commands that change state or hand out the data (`snapshot`, `restore`, corral's
+//! `log_level`) need `Authorization: <scheme> <auth>` (e.g. `digest user:password`): the ids
+//! the scheme proves must have ALL on `/`, as ZooKeeper's `Commands.handleAuthentication` and
+//! `handleAuthorization` check (401 without proof, 403 without the permission).
+//!
+//! `snapshot` streams a consistent copy of the tree in corral's snapshot format: shard 0 hands
+//! over a copy of its replica once it has applied every write committed before the request
+//! (node data is shared, not copied), and this thread serializes it while the shards go on.
+//!
+//! If the port cannot be bound the server logs a warning and serves clients without it, as
+//! ZooKeeper does when its AdminServer fails to start (a pseudo-cluster on one host).
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use tracing::{info, warn};
+
+use super::{fourlw, snapshots, AdminQuery, Gather, Inspector};
+use crate::admin::commands::{self, Cmd, Context, Method, Spec};
+use crate::admin::json::CommandResponse;
+use crate::auth::provider::{registry, Authenticating};
+use crate::config::Config;
+use crate::http::{self, Limits, Request, Response};
+use crate::proto::records::Acl;
+use crate::storage::snapshot::Cursor;
+use crate::tree::DataTree;
+
+/// Connections open at once (more get 503): operators and scrapers, not clients.
+const MAX_CONNECTIONS: usize = 32;
+/// Request heads beyond this get 431.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The largest `restore` upload: a snapshot of a tree of this size is far beyond what a
+/// server holds in memory anyway.
+const MAX_BODY: u64 = 16 << 30;
+/// How long a tree copy or an ACL may take to come from shard 0 before the request fails.
+const SHARD_WAIT: Duration = Duration::from_secs(30);
+/// ZooKeeper's `Permission.ALL`.
+const PERMS_ALL: i32 = 0x1f;
+
+const JSON: &str = "application/json";
+
+/// Starts the admin server if `admin.enableServer` is on. Never fails the server: a port in
+/// use or an address that does not resolve is logged and the server runs without it.
+pub(super) fn start(cfg: &Config, inspector: Inspector) {
+    let s = &cfg.admin_server;
+    if !s.enabled {
+        return;
+    }
+    let addr = match (s.address.as_str(), s.port).to_socket_addrs() {
+        Ok(mut a) => a.next(),
+        Err(e) => {
+            warn!(address = %s.address, error = %e, "admin server not started: cannot resolve admin.serverAddress");
+            return;
+        }
+    };
+    let Some(addr) = addr else {
+        warn!(address = %s.address, "admin server not started: admin.serverAddress has no address");
+        return;
+    };
+    let listener = match TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(%addr, error = %e, "admin server not started (set admin.serverPort, or admin.enableServer=false); serving clients without it");
+            return;
+        }
+    };
+    let initial_config = cfg
+        .config_path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let admin = Admin {
+        inspector,
+        command_url: s.command_url.clone(),
+        snapshot_enabled: s.snapshot_enabled,
+        restore_enabled: s.restore_enabled,
+        initial_config,
+        // ZooKeeper's snapshot limiter counts the interval in microseconds, its restore
+        // limiter in milliseconds (Commands.java); kept, so the same setting means the same.
+        snapshot_limiter: Limiter::new(Duration::from_micros(s.rate_limiter_interval)),
+        restore_limiter: Limiter::new(Duration::from_millis(s.rate_limiter_interval)),
+    };
+    let limits = Limits {
+        max_connections: MAX_CONNECTIONS,
+        max_head_bytes: MAX_HEAD_BYTES,
+        read_timeout: Duration::from_millis(s.idle_timeout_ms.into()),
+        max_body: MAX_BODY,
+    };
+    match http::serve("corral-admin", listener, limits, Arc::new(admin)) {
+        Ok(server) => info!(
+            address = %server.local_addr(),
+            url = %s.command_url,
+            "admin server started"
+        ),
+        Err(e) => warn!(%addr, error = %e, "admin server not started"),
+    }
+}
+
+/// At most one call per interval (ZooKeeper's `RateLimiter` with one permit).
+struct Limiter {
+    interval: Duration,
+    last: Mutex<Option<Instant>>,
+}
+
+impl Limiter {
+    fn new(interval: Duration) -> Limiter {
+        Limiter {
+            interval,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn allow(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < self.interval) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
+struct Admin {
+    inspector: Inspector,
+    command_url: String,
+    snapshot_enabled: bool,
+    restore_enabled: bool,
+    initial_config: String,
+    snapshot_limiter: Limiter,
+    restore_limiter: Limiter,
+}
+
+fn json(r: &CommandResponse) -> Response {
+    Response::new(r.status, JSON, r.body())
+}
+
+impl http::Handler for Admin {
+    fn handle(&self, req: &Request, body: &mut dyn Read) -> Response {
+        let url = self.command_url.as_str();
+        let name = if req.path == url || req.path.strip_prefix(url) == Some("/") {
+            None
+        } else if let Some(name) = req.path.strip_prefix(url).and_then(|r| r.strip_prefix('/')) {
+            Some(name)
+        } else {
+            // Outside the command URL: nothing lives there.
+            let r = CommandResponse::error(
+                &req.path,
+                format!("Not found: {}; the commands are under {url}", req.path),
+                404,
+            );
+            return json(&r);
+        };
+        let method = match req.method.as_str() {
+            // HEAD is GET without the body (the HTTP layer drops it), as in Jetty.
+            "GET" | "HEAD" => Method::Get,
+            "POST" => Method::Post,
+            other => {
+                let r = CommandResponse::error(
+                    name.unwrap_or(""),
+                    format!("Method {other} not allowed; use GET, or POST for restore"),
+                    405,
+                );
+                return json(&r).header("Allow", "GET, HEAD, POST");
+            }
+        };
+        let Some(name) = name else {
+            return Response::new(
+                200,
+                "text/html; charset=utf-8",
+                commands::command_links(url),
+            );
+        };
+        let Some(spec) = commands::lookup(name) else {
+            // ZooKeeper answers an unknown command with 200 and the error in the JSON.
+            let r = CommandResponse::error(name, format!("Unknown command: {name}"), 200);
+            return json(&r);
+        };
+        if spec.method != method {
+            let allow = match spec.method {
+                Method::Get => "GET, HEAD",
+                Method::Post => "POST",
+            };
+            let r = CommandResponse::error(
+                spec.primary(),
+                format!("{} takes {allow}, not {}", spec.primary(), req.method),
+                405,
+            );
+            return json(&r).header("Allow", allow);
+        }
+        if spec.server_required && !self.serving() {
+            return json(&CommandResponse::error(
+                spec.primary(),
+                crate::admin::NOT_SERVING,
+                200,
+            ));
+        }
+        if spec.auth {
+            if let Err(r) = self.authorize(spec, req) {
+                warn!(command = spec.primary(), peer = %req.peer, error = ?r.error, "admin command refused");
+                return json(&r);
+            }
+        }
+        match spec.cmd {
+            Cmd::Snapshot => self.snapshot(spec, req),
+            Cmd::Restore => json(&self.restore(spec, body)),
+            Cmd::SetTraceMask => json(&set_trace_mask(spec, req)),
+            Cmd::LogLevel => json(&log_level(spec, req)),
+            _ => {
+                let ask = Gather {
+                    reset: spec.cmd == Cmd::StatReset,
+                    storage: spec.cmd == Cmd::Monitor,
+                };
+                let data = self.inspector.gather(ask);
+                let ctx = Context {
+                    initial_config: self.initial_config.clone(),
+                    last_snapshot: if spec.cmd == Cmd::LastSnapshot {
+                        last_snapshot(self.inspector.config())
+                    } else {
+                        None
+                    },
+                };
+                let cfg = self.inspector.config();
+                json(&commands::render_json(spec, &data, cfg, &ctx))
+            }
+        }
+    }
+}
+
+impl Admin {
+    /// Whether the server serves clients (a member in an election does not).
+    fn serving(&self) -> bool {
+        self.inspector.serving()
+    }
+
+    /// ZooKeeper's `handleAuthentication` then `handleAuthorization` on `/` with ALL.
+    fn authorize(&self, spec: &Spec, req: &Request) -> Result<(), CommandResponse> {
+        let cmd = spec.primary();
+        let Some(info) = req.header("authorization") else {
+            return Err(CommandResponse::error(
+                cmd,
+                "Auth info is missing for the command",
+                401,
+            ));
+        };
+        let refused = || CommandResponse::error(cmd, "Not authenticated", 401);
+        // Java's split(" ") drops trailing empty strings: "digest u:p " is two parts.
+        let mut parts: Vec<&str> = info.split(' ').collect();
+        while parts.len() > 1 && parts.last() == Some(&"") {
+            parts.pop();
+        }
+        if parts.is_empty() || parts.len() > 2 {
+            return Err(refused());
+        }
+        let Some(provider) = registry().get(parts[0]) else {
+            return Err(refused());
+        };
+        let ctx = Authenticating {
+            peer: req.peer.ip(),
+            super_digest: self.inspector.config().super_digest.as_deref(),
+        };
+        let auth = parts.get(1).copied().unwrap_or("").as_bytes();
+        let ids = match provider.handle_authentication(&ctx, auth) {
+            Ok(ids) if !ids.is_empty() => ids,
+            _ => return Err(refused()),
+        };
+        let acl = self
+            .inspector
+            .root_acl()
+            .ok_or_else(|| CommandResponse::error(cmd, "Error occurred during auth", 500))?;
+        // Each bit of the permission on its own, as ZooKeeper checks them.
+        let all_bits = (0..5)
+            .map(|b| 1 << b)
+            .all(|bit| PERMS_ALL & bit == 0 || crate::tree::acl::allowed(&acl, bit, &ids));
+        if !all_bits {
+            return Err(CommandResponse::error(cmd, "Not authorized", 403));
+        }
+        Ok(())
+    }
+
+    /// `snapshot[?streaming=false]`: the tree as one of corral's snapshot files; headers
+    /// `last_zxid` and `snapshot_size` as ZooKeeper 3.9 sends them.
+    fn snapshot(&self, spec: &Spec, req: &Request) -> Response {
+        let cmd = spec.primary();
+        if !self.snapshot_enabled {
+            warn!("snapshot command is disabled (admin.snapshot.enabled=false)");
+            return json(&CommandResponse::error(
+                cmd,
+                "Snapshot command is disabled",
+                503,
+            ));
+        }
+        if !self.snapshot_limiter.allow() {
+            warn!("snapshot request was rate limited");
+            return json(&CommandResponse::error(
+                cmd,
+                "Snapshot request was rate limited",
+                429,
+            ));
+        }
+        // Java's Boolean.parseBoolean: only "true" (any case) is true.
+        let streaming = req
+            .param("streaming")
+            .is_none_or(|v| v.eq_ignore_ascii_case("true"));
+        let Some(tree) = self.inspector.tree_copy() else {
+            return json(&CommandResponse::error(
+                cmd,
+                "Exception occurred when taking the snapshot",
+                500,
+            ));
+        };
+        let zxid = tree.last_zxid();
+        // A first pass counts the bytes (the copy does not change), so the size header is
+        // exact and memory stays flat however large the tree.
+        let mut counter = Counter(0);
+        let _ = write_snapshot(&tree, &mut counter);
+        let size = counter.0;
+        info!(zxid = format!("{zxid:#x}"), bytes = size, peer = %req.peer, "snapshot requested over the admin server");
+        let headers = |r: Response| {
+            r.header("last_zxid", &format!("0x{zxid:x}"))
+                .header("snapshot_size", &size.to_string())
+        };
+        if !streaming {
+            return headers(json(&CommandResponse::new(cmd)));
+        }
+        let tree = Arc::new(tree);
+        headers(Response::streamed(
+            200,
+            "application/octet-stream",
+            Box::new(move |w: &mut dyn Write| write_snapshot(&tree, w)),
+        ))
+    }
+
+    /// `restore`: see docs/operations.md ("Admin server").
+    fn restore(&self, spec: &Spec, _body: &mut dyn Read) -> CommandResponse {
+        let cmd = spec.primary();
+        if !self.restore_enabled {
+            return CommandResponse::error(cmd, "Restore command is disabled", 503);
+        }
+        if self.inspector.config().is_distributed() {
+            return CommandResponse::error(
+                cmd,
+                "restore is for a standalone server; in an ensemble, restore a member's data \
+                 directory while it is stopped",
+                400,
+            );
+        }
+        if !self.restore_limiter.allow() {
+            return CommandResponse::error(cmd, "Restore request was rate limited", 429);
+        }
+        CommandResponse::error(cmd, "restore is not implemented yet", 501)
+    }
+}
+
+/// Writes `tree` as a snapshot file: header, sessions, nodes, end frame.
+fn write_snapshot(tree: &DataTree, w: &mut dyn Write) -> io::Result<()> {
+    let mut cursor = Cursor::new();
+    let mut buf = Vec::with_capacity(1 << 16);
+    cursor.begin(tree, &mut buf);
+    w.write_all(&buf)?;
+    loop {
+        buf.clear();
+        let done = cursor.step(tree, snapshots::NODES_PER_STEP, &mut buf);
+        w.write_all(&buf)?;
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// A writer that only counts.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0 += b.len() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `set_trace_mask?traceMask=<long>`, ZooKeeper's messages.
+fn set_trace_mask(spec: &Spec, req: &Request) -> CommandResponse {
+    let mut r = CommandResponse::new(spec.primary());
+    match req.param("traceMask") {
+        None => {
+            r.data
+                .put("error", "setTraceMask requires long traceMask argument");
+        }
+        Some(v) => match v.parse::<i64>() {
+            Ok(mask) => {
+                fourlw::set_trace_mask(mask);
+                r.data.put("tracemask", mask);
+            }
+            Err(_) => {
+                r.data.put(
+                    "error",
+                    format!("setTraceMask requires long traceMask argument, got {v}"),
+                );
+            }
+        },
+    }
+    r
+}
+
+/// corral's `log_level[?level=<filter>]`: the log filter in force, or set a new one
+/// (`crate::logging::set_filter`; the same filters as `CORRAL_LOG`).
+fn log_level(spec: &Spec, req: &Request) -> CommandResponse {
+    let mut r = CommandResponse::new(spec.primary());
+    match req.param("level") {
+        None => {
+            r.data.put("level", crate::logging::current());
+        }
+        Some(level) => match crate::logging::set_filter(level) {
+            Ok(old) => {
+                r.data.put("level", crate::logging::current());
+                r.data.put("previous", old);
+            }
+            Err(e) => return CommandResponse::error(spec.primary(), e, 400),
+        },
+    }
+    r
+}
+
+/// The newest snapshot on disk: its zxid and its file's modification time in seconds.
+fn last_snapshot(cfg: &Config) -> Option<(i64, u64)> {
+    let dir = snapshots::snapshot_dir(&cfg.data_dir);
+    let snaps = crate::storage::recover::snapshots(&dir).ok()?;
+    let (zxid, path) = snaps.first()?;
+    let secs = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Some((*zxid, secs))
+}
+
+/// Questions only the admin server asks.
+impl Inspector {
+    /// Whether the write core serves clients now.
+    fn serving(&self) -> bool {
+        let (tx, rx) = async_channel::bounded(1);
+        futures_lite::future::block_on(async {
+            if self.to_core.send(super::ToCore::Report(tx)).await.is_err() {
+                return false;
+            }
+            rx.recv().await.is_ok_and(|r| r.serving)
+        })
+    }
+
+    /// The root's ACL, from shard 0's replica.
+    fn root_acl(&self) -> Option<Vec<Acl>> {
+        let (tx, rx) = async_channel::bounded(1);
+        self.ask_shard0(AdminQuery::RootAcl(tx), rx)
+    }
+
+    /// A copy of shard 0's replica once it holds every write committed before this call.
+    fn tree_copy(&self) -> Option<DataTree> {
+        let at_least = self
+            .shared
+            .committed
+            .load(std::sync::atomic::Ordering::Acquire);
+        let (tx, rx) = async_channel::bounded(1);
+        self.ask_shard0(
+            AdminQuery::Tree {
+                at_least,
+                reply: tx,
+            },
+            rx,
+        )
+    }
+
+    fn ask_shard0<T>(&self, q: AdminQuery, rx: async_channel::Receiver<T>) -> Option<T> {
+        let shard0 = self.shared.admin.first()?;
+        futures_lite::future::block_on(async {
+            shard0.send(q).await.ok()?;
+            futures_lite::future::or(async { rx.recv().await.ok() }, async {
+                async_io_sleep(SHARD_WAIT).await;
+                None
+            })
+            .await
+        })
+    }
+}
+
+/// A timer for `block_on` on a plain thread (no reactor): a helper thread wakes the future.
+async fn async_io_sleep(d: Duration) {
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        std::thread::sleep(d);
+        let _ = tx.try_send(());
+    });
+    let _ = rx.recv().await;
+}
+
+/// Shard side: answers the admin server's questions about the replica.
+pub(super) async fn answer(shard: &super::shard::ShardRef, q: AdminQuery) {
+    match q {
+        AdminQuery::Report { .. } => unreachable!("reports are answered by the shard's loop"),
+        AdminQuery::RootAcl(reply) => {
+            let acl = {
+                let s = shard.borrow();
+                let tree = s.tree.borrow();
+                tree.get("/").map(|n| (*n.acl).clone()).unwrap_or_default()
+            };
+            let _ = reply.send(acl).await;
+        }
+        AdminQuery::Tree { at_least, reply } => {
+            // The commits before `at_least` are on their way to this shard; wait for them
+            // (bounded: a stalled shard fails the request, not the admin server).
+            let deadline = Instant::now() + SHARD_WAIT;
+            while shard.borrow().tree.borrow().last_zxid() < at_least {
+                if Instant::now() > deadline {
+                    return;
+                }
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+            let copy = shard.borrow().tree.borrow().clone();
+            let _ = reply.send(copy).await;
+        }
+    }
+}
