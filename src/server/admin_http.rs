@@ -338,7 +338,8 @@ impl Admin {
         ))
     }
 
-    /// `restore`: see docs/operations.md ("Admin server").
+    /// `restore`: refused in an ensemble (as asked of corral), rate limited and switchable as
+    /// ZooKeeper's; the replacement itself is not implemented (501).
     fn restore(&self, spec: &Spec, _body: &mut dyn Read) -> CommandResponse {
         let cmd = spec.primary();
         if !self.restore_enabled {
@@ -355,7 +356,15 @@ impl Admin {
         if !self.restore_limiter.allow() {
             return CommandResponse::error(cmd, "Restore request was rate limited", 429);
         }
-        CommandResponse::error(cmd, "restore is not implemented yet", 501)
+        // Replacing the data of a running server (every shard's replica, the write core's
+        // state, the log) is not done yet: a backup is restored offline (docs/operations.md).
+        CommandResponse::error(
+            cmd,
+            "restore over HTTP is not implemented in corral yet: stop the server, empty its \
+             dataDir and dataLogDir, put the snapshot there as snapshots/snap-<16 hex digits of \
+             its last_zxid>.snap, and start it (docs/operations.md, \"Admin server\")",
+            501,
+        )
     }
 }
 
