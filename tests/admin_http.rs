@@ -629,8 +629,14 @@ async fn a_taken_admin_port_is_a_warning_not_a_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_level_is_guarded_and_changes_the_filter() {
-    let (_server, port) = admin_server(&[("admin.commandURL", "/admin/")]).await;
+async fn guarded_commands_log_level_and_rate_limits() {
+    // A long rate-limiter interval: restore reads it in milliseconds, snapshot in
+    // microseconds (as ZooKeeper 3.9 does), so 6e8 is at least 600 s for both.
+    let (_server, port) = admin_server(&[
+        ("admin.commandURL", "/admin/"),
+        ("admin.rateLimiterIntervalInMS", "600000000"),
+    ])
+    .await;
     blocking(move || {
         // admin.commandURL moves the commands.
         assert_eq!(get(port, "/commands/ruok").status, 404);
@@ -657,6 +663,31 @@ async fn log_level_is_guarded_and_changes_the_filter() {
             .contains("bad log filter"));
         let r = http(port, "GET", "/admin/log_level?level=info", &auth, b"");
         assert_eq!(r.json()["previous"], "debug");
+
+        // One snapshot and one restore per interval; then 429.
+        let r = http(port, "GET", "/admin/snapshot?streaming=false", &auth, b"");
+        assert_eq!(r.status, 200);
+        let r = http(port, "GET", "/admin/snapshot", &auth, b"");
+        assert_eq!(r.status, 429);
+        assert_eq!(r.json()["error"], "Snapshot request was rate limited");
+        assert_eq!(
+            http(port, "POST", "/admin/restore", &auth, b"x").status,
+            501
+        );
+        assert_eq!(
+            http(port, "POST", "/admin/restore", &auth, b"x").status,
+            429
+        );
+        // An upload beyond the body limit is refused before any handler runs.
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            b"POST /admin/restore HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n",
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        assert_eq!(parse_reply(&raw).status, 413);
     })
     .await;
 }

@@ -17,6 +17,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -36,10 +37,12 @@ use crate::tree::DataTree;
 const MAX_CONNECTIONS: usize = 32;
 /// Request heads beyond this get 431.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// The largest `restore` upload: a snapshot of a tree of this size is far beyond what a
-/// server holds in memory anyway.
-const MAX_BODY: u64 = 16 << 30;
-/// How long a tree copy or an ACL may take to come from shard 0 before the request fails.
+/// The largest request body: `restore` is answered without reading its upload (501, see
+/// `Admin::restore`), and the HTTP layer reads and drops what a handler leaves, so a bound
+/// keeps a large upload from being read for nothing (413 beyond it).
+const MAX_BODY: u64 = 64 << 20;
+/// How long shard 0 waits to have applied the writes a snapshot must hold before it gives up
+/// (the request then fails with 500).
 const SHARD_WAIT: Duration = Duration::from_secs(30);
 /// ZooKeeper's `Permission.ALL`.
 const PERMS_ALL: i32 = 0x1f;
@@ -86,6 +89,7 @@ pub(super) fn start(cfg: &Config, inspector: Inspector) {
         // limiter in milliseconds (Commands.java); kept, so the same setting means the same.
         snapshot_limiter: Limiter::new(Duration::from_micros(s.rate_limiter_interval)),
         restore_limiter: Limiter::new(Duration::from_millis(s.rate_limiter_interval)),
+        sending: Arc::new(AtomicBool::new(false)),
     };
     let limits = Limits {
         max_connections: MAX_CONNECTIONS,
@@ -136,6 +140,18 @@ struct Admin {
     initial_config: String,
     snapshot_limiter: Limiter,
     restore_limiter: Limiter,
+    /// Set while a snapshot is being sent: each holds a copy of the tree's node table, so
+    /// one at a time (a second gets 429).
+    sending: Arc<AtomicBool>,
+}
+
+/// Clears `Admin::sending` when a snapshot's stream ends, however it ends.
+struct Sending(Arc<AtomicBool>);
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 fn json(r: &CommandResponse) -> Response {
@@ -305,6 +321,14 @@ impl Admin {
                 429,
             ));
         }
+        if self.sending.swap(true, Ordering::AcqRel) {
+            return json(&CommandResponse::error(
+                cmd,
+                "A snapshot is already being sent; try again when it is done",
+                429,
+            ));
+        }
+        let sending = Sending(self.sending.clone());
         // Java's Boolean.parseBoolean: only "true" (any case) is true.
         let streaming = req
             .param("streaming")
@@ -334,7 +358,10 @@ impl Admin {
         headers(Response::streamed(
             200,
             "application/octet-stream",
-            Box::new(move |w: &mut dyn Write| write_snapshot(&tree, w)),
+            Box::new(move |w: &mut dyn Write| {
+                let _sending = sending;
+                write_snapshot(&tree, w)
+            }),
         ))
     }
 
@@ -474,10 +501,7 @@ impl Inspector {
 
     /// A copy of shard 0's replica once it holds every write committed before this call.
     fn tree_copy(&self) -> Option<DataTree> {
-        let at_least = self
-            .shared
-            .committed
-            .load(std::sync::atomic::Ordering::Acquire);
+        let at_least = self.shared.committed.load(Ordering::Acquire);
         let (tx, rx) = async_channel::bounded(1);
         self.ask_shard0(
             AdminQuery::Tree {
@@ -488,27 +512,15 @@ impl Inspector {
         )
     }
 
+    /// Asks shard 0. No timer here: the shard answers at once or, for a tree copy, gives up
+    /// after [`SHARD_WAIT`] and drops the reply channel, which ends the wait.
     fn ask_shard0<T>(&self, q: AdminQuery, rx: async_channel::Receiver<T>) -> Option<T> {
         let shard0 = self.shared.admin.first()?;
         futures_lite::future::block_on(async {
             shard0.send(q).await.ok()?;
-            futures_lite::future::or(async { rx.recv().await.ok() }, async {
-                async_io_sleep(SHARD_WAIT).await;
-                None
-            })
-            .await
+            rx.recv().await.ok()
         })
     }
-}
-
-/// A timer for `block_on` on a plain thread (no reactor): a helper thread wakes the future.
-async fn async_io_sleep(d: Duration) {
-    let (tx, rx) = async_channel::bounded::<()>(1);
-    std::thread::spawn(move || {
-        std::thread::sleep(d);
-        let _ = tx.try_send(());
-    });
-    let _ = rx.recv().await;
 }
 
 /// Shard side: answers the admin server's questions about the replica.
