@@ -635,4 +635,76 @@ mod tests {
         // Not needing a server, mntr still answers.
         assert!(j("mntr", &data).contains("\"server_state\" : \"standalone\""));
     }
+
+    #[test]
+    fn quorum_member_shapes() {
+        use crate::config::{ClientEndpoint, ServerSpec};
+        let spec = |id: u64, role, client| ServerSpec {
+            id,
+            host: format!("zk{id}"),
+            quorum_port: 2888,
+            election_port: 3888,
+            role,
+            client,
+        };
+        let mut cfg = Config {
+            my_id: Some(2),
+            ..Config::default()
+        };
+        cfg.servers.insert(1, spec(1, PeerRole::Participant, None));
+        let client = Some(ClientEndpoint {
+            host: None,
+            port: 2181,
+        });
+        cfg.servers
+            .insert(2, spec(2, PeerRole::Participant, client));
+        cfg.servers.insert(3, spec(3, PeerRole::Observer, None));
+        let mut data = AdminData::default();
+        data.stats.mode = ServerMode::Follower;
+        data.stats.leader_id = Some(1);
+        data.stats.peer_state = Some("following - broadcast".into());
+        data.stats.last_zxid = 0x3_0000_0007;
+        data.stats.client_port = 2181;
+        let ctx = Context::default();
+        let j = |name: &str| render_json(lookup(name).unwrap(), &data, &cfg, &ctx).to_json();
+        let Json::Obj(lead) = j("leader") else {
+            panic!()
+        };
+        assert_eq!(
+            lead,
+            vec![
+                ("is_leader".to_string(), Json::Bool(false)),
+                ("leader_id".to_string(), Json::Int(1)),
+                ("leader_ip".to_string(), Json::Str("zk1".into())),
+                ("command".to_string(), Json::Str("leader".into())),
+                ("error".to_string(), Json::Null),
+            ]
+        );
+        let zab = render_json(lookup("zabstate").unwrap(), &data, &cfg, &ctx);
+        assert_eq!(
+            zab.data.get("zabstate"),
+            Some(&Json::Str("broadcast".into()))
+        );
+        assert_eq!(
+            zab.data.get("last_zxid"),
+            Some(&Json::Str("0x300000007".into()))
+        );
+        assert_eq!(zab.data.get("zab_epoch"), Some(&Json::Int(3)));
+        assert_eq!(zab.data.get("zab_counter"), Some(&Json::Int(7)));
+        assert_eq!(zab.data.get("voting"), Some(&Json::Bool(true)));
+        assert_eq!(zab.data.get("myid"), Some(&Json::UInt(2)));
+        let view = render_json(lookup("voting_view").unwrap(), &data, &cfg, &ctx).body();
+        // Voting members only (the observer is not in the voting view).
+        assert!(
+            view.contains("\"1\" : {\n      \"server_addresses\" : [ \"zk1:2888\" ]"),
+            "{view}"
+        );
+        assert!(
+            view.contains("\"client_address\" : \"0.0.0.0:2181\""),
+            "{view}"
+        );
+        assert!(!view.contains("\"3\""), "{view}");
+        let conf = render_json(lookup("conf").unwrap(), &data, &cfg, &ctx);
+        assert_eq!(conf.data.get("server_id"), Some(&Json::UInt(2)));
+    }
 }
