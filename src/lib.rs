@@ -25,3 +25,4 @@ pub mod txn;
 pub mod watch;
 pub mod write;
 pub mod zab;
+pub mod zkfiles;

@@ -1,0 +1,261 @@
+//! `corral import-zookeeper`: a ZooKeeper data dir (and its dataLogDir, when apart) into a
+//! corral data dir. It loads the newest snapshot and replays the logs after it exactly as
+//! ZooKeeper's FileTxnSnapLog.restore does (the snapshot is fuzzy: replay tolerates finding a
+//! change already there), then writes the result as one corral snapshot. The target is built
+//! beside `--to` and renamed into place, so nothing is half-written; damaged input (a bad
+//! checksum, a cut, a gap in the zxids) is refused rather than imported in part.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::{at, epoch_of, snap, txnlog, zk_files_dir, zxid_from_name, Args, Staged};
+use crate::storage::log::follows;
+use crate::storage::snapshot::{snapshot_name, Cursor};
+use crate::tree::{parent_of, DataTree};
+use crate::txn::TxnOp;
+
+pub const USAGE: &str = "\
+usage: corral import-zookeeper --from <ZooKeeper dataDir> [--from-log <ZooKeeper dataLogDir>]
+                               --to <corral dataDir> [--force]
+  Reads ZooKeeper's newest snapshot and the transaction logs after it (<dir>/version-2) and
+  writes a corral data dir holding the same tree, sessions and zxids. Stop ZooKeeper first.
+  --force  replace a --to that is not empty
+";
+
+/// What was imported.
+#[derive(Debug)]
+pub struct Summary {
+    pub snapshot: Option<PathBuf>,
+    pub logs: Vec<PathBuf>,
+    pub txns: usize,
+    pub zxid: i64,
+    pub nodes: usize,
+    pub sessions: usize,
+}
+
+/// `corral import-zookeeper ...`: exit status 0 when imported, 1 when the input is refused
+/// (damaged, not ZooKeeper's, a non-empty target), 2 for usage errors.
+pub fn main(args: &[String]) -> i32 {
+    let args = match Args::parse(args) {
+        Ok(a) if a.help => {
+            print!("{USAGE}");
+            return 0;
+        }
+        Ok(a) => a,
+        Err(e) => {
+            eprint!("corral import-zookeeper: {e}\n{USAGE}");
+            return 2;
+        }
+    };
+    let (Some(from), Some(to)) = (&args.from, &args.to) else {
+        eprint!("corral import-zookeeper: --from and --to are required\n{USAGE}");
+        return 2;
+    };
+    match run(from, args.from_log.as_deref(), to, args.force) {
+        Ok(s) => {
+            match &s.snapshot {
+                Some(p) => println!("snapshot {}", p.display()),
+                None => println!("no snapshot: replaying the logs from the start"),
+            }
+            for l in &s.logs {
+                println!("log {}", l.display());
+            }
+            println!(
+                "imported {} znodes and {} sessions at zxid {:#x} ({} txns replayed) into {}",
+                s.nodes,
+                s.sessions,
+                s.zxid,
+                s.txns,
+                to.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("corral import-zookeeper: {e}");
+            1
+        }
+    }
+}
+
+/// `name`s in `dir` that parse as `<prefix>.<zxid>`, with the zxid; sorted by zxid.
+fn listed(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, String> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir).map_err(at(dir))? {
+        let e = e.map_err(at(dir))?;
+        if let Some(z) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| zxid_from_name(n, prefix))
+        {
+            v.push((z, e.path()));
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// Reads a snapshot file, uncompressing a `.gz` one; a `.snappy` one is refused.
+fn snapshot_bytes(path: &Path) -> Result<Vec<u8>, String> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let raw = fs::read(path).map_err(at(path))?;
+    if name.ends_with(".snappy") {
+        return Err(format!(
+            "{}: snappy-compressed snapshots are not supported; restart ZooKeeper with \
+             zookeeper.snapshot.compression.method unset (or gz), let it take a snapshot \
+             (snapCount), and import again",
+            path.display()
+        ));
+    }
+    if name.ends_with(".gz") {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{}: not an intact gzip stream: {e}", path.display()))?;
+        return Ok(out);
+    }
+    Ok(raw)
+}
+
+/// Imports `from` (and `from_log`) into `to`.
+pub fn run(
+    from: &Path,
+    from_log: Option<&Path>,
+    to: &Path,
+    force: bool,
+) -> Result<Summary, String> {
+    let snap_dir = zk_files_dir(from)?;
+    let log_dir = match from_log {
+        Some(d) => zk_files_dir(d)?,
+        None => snap_dir.clone(),
+    };
+    let snaps = listed(&snap_dir, "snapshot")?;
+    let logs = listed(&log_dir, "log")?;
+    if snaps.is_empty() && logs.is_empty() {
+        return Err(format!(
+            "{}: no snapshot.* or log.* files: nothing to import",
+            snap_dir.display()
+        ));
+    }
+    // The newest snapshot; a damaged one is refused, not skipped: the user decides whether
+    // an older one (and the logs after it) is what they want, by moving the damaged one away.
+    let (mut tree, snap_zxid, snapshot) = match snaps.last() {
+        Some((z, p)) => {
+            let bytes = snapshot_bytes(p)?;
+            let (tree, _) = snap::read(Bytes::from(bytes), *z).map_err(|e| {
+                format!(
+                    "{}: {e}\n(move it aside to import from an older snapshot and the logs \
+                     after it)",
+                    p.display()
+                )
+            })?;
+            (tree, Some(*z), Some(p.clone()))
+        }
+        None => (DataTree::new(), None, None),
+    };
+    // ZooKeeper's FileTxnLog.getLogFiles: the newest log starting at or before the
+    // snapshot's zxid, and every later one.
+    let start = snap_zxid.unwrap_or(0);
+    let first = logs.iter().rposition(|(z, _)| *z <= start).unwrap_or(0);
+    let logs = &logs[first..];
+    let mut prev = snap_zxid;
+    let mut replayed = 0;
+    for (_, path) in logs {
+        let bytes = fs::read(path).map_err(at(path))?;
+        let name = path.display().to_string();
+        for mut txn in txnlog::read(&bytes, &name)? {
+            if txn.zxid <= start && snap_zxid.is_some() {
+                continue;
+            }
+            if let Some(p) = prev {
+                if !follows(p, txn.zxid) {
+                    return Err(format!(
+                        "{name}: zxid {:#x} does not follow {p:#x}: transactions are missing \
+                         between them (a log file lost or damaged)",
+                        txn.zxid
+                    ));
+                }
+            }
+            prev = Some(txn.zxid);
+            settle_parent_cversion(&tree, &mut txn.op);
+            tree.apply_replay(&txn);
+            replayed += 1;
+        }
+    }
+    let zxid = tree.last_zxid();
+    let accepted = read_epoch(&snap_dir, "acceptedEpoch")?;
+    let current = read_epoch(&snap_dir, "currentEpoch")?;
+    let epoch = epoch_of(zxid);
+    let staged = Staged::new(to, force)?;
+    write_corral(
+        staged.path(),
+        &tree,
+        accepted.max(epoch),
+        current.max(epoch),
+    )?;
+    staged.commit()?;
+    Ok(Summary {
+        snapshot,
+        logs: logs.iter().map(|(_, p)| p.clone()).collect(),
+        txns: replayed,
+        zxid,
+        // node_count counts the root twice, as ZooKeeper does.
+        nodes: tree.node_count() - 1,
+        sessions: tree.sessions().count(),
+    })
+}
+
+/// ZooKeeper's DataTree.createNode takes a parentCVersion of -1 as "the parent's plus one"
+/// (older servers logged it so); corral's txns carry the value itself.
+fn settle_parent_cversion(tree: &DataTree, op: &mut TxnOp) {
+    match op {
+        TxnOp::Create {
+            path,
+            parent_cversion,
+            ..
+        } if *parent_cversion == -1 => {
+            if let Some(p) = tree.get(parent_of(path)) {
+                *parent_cversion = p.cversion + 1;
+            }
+        }
+        TxnOp::Multi(ops) => {
+            for op in ops {
+                settle_parent_cversion(tree, op);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One of a ZooKeeper member's epoch files (absent for a standalone server: 0).
+fn read_epoch(dir: &Path, name: &str) -> Result<u32, String> {
+    let p = dir.join(name);
+    match fs::read_to_string(&p) {
+        Ok(s) => s
+            .trim()
+            .parse::<u32>()
+            .map_err(|e| format!("{}: not an epoch ({e})", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(at(&p)(e)),
+    }
+}
+
+/// A corral data dir in `dir`: the tree as one snapshot at its last zxid (so recovery replays
+/// nothing), and the epochs when the zxids are past epoch 0 (an ensemble's), so a member
+/// started on it never goes back to an older epoch.
+fn write_corral(dir: &Path, tree: &DataTree, accepted: u32, current: u32) -> Result<(), String> {
+    let snap_dir = crate::server::snapshots::snapshot_dir(dir);
+    fs::create_dir_all(&snap_dir).map_err(at(&snap_dir))?;
+    let mut out = Vec::new();
+    let mut cursor = Cursor::new();
+    cursor.begin(tree, &mut out);
+    while !cursor.step(tree, 4096, &mut out) {}
+    let path = snap_dir.join(snapshot_name(tree.last_zxid()));
+    fs::write(&path, &out).map_err(at(&path))?;
+    if accepted > 0 || current > 0 {
+        crate::storage::epochs::write(dir, accepted, current).map_err(at(dir))?;
+    }
+    Ok(())
+}
