@@ -478,3 +478,62 @@ async fn export_to_zookeeper_keeps_every_node_stat_and_acl() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_snapshots_and_a_separate_data_log_dir_import() {
+    timed(180, async {
+        let logs = make_temp_dir();
+        let zk_opts = opts()
+            .cfg("snapshot.compression.method", "gz")
+            .cfg("dataLogDir", logs.display());
+        let mut zks = TestServer::start_target(Target::ZooKeeper, zk_opts).await;
+        let c = zks.client().await;
+        let keep = owner(&zks.addr(), Duration::from_secs(30)).await;
+        let lose = owner(&zks.addr(), Duration::from_secs(30)).await;
+        fill(&c, &keep, &lose).await;
+        let want = dump(&reader(&zks.addr()).await).await;
+        zks.kill9();
+        drop((c, keep, lose));
+        let snaps = files(&zks.data_dir().join("version-2"), "snapshot");
+        assert!(
+            snaps.iter().all(|p| p.to_string_lossy().ends_with(".gz")) && !snaps.is_empty(),
+            "{snaps:?}"
+        );
+        assert!(!files(&logs.join("version-2"), "log").is_empty());
+
+        let mut cs = TestServer::start_target(Target::Corral, opts()).await;
+        cs.stop();
+        // Without the log dir the logs are missing: the import warns that it has the snapshot
+        // alone. With it, everything.
+        let o = corral(&[
+            "import-zookeeper",
+            "--from",
+            zks.data_dir().to_str().unwrap(),
+            "--to",
+            cs.data_dir().to_str().unwrap(),
+            "--force",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("--from-log"),
+            "{}",
+            text(&o)
+        );
+        let o = corral(&[
+            "import-zookeeper",
+            "--from",
+            zks.data_dir().to_str().unwrap(),
+            "--from-log",
+            logs.to_str().unwrap(),
+            "--to",
+            cs.data_dir().to_str().unwrap(),
+            "--force",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        cs.start_again().await;
+        let got = dump(&reader(&cs.addr()).await).await;
+        assert_same(&want, &got, "corral after importing gzip snapshots");
+        let _ = std::fs::remove_dir_all(&logs);
+    })
+    .await;
+}

@@ -33,6 +33,8 @@ pub struct Summary {
     pub zxid: i64,
     pub nodes: usize,
     pub sessions: usize,
+    /// Things the user should check (printed to stderr).
+    pub warnings: Vec<String>,
 }
 
 /// `corral import-zookeeper ...`: exit status 0 when imported, 1 when the input is refused
@@ -55,6 +57,9 @@ pub fn main(args: &[String]) -> i32 {
     };
     match run(from, args.from_log.as_deref(), to, args.force) {
         Ok(s) => {
+            for w in &s.warnings {
+                eprintln!("corral import-zookeeper: warning: {w}");
+            }
             match &s.snapshot {
                 Some(p) => println!("snapshot {}", p.display()),
                 None => println!("no snapshot: replaying the logs from the start"),
@@ -133,6 +138,14 @@ pub fn run(
     };
     let snaps = listed(&snap_dir, "snapshot")?;
     let logs = listed(&log_dir, "log")?;
+    let mut warnings = Vec::new();
+    if logs.is_empty() {
+        warnings.push(format!(
+            "no log.* files in {}: only the snapshot is imported; if ZooKeeper's dataLogDir \
+             is elsewhere, pass it with --from-log",
+            log_dir.display()
+        ));
+    }
     if snaps.is_empty() && logs.is_empty() {
         return Err(format!(
             "{}: no snapshot.* or log.* files: nothing to import",
@@ -204,6 +217,7 @@ pub fn run(
         // node_count counts the root twice, as ZooKeeper does.
         nodes: tree.node_count() - 1,
         sessions: tree.sessions().count(),
+        warnings,
     })
 }
 
