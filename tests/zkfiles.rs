@@ -365,7 +365,12 @@ async fn import_from_zookeeper_keeps_every_node_stat_acl_and_session() {
 
         // Damaged input is refused, and nothing is written.
         let scratch = make_temp_dir();
-        let newest_snap = snaps.last().unwrap();
+        // The newest complete snapshot (a crash can leave a newer one cut short).
+        let newest_snap = snaps
+            .iter()
+            .rev()
+            .find(|p| std::fs::read(p).unwrap().ends_with(&[0, 0, 0, 1, b'/']))
+            .unwrap();
         let newest_log = logs.last().unwrap();
         let damaged = |name: &str, edit: &dyn Fn(&Path)| {
             let d = scratch.join(name);
@@ -382,12 +387,45 @@ async fn import_from_zookeeper_keeps_every_node_stat_acl_and_session() {
         let snap_len = std::fs::metadata(newest_snap).unwrap().len() as usize;
         let d = damaged("snap-flip", &|v2| flip(&v2.join(&snap_name), snap_len / 2));
         refused(&d, &scratch, &snap_name.to_string_lossy());
-        let d = damaged("snap-cut", &|v2| {
-            let p = v2.join(&snap_name);
-            let b = std::fs::read(&p).unwrap();
-            std::fs::write(&p, &b[..b.len() - 20]).unwrap();
-        });
-        refused(&d, &scratch, &snap_name.to_string_lossy());
+        // One cut short is what a crash while writing it leaves: skipped for the snapshot
+        // before it, as ZooKeeper does, and the logs bring the same tree.
+        let import = |from: &Path, to: &Path| {
+            let o = corral(&[
+                "import-zookeeper",
+                "--from",
+                from.to_str().unwrap(),
+                "--to",
+                to.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", text(&o));
+            let snaps = files(&to.join("snapshots"), "snap-x");
+            assert!(snaps.is_empty());
+            let mut v: Vec<_> = std::fs::read_dir(to.join("snapshots"))
+                .unwrap()
+                .flatten()
+                .map(|e| std::fs::read(e.path()).unwrap())
+                .collect();
+            assert_eq!(v.len(), 1);
+            (o, v.pop().unwrap())
+        };
+        let (_, clean) = import(&zks.data_dir(), &scratch.join("clean"));
+        if snaps.len() > 1 {
+            let d = damaged("snap-cut", &|v2| {
+                let p = v2.join(&snap_name);
+                let b = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &b[..b.len() - 20]).unwrap();
+            });
+            let (o, cut) = import(&d, &scratch.join("from-cut"));
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("incomplete"),
+                "{}",
+                text(&o)
+            );
+            assert!(
+                cut == clean,
+                "the older snapshot and the logs gave another tree"
+            );
+        }
         let log_name = newest_log.file_name().unwrap().to_owned();
         let log_bytes = std::fs::read(newest_log).unwrap();
         // The last record ends with its 'B' at the last non-zero byte of the file.
@@ -429,7 +467,35 @@ async fn export_to_zookeeper_keeps_every_node_stat_and_acl() {
         let lose = owner(&cs.addr(), Duration::from_secs(20)).await;
         fill(&c, &keep, &lose).await;
         let want = dump(&reader(&cs.addr()).await).await;
+        // Not from under a running server.
+        let scratch = make_temp_dir();
+        let o = corral(&[
+            "export-zookeeper",
+            "--from",
+            cs.data_dir().to_str().unwrap(),
+            "--to",
+            scratch.join("zk").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("in use"),
+            "{}",
+            text(&o)
+        );
+        assert!(!scratch.join("zk").exists());
         cs.stop();
+        // Nor into the directory it reads.
+        let o = corral(&[
+            "export-zookeeper",
+            "--from",
+            cs.data_dir().to_str().unwrap(),
+            "--to",
+            cs.dir.to_str().unwrap(),
+            "--force",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(cs.data_dir().join("snapshots").is_dir());
+        let _ = std::fs::remove_dir_all(&scratch);
         drop((c, keep, lose));
 
         let mut zks = TestServer::start_target(Target::ZooKeeper, opts()).await;

@@ -85,7 +85,7 @@ pub fn run(
         .map_err(|e| format!("recovering {}: {e}", from.display()))?;
     let tree = recovered.tree;
     let zxid = tree.last_zxid();
-    let staged = Staged::new(to, force)?;
+    let staged = Staged::new(to, force, &[&snap_dir, &wal])?;
     let v2 = staged.path().join(VERSION_DIR);
     fs::create_dir(&v2).map_err(at(&v2))?;
     let (bytes, counts) = snap::write(&tree);

@@ -101,8 +101,15 @@ fn listed(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, String> {
     Ok(v)
 }
 
-/// Reads a snapshot file, uncompressing a `.gz` one; a `.snappy` one is refused.
-fn snapshot_bytes(path: &Path) -> Result<Vec<u8>, String> {
+/// ZooKeeper's SnapStream.isValidSnapshot for an uncompressed stream: long enough, and ending
+/// with a seal's "/" (a snapshot being written, or cut short, does not).
+fn looks_complete(bytes: &[u8]) -> bool {
+    bytes.len() >= 10 && bytes.ends_with(&[0, 0, 0, 1, b'/'])
+}
+
+/// Reads a snapshot file, uncompressing a `.gz` one (None when the gzip stream is cut short,
+/// which ZooKeeper also takes for an incomplete snapshot); a `.snappy` one is refused.
+fn snapshot_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let raw = fs::read(path).map_err(at(path))?;
     if name.ends_with(".snappy") {
@@ -116,12 +123,12 @@ fn snapshot_bytes(path: &Path) -> Result<Vec<u8>, String> {
     if name.ends_with(".gz") {
         use std::io::Read;
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
+        return Ok(flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|e| format!("{}: not an intact gzip stream: {e}", path.display()))?;
-        return Ok(out);
+            .ok()
+            .map(|_| out));
     }
-    Ok(raw)
+    Ok(Some(raw))
 }
 
 /// Imports `from` (and `from_log`) into `to`.
@@ -152,20 +159,35 @@ pub fn run(
             snap_dir.display()
         ));
     }
-    // The newest snapshot; a damaged one is refused, not skipped: the user decides whether
-    // an older one (and the logs after it) is what they want, by moving the damaged one away.
-    let (mut tree, snap_zxid, snapshot) = match snaps.last() {
-        Some((z, p)) => {
-            let bytes = snapshot_bytes(p)?;
-            let (tree, _) = snap::read(Bytes::from(bytes), *z).map_err(|e| {
-                format!(
-                    "{}: {e}\n(move it aside to import from an older snapshot and the logs \
-                     after it)",
+    // The newest complete snapshot. One cut short is skipped, as ZooKeeper skips it (a server
+    // stopped while writing it; the logs hold everything after the one before). One that looks
+    // complete but fails its checksum or does not parse is damage, and refused: the user
+    // decides whether an older one and the logs after it are what they want.
+    let mut loaded = None;
+    for (z, p) in snaps.iter().rev() {
+        let bytes = match snapshot_bytes(p)? {
+            Some(b) if looks_complete(&b) => b,
+            _ => {
+                warnings.push(format!(
+                    "{}: incomplete (ZooKeeper stopped while writing it?); skipped, as \
+                     ZooKeeper skips it",
                     p.display()
-                )
-            })?;
-            (tree, Some(*z), Some(p.clone()))
-        }
+                ));
+                continue;
+            }
+        };
+        let (tree, _) = snap::read(Bytes::from(bytes), *z).map_err(|e| {
+            format!(
+                "{}: {e}\n(move it aside to import from an older snapshot and the logs after \
+                 it)",
+                p.display()
+            )
+        })?;
+        loaded = Some((tree, *z, p.clone()));
+        break;
+    }
+    let (mut tree, snap_zxid, snapshot) = match loaded {
+        Some((tree, z, p)) => (tree, Some(z), Some(p)),
         None => (DataTree::new(), None, None),
     };
     // ZooKeeper's FileTxnLog.getLogFiles: the newest log starting at or before the
@@ -173,25 +195,25 @@ pub fn run(
     let start = snap_zxid.unwrap_or(0);
     let first = logs.iter().rposition(|(z, _)| *z <= start).unwrap_or(0);
     let logs = &logs[first..];
-    let mut prev = snap_zxid;
+    // Without a snapshot the logs must start at the very first txn: replaying a later part
+    // onto an empty tree would be a wrong tree, not an import.
+    let mut prev = snap_zxid.unwrap_or(0);
     let mut replayed = 0;
     for (_, path) in logs {
         let bytes = fs::read(path).map_err(at(path))?;
         let name = path.display().to_string();
         for mut txn in txnlog::read(&bytes, &name)? {
-            if txn.zxid <= start && snap_zxid.is_some() {
+            if txn.zxid <= start {
                 continue;
             }
-            if let Some(p) = prev {
-                if !follows(p, txn.zxid) {
-                    return Err(format!(
-                        "{name}: zxid {:#x} does not follow {p:#x}: transactions are missing \
-                         between them (a log file lost or damaged)",
-                        txn.zxid
-                    ));
-                }
+            if !follows(prev, txn.zxid) {
+                return Err(format!(
+                    "{name}: zxid {:#x} does not follow {prev:#x}: transactions are missing \
+                     between them (a log file lost or damaged)",
+                    txn.zxid
+                ));
             }
-            prev = Some(txn.zxid);
+            prev = txn.zxid;
             settle_parent_cversion(&tree, &mut txn.op);
             tree.apply_replay(&txn);
             replayed += 1;
@@ -201,7 +223,7 @@ pub fn run(
     let accepted = read_epoch(&snap_dir, "acceptedEpoch")?;
     let current = read_epoch(&snap_dir, "currentEpoch")?;
     let epoch = epoch_of(zxid);
-    let staged = Staged::new(to, force)?;
+    let staged = Staged::new(to, force, &[&snap_dir, &log_dir])?;
     write_corral(
         staged.path(),
         &tree,

@@ -104,8 +104,20 @@ struct Staged {
 }
 
 impl Staged {
-    /// Refuses a `to` that is a file, or a non-empty directory unless `force`.
-    fn new(to: &Path, force: bool) -> Result<Staged, String> {
+    /// Refuses a `to` that is a file, or a non-empty directory unless `force`, or one that
+    /// holds any of `sources` (replacing it would delete what is being read).
+    fn new(to: &Path, force: bool, sources: &[&Path]) -> Result<Staged, String> {
+        if let Ok(to_real) = to.canonicalize() {
+            for src in sources {
+                if src.canonicalize().is_ok_and(|s| s.starts_with(&to_real)) {
+                    return Err(format!(
+                        "{}: holds the input {}; write somewhere else",
+                        to.display(),
+                        src.display()
+                    ));
+                }
+            }
+        }
         if to.exists() {
             if !to.is_dir() {
                 return Err(format!("{}: exists and is not a directory", to.display()));

@@ -145,13 +145,19 @@ fn decode(body: &[u8]) -> Result<Txn, String> {
                 }
                 ops.push(op);
             }
-            if !ops.is_empty() && ops.iter().all(|o| matches!(o, TxnOp::Error(_))) {
-                // A failed multi: each op's code, nothing applied.
+            if ops.iter().any(|o| matches!(o, TxnOp::Error(_))) {
+                // A failed multi (DataTree.processTxn): nothing applies; the ops before the
+                // first error report Ok, those after it RuntimeInconsistency.
+                let mut post_failed = false;
                 TxnOp::MultiError(
                     ops.iter()
                         .map(|o| match o {
-                            TxnOp::Error(c) => *c,
-                            _ => unreachable!(),
+                            TxnOp::Error(c) => {
+                                post_failed = true;
+                                *c
+                            }
+                            _ if post_failed => Code::RuntimeInconsistency,
+                            _ => Code::Ok,
                         })
                         .collect(),
                 )
