@@ -215,7 +215,7 @@ pub fn run(
             }
             prev = txn.zxid;
             settle_parent_cversion(&tree, &mut txn.op);
-            tree.apply_replay(&txn);
+            replay(&mut tree, &txn).map_err(|e| format!("{name}: {e}"))?;
             replayed += 1;
         }
     }
@@ -240,6 +240,23 @@ pub fn run(
         nodes: tree.node_count() - 1,
         sessions: tree.sessions().count(),
         warnings,
+    })
+}
+
+/// Applies `txn` as recovery does. The tree asserts that a txn fits it (a replica must stop
+/// rather than diverge); files whose checksums hold but whose txns do not fit the snapshot
+/// (written by something else, or edited) get an error here instead of a panic.
+fn replay(tree: &mut DataTree, txn: &crate::txn::Txn) -> Result<(), String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tree.apply_replay(txn)));
+    std::panic::set_hook(hook);
+    r.map_err(|_| {
+        format!(
+            "the txn at zxid {:#x} does not fit the tree built so far (files from different \
+             histories?)",
+            txn.zxid
+        )
     })
 }
 

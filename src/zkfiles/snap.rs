@@ -187,7 +187,7 @@ pub fn read(bytes: Bytes, zxid: i64) -> Result<(DataTree, Counts), String> {
         } else {
             path
         };
-        if !path.starts_with('/') || (path != "/" && path.ends_with('/')) {
+        if crate::tree::validate_path(&path).is_err() {
             return Err(format!("bad node path {path:?} at offset {at}"));
         }
         if path != "/" && tree.get(parent_of(&path)).is_none() {

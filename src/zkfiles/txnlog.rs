@@ -273,7 +273,7 @@ fn decode_op(kind: i32, r: &mut Reader, session_id: i64) -> Result<TxnOp, String
     | TxnOp::SetAcl { path, .. }
     | TxnOp::Check { path } = &op
     {
-        if !path.starts_with('/') {
+        if crate::tree::validate_path(path).is_err() {
             return Err(format!("bad path {path:?} in a txn of type {kind}"));
         }
     }
