@@ -361,7 +361,36 @@ async fn import_from_zookeeper_keeps_every_node_stat_acl_and_session() {
         // A new write continues the zxids.
         let stat = c.create("/new", b"", &anyone()).await.unwrap().0;
         assert!(stat.czxid > max_zxid(&want), "{stat:?}");
-        drop(resumed);
+        // Sequential names go on from ZooKeeper's counter: the stored cversion, which a client
+        // sees as 2 * created - children.
+        let field = |s: &str, f: &str| -> i64 {
+            s.split(&format!("{f}: "))
+                .nth(1)
+                .unwrap()
+                .split([',', ' '])
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let app = &want["/app"];
+        let next = (field(app, "cversion") + field(app, "num_children")) / 2;
+        let (_, seq) = c
+            .create("/app/seq-", b"", &mode(CreateMode::PersistentSequential))
+            .await
+            .unwrap();
+        assert_eq!(seq.into_i64(), next, "{app}");
+        // A failed multi after the imported snapshot, then a restart: recovery replays it.
+        let mut m = c.new_multi_writer();
+        m.add_create("/never", b"", &anyone()).unwrap();
+        m.add_check_version("/app", 1234).unwrap();
+        assert!(m.commit().await.is_err());
+        drop((c, resumed));
+        cs.restart().await;
+        let c = cs.client().await;
+        assert!(c.check_stat("/never").await.unwrap().is_none());
+        assert!(c.check_stat("/new").await.unwrap().is_some());
+        drop(c);
 
         // Damaged input is refused, and nothing is written.
         let scratch = make_temp_dir();
