@@ -312,3 +312,71 @@ fn write_corral(dir: &Path, tree: &DataTree, accepted: u32, current: u32) -> Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zkfiles::txnlog::tests::record;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("corral-zkfiles-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("zk").join(crate::zkfiles::VERSION_DIR)).unwrap();
+        d
+    }
+
+    fn log_file(first: i64, zxids: &[i64]) -> (String, Vec<u8>) {
+        let mut f = Vec::new();
+        f.extend_from_slice(&txnlog::MAGIC.to_be_bytes());
+        f.extend_from_slice(&2i32.to_be_bytes());
+        f.extend_from_slice(&0i64.to_be_bytes());
+        for z in zxids {
+            record(&mut f, *z, -10, &4000i32.to_be_bytes());
+        }
+        (format!("log.{first:x}"), f)
+    }
+
+    #[test]
+    fn an_ensembles_epoch_carries_over_and_a_gap_is_refused() {
+        let d = scratch("epoch");
+        let v2 = d.join("zk").join(crate::zkfiles::VERSION_DIR);
+        let z = 3 << 32 | 5;
+        let mut t = DataTree::new();
+        t.set_last_zxid(z);
+        fs::write(v2.join(format!("snapshot.{z:x}")), snap::write(&t).0).unwrap();
+        fs::write(v2.join("acceptedEpoch"), "4\n").unwrap();
+        let s = run(&d.join("zk"), None, &d.join("corral"), false).unwrap();
+        assert_eq!(s.zxid, z);
+        assert!(s.warnings[0].contains("--from-log"), "{:?}", s.warnings);
+        assert_eq!(
+            crate::storage::epochs::read(&d.join("corral")).unwrap(),
+            (4, 3)
+        );
+        let r = crate::storage::recover::recover(
+            &d.join("corral").join("wal"),
+            &d.join("corral").join("snapshots"),
+        )
+        .unwrap();
+        assert_eq!((r.last_zxid, r.tree.digest()), (z, t.digest()));
+
+        // The next epoch's first txn follows; one after a gap does not.
+        let (name, bytes) = log_file(z + 1, &[z + 1, 4 << 32 | 1]);
+        fs::write(v2.join(name), bytes).unwrap();
+        let s = run(&d.join("zk"), None, &d.join("ok"), false).unwrap();
+        assert_eq!((s.zxid, s.txns, s.sessions), (4 << 32 | 1, 2, 1));
+        let (name, bytes) = log_file(4 << 32 | 3, &[4 << 32 | 3]);
+        fs::write(v2.join(name), bytes).unwrap();
+        let e = run(&d.join("zk"), None, &d.join("gap"), false).unwrap_err();
+        assert!(e.contains("does not follow"), "{e}");
+        assert!(!d.join("gap").exists());
+        // Without a snapshot, logs that do not start at the beginning are refused.
+        for f in fs::read_dir(&v2).unwrap().flatten() {
+            if f.file_name().to_string_lossy().starts_with("snapshot.") {
+                fs::remove_file(f.path()).unwrap();
+            }
+        }
+        let e = run(&d.join("zk"), None, &d.join("nosnap"), false).unwrap_err();
+        assert!(e.contains("does not follow 0x0"), "{e}");
+        let _ = fs::remove_dir_all(&d);
+    }
+}

@@ -281,12 +281,13 @@ fn decode_op(kind: i32, r: &mut Reader, session_id: i64) -> Result<TxnOp, String
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::proto::jute::Writer;
     use bytes::{BufMut, BytesMut};
 
-    fn record(out: &mut Vec<u8>, zxid: i64, kind: i32, body: &[u8]) {
+    /// Appends one record of session 0x55, as FileTxnLog writes it.
+    pub(crate) fn record(out: &mut Vec<u8>, zxid: i64, kind: i32, body: &[u8]) {
         let mut t = BytesMut::new();
         t.put_i64(0x55);
         t.put_i32(3);
