@@ -110,7 +110,7 @@ fn assert_same(want: &BTreeMap<String, String>, got: &BTreeMap<String, String>, 
 
 /// A varied tree; `keep` and `lose` own one ephemeral each. Ends with deletions and setData,
 /// which with a low snapCount land after the last snapshot (in the logs).
-async fn fill(c: &zk::Client, keep: &zk::Client, lose: &zk::Client) {
+async fn fill(addr: &str, c: &zk::Client, keep: &zk::Client, lose: &zk::Client) {
     let open = anyone();
     c.create("/app", b"hello", &open).await.unwrap();
     for _ in 0..4 {
@@ -205,6 +205,25 @@ async fn fill(c: &zk::Client, keep: &zk::Client, lose: &zk::Client) {
     c.delete("/deep/a/b/c/d/e/f/g/h/i/j/k/l/m/leaf", None)
         .await
         .unwrap();
+    // A session closed by its client (closeSession) takes its ephemeral with it.
+    let short = connect(addr).await;
+    short
+        .create("/app/closed-", b"", &mode(CreateMode::EphemeralSequential))
+        .await
+        .unwrap();
+    drop(short);
+    eventually(
+        Duration::from_secs(20),
+        "the closed session's ephemeral goes",
+        || {
+            let c = c.clone();
+            async move {
+                let kids = c.list_children("/app").await.unwrap();
+                !kids.iter().any(|k| k.starts_with("closed-"))
+            }
+        },
+    )
+    .await;
     c.create("/last", b"after everything", &open).await.unwrap();
 }
 
@@ -281,7 +300,7 @@ async fn import_from_zookeeper_keeps_every_node_stat_acl_and_session() {
         let c = zks.client().await;
         let keep = owner(&zks.addr(), Duration::from_secs(30)).await;
         let lose = owner(&zks.addr(), Duration::from_secs(8)).await;
-        fill(&c, &keep, &lose).await;
+        fill(&zks.addr(), &c, &keep, &lose).await;
         let want = dump(&reader(&zks.addr()).await).await;
         let keep_session = keep.session().clone();
         // A crash, not a clean stop: everything acknowledged is in the log, and the sessions
@@ -494,7 +513,7 @@ async fn export_to_zookeeper_keeps_every_node_stat_and_acl() {
         let c = cs.client().await;
         let keep = owner(&cs.addr(), Duration::from_secs(30)).await;
         let lose = owner(&cs.addr(), Duration::from_secs(20)).await;
-        fill(&c, &keep, &lose).await;
+        fill(&cs.addr(), &c, &keep, &lose).await;
         let want = dump(&reader(&cs.addr()).await).await;
         // Not from under a running server.
         let scratch = make_temp_dir();
@@ -585,7 +604,7 @@ async fn gzip_snapshots_and_a_separate_data_log_dir_import() {
         let c = zks.client().await;
         let keep = owner(&zks.addr(), Duration::from_secs(30)).await;
         let lose = owner(&zks.addr(), Duration::from_secs(30)).await;
-        fill(&c, &keep, &lose).await;
+        fill(&zks.addr(), &c, &keep, &lose).await;
         let want = dump(&reader(&zks.addr()).await).await;
         zks.kill9();
         drop((c, keep, lose));
