@@ -81,11 +81,11 @@ pub fn run(
     }
     // A running server must not have its log read (and a torn tail cut) under it.
     let _claims = claim(from, log_root)?;
+    let staged = Staged::new(to, force, &[&snap_dir, &wal])?;
     let recovered = crate::storage::recover::recover(&wal, &snap_dir)
         .map_err(|e| format!("recovering {}: {e}", from.display()))?;
     let tree = recovered.tree;
     let zxid = tree.last_zxid();
-    let staged = Staged::new(to, force, &[&snap_dir, &wal])?;
     let v2 = staged.path().join(VERSION_DIR);
     fs::create_dir(&v2).map_err(at(&v2))?;
     let (bytes, counts) = snap::write(&tree);

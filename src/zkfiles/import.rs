@@ -159,6 +159,8 @@ pub fn run(
             snap_dir.display()
         ));
     }
+    // Before the reading: a target that will be refused is refused at once.
+    let staged = Staged::new(to, force, &[&snap_dir, &log_dir])?;
     // The newest complete snapshot. One cut short is skipped, as ZooKeeper skips it (a server
     // stopped while writing it; the logs hold everything after the one before). One that looks
     // complete but fails its checksum or does not parse is damage, and refused: the user
@@ -223,7 +225,6 @@ pub fn run(
     let accepted = read_epoch(&snap_dir, "acceptedEpoch")?;
     let current = read_epoch(&snap_dir, "currentEpoch")?;
     let epoch = epoch_of(zxid);
-    let staged = Staged::new(to, force, &[&snap_dir, &log_dir])?;
     write_corral(
         staged.path(),
         &tree,
