@@ -651,3 +651,23 @@ async fn gzip_snapshots_and_a_separate_data_log_dir_import() {
     })
     .await;
 }
+
+#[test]
+fn usage_errors_exit_2_with_the_usage() {
+    for tool in ["import-zookeeper", "export-zookeeper"] {
+        for args in [vec![], vec!["--from", "/x"], vec!["--to"], vec!["--bogus"]] {
+            let mut all = vec![tool];
+            all.extend(args.iter().copied());
+            let o = corral(&all);
+            assert_eq!(o.status.code(), Some(2), "{all:?}: {}", text(&o));
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains(&format!("usage: corral {tool}")),
+                "{all:?}: {}",
+                text(&o)
+            );
+        }
+        let o = corral(&[tool, "--help"]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("--force"));
+    }
+}
