@@ -512,7 +512,7 @@ async fn export_to_zookeeper_keeps_every_node_stat_and_acl() {
         let mut cs = TestServer::start_target(Target::Corral, opts()).await;
         let c = cs.client().await;
         let keep = owner(&cs.addr(), Duration::from_secs(30)).await;
-        let lose = owner(&cs.addr(), Duration::from_secs(20)).await;
+        let lose = owner(&cs.addr(), Duration::from_secs(30)).await;
         fill(&cs.addr(), &c, &keep, &lose).await;
         let want = dump(&reader(&cs.addr()).await).await;
         // Not from under a running server.
