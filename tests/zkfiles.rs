@@ -299,7 +299,7 @@ async fn import_from_zookeeper_keeps_every_node_stat_acl_and_session() {
         let mut zks = TestServer::start_target(Target::ZooKeeper, opts()).await;
         let c = zks.client().await;
         let keep = owner(&zks.addr(), Duration::from_secs(30)).await;
-        let lose = owner(&zks.addr(), Duration::from_secs(8)).await;
+        let lose = owner(&zks.addr(), Duration::from_secs(12)).await;
         fill(&zks.addr(), &c, &keep, &lose).await;
         let want = dump(&reader(&zks.addr()).await).await;
         let keep_session = keep.session().clone();
