@@ -27,3 +27,4 @@ pub mod txn;
 pub mod watch;
 pub mod write;
 pub mod zab;
+pub mod zkfiles;

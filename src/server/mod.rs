@@ -21,7 +21,7 @@
 
 mod accept;
 mod admin_http;
-mod claim;
+pub(crate) mod claim;
 mod commit;
 mod conn;
 pub(crate) mod core;
