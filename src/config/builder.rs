@@ -1038,6 +1038,29 @@ clientPort=2181
     }
 
     #[test]
+    fn admin_server_keys_are_real() {
+        let c =
+            from_text("admin.serverPort=9999\nadmin.serverAddress=0.0.0.0\nadmin.commandURL=/x\n")
+                .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let a = &c.admin_server;
+        assert_eq!(
+            (a.enabled, a.port, a.address.as_str()),
+            (true, 9999, "0.0.0.0")
+        );
+        assert_eq!(a.command_url, "/x");
+        // The default is loopback, not ZooKeeper's 0.0.0.0.
+        assert_eq!(from_text("").unwrap().admin_server.address, "127.0.0.1");
+        match from_text("admin.serverPort=http\n") {
+            Err(ConfigError::InvalidValue { key, reason, .. }) => {
+                assert_eq!(key, "admin.serverPort");
+                assert!(reason.contains("port"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn auth_providers_corral_has_are_silent_and_others_warned() {
         let c = from_text(
             "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
