@@ -153,7 +153,6 @@ const IGNORED_KEYS: &[&str] = &[
     "audit.enable",
     "snapshot.trust.empty",
     "digest.enabled",
-    "enforceQuota",
     "requestThrottleLimit",
     "requestThrottleStallTime",
     "requestThrottleDropStale",
@@ -261,6 +260,9 @@ impl Builder {
                 c.jute_max_buffer = n;
             }
             "extendedTypesEnabled" => c.extended_types_enabled = parse_bool(key, v, origin)?,
+            "enforceQuota" | "zookeeper.enforceQuota" => {
+                c.enforce_quota = parse_bool(key, v, origin)?
+            }
             "readonlymode.enabled" => c.read_only_enabled = parse_bool(key, v, origin)?,
             "localSessionsEnabled" => c.local_sessions_enabled = parse_bool(key, v, origin)?,
             "localSessionsUpgradingEnabled" => {
@@ -1050,6 +1052,20 @@ clientPort=2181
         assert!(from_text("electionAlg=0\n").is_err());
         assert!(from_text("peerType=observer\n").is_ok());
         assert!(from_text("peerType=voter\n").is_err());
+    }
+
+    #[test]
+    fn enforce_quota_under_either_name() {
+        assert!(!from_text("dataDir=/z\n").unwrap().enforce_quota);
+        assert!(
+            from_text("dataDir=/z\nenforceQuota=true\n")
+                .unwrap()
+                .enforce_quota
+        );
+        let c = from_text("dataDir=/z\nzookeeper.enforceQuota=TRUE\n").unwrap();
+        assert!(c.enforce_quota);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(from_text("dataDir=/z\nenforceQuota=yes\n").is_err());
     }
 
     #[test]
