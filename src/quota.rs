@@ -224,6 +224,77 @@ pub fn check(
     out
 }
 
+/// ZooKeeper's per-namespace quota gauges (`QuotaMetricsUtils`), as `mntr` prints them after
+/// `zk_`: for each top-level namespace with a quota below it, the sum over its limit nodes of
+/// the count and bytes limits (a hard limit where set, else the soft one) and over its stat
+/// nodes of the usage. Only limit and stat nodes without children count, as there; data that
+/// does not parse is skipped. Sorted by metric, then namespace.
+pub fn namespace_metrics(tree: &crate::tree::DataTree) -> Vec<(String, i64)> {
+    use crate::tree::name_of;
+    let Some(root) = tree.get(QUOTA_ROOT) else {
+        return Vec::new();
+    };
+    if root.num_children() == 0 {
+        return Vec::new();
+    }
+    // metric -> namespace -> sum
+    let mut sums: BTreeMap<&str, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut todo = vec![QUOTA_ROOT.to_string()];
+    while let Some(path) = todo.pop() {
+        let Some(node) = tree.get(&path) else {
+            continue;
+        };
+        if node.num_children() > 0 {
+            todo.extend(tree.child_names(node).map(|c| crate::tree::join(&path, c)));
+            continue;
+        }
+        let name = name_of(&path);
+        let ns = match path[QUOTA_ROOT.len()..].split('/').nth(1) {
+            Some(ns) => ns.to_string(),
+            None => continue,
+        };
+        let (Some(data), true) = (node.data(), name == LIMIT_NODE || name == STAT_NODE) else {
+            continue;
+        };
+        let Some(s) = StatsTrack::parse(Some(data)) else {
+            continue;
+        };
+        let limit = |hard: i64, soft: i64| if hard > -1 { hard } else { soft };
+        let values = if name == LIMIT_NODE {
+            [
+                (
+                    "quota_count_limit_per_namespace",
+                    limit(s.count_hard_limit(), s.count()),
+                ),
+                (
+                    "quota_bytes_limit_per_namespace",
+                    limit(s.byte_hard_limit(), s.bytes()),
+                ),
+            ]
+        } else {
+            [
+                ("quota_count_usage_per_namespace", s.count()),
+                ("quota_bytes_usage_per_namespace", s.bytes()),
+            ]
+        };
+        for (metric, v) in values {
+            let sum = sums
+                .entry(metric)
+                .or_default()
+                .entry(ns.clone())
+                .or_insert(0);
+            *sum = sum.wrapping_add(v);
+        }
+    }
+    let mut out = Vec::new();
+    for (metric, by_ns) in sums {
+        for (ns, v) in by_ns {
+            out.push((format!("{ns}_{metric}"), v));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

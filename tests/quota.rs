@@ -518,3 +518,41 @@ async fn zkcli_setquota_listquota_delquota() {
     })
     .await;
 }
+
+/// `mntr` prints ZooKeeper's per-namespace quota gauges: limits (hard where set, else soft) and
+/// usage, summed over each top-level namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mntr_reports_quota_gauges() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let c = s.client().await;
+        assert!(!s.four_letter("mntr").await.contains("quota"));
+        c.create("/h", b"abc", &anyone()).await.unwrap();
+        c.create("/h/x", b"abc", &anyone()).await.unwrap();
+        set_quota(
+            &c,
+            "/h",
+            "count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=5",
+        )
+        .await;
+        c.create("/k", b"abc", &anyone()).await.unwrap();
+        set_quota(&c, "/k", &soft_count(7)).await;
+        let mntr = s.four_letter("mntr").await;
+        for line in [
+            "zk_h_quota_count_limit_per_namespace\t5",
+            "zk_h_quota_bytes_limit_per_namespace\t10",
+            "zk_h_quota_count_usage_per_namespace\t2",
+            "zk_h_quota_bytes_usage_per_namespace\t6",
+            "zk_k_quota_count_limit_per_namespace\t7",
+            "zk_k_quota_bytes_limit_per_namespace\t-1",
+            "zk_k_quota_count_usage_per_namespace\t1",
+            "zk_k_quota_bytes_usage_per_namespace\t3",
+        ] {
+            assert!(mntr.lines().any(|l| l == line), "{line} in\n{mntr}");
+        }
+        // ZooKeeper has other per-namespace metrics (writes); these are the quota ones.
+        let quota_lines = mntr.lines().filter(|l| l.contains("_quota_")).count();
+        assert_eq!(quota_lines, 8, "{mntr}");
+    })
+    .await;
+}
