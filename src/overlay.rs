@@ -376,6 +376,9 @@ impl<'a> View<'a> {
                         .filter(|p| self.node(p).is_some_and(|n| n.owner == session_id))
                         .cloned(),
                 );
+                // In the tree's order (it deletes from a sorted set): a quota's usage depends on
+                // whether its limit node, if one of these, is gone yet.
+                owned.sort();
                 for path in owned {
                     self.delete(zxid, &path);
                 }
