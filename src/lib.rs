@@ -18,6 +18,7 @@ pub mod logging;
 pub(crate) mod overlay;
 pub(crate) mod prep;
 pub mod proto;
+pub mod quota;
 pub mod server;
 pub(crate) mod session;
 pub mod storage;
