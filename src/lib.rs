@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub(crate) mod overlay;
 pub(crate) mod prep;
 pub mod proto;

@@ -154,6 +154,8 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// SASL on the client port and the enforcement of authentication (src/auth).
     pub sasl: crate::auth::SaslConfig,
+    /// `metricsProvider.*`: the Prometheus endpoint (src/metrics).
+    pub metrics: crate::metrics::Settings,
     pub container_check_interval_ms: u32,
     pub container_max_per_minute: u32,
     pub snap_count: u32,
@@ -433,6 +435,7 @@ impl Default for Config {
             read_only_enabled: false,
             super_digest: None,
             sasl: crate::auth::SaslConfig::default(),
+            metrics: crate::metrics::Settings::default(),
             container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
             container_max_per_minute: CONTAINER_MAX_PER_MINUTE_DEFAULT,
             snap_count: SNAP_COUNT_DEFAULT,

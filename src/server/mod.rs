@@ -67,6 +67,8 @@ pub struct ShardReport {
     pub watches_by_path: Vec<(String, Vec<i64>)>,
     /// Filled by shard 0 only (every replica holds the same).
     pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
+    /// The shard's own figures for /metrics.
+    pub metrics: crate::metrics::ShardSample,
 }
 
 /// The write core's answer to a four-letter word.
@@ -76,6 +78,8 @@ pub struct CoreReport {
     pub session_buckets: Vec<(u64, Vec<i64>)>,
     pub last_zxid: i64,
     pub log: wal::WalStats,
+    /// Records per log flush, for /metrics.
+    pub batch_records: crate::metrics::Summary,
     /// `Mode:` (standalone, or the member's role in an ensemble) and whether it serves.
     pub mode: crate::admin::ServerMode,
     pub serving: bool,

@@ -340,6 +340,7 @@ async fn run_shard(
         received: 0,
         sent: 0,
         latency: admin::Latency::default(),
+        latencies: crate::metrics::Latencies::new(std::time::Instant::now()),
     }));
 
     if let Some((core, core_rx)) = core {
