@@ -1,13 +1,14 @@
 //! Prometheus metrics: the `metricsProvider.*` settings, the figures a scrape gathers beyond
 //! what `mntr` prints ([`Samples`]), and `render`, which writes them all in Prometheus's text
-//! format (version 0.0.4). Pure but for [`process`], which reads /proc; the endpoint that
-//! serves the text is `endpoint.rs`.
+//! format (version 0.0.4). Pure but for [`process`], which reads /proc, and [`endpoint`], the
+//! HTTP endpoint that serves the text.
 //!
 //! Names are ZooKeeper 3.8's where ZooKeeper has the figure (its `PrometheusMetricsProvider`
 //! exports `ServerMetrics` and the server's gauges under their bare names, so its Grafana
 //! dashboard reads corral unchanged); corral's own carry a `corral_` prefix. docs/metrics.md
 //! lists every one.
 
+pub mod endpoint;
 pub mod process;
 pub mod summary;
 
@@ -15,7 +16,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::admin::AdminData;
+use crate::admin::{AdminData, ServerMode};
 pub use process::Process;
 pub use summary::{Latencies, Summary, Window};
 
@@ -375,7 +376,8 @@ pub fn render(data: &AdminData) -> String {
     if let Some(n) = st.quorum_size {
         t.gauge("quorum_size", "Voting members of the ensemble", V::U(n));
     }
-    if let Some(l) = &st.leader {
+    // Only a leader in an ensemble has these (a standalone server leads an ensemble of one).
+    if let (ServerMode::Leader, Some(l)) = (st.mode, &st.leader) {
         t.gauge(
             "learners",
             "Learners connected to this leader",

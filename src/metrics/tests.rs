@@ -77,6 +77,9 @@ fn zookeeper_names_and_values() {
     assert!(!text.contains("quorum_size"));
     assert!(!text.contains("fsynctime"));
     assert!(!text.contains("process_"));
+    // A standalone server's ensemble of one has a leader's figures; ZooKeeper prints none.
+    d.stats.leader = Some(LeaderStats::default());
+    assert!(!render(&d).contains("learners"));
 }
 
 #[test]

@@ -183,7 +183,8 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     fourlw::mark_start();
     // For the HTTP endpoints (admin server, metrics), which run on threads of their own and
     // ask the shards and the write core as a four-letter word does.
-    let _inspector = Inspector::new(cfg.clone(), shared.clone(), core_tx.clone());
+    let inspector = Inspector::new(cfg.clone(), shared.clone(), core_tx.clone());
+    crate::metrics::endpoint::start(inspector.clone());
     let per_ip = Arc::new(Mutex::new(HashMap::new()));
     let quorum = if cfg.is_distributed() {
         Some(quorum_setup(&cfg, core_tx.clone())?)
