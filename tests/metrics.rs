@@ -476,3 +476,63 @@ fn bad_settings_are_refused_at_startup() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ensemble_reports_quorum_leader_and_election_figures() {
+    if is_zookeeper() {
+        return;
+    }
+    use common::ensemble::{serial, Ensemble, EnsembleOpts};
+    let _serial = serial().await;
+    timed(150, async {
+        // A pseudo-cluster: each member on its own metrics port.
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut opts = EnsembleOpts::voters(3).cfg("metricsProvider.className", PROMETHEUS);
+        for (i, p) in ports.iter().enumerate() {
+            opts = opts.member_cfg(i, "metricsProvider.httpPort", p);
+        }
+        let ens = Ensemble::start(opts).await;
+        let leader = ens.wait_leader(Duration::from_secs(60)).await;
+        let c = ens.client(leader).await;
+        c.create("/ens", b"", &anyone()).await.unwrap();
+        let tree = count_tree(&c).await as f64;
+        let addr = |i: usize| SocketAddr::from(([127, 0, 0, 1], ports[i]));
+        // The leader counts its followers once they are synced.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let m = loop {
+            let m = scrape(addr(leader)).await;
+            if value(&m, "synced_followers") == 2.0 || Instant::now() > deadline {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(value(&m, "synced_followers"), 2.0);
+        assert_eq!(value(&m, "learners"), 2.0);
+        assert_eq!(value(&m, "quorum_size"), 3.0);
+        assert!(value(&m, "election_time_count") >= 1.0);
+        assert!(value(&m, "leader_uptime") >= 0.0);
+        let info = m
+            .samples
+            .iter()
+            .find(|s| s.metric == "corral_info")
+            .expect("corral_info");
+        assert_eq!(info.labels.get("mode"), Some("leader"));
+        for i in (0..3).filter(|i| *i != leader) {
+            let want = tree;
+            eventually(
+                Duration::from_secs(20),
+                "a follower's znode_count",
+                || async move { value(&scrape(addr(i)).await, "znode_count") == want },
+            )
+            .await;
+            let m = scrape(addr(i)).await;
+            assert_eq!(value(&m, "quorum_size"), 3.0);
+            assert!(value(&m, "election_time_count") >= 1.0);
+            assert!(
+                !m.samples.iter().any(|s| s.metric == "synced_followers"),
+                "a follower has no leader figures"
+            );
+        }
+    })
+    .await;
+}
