@@ -163,6 +163,7 @@ async fn text_format_names_and_values_match_the_tree() {
         assert!(value(&m, "fsynctime_count") >= 1.0);
         assert!(value(&m, "corral_log_batch_records_sum") >= 22.0);
         assert!(value(&m, "corral_log_fsyncs") >= 1.0);
+        assert!(value(&m, "corral_write_core_cpu_seconds_total") > 0.0);
 
         // HELP and TYPE for every family, with the kinds ZooKeeper gives them.
         let types: HashMap<&str, &str> = text
@@ -179,6 +180,8 @@ async fn text_format_names_and_values_match_the_tree() {
             ("process_cpu_seconds_total", "counter"),
             ("corral_log_fsyncs", "counter"),
             ("corral_shard_connections", "gauge"),
+            ("corral_shard_cpu_seconds_total", "counter"),
+            ("corral_write_core_cpu_seconds_total", "counter"),
         ] {
             assert_eq!(types.get(name), Some(&kind), "TYPE of {name}");
             assert!(m.docs.contains_key(name), "HELP of {name}");

@@ -141,6 +141,8 @@ pub struct Samples {
     pub election: Option<Totals>,
     /// Records per log flush (group commit), over recent flushes.
     pub batch_records: Option<Summary>,
+    /// CPU time of the write core's thread, seconds.
+    pub core_cpu_seconds: Option<f64>,
     pub process: Option<Process>,
 }
 
@@ -513,6 +515,13 @@ pub fn render(data: &AdminData) -> String {
         "Last zxid applied (the most advanced shard)",
         V::I(st.last_zxid),
     );
+    if let Some(x) = m.core_cpu_seconds {
+        t.counter(
+            "corral_write_core_cpu_seconds_total",
+            "CPU time of the write core's thread, seconds (the same thread as shard 0's below 3 CPUs)",
+            V::F(x),
+        );
+    }
     if let Some(b) = &m.batch_records {
         if t.family(
             "corral_log_batch_records",

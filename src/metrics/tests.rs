@@ -185,6 +185,7 @@ fn extra_figures_typed_and_filtered() {
         resident_memory_bytes: Some(4096),
         ..Process::default()
     });
+    d.metrics.core_cpu_seconds = Some(2.5);
     let text = render(&d);
     check_well_formed(&text);
     let l = lines(&text);
@@ -196,6 +197,8 @@ fn extra_figures_typed_and_filtered() {
         "# TYPE process_cpu_seconds_total counter",
         "process_cpu_seconds_total 1.5",
         "process_resident_memory_bytes 4096",
+        "# TYPE corral_write_core_cpu_seconds_total counter",
+        "corral_write_core_cpu_seconds_total 2.5",
         "znode_count 0",
     ] {
         assert!(l.contains(&want), "missing {want:?} in\n{text}");

@@ -187,6 +187,7 @@ fn metrics_totals(m: &mut crate::metrics::Samples, core: &CoreReport) {
         });
     }
     m.batch_records = Some(core.batch_records.clone());
+    m.core_cpu_seconds = core.cpu_seconds;
 }
 
 /// Merges the shards' reports into what the four-letter words print.

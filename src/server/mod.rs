@@ -80,6 +80,8 @@ pub struct CoreReport {
     pub log: wal::WalStats,
     /// Records per log flush, for /metrics.
     pub batch_records: crate::metrics::Summary,
+    /// CPU time of the write core's thread, seconds (executor 0's when it shares shard 0's).
+    pub cpu_seconds: Option<f64>,
     /// `Mode:` (standalone, or the member's role in an ensemble) and whether it serves.
     pub mode: crate::admin::ServerMode,
     pub serving: bool,
