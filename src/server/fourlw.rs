@@ -180,12 +180,16 @@ fn metrics_totals(m: &mut crate::metrics::Samples, core: &CoreReport) {
         count: taken.taken.load(Relaxed),
         sum: taken.total_duration_us.load(Relaxed) as f64 / 1e3,
     });
-    if core.mode != admin::ServerMode::Standalone {
-        m.election = Some(Totals {
+    // A standalone server has no elections (its ensemble of one elects itself at start); it
+    // still exports the summary, at 0, as ZooKeeper does, so alerts on its rate see data.
+    m.election = Some(if core.mode == admin::ServerMode::Standalone {
+        Totals::default()
+    } else {
+        Totals {
             count: f.elections,
             sum: f.election_ms_total as f64,
-        });
-    }
+        }
+    });
     m.batch_records = Some(core.batch_records.clone());
     m.core_cpu_seconds = core.cpu_seconds;
 }
