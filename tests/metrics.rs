@@ -202,6 +202,23 @@ async fn text_format_names_and_values_match_the_tree() {
             })
             .sum();
         assert_eq!(per_shard, 1.0);
+
+        // `name[]` selects families, as Prometheus's Java client does.
+        let (status, _, body) = tokio::task::spawn_blocking(move || {
+            http_get(addr, "/metrics?name%5B%5D=znode_count&name[]=updatelatency")
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        let types: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            types,
+            ["znode_count gauge", "updatelatency summary"],
+            "{body}"
+        );
     })
     .await;
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::{render, Process};
+use super::{render_only, Process};
 use crate::http::{self, Limits, Request, Response};
 use crate::server::{Gather, Inspector};
 
@@ -70,7 +70,16 @@ impl http::Handler for Endpoint {
         if self.process {
             data.metrics.process = Some(Process::read());
         }
-        Response::new(200, CONTENT_TYPE, render(&data))
+        // `?name[]=znode_count&name[]=...` asks for those families only (Prometheus's Java
+        // client, which ZooKeeper's provider serves with, takes the same parameter).
+        let only: Vec<String> = req
+            .query
+            .iter()
+            .filter(|(k, _)| k == "name[]")
+            .map(|(_, v)| v.clone())
+            .collect();
+        let only = (!only.is_empty()).then_some(only.as_slice());
+        Response::new(200, CONTENT_TYPE, render_only(&data, only))
     }
 }
 

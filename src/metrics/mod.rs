@@ -202,16 +202,25 @@ impl std::fmt::Display for V {
     }
 }
 
-/// The text being written, and the names of the families already in it (a family may appear
-/// once).
-struct Text {
+/// The text being written, the names of the families already in it (a family may appear
+/// once), and the families asked for (`None`: all).
+struct Text<'a> {
     out: String,
     families: HashSet<String>,
+    only: Option<&'a [String]>,
 }
 
-impl Text {
+impl Text<'_> {
     /// Starts a family; false (and nothing written) if one of that name is already there.
+    /// Every sample is written under a `family` that returned true, so a family not asked
+    /// for leaves nothing.
     fn family(&mut self, name: &str, kind: Kind, help: &str) -> bool {
+        if self
+            .only
+            .is_some_and(|only| !only.iter().any(|n| n == name))
+        {
+            return false;
+        }
         if !self.families.insert(name.to_string()) {
             return false;
         }
@@ -291,9 +300,16 @@ impl Text {
 
 /// The text of a scrape: every figure of `data` in Prometheus's text format.
 pub fn render(data: &AdminData) -> String {
+    render_only(data, None)
+}
+
+/// As [`render`], only the families named in `only` (the `name[]` parameters of a scrape, as
+/// Prometheus's Java client takes them), when given.
+pub fn render_only(data: &AdminData, only: Option<&[String]>) -> String {
     let mut t = Text {
         out: String::with_capacity(16 << 10),
         families: HashSet::new(),
+        only,
     };
     let st = &data.stats;
     let m = &data.metrics;
@@ -559,7 +575,7 @@ pub fn render(data: &AdminData) -> String {
 }
 
 /// Per-shard figures, one labelled sample per shard.
-fn shard_families(t: &mut Text, shards: &[ShardSample]) {
+fn shard_families(t: &mut Text<'_>, shards: &[ShardSample]) {
     type Get = fn(&ShardSample) -> Option<V>;
     let families: [(&str, Kind, &str, Get); 7] = [
         (
@@ -642,7 +658,7 @@ fn shard_families(t: &mut Text, shards: &[ShardSample]) {
 /// The `corral_*` figures `mntr` prints (`ServerStats::extra_metrics`): counters where the
 /// figure only grows, gauges otherwise. A figure that is not a number, or whose name
 /// Prometheus would refuse, is left out.
-fn extra(t: &mut Text, name: &str, value: &str) {
+fn extra(t: &mut Text<'_>, name: &str, value: &str) {
     const COUNTERS: &[&str] = &[
         "corral_elections",
         "corral_synced_by_diff",

@@ -209,6 +209,33 @@ fn extra_figures_typed_and_filtered() {
 }
 
 #[test]
+fn only_the_families_asked_for() {
+    let mut d = AdminData::default();
+    d.stats.node_count = 9;
+    d.metrics.shards = vec![ShardSample::default()];
+    let only = [
+        "znode_count".to_string(),
+        "readlatency".to_string(),
+        "corral_shard_watches".to_string(),
+    ];
+    let text = render_only(&d, Some(&only));
+    check_well_formed(&text);
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        families,
+        ["znode_count", "readlatency", "corral_shard_watches"]
+    );
+    assert!(text.contains("\nznode_count 9\n"));
+    assert!(text.contains("readlatency_count 0\n"));
+    assert!(text.contains("corral_shard_watches{shard=\"0\"} 0\n"));
+    assert_eq!(render_only(&d, Some(&[])), "");
+}
+
+#[test]
 fn escaping() {
     let mut d = AdminData::default();
     d.stats.version = "3.8\"x\\y\nz".to_string();
