@@ -28,3 +28,4 @@ pub mod txn;
 pub mod watch;
 pub mod write;
 pub mod zab;
+pub mod zkfiles;

@@ -20,7 +20,7 @@
 //! <- `startup`.
 
 mod accept;
-mod claim;
+pub(crate) mod claim;
 mod commit;
 mod conn;
 pub(crate) mod core;

@@ -714,6 +714,8 @@ impl DataTree {
     pub fn apply_replay(&mut self, txn: &Txn) {
         let ops: Vec<&TxnOp> = match &txn.op {
             TxnOp::Multi(ops) => ops.iter().collect(),
+            // A failed multi changed nothing (and `apply_op` takes no multi).
+            TxnOp::MultiError(_) => vec![],
             op => vec![op],
         };
         let mut sink = Vec::new();
@@ -1017,6 +1019,15 @@ mod tests {
             time_ms: 1000 + zxid,
             op,
         }
+    }
+
+    #[test]
+    fn replaying_a_failed_multi_changes_nothing_but_the_zxid() {
+        let mut t = DataTree::new();
+        let before = t.digest();
+        t.apply_replay(&txn(9, TxnOp::MultiError(vec![Code::Ok, Code::BadVersion])));
+        assert_eq!(t.digest(), before);
+        assert_eq!(t.last_zxid(), 9);
     }
 
     fn create(path: &str, parent_cversion: i32, owner: i64) -> TxnOp {

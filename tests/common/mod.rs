@@ -256,6 +256,12 @@ impl TestServer {
     /// Starts a server on a free loopback port, waiting (bounded) until it
     /// answers `ruok` with `imok`.
     pub async fn start(opts: ServerOpts) -> TestServer {
+        Self::start_target(target(), opts).await
+    }
+
+    /// [`TestServer::start`] of the given implementation, whatever `CORRAL_TEST_TARGET` says
+    /// (tests that move data between corral and ZooKeeper run both).
+    pub async fn start_target(target: Target, opts: ServerOpts) -> TestServer {
         let mut last_err = String::new();
         for _attempt in 0..3 {
             let dir = make_temp_dir();
@@ -263,7 +269,7 @@ impl TestServer {
                 port: free_port(),
                 dir,
                 opts: opts.clone(),
-                target: target(),
+                target,
                 child: None,
                 starts: 0,
             };
