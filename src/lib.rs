@@ -19,6 +19,7 @@ pub mod metrics;
 pub(crate) mod overlay;
 pub(crate) mod prep;
 pub mod proto;
+pub mod quota;
 pub mod server;
 pub(crate) mod session;
 pub mod storage;

@@ -443,6 +443,8 @@ pub fn render_only(data: &AdminData, only: Option<&[String]>) -> String {
         );
     }
 
+    quota_families(&mut t, &st.quota_metrics);
+
     // ZooKeeper's ServerMetrics summaries: latencies in ms, with its quantiles.
     let mut read = Summary::default();
     let mut update = Summary::default();
@@ -572,6 +574,41 @@ pub fn render_only(data: &AdminData, only: Option<&[String]>) -> String {
         extra(&mut t, name, value);
     }
     t.out
+}
+
+/// ZooKeeper's per-namespace quota gauges (its GaugeSets): `mntr` prints `<namespace>_<metric>`,
+/// its Prometheus provider `<metric>{key="<namespace>"}`.
+fn quota_families(t: &mut Text<'_>, quota: &[(String, i64)]) {
+    const METRICS: [(&str, &str); 4] = [
+        (
+            "quota_count_limit_per_namespace",
+            "Znode count limit of the namespace's quotas",
+        ),
+        (
+            "quota_bytes_limit_per_namespace",
+            "Byte limit of the namespace's quotas",
+        ),
+        (
+            "quota_count_usage_per_namespace",
+            "Znodes under the namespace's quotas",
+        ),
+        (
+            "quota_bytes_usage_per_namespace",
+            "Bytes under the namespace's quotas",
+        ),
+    ];
+    for (metric, help) in METRICS {
+        let suffix = format!("_{metric}");
+        let samples: Vec<(&str, i64)> = quota
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_suffix(&suffix)?, *v)))
+            .collect();
+        if !samples.is_empty() && t.family(metric, Kind::Gauge, help) {
+            for (ns, v) in samples {
+                t.sample(metric, &[("key", ns)], V::I(v));
+            }
+        }
+    }
 }
 
 /// Per-shard figures, one labelled sample per shard.

@@ -236,6 +236,28 @@ fn only_the_families_asked_for() {
 }
 
 #[test]
+fn quota_gauges_get_zookeepers_key_label() {
+    let mut d = AdminData::default();
+    d.stats.quota_metrics = vec![
+        ("app_quota_count_limit_per_namespace".to_string(), 10),
+        ("my_ns_quota_count_limit_per_namespace".to_string(), -1),
+        ("app_quota_bytes_usage_per_namespace".to_string(), 42),
+    ];
+    let text = render(&d);
+    check_well_formed(&text);
+    let l = lines(&text);
+    for want in [
+        "# TYPE quota_count_limit_per_namespace gauge",
+        "quota_count_limit_per_namespace{key=\"app\"} 10",
+        "quota_count_limit_per_namespace{key=\"my_ns\"} -1",
+        "quota_bytes_usage_per_namespace{key=\"app\"} 42",
+    ] {
+        assert!(l.contains(&want), "missing {want:?} in\n{text}");
+    }
+    assert!(!text.contains("quota_bytes_limit_per_namespace"));
+}
+
+#[test]
 fn escaping() {
     let mut d = AdminData::default();
     d.stats.version = "3.8\"x\\y\nz".to_string();

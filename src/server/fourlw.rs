@@ -210,6 +210,7 @@ fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
             st.ephemerals_count = r.ephemerals as u64;
             st.approximate_data_size = r.data_size;
             st.global_sessions = r.sessions as u64;
+            st.quota_metrics = r.quota_metrics.clone();
         }
         st.latency.merge(&r.latency);
         st.packets_received += r.received;
@@ -297,6 +298,7 @@ impl Shard {
             node_count: tree.node_count(),
             ephemerals: tree.ephemeral_count(),
             data_size: tree.approximate_data_size(),
+            quota_metrics: crate::quota::namespace_metrics(&tree),
             received: self.received,
             sent: self.sent,
             sessions: tree.sessions().count(),

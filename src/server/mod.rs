@@ -67,6 +67,8 @@ pub struct ShardReport {
     pub watches_by_path: Vec<(String, Vec<i64>)>,
     /// Filled by shard 0 only (every replica holds the same).
     pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
+    /// ZooKeeper's per-namespace quota gauges (`quota::namespace_metrics`).
+    pub quota_metrics: Vec<(String, i64)>,
     /// The shard's own figures for /metrics.
     pub metrics: crate::metrics::ShardSample,
 }
