@@ -15,6 +15,7 @@ pub mod config;
 pub mod http;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub(crate) mod overlay;
 pub(crate) mod prep;
 pub mod proto;

@@ -397,6 +397,8 @@ pub struct AdminData {
     pub digests: Vec<ZxidDigest>,
     /// The current mask for `gtmk`; the mask just set for `stmk`.
     pub trace_mask: i64,
+    /// What only a metrics scrape prints (src/metrics).
+    pub metrics: crate::metrics::Samples,
 }
 
 impl Default for AdminData {
@@ -410,6 +412,7 @@ impl Default for AdminData {
             env: EnvInfo::default(),
             digests: Vec::new(),
             trace_mask: TRACE_MASK_DEFAULT,
+            metrics: crate::metrics::Samples::default(),
         }
     }
 }

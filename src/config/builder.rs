@@ -234,7 +234,6 @@ const IGNORED_KEYS: &[&str] = &[
 
 /// ZooKeeper key families corral accepts and ignores (prefixes).
 const IGNORED_PREFIXES: &[&str] = &[
-    "metricsProvider.",
     "jvm.pause.",
     "quorum.auth.",
     "multiAddress.",
@@ -450,6 +449,15 @@ impl Builder {
                          have (it has {}; docs/security.md, \"Authentication providers\"); ignored",
                         registry.schemes().join(", ")
                     ));
+                }
+            }
+            _ if key.starts_with(crate::metrics::KEY_PREFIX) => {
+                let note = c
+                    .metrics
+                    .apply(key, v)
+                    .map_err(|e| invalid(key, v, origin, &e))?;
+                if let Some(note) = note {
+                    c.warnings.push(format!("{origin}: `{key}` {note}"));
                 }
             }
             _ if IGNORED_KEYS.contains(&key)
@@ -1066,7 +1074,7 @@ clientPort=2181
     fn unknown_and_ignored_keys_are_warnings() {
         let c = from_text(
             "tickTime=2000\nfancyNewThing=1\nadmin.needClientAuth=true\n\
-             metricsProvider.httpPort=7000\nstandaloneEnabled=true\nreconfigEnabled=false\n",
+             metricsProvider.numWorkerThreads=1\nstandaloneEnabled=true\nreconfigEnabled=false\n",
         )
         .unwrap();
         assert_eq!(c.warnings.len(), 5, "{:?}", c.warnings);

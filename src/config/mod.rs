@@ -159,6 +159,8 @@ pub struct Config {
     pub sasl: crate::auth::SaslConfig,
     /// The HTTP admin server's `admin.*` settings (src/server/admin_http.rs).
     pub admin_server: crate::admin::AdminServerSettings,
+    /// `metricsProvider.*`: the Prometheus endpoint (src/metrics).
+    pub metrics: crate::metrics::Settings,
     pub container_check_interval_ms: u32,
     pub container_max_per_minute: u32,
     pub snap_count: u32,
@@ -440,6 +442,7 @@ impl Default for Config {
             super_digest: None,
             sasl: crate::auth::SaslConfig::default(),
             admin_server: Default::default(),
+            metrics: crate::metrics::Settings::default(),
             container_check_interval_ms: CONTAINER_CHECK_INTERVAL_MS_DEFAULT,
             container_max_per_minute: CONTAINER_MAX_PER_MINUTE_DEFAULT,
             snap_count: SNAP_COUNT_DEFAULT,

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tracing::warn;
@@ -96,8 +96,8 @@ pub(super) struct Conn {
 
 /// What `Conn::drain` hands the shard for each answer it takes off the queue.
 pub(super) enum Answer<'a> {
-    /// A write's reply went to the output; it waited `ms`.
-    Write { ms: u64 },
+    /// A write's reply went to the output; it waited this long.
+    Write { waited: Duration },
     /// A read to answer now, queued since `at`.
     Read {
         xid: i32,
@@ -373,10 +373,10 @@ impl Conn {
             match front {
                 Pending::Write { reply: r, at, .. } => match r.take() {
                     Some(bytes) => {
-                        let ms = at.elapsed().as_millis() as u64;
+                        let waited = at.elapsed();
                         out.extend_from_slice(&bytes);
                         self.queue.pop_front();
-                        answer(self, &mut out, Answer::Write { ms });
+                        answer(self, &mut out, Answer::Write { waited });
                     }
                     None => break,
                 },

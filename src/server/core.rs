@@ -390,6 +390,8 @@ impl WriteCore {
                     .collect(),
                 last_zxid: self.machine.last_zxid(),
                 log: self.wal().stats(),
+                batch_records: self.wal().batch_records(),
+                cpu_seconds: crate::metrics::process::thread_cpu_seconds(),
                 mode: match (self.machine.ensemble(), self.role) {
                     _ if self.read_only => ServerMode::ReadOnly,
                     (false, _) => ServerMode::Standalone,

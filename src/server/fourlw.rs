@@ -13,7 +13,7 @@ use async_channel::Sender;
 
 use super::shard::Shard;
 use super::wal::WalStats;
-use super::{snapshots, AdminQuery, ShardReport, Shared, ToCore};
+use super::{snapshots, AdminQuery, CoreReport, ShardReport, Shared, ToCore};
 use crate::admin::{self, FourLetter};
 use crate::config::Config;
 use crate::watch::ConnId;
@@ -89,6 +89,7 @@ pub(crate) async fn gather(
     let (tx, rx) = async_channel::bounded(1);
     if to_core.send(ToCore::Report(tx)).await.is_ok() {
         if let Ok(core) = rx.recv().await {
+            metrics_totals(&mut data.metrics, &core);
             data.stats.mode = core.mode;
             data.serving = core.serving;
             data.stats.peer_state = core.peer_state;
@@ -170,6 +171,35 @@ fn storage_figures(st: &mut admin::ServerStats, cfg: &Config, last_zxid: i64, lo
     });
 }
 
+/// The count-and-sum figures only /metrics prints (ZooKeeper's `fsynctime`, `snapshottime`,
+/// `election_time`, in ms) and the group commit's batch sizes.
+fn metrics_totals(m: &mut crate::metrics::Samples, core: &CoreReport) {
+    let f = &core.figures;
+    use crate::metrics::Totals;
+    use std::sync::atomic::Ordering::Relaxed;
+    let taken = &snapshots::STATS;
+    m.fsync = Some(Totals {
+        count: core.log.fsyncs,
+        sum: core.log.fsync_time.as_secs_f64() * 1e3,
+    });
+    m.snapshot = Some(Totals {
+        count: taken.taken.load(Relaxed),
+        sum: taken.total_duration_us.load(Relaxed) as f64 / 1e3,
+    });
+    // A standalone server has no elections (its ensemble of one elects itself at start); it
+    // still exports the summary, at 0, as ZooKeeper does, so alerts on its rate see data.
+    m.election = Some(if core.mode == admin::ServerMode::Standalone {
+        Totals::default()
+    } else {
+        Totals {
+            count: f.elections,
+            sum: f.election_ms_total as f64,
+        }
+    });
+    m.batch_records = Some(core.batch_records.clone());
+    m.core_cpu_seconds = core.cpu_seconds;
+}
+
 /// Merges the shards' reports into what the four-letter words print.
 fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
     let mut d = admin::AdminData::default();
@@ -206,7 +236,9 @@ fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
         for (sid, paths) in &r.ephemerals_by_session {
             d.dump.ephemerals.insert(*sid as u64, paths.clone());
         }
+        d.metrics.shards.push(r.metrics.clone());
     }
+    d.metrics.shards.sort_by_key(|s| s.shard);
     for v in d.watches.by_session.values_mut() {
         v.sort();
         v.dedup();
@@ -248,7 +280,26 @@ impl Shard {
                 .unwrap_or(0)
         };
         let tree = self.tree.borrow();
+        let now = Instant::now();
+        let metrics = crate::metrics::ShardSample {
+            shard: self.id,
+            connections: self.conns.len() as u64,
+            outstanding_requests: self
+                .conns
+                .values()
+                .map(|c| c.borrow().outstanding() as u64)
+                .sum(),
+            packets_received: self.received,
+            packets_sent: self.sent,
+            watches: self.watches.total() as u64,
+            last_zxid: tree.last_zxid(),
+            // This runs on the shard's thread.
+            cpu_seconds: crate::metrics::process::thread_cpu_seconds(),
+            read_latency: self.latencies.read.sample(now),
+            update_latency: self.latencies.update.sample(now),
+        };
         ShardReport {
+            metrics,
             last_zxid: tree.last_zxid(),
             node_count: tree.node_count(),
             ephemerals: tree.ephemeral_count(),

@@ -70,6 +70,8 @@ pub struct ShardReport {
     pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
     /// ZooKeeper's per-namespace quota gauges (`quota::namespace_metrics`).
     pub quota_metrics: Vec<(String, i64)>,
+    /// The shard's own figures for /metrics.
+    pub metrics: crate::metrics::ShardSample,
 }
 
 /// The write core's answer to a four-letter word.
@@ -79,6 +81,10 @@ pub struct CoreReport {
     pub session_buckets: Vec<(u64, Vec<i64>)>,
     pub last_zxid: i64,
     pub log: wal::WalStats,
+    /// Records per log flush, for /metrics.
+    pub batch_records: crate::metrics::Summary,
+    /// CPU time of the write core's thread, seconds (executor 0's when it shares shard 0's).
+    pub cpu_seconds: Option<f64>,
     /// `Mode:` (standalone, or the member's role in an ensemble) and whether it serves.
     pub mode: crate::admin::ServerMode,
     pub serving: bool,

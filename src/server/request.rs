@@ -4,6 +4,7 @@
 //! themselves are answered in read.rs. Ordering rules: docs/design/ordering.md.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tracing::warn;
 
@@ -136,7 +137,7 @@ pub(super) fn on_frame(
             if c.idle() && s.tree.borrow().last_zxid() >= min_zxid {
                 c.with_output(|c, out| {
                     s.execute(c, xid, opcode, &req, out);
-                    s.record_latency(c, 0);
+                    s.record_latency(c, Duration::ZERO, false);
                 });
                 c.wake_writer();
             } else {
@@ -214,16 +215,24 @@ mod sasl {
 }
 
 impl Shard {
-    fn record_latency(&mut self, c: &mut Conn, ms: u64) {
+    /// A read answered at once counts as 0: it is answered in the poll that read its frame.
+    fn record_latency(&mut self, c: &mut Conn, waited: Duration, write: bool) {
+        let ms = waited.as_millis() as u64;
         self.latency.record(ms);
         c.record_latency(ms);
+        let us = waited.as_micros() as u64;
+        if write {
+            self.latencies.update.record(us);
+        } else {
+            self.latencies.read.record(us);
+        }
     }
 
     /// Answers everything at the head of a connection's queue that can be answered now.
     pub(super) fn drain(&mut self, c: &mut Conn) {
         let applied = self.tree.borrow().last_zxid();
         let waits = c.drain(applied, |c, out, answer| match answer {
-            Answer::Write { ms } => self.record_latency(c, ms),
+            Answer::Write { waited } => self.record_latency(c, waited, true),
             Answer::Read {
                 xid,
                 opcode,
@@ -231,7 +240,7 @@ impl Shard {
                 at,
             } => {
                 self.execute(c, xid, opcode, req, out);
-                self.record_latency(c, at.elapsed().as_millis() as u64);
+                self.record_latency(c, at.elapsed(), false);
             }
         });
         if waits {

@@ -48,6 +48,8 @@ pub(super) struct Shard {
     pub(super) received: u64,
     pub(super) sent: u64,
     pub(super) latency: admin::Latency,
+    /// Read and write latencies as histograms, for /metrics' quantiles (never reset).
+    pub(super) latencies: crate::metrics::Latencies,
 }
 
 pub(super) type ShardRef = Rc<RefCell<Shard>>;

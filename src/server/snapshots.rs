@@ -44,6 +44,8 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// The last one taken: microseconds from the start of its walk to its directory sync.
     pub last_duration_us: AtomicU64,
+    /// Every snapshot taken's duration, summed (`snapshottime_sum` in /metrics).
+    pub total_duration_us: AtomicU64,
     /// Writer threads running (writing, renaming, purging).
     pub writers: AtomicU64,
 }
@@ -52,6 +54,7 @@ pub static STATS: Stats = Stats {
     taken: AtomicU64::new(0),
     failed: AtomicU64::new(0),
     last_duration_us: AtomicU64::new(0),
+    total_duration_us: AtomicU64::new(0),
     writers: AtomicU64::new(0),
 };
 
@@ -241,6 +244,9 @@ fn write_file(
     STATS
         .last_duration_us
         .store(took.as_micros() as u64, Ordering::Relaxed);
+    STATS
+        .total_duration_us
+        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     STATS.taken.fetch_add(1, Ordering::Relaxed);
     info!(
         zxid = format!("{zxid:#x}"),

@@ -184,6 +184,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     // For the HTTP endpoints (admin server, metrics), which run on threads of their own and
     // ask the shards and the write core as a four-letter word does.
     let inspector = Inspector::new(cfg.clone(), shared.clone(), core_tx.clone());
+    crate::metrics::endpoint::start(inspector.clone());
     super::admin_http::start(&cfg, inspector);
     let per_ip = Arc::new(Mutex::new(HashMap::new()));
     let quorum = if cfg.is_distributed() {
@@ -341,6 +342,7 @@ async fn run_shard(
         received: 0,
         sent: 0,
         latency: admin::Latency::default(),
+        latencies: crate::metrics::Latencies::new(std::time::Instant::now()),
     }));
 
     if let Some((core, core_rx)) = core {

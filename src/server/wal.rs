@@ -216,6 +216,9 @@ pub struct Wal {
     tail: TailBuffer,
     force_sync: bool,
     stats: WalStats,
+    /// Records appended since the last flush, and how many each flush took (group commit).
+    unflushed_records: u64,
+    batch_records: crate::metrics::Window,
 }
 
 impl Wal {
@@ -268,6 +271,8 @@ impl Wal {
             tail: buf,
             force_sync,
             stats: WalStats::default(),
+            unflushed_records: 0,
+            batch_records: crate::metrics::Window::new(std::time::Instant::now()),
         })
     }
 
@@ -278,9 +283,15 @@ impl Wal {
         }
     }
 
+    /// Records per flush over recent flushes, for /metrics.
+    pub fn batch_records(&mut self) -> crate::metrics::Summary {
+        self.batch_records.sample(std::time::Instant::now())
+    }
+
     /// Appends a record whose txn is already encoded (`storage::codec::encode_txn`).
     pub fn append_raw(&mut self, zxid: i64, txn: &[u8]) {
         self.tail.push_raw(zxid, txn);
+        self.unflushed_records += 1;
     }
 
     /// Bytes appended and not yet flushed (whole blocks, as the next flush writes them).
@@ -303,6 +314,8 @@ impl Wal {
         self.stats.failing = false;
         self.stats.flushes += 1;
         self.stats.bytes_written += len as u64;
+        self.batch_records.record(self.unflushed_records);
+        self.unflushed_records = 0;
         self.tail.flushed();
         let end = self.tail.end();
         self.fill_ahead(end + FILL_LOW_WATER);

@@ -388,6 +388,8 @@ pub struct Figures {
     pub elections: u64,
     pub last_election_ms: u64,
     pub max_election_ms: u64,
+    /// The durations of every election, summed (ms): `election_time_sum` in /metrics.
+    pub election_ms_total: u64,
     /// When this member last became an established leader (monotonic ms).
     pub leading_since_ms: Option<u64>,
     /// How this member was synced as a learner: DIFF, TRUNC (then DIFF), SNAP messages heard.
@@ -1135,6 +1137,7 @@ impl Machine {
                 f.elections += 1;
                 f.last_election_ms = ms;
                 f.max_election_ms = f.max_election_ms.max(ms);
+                f.election_ms_total = f.election_ms_total.saturating_add(ms);
                 self.looking_since = None;
             }
             (_, None) => {}
