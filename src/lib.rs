@@ -10,6 +10,7 @@
 
 pub(crate) mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod limits;
 pub mod logging;

@@ -1,5 +1,6 @@
 //! The `corral` binary: parse zoo.cfg and flags, start the server; or run one of the file tools
-//! (`dump-log`, `dump-snapshot`), which read a data directory without a server.
+//! (`dump-log`, `dump-snapshot`), which read a data directory without a server; or the `cli`
+//! shell, a ZooKeeper client (`corral::cli`).
 
 use std::io::Write as _;
 
@@ -48,6 +49,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("dump-log") => std::process::exit(dump_log(&args[1..])),
         Some("dump-snapshot") => std::process::exit(dump_snapshot(&args[1..])),
+        Some("cli") => std::process::exit(corral::cli::main(&args[1..])),
         _ => {}
     }
     let cfg = match Config::from_args(args.into_iter()) {
