@@ -520,3 +520,66 @@ get /\u{1}
     );
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
+
+/// On a terminal: zkCli's prompt, line editing (backspace) and history (the up arrow recalls the
+/// last line), through a pseudo-terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_gets_the_prompt_line_editing_and_history() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let s = TestServer::start_default().await;
+    let addr = s.addr();
+    let (mut master, slave) = {
+        let (mut m, mut sl) = (0, 0);
+        // SAFETY: openpty fills the two descriptors, which we then own.
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut sl,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: fresh descriptors from openpty, owned from here on.
+        unsafe {
+            (
+                std::fs::File::from(OwnedFd::from_raw_fd(m)),
+                OwnedFd::from_raw_fd(sl),
+            )
+        }
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["cli", "-server", &addr])
+        .env("TERM", "xterm")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let out = collect(master.try_clone().unwrap());
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !out.lock().unwrap().contains(text) {
+            if Instant::now() > deadline {
+                panic!("no {text:?} on the terminal:\n{}", out.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("JLine support is enabled");
+    wait_for(&format!("[zk: {addr}(CONNECTED) 0] "));
+    master.write_all(b"create /tty hello-data\r").unwrap();
+    wait_for("Created /tty");
+    // Backspaces edit the line: "get /txx" becomes "get /tty".
+    master.write_all(b"get /txx\x7f\x7fty\r").unwrap();
+    // The data on a line of its own (the typed lines' echo has it after a space).
+    wait_for("\nhello-data\r\n");
+    // Up arrow twice: "create /tty hello-data" again, which now fails.
+    master.write_all(b"\x1b[A\x1b[A\r").unwrap();
+    wait_for("Node already exists: /tty");
+    wait_for(&format!("[zk: {addr}(CONNECTED) 3] "));
+    master.write_all(b"quit\r").unwrap();
+    let code = wait_bounded(&mut child, Duration::from_secs(20), "quit on a terminal");
+    assert_eq!(code, 1, "quit keeps the failed create's status");
+}
