@@ -237,8 +237,17 @@ changed
         "Command not found: Command not found bogus\nPath must not end with / character\n"
     ));
     // quit closed the session: its ephemeral is gone at once, not after a timeout.
-    let kids = zk.list_children("/s").await.unwrap();
-    assert!(!kids.contains(&"eph".to_string()), "{kids:?}");
+    eventually(
+        Duration::from_secs(5),
+        "the ephemeral goes with the session",
+        || async {
+            !zk.list_children("/s")
+                .await
+                .unwrap()
+                .contains(&"eph".to_string())
+        },
+    )
+    .await;
 }
 
 /// A shell kept open: lines are sent one by one and its output read as it comes.
@@ -342,6 +351,9 @@ async fn watch_events_print_as_zkcli_prints_them() {
     cli.send("printwatches");
     cli.wait_out("printwatches is off\n", 1);
     zk.create("/w/new", b"", &anyone()).await.unwrap();
+    // The event is delivered before the answer to a sync sent after the create.
+    cli.send("sync /w");
+    cli.wait_out("Sync is OK\n", 1);
     cli.send("printwatches on");
     cli.send("stat -w /w/later");
     cli.send("printwatches");
@@ -582,4 +594,45 @@ async fn a_terminal_gets_the_prompt_line_editing_and_history() {
     master.write_all(b"quit\r").unwrap();
     let code = wait_bounded(&mut child, Duration::from_secs(20), "quit on a terminal");
     assert_eq!(code, 1, "quit keeps the failed create's status");
+}
+
+/// The server restarts under an open shell: the drop is printed, the next command reconnects to
+/// the same session, and the watches set before the drop are registered again (SetWatches).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_reconnects_the_session_with_its_watches() {
+    let mut s = TestServer::start_default().await;
+    let addr = s.addr();
+    {
+        let zk = connect(&addr).await;
+        zk.create("/r", b"", &anyone()).await.unwrap();
+        zk.create("/p", b"", &anyone()).await.unwrap();
+    }
+    let mut cli = Live::start(&addr);
+    cli.send("create -e /r/mine");
+    cli.send("get -w /r");
+    cli.send("addWatch -m PERSISTENT /p");
+    cli.send("printwatches");
+    cli.wait_out("printwatches is on\n", 1);
+    s.restart().await;
+    cli.wait_out(
+        "\nWATCHER::\n\nWatchedEvent state:Disconnected type:None path:null\n",
+        1,
+    );
+    cli.send("ls /r");
+    cli.wait_out("type:None path:null\n", 3);
+    // Same session: its ephemeral is still there and still its own.
+    cli.wait_out("[mine]\n", 1);
+    let zk = connect(&addr).await;
+    zk.set_data("/r", b"x", None).await.unwrap();
+    cli.wait_out("type:NodeDataChanged path:/r\n", 1);
+    zk.set_data("/p", b"x", None).await.unwrap();
+    zk.set_data("/p", b"y", None).await.unwrap();
+    cli.wait_out("type:NodeDataChanged path:/p\n", 2);
+    cli.send("quit");
+    wait_bounded(&mut cli.child, Duration::from_secs(20), "quit");
+    // quit closed that session: the ephemeral goes with it.
+    eventually(Duration::from_secs(10), "ephemeral gone", || async {
+        zk.check_stat("/r/mine").await.unwrap().is_none()
+    })
+    .await;
 }

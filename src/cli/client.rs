@@ -307,7 +307,58 @@ impl Client {
         for (scheme, auth) in self.auths.clone() {
             let _ = self.send_auth(&scheme, &auth);
         }
+        self.send_set_watches();
         Ok(true)
+    }
+
+    /// On a reconnect, re-registers the watches this client holds, as ZooKeeper's client does
+    /// (`primeConnection`): SetWatches, or SetWatches2 when there are persistent ones. The
+    /// server fires at once those whose nodes changed after the last zxid we saw.
+    fn send_set_watches(&mut self) {
+        let (data, exist, child, persistent, recursive) = {
+            let w = self.watches();
+            let v = |s: &HashSet<String>| {
+                let mut v: Vec<String> = s.iter().cloned().collect();
+                v.sort();
+                v
+            };
+            (
+                v(&w.data),
+                v(&w.exist),
+                v(&w.child),
+                v(&w.persistent),
+                v(&w.recursive),
+            )
+        };
+        if data.is_empty()
+            && exist.is_empty()
+            && child.is_empty()
+            && persistent.is_empty()
+            && recursive.is_empty()
+        {
+            return;
+        }
+        let two = !(persistent.is_empty() && recursive.is_empty());
+        let mut b = BytesMut::new();
+        let at = crate::proto::start_frame(&mut b);
+        b.put_i32(xid::SET_WATCHES);
+        b.put_i32(if two {
+            op::SET_WATCHES2
+        } else {
+            op::SET_WATCHES
+        });
+        b.put_i64(self.shared.last_zxid.load(Ordering::SeqCst));
+        b.put_jstrings(&data);
+        b.put_jstrings(&exist);
+        b.put_jstrings(&child);
+        if two {
+            b.put_jstrings(&persistent);
+            b.put_jstrings(&recursive);
+        }
+        crate::proto::finish_frame(&mut b, at);
+        if let Some(c) = self.conn.as_ref() {
+            let _ = write(&c.writer, &b);
+        }
     }
 
     /// Sends one request and waits for its reply's body. `body` writes the request record.
@@ -464,7 +515,8 @@ fn read_loop(mut s: TcpStream, shared: Arc<Shared>, tx: Sender<Bytes>) {
             shared.last_zxid.fetch_max(zxid, Ordering::SeqCst);
         }
         match x {
-            xid::PING => {}
+            // Pings and the SetWatches of a reconnect: nothing to hand over.
+            xid::PING | xid::SET_WATCHES => {}
             xid::AUTH => {
                 if err != 0 {
                     shared.auth_failed.store(true, Ordering::SeqCst);
