@@ -491,6 +491,19 @@ async fn bad_input_and_a_dead_server_end_cleanly() {
 
     let s = TestServer::start_default().await;
     let addr = s.addr();
+    // A connect string whose first member is down: the client goes on to the next.
+    let r = one(
+        &format!("127.0.0.1:{port},{addr}"),
+        &["-timeout", "5000", "ls", "/"],
+    );
+    assert_eq!(
+        (r.code, r.stdout.ends_with("[zookeeper]\n")),
+        (0, true),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+
     let script = "\
 ls
 create
@@ -635,4 +648,47 @@ async fn a_restart_reconnects_the_session_with_its_watches() {
         zk.check_stat("/r/mine").await.unwrap().is_none()
     })
     .await;
+}
+
+/// A chroot in the connect string (`host:port/app`): paths typed and printed are relative to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chroot_suffix_roots_every_path() {
+    let s = TestServer::start_default().await;
+    let addr = s.addr();
+    let zk = connect(&addr).await;
+    zk.create("/app", b"", &anyone()).await.unwrap();
+    let rooted = format!("{addr}/app");
+    let script = "\
+create /x one
+create -s /x/s-
+ls -R /
+get -w /x
+getAllChildrenNumber /
+deleteall /x
+ls /
+";
+    let mut cli = Live::start(&rooted);
+    for line in script.lines().take(4) {
+        cli.send(line);
+    }
+    cli.wait_out("one\n", 1);
+    zk.set_data("/app/x", b"two", None).await.unwrap();
+    cli.wait_out("type:NodeDataChanged path:/x\n", 1);
+    for line in script.lines().skip(4) {
+        cli.send(line);
+    }
+    cli.send("quit");
+    wait_bounded(&mut cli.child, Duration::from_secs(20), "quit");
+    let out = cli.out.lock().unwrap().clone();
+    assert!(out.contains("/\n/x\n/x/s-0000000000\none\n"), "{out}");
+    assert!(out.ends_with("2\n[]\n"), "{out}");
+    assert_eq!(cli.stderr(), "Created /x\nCreated /x/s-0000000000\n");
+    assert!(zk.check_stat("/app/x").await.unwrap().is_none());
+    assert!(zk.check_stat("/app").await.unwrap().is_some());
+
+    let r = one(&format!("{addr}/bad/"), &["ls", "/"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "Path must not end with / character\n")
+    );
 }

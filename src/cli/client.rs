@@ -79,6 +79,8 @@ struct Shared {
     auth_failed: AtomicBool,
     /// Set while the session is being closed: the connection's end is expected then.
     closing: AtomicBool,
+    /// The connect string's chroot, if any (`/app`).
+    chroot: Option<String>,
 }
 
 struct Conn {
@@ -147,7 +149,19 @@ impl Client {
         read_only: bool,
         print_watches: Arc<AtomicBool>,
     ) -> std::result::Result<Client, String> {
-        let hosts: Vec<String> = connect_string
+        // A chroot suffix (`host:port,host:port/app`): every path is taken relative to it.
+        let (list, chroot) = match connect_string.find('/') {
+            None => (connect_string, None),
+            Some(i) => {
+                let root = connect_string[i..].trim();
+                super::parse::validate_path(root)?;
+                (
+                    &connect_string[..i],
+                    (root != "/").then(|| root.to_string()),
+                )
+            }
+        };
+        let hosts: Vec<String> = list
             .split(',')
             .map(str::trim)
             .filter(|h| !h.is_empty())
@@ -161,11 +175,6 @@ impl Client {
             .collect();
         if hosts.is_empty() {
             return Err("A HostProvider may not be empty!".to_string());
-        }
-        if hosts.iter().any(|h| h.contains('/')) {
-            return Err(format!(
-                "chroot suffixes are not supported by corral cli: {connect_string}"
-            ));
         }
         Ok(Client {
             hosts,
@@ -182,11 +191,26 @@ impl Client {
                 watches: Mutex::new(Watches::default()),
                 auth_failed: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
+                chroot,
             }),
             closed: false,
             next_xid: 1,
             auths: Vec::new(),
         })
+    }
+
+    /// The server's path for a path the user typed: under the chroot.
+    pub fn server_path(&self, path: &str) -> String {
+        match &self.shared.chroot {
+            Some(root) if path == "/" => root.clone(),
+            Some(root) => format!("{root}{path}"),
+            None => path.to_string(),
+        }
+    }
+
+    /// The user's path for a path the server sent: the chroot taken off.
+    pub fn client_path(&self, path: &str) -> String {
+        strip_chroot(self.shared.chroot.as_deref(), path)
     }
 
     pub fn state(&self) -> State {
@@ -318,7 +342,7 @@ impl Client {
         let (data, exist, child, persistent, recursive) = {
             let w = self.watches();
             let v = |s: &HashSet<String>| {
-                let mut v: Vec<String> = s.iter().cloned().collect();
+                let mut v: Vec<String> = s.iter().map(|p| self.server_path(p)).collect();
                 v.sort();
                 v
             };
@@ -529,6 +553,12 @@ fn read_loop(mut s: TcpStream, shared: Arc<Shared>, tx: Sender<Bytes>) {
                 let (Ok(typ), Ok(state), Ok(path)) = (r.i32(), r.i32(), r.string_lossy()) else {
                     break;
                 };
+                // The config node's events keep their path, as ZooKeeper's client leaves it.
+                let path = if path == "/zookeeper/config" {
+                    path
+                } else {
+                    strip_chroot(shared.chroot.as_deref(), &path)
+                };
                 forget_fired(&shared, typ, &path);
                 if shared.print_watches.load(Ordering::SeqCst) {
                     print_event(state_name(state), event_type_name(typ), Some(&path));
@@ -547,6 +577,18 @@ fn read_loop(mut s: TcpStream, shared: Arc<Shared>, tx: Sender<Bytes>) {
         && shared.print_watches.load(Ordering::SeqCst)
     {
         print_event("Disconnected", "None", None);
+    }
+}
+
+/// `path` with `root` taken off its front (`/app/x` -> `/x`, `/app` -> `/`).
+fn strip_chroot(root: Option<&str>, path: &str) -> String {
+    let Some(root) = root else {
+        return path.to_string();
+    };
+    match path.strip_prefix(root) {
+        Some("") => "/".to_string(),
+        Some(rest) if rest.starts_with('/') => rest.to_string(),
+        _ => path.to_string(),
     }
 }
 

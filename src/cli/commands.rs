@@ -175,7 +175,8 @@ fn req_path_watch(path: &str, watch: bool) -> impl Fn(&mut BytesMut) + '_ {
 }
 
 pub fn get_children(c: &mut Client, path: &str, watch: bool) -> Result<(Vec<String>, Stat), Error> {
-    let mut r = c.call(op::GET_CHILDREN2, req_path_watch(path, watch))?;
+    let sp = c.server_path(path);
+    let mut r = c.call(op::GET_CHILDREN2, req_path_watch(&sp, watch))?;
     let kids = r.strings_lossy().map_err(proto_err)?;
     let st = read_stat(&mut r)?;
     if watch {
@@ -185,7 +186,8 @@ pub fn get_children(c: &mut Client, path: &str, watch: bool) -> Result<(Vec<Stri
 }
 
 fn get_data(c: &mut Client, path: &str, watch: bool) -> Result<(Option<Vec<u8>>, Stat), Error> {
-    let mut r = c.call(op::GET_DATA, req_path_watch(path, watch))?;
+    let sp = c.server_path(path);
+    let mut r = c.call(op::GET_DATA, req_path_watch(&sp, watch))?;
     let data = r.buffer_opt().map_err(proto_err)?.map(|b| b.to_vec());
     let st = read_stat(&mut r)?;
     if watch {
@@ -196,7 +198,8 @@ fn get_data(c: &mut Client, path: &str, watch: bool) -> Result<(Option<Vec<u8>>,
 
 /// `exists`: None when the node is not there (an exist watch is set then).
 fn exists(c: &mut Client, path: &str, watch: bool) -> Result<Option<Stat>, Error> {
-    match c.call(op::EXISTS, req_path_watch(path, watch)) {
+    let sp = c.server_path(path);
+    match c.call(op::EXISTS, req_path_watch(&sp, watch)) {
         Ok(mut r) => {
             let st = read_stat(&mut r)?;
             if watch {
@@ -227,8 +230,9 @@ fn create_node(
         (4, None) => op::CREATE_CONTAINER,
         _ => op::CREATE,
     };
+    let sp = c.server_path(path);
     let mut r = c.call(opcode, |b| {
-        b.put_jstring(path);
+        b.put_jstring(&sp);
         b.put_jbuffer_opt(data);
         Acl::encode_list(acl, b);
         b.put_i32(flags);
@@ -236,20 +240,23 @@ fn create_node(
             b.put_i64(t);
         }
     })?;
-    r.string_lossy().map_err(proto_err)
+    let created = r.string_lossy().map_err(proto_err)?;
+    Ok(c.client_path(&created))
 }
 
 fn delete_node(c: &mut Client, path: &str, version: i32) -> Result<(), Error> {
+    let sp = c.server_path(path);
     c.call(op::DELETE, |b| {
-        b.put_jstring(path);
+        b.put_jstring(&sp);
         b.put_i32(version);
     })
     .map(|_| ())
 }
 
 fn set_data(c: &mut Client, path: &str, data: &[u8], version: i32) -> Result<Stat, Error> {
+    let sp = c.server_path(path);
     let mut r = c.call(op::SET_DATA, |b| {
-        b.put_jstring(path);
+        b.put_jstring(&sp);
         b.put_jbuffer(data);
         b.put_i32(version);
     })?;
@@ -257,8 +264,9 @@ fn set_data(c: &mut Client, path: &str, data: &[u8], version: i32) -> Result<Sta
 }
 
 fn set_acl_req(c: &mut Client, path: &str, acl: &[Acl], version: i32) -> Result<Stat, Error> {
+    let sp = c.server_path(path);
     let mut r = c.call(op::SET_ACL, |b| {
-        b.put_jstring(path);
+        b.put_jstring(&sp);
         Acl::encode_list(acl, b);
         b.put_i32(version);
     })?;
@@ -540,6 +548,7 @@ fn deleteall(c: &mut Client, words: &[String]) -> CmdResult {
         i += 1;
     }
     let mut ok = true;
+    let tree: Vec<String> = tree.iter().map(|p| c.server_path(p)).collect();
     for chunk in tree.rchunks(batch) {
         let res = c.call(op::MULTI, |b| {
             for p in chunk.iter().rev() {
@@ -630,8 +639,9 @@ fn get_acl(c: &mut Client, words: &[String]) -> CmdResult {
     }
     let path = p.args[1].as_str();
     check_path(path)?;
+    let sp = c.server_path(path);
     let mut r = c
-        .call(op::GET_ACL, |b| b.put_jstring(path))
+        .call(op::GET_ACL, |b| b.put_jstring(&sp))
         .map_err(|e| wrap(e, Some(path)))?;
     let acl = read_acl(&mut r).map_err(|e| wrap(e, Some(path)))?;
     let st = read_stat(&mut r).map_err(|e| wrap(e, Some(path)))?;
@@ -667,7 +677,8 @@ fn sync(c: &mut Client, words: &[String]) -> CmdResult {
     }
     let path = p.args[1].as_str();
     check_path(path)?;
-    match c.call(op::SYNC, |b| b.put_jstring(path)) {
+    let sp = c.server_path(path);
+    match c.call(op::SYNC, |b| b.put_jstring(&sp)) {
         Ok(_) => out("Sync is OK\n"),
         Err(Error::Keeper(code)) => out(&format!("Sync has failed. rc={}\n", code.as_i32())),
         Err(e) => return Err(wrap(e, Some(path))),
@@ -687,8 +698,9 @@ fn add_watch(c: &mut Client, words: &[String]) -> CmdResult {
     };
     let path = p.args[1].as_str();
     check_path(path)?;
+    let sp = c.server_path(path);
     c.call(op::ADD_WATCH, |b| {
-        b.put_jstring(path);
+        b.put_jstring(&sp);
         b.put_i32(mode);
     })
     .map_err(|e| wrap(e, Some(path)))?;
@@ -732,8 +744,9 @@ fn remove_watches(c: &mut Client, words: &[String]) -> CmdResult {
         return Err(wrap(Error::Keeper(Code::NoWatcher), Some(path)));
     }
     if !p.has('l') {
+        let sp = c.server_path(path);
         c.call(op::REMOVE_WATCHES, |b| {
-            b.put_jstring(path);
+            b.put_jstring(&sp);
             b.put_i32(typ);
         })
         .map_err(|e| wrap(e, Some(path)))?;
@@ -780,7 +793,20 @@ fn whoami(c: &mut Client) -> CmdResult {
 fn config(c: &mut Client, words: &[String]) -> CmdResult {
     let p = opts(words, &[flag('s'), flag('w'), flag('c')])?;
     let path = "/zookeeper/config";
-    let (data, st) = get_data(c, path, p.has('w')).map_err(|e| wrap(e, Some(path)))?;
+    // getConfig reads the config node itself, whatever the chroot.
+    let watch = p.has('w');
+    let mut r = c
+        .call(op::GET_DATA, req_path_watch(path, watch))
+        .map_err(|e| wrap(e, Some(path)))?;
+    let data = r
+        .buffer_opt()
+        .map_err(|e| wrap(proto_err(e), Some(path)))?
+        .map(|b| b.to_vec());
+    let st = read_stat(&mut r).map_err(|e| wrap(e, Some(path)))?;
+    if watch {
+        // Its event carries the node's own path, which no chroot shortens.
+        c.watches().data.insert(path.to_string());
+    }
     let data = data.unwrap_or_else(|| b"null".to_vec());
     let text = String::from_utf8_lossy(&data).into_owned();
     let mut s = if p.has('c') {
@@ -1132,8 +1158,9 @@ fn get_ephemerals(c: &mut Client, words: &[String]) -> CmdResult {
     let p = opts(words, &[])?;
     let path = p.args.get(1).map_or("/", String::as_str);
     check_path(path)?;
+    let sp = c.server_path(path);
     let mut r = c
-        .call(op::GET_EPHEMERALS, |b| b.put_jstring(path))
+        .call(op::GET_EPHEMERALS, |b| b.put_jstring(&sp))
         .map_err(|e| wrap(e, Some(path)))?;
     let list = r
         .strings_lossy()
@@ -1149,8 +1176,9 @@ fn all_children(c: &mut Client, words: &[String]) -> CmdResult {
     }
     let path = p.args[1].as_str();
     check_path(path)?;
+    let sp = c.server_path(path);
     let mut r = c
-        .call(op::GET_ALL_CHILDREN_NUMBER, |b| b.put_jstring(path))
+        .call(op::GET_ALL_CHILDREN_NUMBER, |b| b.put_jstring(&sp))
         .map_err(|e| wrap(e, Some(path)))?;
     let n = r.i32().map_err(|e| wrap(proto_err(e), Some(path)))?;
     out(&format!("{n}\n"));
