@@ -546,8 +546,8 @@ get /\u{1}
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
 
-/// On a terminal: zkCli's prompt, line editing (backspace) and history (the up arrow recalls the
-/// last line), through a pseudo-terminal.
+/// On a terminal: zkCli's prompt, line editing (backspace), history (the up arrow recalls the
+/// last line) and Tab completion of commands and znodes, through a pseudo-terminal.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_terminal_gets_the_prompt_line_editing_and_history() {
     use std::os::fd::{FromRawFd, OwnedFd};
@@ -603,10 +603,17 @@ async fn a_terminal_gets_the_prompt_line_editing_and_history() {
     // Up arrow twice: "create /tty hello-data" again, which now fails.
     master.write_all(b"\x1b[A\x1b[A\r").unwrap();
     wait_for("Node already exists: /tty");
-    wait_for(&format!("[zk: {addr}(CONNECTED) 3] "));
+    // Tab completes a command name and a znode path.
+    master.write_all(b"getAllCh\t /tt\t\r").unwrap();
+    wait_for(&format!("[zk: {addr}(CONNECTED) 4] "));
+    master.write_all(b"ls /zoo\t\r").unwrap();
+    wait_for("[config, quota]");
+    wait_for(&format!("[zk: {addr}(CONNECTED) 5] "));
+    master.write_all(b"history\r").unwrap();
+    wait_for("3 - getAllChildrenNumber /tty\r\n4 - ls /zookeeper\r\n");
     master.write_all(b"quit\r").unwrap();
     let code = wait_bounded(&mut child, Duration::from_secs(20), "quit on a terminal");
-    assert_eq!(code, 1, "quit keeps the failed create's status");
+    assert_eq!(code, 0, "quit keeps the last command's status (history)");
 }
 
 /// The server restarts under an open shell: the drop is printed, the next command reconnects to

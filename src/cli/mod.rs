@@ -13,8 +13,10 @@ pub mod commands;
 pub mod format;
 pub mod parse;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -78,7 +80,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 
 /// The shell's state (`ZooKeeperMain`).
 struct Shell {
-    client: Client,
+    /// Shared with the line editor's completer, which lists znodes while a line is typed.
+    client: Rc<RefCell<Client>>,
     host: String,
     timeout_ms: i32,
     read_only: bool,
@@ -94,26 +97,27 @@ impl Shell {
         format!(
             "[zk: {}({}) {}] ",
             self.host,
-            self.client.state().name(),
+            self.client.borrow_mut().state().name(),
             self.count
         )
     }
 
     /// `connectToZK`: a new client for `host`; the old one's session is closed first.
     fn connect(&mut self, host: String) -> Result<(), commands::CliError> {
-        if self.client.is_alive() {
-            self.client.close();
+        if self.client.borrow_mut().is_alive() {
+            self.client.borrow_mut().close();
         }
         self.host = host;
-        self.client = Client::new(
+        let client = Client::new(
             &self.host,
             self.timeout_ms,
             self.read_only,
             self.print_watches.clone(),
         )
         .map_err(commands::CliError::new)?;
+        *self.client.borrow_mut() = client;
         // zkCli connects in the background; a failure shows on the next command.
-        let _ = self.client.ensure_connected();
+        let _ = self.client.borrow_mut().ensure_connected();
         Ok(())
     }
 
@@ -132,7 +136,7 @@ impl Shell {
     fn process(&mut self, words: &[String]) {
         if matches!(words.first().map(String::as_str), Some("quit" | "exit")) {
             // zkCli exits at once, with the status the previous command left.
-            self.client.close_quietly();
+            self.client.borrow_mut().close_quietly();
             self.quit = true;
             return;
         }
@@ -200,7 +204,7 @@ impl Shell {
             }
             _ => {}
         }
-        if !self.client.is_alive() {
+        if !self.client.borrow_mut().is_alive() {
             println!("Not connected");
             return Ok(());
         }
@@ -210,7 +214,7 @@ impl Shell {
         ) {
             return Ok(());
         }
-        commands::run(&mut self.client, words)
+        commands::run(&mut self.client.borrow_mut(), words)
     }
 }
 
@@ -257,7 +261,7 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
     let mut shell = Shell {
-        client,
+        client: Rc::new(RefCell::new(client)),
         host: opts.server.clone(),
         timeout_ms: opts.timeout_ms,
         read_only: opts.read_only,
@@ -271,19 +275,19 @@ pub fn main(args: &[String]) -> i32 {
     // before the first command, so a dead server shows as ConnectionLoss on it, after the
     // timeout.
     if let Some(cmd) = opts.command {
-        let _ = shell.client.ensure_connected();
+        let _ = shell.client.borrow_mut().ensure_connected();
         shell.process(&cmd);
-        shell.client.close_quietly();
+        shell.client.borrow_mut().close_quietly();
         return shell.exit_code;
     }
     println!("Welcome to ZooKeeper!");
     if std::io::stdin().is_terminal() {
         println!("JLine support is enabled");
-        let _ = shell.client.ensure_connected();
+        let _ = shell.client.borrow_mut().ensure_connected();
         interactive(&mut shell);
     } else {
         println!("JLine support is disabled");
-        let _ = shell.client.ensure_connected();
+        let _ = shell.client.borrow_mut().ensure_connected();
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {
             let Ok(line) = line else { break };
@@ -293,15 +297,87 @@ pub fn main(args: &[String]) -> i32 {
             }
         }
     }
-    shell.client.close_quietly();
+    shell.client.borrow_mut().close_quietly();
     shell.exit_code
 }
 
-/// The terminal loop: rustyline gives line editing and an in-memory history (up/down,
-/// Ctrl-R), as JLine does for zkCli.
+/// Tab completion as zkCli's JLine completer does it: a word starting with `/` completes to
+/// the znodes of its parent, a first word to the command names.
+struct Completion {
+    client: Rc<RefCell<Client>>,
+}
+
+impl rustyline::completion::Completer for Completion {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let before = &line[..pos];
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        if let Some(slash) = word.rfind('/').filter(|_| word.starts_with('/')) {
+            let (dir, prefix) = (
+                if slash == 0 { "/" } else { &word[..slash] },
+                &word[slash + 1..],
+            );
+            // Only over a live connection: a completion must not wait for a reconnect.
+            let Ok(mut c) = self.client.try_borrow_mut() else {
+                return Ok((start, Vec::new()));
+            };
+            if c.state() != client::State::Connected {
+                return Ok((start, Vec::new()));
+            }
+            let Ok((mut kids, _)) = commands::get_children(&mut c, dir, false) else {
+                return Ok((start, Vec::new()));
+            };
+            kids.sort();
+            let base = if dir == "/" { "" } else { dir };
+            let found = kids
+                .into_iter()
+                .filter(|k| k.starts_with(prefix))
+                .map(|k| format!("{base}/{k}"))
+                .collect();
+            return Ok((start, found));
+        }
+        if before[..start].trim().is_empty() {
+            let found = commands::COMMANDS
+                .iter()
+                .map(|(c, _)| *c)
+                .filter(|c| c.starts_with(word))
+                .map(str::to_string)
+                .collect();
+            return Ok((start, found));
+        }
+        Ok((start, Vec::new()))
+    }
+}
+
+impl rustyline::hint::Hinter for Completion {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for Completion {}
+impl rustyline::validate::Validator for Completion {}
+impl rustyline::Helper for Completion {}
+
+/// The terminal loop: rustyline gives line editing, an in-memory history (up/down, Ctrl-R) and
+/// Tab completion, as JLine does for zkCli.
 fn interactive(shell: &mut Shell) {
-    let mut rl = match rustyline::DefaultEditor::new() {
-        Ok(rl) => rl,
+    let config = rustyline::Config::builder()
+        .completion_type(rustyline::CompletionType::List)
+        .build();
+    let editor =
+        rustyline::Editor::<Completion, rustyline::history::DefaultHistory>::with_config(config);
+    let mut rl = match editor {
+        Ok(mut rl) => {
+            rl.set_helper(Some(Completion {
+                client: shell.client.clone(),
+            }));
+            rl
+        }
         Err(e) => {
             eprintln!("line editing unavailable ({e}); reading plain lines");
             let stdin = std::io::stdin();
