@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,6 +81,9 @@ struct Shared {
     closing: AtomicBool,
     /// The connect string's chroot, if any (`/app`).
     chroot: Option<String>,
+    /// Which connection is the current one: the threads of an older one, ending late, must
+    /// not mark the new one dead.
+    generation: AtomicU64,
 }
 
 struct Conn {
@@ -192,6 +195,7 @@ impl Client {
                 auth_failed: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
                 chroot,
+                generation: AtomicU64::new(0),
             }),
             closed: false,
             next_xid: 1,
@@ -226,10 +230,6 @@ impl Client {
     /// zkCli's `isAlive()`: anything but closed (and a refused authentication).
     pub fn is_alive(&self) -> bool {
         !self.closed && !self.shared.auth_failed.load(Ordering::SeqCst)
-    }
-
-    pub fn session_id(&self) -> i64 {
-        self.session_id
     }
 
     /// Connects (or reconnects to the session) if not connected, trying the hosts in turn until
@@ -308,14 +308,15 @@ impl Client {
         let (tx, rx) = channel();
         let reader = s.try_clone()?;
         let writer = Arc::new(Mutex::new(s.try_clone()?));
+        let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.shared.alive.store(true, Ordering::SeqCst);
         self.shared.auth_failed.store(false, Ordering::SeqCst);
         let shared = self.shared.clone();
-        std::thread::spawn(move || read_loop(reader, shared, tx));
+        std::thread::spawn(move || read_loop(reader, shared, tx, generation));
         let shared = self.shared.clone();
         let ping_every = Duration::from_millis((negotiated / 3).max(100) as u64);
         let pinger = writer.clone();
-        std::thread::spawn(move || ping_loop(pinger, shared, ping_every));
+        std::thread::spawn(move || ping_loop(pinger, shared, ping_every, generation));
         self.conn = Some(Conn {
             writer,
             replies: rx,
@@ -487,7 +488,7 @@ impl Client {
         self.closed = true;
     }
 
-    /// Registers a watch this client set (ZooKeeper's client registers it on success).
+    /// The watches this client holds (a command adds one when its request succeeds).
     pub fn watches(&self) -> std::sync::MutexGuard<'_, Watches> {
         self.shared
             .watches
@@ -529,7 +530,7 @@ fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
 }
 
 /// The reader thread: notifications are printed, pings dropped, replies handed over.
-fn read_loop(mut s: TcpStream, shared: Arc<Shared>, tx: Sender<Bytes>) {
+fn read_loop(mut s: TcpStream, shared: Arc<Shared>, tx: Sender<Bytes>, generation: u64) {
     while let Ok(frame) = read_frame(&mut s) {
         let mut r = Reader::new(frame.clone());
         let (Ok(x), Ok(zxid), Ok(err)) = (r.i32(), r.i64(), r.i32()) else {
@@ -570,6 +571,9 @@ fn read_loop(mut s: TcpStream, shared: Arc<Shared>, tx: Sender<Bytes>) {
                 }
             }
         }
+    }
+    if shared.generation.load(Ordering::SeqCst) != generation {
+        return;
     }
     let quiet = shared.closing.load(Ordering::SeqCst) || shared.auth_failed.load(Ordering::SeqCst);
     if shared.alive.swap(false, Ordering::SeqCst)
@@ -613,7 +617,7 @@ fn forget_fired(shared: &Shared, typ: i32, path: &str) {
 }
 
 /// Pings the server at a third of the session timeout so an idle shell keeps its session.
-fn ping_loop(s: Arc<Mutex<TcpStream>>, shared: Arc<Shared>, every: Duration) {
+fn ping_loop(s: Arc<Mutex<TcpStream>>, shared: Arc<Shared>, every: Duration, generation: u64) {
     let mut b = BytesMut::new();
     let at = crate::proto::start_frame(&mut b);
     b.put_i32(xid::PING);
@@ -621,7 +625,9 @@ fn ping_loop(s: Arc<Mutex<TcpStream>>, shared: Arc<Shared>, every: Duration) {
     crate::proto::finish_frame(&mut b, at);
     loop {
         std::thread::sleep(every);
-        if !shared.alive.load(Ordering::SeqCst) {
+        if !shared.alive.load(Ordering::SeqCst)
+            || shared.generation.load(Ordering::SeqCst) != generation
+        {
             return;
         }
         if write(&s, &b).is_err() {
