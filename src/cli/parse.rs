@@ -9,6 +9,11 @@ use crate::proto::records::{Acl, Id};
 /// Splits a typed line into words as zkCli does: a word is a run of non-blanks, or a string in
 /// double or single quotes (the quotes removed). An unbalanced quote is skipped.
 pub fn split_line(line: &str) -> Vec<String> {
+    // zkCli's pattern backtracks on a line of blanks only: its last blank is the one word (so
+    // such a line is an unknown command, not an empty one).
+    if let Some(last) = line.chars().last().filter(|_| line.trim().is_empty()) {
+        return vec![last.to_string()];
+    }
     let chars: Vec<char> = line.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -290,7 +295,8 @@ mod tests {
             words(&["create", "/a", "hello world", "x y"])
         );
         assert_eq!(split_line("set /a \"abc"), words(&["set", "/a", "abc"]));
-        assert!(split_line("   ").is_empty());
+        assert_eq!(split_line("   "), words(&[" "]));
+        assert!(split_line("").is_empty());
     }
 
     #[test]
