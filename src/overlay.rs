@@ -19,8 +19,9 @@ use std::sync::Arc;
 
 use crate::proto::codes::ephemeral_owner;
 use crate::proto::records::Acl;
+use crate::quota;
 use crate::tree::{parent_of, DataTree, Node, SessionEntry};
-use crate::txn::{Txn, TxnOp};
+use crate::txn::{Data, Txn, TxnOp};
 
 /// Whether pruning checks that the tree agrees with what it drops: in tests (the simulators
 /// run in release builds too) and debug builds.
@@ -36,6 +37,9 @@ pub struct NodeState {
     pub aversion: i32,
     pub owner: i64,
     pub children: u32,
+    /// The node's data (shared, not copied): quota checks read limit and stat nodes, and a
+    /// setData's or delete's change to a quota's usage is the data length's change.
+    pub data: Option<Data>,
 }
 
 impl NodeState {
@@ -47,6 +51,7 @@ impl NodeState {
             aversion: n.aversion,
             owner: n.ephemeral_owner,
             children: n.num_children() as u32,
+            data: n.data_shared(),
         }
     }
 
@@ -190,6 +195,10 @@ impl Overlay {
     }
 }
 
+fn data_len(data: &Option<Data>) -> i64 {
+    data.as_ref().map_or(0, |d| d.len() as i64)
+}
+
 /// The committed tree seen through the overlay: what every txn recorded so far leaves.
 pub struct View<'a> {
     tree: &'a DataTree,
@@ -283,8 +292,57 @@ impl<'a> View<'a> {
     }
 
     fn delete(&mut self, zxid: i64, path: &str) {
+        let bytes = self.node(path).map_or(0, |n| data_len(&n.data));
         self.set(zxid, path, None);
         self.update(zxid, parent_of(path), |p| p.children -= 1);
+        self.add_quota_usage(zxid, path, -1, -bytes);
+    }
+
+    /// The path whose quota a write to `path` counts against, as the tree finds it.
+    pub fn quota_prefix(&self, path: &str) -> Option<String> {
+        if self.node(quota::QUOTA_ROOT)?.children == 0 {
+            return None;
+        }
+        quota::prefix_of(path, |p| self.exists(&quota::limit_path(p)))
+    }
+
+    /// What `DataTree::add_quota_usage` will do to the stat node, so quota checks see the
+    /// usage of writes not yet applied (and pruning checks the tree agrees).
+    fn add_quota_usage(&mut self, zxid: i64, path: &str, count: i64, bytes: i64) {
+        let Some(prefix) = self.quota_prefix(path) else {
+            return;
+        };
+        let stat = quota::stat_path(&prefix);
+        let Some(node) = self.node(&stat) else {
+            return;
+        };
+        let Some(mut usage) = quota::StatsTrack::parse(node.data.as_deref()) else {
+            return;
+        };
+        usage.add(count, bytes);
+        let data = Data::from(usage.to_bytes());
+        self.update(zxid, &stat, |n| n.data = Some(data));
+    }
+
+    /// What `DataTree::count_quota` will write: the committed subtree's usage, corrected by
+    /// every node below `path` that a txn not yet applied creates, deletes or changes.
+    fn count_quota(&mut self, zxid: i64, path: &str) {
+        let stat = quota::stat_path(path);
+        if !self.exists(&stat) {
+            return;
+        }
+        let (mut count, mut bytes) = self.tree.subtree_usage(path);
+        let below = |p: &str| {
+            p == path || path == "/" || (p.starts_with(path) && p.as_bytes()[path.len()] == b'/')
+        };
+        for p in self.overlay.nodes.keys().filter(|p| below(p)) {
+            let before = self.tree.get(p).map(|n| n.data_len() as i64);
+            let after = self.node(p).map(|n| data_len(&n.data));
+            count += after.is_some() as i64 - before.is_some() as i64;
+            bytes += after.unwrap_or(0) - before.unwrap_or(0);
+        }
+        let data = Data::from(quota::StatsTrack::usage(count, bytes).to_bytes());
+        self.update(zxid, &stat, |n| n.data = Some(data));
     }
 
     /// Records one op of a txn (a multi's op alone: prep records each as it goes, so later
@@ -318,6 +376,9 @@ impl<'a> View<'a> {
                         .filter(|p| self.node(p).is_some_and(|n| n.owner == session_id))
                         .cloned(),
                 );
+                // In the tree's order (it deletes from a sorted set): a quota's usage depends on
+                // whether its limit node, if one of these, is gone yet.
+                owned.sort();
                 for path in owned {
                     self.delete(zxid, &path);
                 }
@@ -325,6 +386,7 @@ impl<'a> View<'a> {
             }
             TxnOp::Create {
                 path,
+                data,
                 acl,
                 ephemeral_owner,
                 parent_cversion,
@@ -341,12 +403,26 @@ impl<'a> View<'a> {
                     aversion: 0,
                     owner: *ephemeral_owner,
                     children: 0,
+                    data: data.clone(),
                 };
                 self.set(zxid, path, Some(n));
+                if let Some(counted) = quota::counted_by_stat_node(path) {
+                    self.count_quota(zxid, counted);
+                }
+                self.add_quota_usage(zxid, path, 1, data_len(data));
             }
             TxnOp::Delete { path } => self.delete(zxid, path),
-            TxnOp::SetData { path, version, .. } => {
-                self.update(zxid, path, |n| n.version = *version)
+            TxnOp::SetData {
+                path,
+                data,
+                version,
+            } => {
+                let before = self.node(path).map_or(0, |n| data_len(&n.data));
+                self.update(zxid, path, |n| {
+                    n.version = *version;
+                    n.data = data.clone();
+                });
+                self.add_quota_usage(zxid, path, 0, data_len(data) - before);
             }
             TxnOp::SetAcl { path, acl, version } => self.update(zxid, path, |n| {
                 n.acl = Arc::new(acl.clone());
@@ -455,6 +531,100 @@ mod tests {
             View::new(&tree, &mut overlay);
         }
         assert!(overlay.is_empty());
+    }
+
+    fn create_with(path: &str, data: &str, owner: i64, parent_cversion: i32) -> TxnOp {
+        match create(path, owner, parent_cversion) {
+            TxnOp::Create {
+                opcode,
+                path,
+                acl,
+                ephemeral_owner,
+                parent_cversion,
+                ..
+            } => TxnOp::Create {
+                opcode,
+                path,
+                data: Some(Data::from(data.as_bytes())),
+                acl,
+                ephemeral_owner,
+                parent_cversion,
+            },
+            _ => unreachable!(),
+        }
+    }
+
+    /// Quota usage as prep sees it is what the tree will hold: the overlay's stat nodes, written
+    /// as each txn is recorded, agree with the tree's (pruning asserts it, data included),
+    /// through a stat node created over a subtree with pending changes, deletes by session
+    /// close and a failed multi.
+    #[test]
+    fn quota_usage_matches_the_tree() {
+        let stat = "/zookeeper/quota/a/zookeeper_stats";
+        let history = vec![
+            txn(1, 7, session(4000)),
+            txn(2, 7, create_with("/a", "12", 0, 1)),
+            txn(3, 7, create_with("/a/x", "123", 0, 1)),
+            txn(4, 7, create("/zookeeper/quota/a", 0, 1)),
+            txn(5, 7, create_with("/a/e", "1234", 7, 2)),
+            txn(
+                6,
+                7,
+                create_with(
+                    "/zookeeper/quota/a/zookeeper_limits",
+                    "count=10,bytes=-1",
+                    0,
+                    1,
+                ),
+            ),
+            txn(7, 7, create_with(stat, "count=0,bytes=0", 0, 2)),
+            txn(8, 7, create_with("/a/y", "12345", 0, 3)),
+            txn(
+                9,
+                7,
+                TxnOp::SetData {
+                    path: "/a/x".into(),
+                    data: None,
+                    version: 1,
+                },
+            ),
+            txn(10, 7, TxnOp::MultiError(vec![Code::QuotaExceeded])),
+            txn(11, 7, TxnOp::CloseSession),
+            txn(
+                12,
+                7,
+                TxnOp::Multi(vec![
+                    create_with("/a/m", "xy", 0, 5),
+                    TxnOp::Delete {
+                        path: "/a/y".into(),
+                    },
+                ]),
+            ),
+        ];
+        let mut tree = DataTree::new();
+        let mut overlay = Overlay::default();
+        for t in &history {
+            View::new(&tree, &mut overlay).record(t);
+        }
+        let usage = |v: &View| v.node(stat).and_then(|n| n.data).map(|d| d.to_vec());
+        {
+            // /a, /a/x (now null), /a/e, /a/y counted at the stat node's creation: /a/e and
+            // /a/y go, /a/m comes.
+            let v = View::new(&tree, &mut overlay);
+            assert_eq!(usage(&v).unwrap(), b"count=3,bytes=4");
+            assert_eq!(v.quota_prefix("/a/m").as_deref(), Some("/a"));
+            assert_eq!(v.quota_prefix("/b"), None);
+        }
+        for t in &history {
+            tree.apply(t);
+            View::new(&tree, &mut overlay);
+        }
+        assert!(overlay.is_empty());
+        assert_eq!(tree.get(stat).unwrap().data().unwrap(), b"count=3,bytes=4");
+        // A snapshot load counts again and finds the same.
+        let before = tree.digest();
+        tree.setup_quotas();
+        assert_eq!(tree.digest(), before);
     }
 
     /// A multi's tentative records and a TRUNC's dropped proposals roll back to what was

@@ -11,6 +11,7 @@
 use crate::overlay::View;
 use crate::proto::codes::{ephemeral_owner, op, perms, Code, CreateMode};
 use crate::proto::records::{CreateRequest, Id, MultiOp, Request};
+use crate::quota;
 use crate::storage::codec::{encoded_len, op_len};
 use crate::tree::{acl, parent_of, validate_path};
 use crate::txn::TxnOp;
@@ -20,6 +21,8 @@ pub struct PrepCtx<'a> {
     pub zxid: i64,
     pub ids: &'a [Id],
     pub extended_types: bool,
+    /// `zookeeper.enforceQuota`: a write past a hard quota fails with QUOTAEXCEEDED.
+    pub enforce_quota: bool,
     /// The largest txn that may come out, encoded (`limits::TXN_MAX`; smaller in tests).
     pub max_txn: usize,
 }
@@ -44,6 +47,37 @@ fn check_version(current: i32, expected: i32) -> Result<i32, Code> {
         return Err(Code::BadVersion);
     }
     Ok(current.wrapping_add(1))
+}
+
+fn data_len(data: &Option<bytes::Bytes>) -> i64 {
+    data.as_ref().map_or(0, |d| d.len() as i64)
+}
+
+/// ZooKeeper's `checkQuota`, against the usage that every txn recorded so far leaves (ZooKeeper
+/// reads the committed tree, so writes in flight together can pass a hard limit there; here
+/// they cannot, and neither can a multi's ops together). Each limit passed is logged with
+/// ZooKeeper's words; a hard one fails the write where quotas are enforced.
+fn check_quota(v: &View, path: &str, count: i64, bytes: i64, ctx: &PrepCtx) -> Result<(), Code> {
+    let Some(prefix) = v.quota_prefix(path) else {
+        return Ok(());
+    };
+    let read = |p: &str| {
+        v.node(p)
+            .and_then(|n| quota::StatsTrack::parse(n.data.as_deref()))
+    };
+    let (Some(limits), Some(usage)) = (
+        read(&quota::limit_path(&prefix)),
+        read(&quota::stat_path(&prefix)),
+    ) else {
+        return Ok(());
+    };
+    for e in quota::check(&prefix, &limits, &usage, count, bytes) {
+        tracing::warn!("{}", e.message);
+        if e.hard && ctx.enforce_quota {
+            return Err(Code::QuotaExceeded);
+        }
+    }
+    Ok(())
 }
 
 fn require(v: &View, path: &str, perm: i32, ids: &[Id]) -> Result<(), Code> {
@@ -87,6 +121,7 @@ fn prep_create(v: &View, c: &CreateRequest, ctx: &PrepCtx) -> Result<TxnOp, Code
     if parent.is_session_ephemeral() {
         return Err(Code::NoChildrenForEphemerals);
     }
+    check_quota(v, &path, 1, data_len(&c.data), ctx)?;
     let owner = match c.opcode {
         op::CREATE_CONTAINER => ephemeral_owner::CONTAINER,
         op::CREATE_TTL => ephemeral_owner::ttl(c.ttl),
@@ -150,6 +185,8 @@ fn prep_set_data(
     validate_path(path)?;
     require(v, path, perms::WRITE, ctx.ids)?;
     let node = v.node(path).ok_or(Code::NoNode)?;
+    let before = node.data.as_ref().map_or(0, |d| d.len() as i64);
+    check_quota(v, path, 0, data_len(data) - before, ctx)?;
     Ok(TxnOp::SetData {
         path: path.to_string(),
         data: own(data),
@@ -280,6 +317,7 @@ mod tests {
             zxid: 10,
             ids,
             extended_types: false,
+            enforce_quota: false,
             max_txn: crate::limits::TXN_MAX,
         }
     }
@@ -454,6 +492,126 @@ mod tests {
         let ok = prep(&mut t, &Request::Multi(ops[..2].to_vec()), &c);
         assert!(matches!(&ok, TxnOp::Multi(v) if v.len() == 2));
         assert_eq!(t.digest(), before, "prep itself never changes the tree");
+    }
+
+    fn create_data(path: &str, data: &'static [u8]) -> CreateRequest {
+        CreateRequest {
+            opcode: op::CREATE,
+            path: path.into(),
+            data: Some(Bytes::from_static(data)),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: -1,
+        }
+    }
+
+    /// With enforcement, a create or setData past a hard limit fails with QuotaExceeded,
+    /// counting writes proposed and not yet applied and a multi's earlier ops; soft limits and
+    /// unenforced hard limits only warn.
+    #[test]
+    fn hard_quotas_count_pending_writes_and_multi_ops() {
+        let mut t = DataTree::new();
+        let ids = [];
+        // Past the zxids of the txns recorded below (a multi records its ops at this one).
+        let enforcing = PrepCtx {
+            enforce_quota: true,
+            zxid: 60,
+            ..ctx(&ids)
+        };
+        let mut zxid = 1;
+        let mut apply = |t: &mut DataTree, r: Request| {
+            let op = prep(t, &r, &ctx(&ids));
+            assert!(!matches!(op, TxnOp::Error(_)), "{op:?}");
+            commit(t, zxid, op);
+            zxid += 1;
+        };
+        apply(&mut t, Request::Create(create_data("/a", b"")));
+        apply(
+            &mut t,
+            Request::Create(create_data("/zookeeper/quota/a", b"")),
+        );
+        apply(
+            &mut t,
+            Request::Create(create_data(
+                "/zookeeper/quota/a/zookeeper_limits",
+                b"count=-1,bytes=-1=;byteHardLimit=6;countHardLimit=3",
+            )),
+        );
+        apply(
+            &mut t,
+            Request::Create(create_data(
+                "/zookeeper/quota/a/zookeeper_stats",
+                b"count=0,bytes=0",
+            )),
+        );
+        let stats = t.get("/zookeeper/quota/a/zookeeper_stats").unwrap();
+        assert_eq!(stats.data().unwrap(), b"count=1,bytes=0");
+        // /a and two creates in flight make 3, the hard count limit: a third create passes it.
+        let mut o = Overlay::default();
+        let mut v = View::new(&t, &mut o);
+        let first = super::prep(
+            &mut v,
+            &Request::Create(create_data("/a/x", b"12")),
+            &enforcing,
+        );
+        assert!(matches!(first, TxnOp::Create { .. }));
+        v.record(&Txn {
+            session_id: 0x100,
+            cxid: 0,
+            zxid: 50,
+            time_ms: 5,
+            op: first,
+        });
+        let second = Request::Create(create_data("/a/y", b""));
+        let op = super::prep(&mut v, &second, &enforcing);
+        assert!(matches!(op, TxnOp::Create { .. }));
+        let third = Request::Create(create_data("/a/z", b""));
+        v.record(&Txn {
+            session_id: 0x100,
+            cxid: 1,
+            zxid: 51,
+            time_ms: 5,
+            op,
+        });
+        assert_eq!(
+            super::prep(&mut v, &third, &enforcing),
+            TxnOp::Error(Code::QuotaExceeded)
+        );
+        // Not enforced: the same write passes (with a warning).
+        assert!(matches!(
+            super::prep(&mut v, &third, &ctx(&ids)),
+            TxnOp::Create { .. }
+        ));
+        // Bytes: 2 used of 6; a setData growing /a/x by 4 fits, a multi's two such do not.
+        let grow = |d: &'static [u8]| MultiOp::SetData {
+            path: "/a/x".into(),
+            data: Some(Bytes::from_static(d)),
+            version: -1,
+        };
+        assert!(matches!(
+            super::prep(&mut v, &Request::Multi(vec![grow(b"123456")]), &enforcing),
+            TxnOp::Multi(_)
+        ));
+        assert_eq!(
+            super::prep(
+                &mut v,
+                &Request::Multi(vec![
+                    grow(b"123456"),
+                    MultiOp::Create(create_data("/a/w", b"1"))
+                ]),
+                &enforcing
+            ),
+            TxnOp::MultiError(vec![Code::Ok, Code::QuotaExceeded])
+        );
+        // Outside the quota nothing is counted.
+        assert!(matches!(
+            super::prep(
+                &mut v,
+                &Request::Create(create_data("/b", b"123456789")),
+                &enforcing
+            ),
+            TxnOp::Create { .. }
+        ));
     }
 
     #[test]

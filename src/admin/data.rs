@@ -194,6 +194,8 @@ pub struct ServerStats {
     /// Every client connection, for `cons` and `stat`. ZooKeeper lists the connection
     /// asking for the 4lw too (interest ops 0, recved=1).
     pub connections: Vec<ConnectionInfo>,
+    /// ZooKeeper's quota gauges, `zk_<namespace>_quota_<what>_per_namespace` in `mntr`.
+    pub quota_metrics: Vec<(String, i64)>,
     /// Extra `mntr` lines, keys prefixed `corral_`, printed after ZooKeeper's keys.
     pub extra_metrics: Vec<(String, String)>,
     /// Extra `srvr` lines after ZooKeeper's; `None` prints ZooKeeper's lines only.
@@ -226,6 +228,7 @@ impl Default for ServerStats {
             leader: None,
             quorum_config_version: 0,
             connections: Vec::new(),
+            quota_metrics: Vec::new(),
             extra_metrics: Vec::new(),
             storage: None,
         }

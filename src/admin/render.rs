@@ -296,6 +296,9 @@ pub fn render_mntr(stats: &ServerStats) -> String {
         line("max_proposal_size", &l.proposal_size_max);
         line("min_proposal_size", &l.proposal_size_min);
     }
+    for (key, value) in &stats.quota_metrics {
+        line(key, value);
+    }
     for (key, value) in &stats.extra_metrics {
         debug_assert!(key.starts_with("corral_"), "corral's own mntr keys: {key}");
         let _ = writeln!(out, "{key}\t{value}");

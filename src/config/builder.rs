@@ -39,6 +39,11 @@ impl Config {
             .map(|(path, text)| (*path, text.as_str()));
         let mut config = Config::from_sources(file, &args.settings, &read_myid_file)?;
         load_sasl(&mut config)?;
+        quota_from_jvmflags(
+            &mut config,
+            std::env::var("SERVER_JVMFLAGS").ok().as_deref(),
+            std::env::var("JVMFLAGS").ok().as_deref(),
+        );
         Ok(config)
     }
 
@@ -47,6 +52,11 @@ impl Config {
         let text = read_text_file(path)?;
         let mut config = Config::from_sources(Some((path, &text)), &[], &read_myid_file)?;
         load_sasl(&mut config)?;
+        quota_from_jvmflags(
+            &mut config,
+            std::env::var("SERVER_JVMFLAGS").ok().as_deref(),
+            std::env::var("JVMFLAGS").ok().as_deref(),
+        );
         Ok(config)
     }
 
@@ -117,6 +127,34 @@ fn load_sasl(config: &mut Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `-Dzookeeper.enforceQuota=` in SERVER_JVMFLAGS or JVMFLAGS (zkServer.sh passes both to the
+/// JVM; the later one wins), unless the zoo.cfg or the command line set the key: ZooKeeper turns
+/// that key into the same system property, replacing the flag's value.
+fn quota_from_jvmflags(config: &mut Config, server: Option<&str>, jvm: Option<&str>) {
+    const FLAG: &str = "-Dzookeeper.enforceQuota=";
+    if config.props.contains_key("enforceQuota")
+        || config.props.contains_key("zookeeper.enforceQuota")
+    {
+        return;
+    }
+    let joined = format!("{} {}", server.unwrap_or(""), jvm.unwrap_or(""));
+    let Some(v) = joined
+        .split_whitespace()
+        .rev()
+        .find_map(|w| w.strip_prefix(FLAG))
+    else {
+        return;
+    };
+    let v = v.trim_matches(|c| c == '"' || c == '\'');
+    // Java's Boolean.parseBoolean: anything but "true" is false.
+    config.enforce_quota = v.eq_ignore_ascii_case("true");
+    if !config.enforce_quota && !v.eq_ignore_ascii_case("false") {
+        config.warnings.push(format!(
+            "JVM flag {FLAG}{v}: not true or false; quotas are not enforced"
+        ));
+    }
+}
+
 /// Settings that are only resolved once every source has been applied.
 #[derive(Default)]
 struct Builder {
@@ -153,7 +191,6 @@ const IGNORED_KEYS: &[&str] = &[
     "audit.enable",
     "snapshot.trust.empty",
     "digest.enabled",
-    "enforceQuota",
     "requestThrottleLimit",
     "requestThrottleStallTime",
     "requestThrottleDropStale",
@@ -261,6 +298,9 @@ impl Builder {
                 c.jute_max_buffer = n;
             }
             "extendedTypesEnabled" => c.extended_types_enabled = parse_bool(key, v, origin)?,
+            "enforceQuota" | "zookeeper.enforceQuota" => {
+                c.enforce_quota = parse_bool(key, v, origin)?
+            }
             "readonlymode.enabled" => c.read_only_enabled = parse_bool(key, v, origin)?,
             "localSessionsEnabled" => c.local_sessions_enabled = parse_bool(key, v, origin)?,
             "localSessionsUpgradingEnabled" => {
@@ -1050,6 +1090,33 @@ clientPort=2181
         assert!(from_text("electionAlg=0\n").is_err());
         assert!(from_text("peerType=observer\n").is_ok());
         assert!(from_text("peerType=voter\n").is_err());
+    }
+
+    #[test]
+    fn enforce_quota_under_either_name() {
+        assert!(!from_text("dataDir=/z\n").unwrap().enforce_quota);
+        assert!(
+            from_text("dataDir=/z\nenforceQuota=true\n")
+                .unwrap()
+                .enforce_quota
+        );
+        let c = from_text("dataDir=/z\nzookeeper.enforceQuota=TRUE\n").unwrap();
+        assert!(c.enforce_quota);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(from_text("dataDir=/z\nenforceQuota=yes\n").is_err());
+        // The JVM flag, as zkServer.sh would pass it; a zoo.cfg key wins over it.
+        let mut c = from_text("dataDir=/z\n").unwrap();
+        quota_from_jvmflags(
+            &mut c,
+            Some("-Xmx1g -Dzookeeper.enforceQuota=true"),
+            Some("-Dx=y"),
+        );
+        assert!(c.enforce_quota);
+        quota_from_jvmflags(&mut c, None, Some("-Dzookeeper.enforceQuota=FALSE"));
+        assert!(!c.enforce_quota);
+        let mut c = from_text("dataDir=/z\nenforceQuota=false\n").unwrap();
+        quota_from_jvmflags(&mut c, Some("-Dzookeeper.enforceQuota=true"), None);
+        assert!(!c.enforce_quota);
     }
 
     #[test]

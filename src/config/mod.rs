@@ -138,6 +138,9 @@ pub struct Config {
     pub my_id: Option<u64>,
     /// `extendedTypesEnabled`: enables TTL nodes.
     pub extended_types_enabled: bool,
+    /// `enforceQuota` (`zookeeper.enforceQuota`): writes past a hard quota fail with
+    /// QUOTAEXCEEDED (docs/operations.md, "Quotas").
+    pub enforce_quota: bool,
     /// `localSessionsEnabled`: in an ensemble, new sessions live only on their member until
     /// they need to be global (ZooKeeper 3.5+; ignored standalone, as there).
     pub local_sessions_enabled: bool,
@@ -427,6 +430,7 @@ impl Default for Config {
             servers: BTreeMap::new(),
             my_id: None,
             extended_types_enabled: false,
+            enforce_quota: false,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
             quorum_listen_on_all_ips: false,

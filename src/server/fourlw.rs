@@ -35,13 +35,42 @@ pub(super) async fn four_letter(
     if let Some(mask) = new_mask {
         TRACE_MASK.store(mask, Ordering::Relaxed);
     }
-    let reset = matches!(cmd, FourLetter::Srst);
+    let ask = Gather {
+        reset: matches!(cmd, FourLetter::Srst),
+        // Storage figures list the log and snapshot directories: only for the two words
+        // that print them (mntr is polled, but rarely: seconds apart, not per request).
+        storage: matches!(cmd, FourLetter::Mntr | FourLetter::Srvr),
+    };
+    let mut data = gather(cfg, shared, to_core, ask).await;
+    // stmk echoes the mask it was sent (ZooKeeper's SetTraceMaskCommand), gtmk the current one.
+    data.trace_mask = new_mask.unwrap_or_else(|| TRACE_MASK.load(Ordering::Relaxed));
+    admin::render(cmd, &data, cfg)
+}
+
+/// What a [`gather`] asks for beyond the counters every answer has.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gather {
+    /// Clear the shards' counters after reporting them (`srst`, `/commands/stat_reset`).
+    pub reset: bool,
+    /// Also list the log and snapshot directories (`corral_log_*`, `corral_snapshot_*`).
+    pub storage: bool,
+}
+
+/// Asks every shard and the write core for their figures and merges them: what a four-letter
+/// word, an admin command or a metrics scrape prints. Runs on any thread: on a shard it is
+/// awaited; the HTTP endpoints' threads block on it (see [`super::Inspector`]).
+pub(crate) async fn gather(
+    cfg: &Config,
+    shared: &Shared,
+    to_core: &Sender<ToCore>,
+    ask: Gather,
+) -> admin::AdminData {
     let (tx, rx) = async_channel::bounded(shared.admin.len());
     for a in &shared.admin {
         let _ = a
             .send(AdminQuery {
                 reply: tx.clone(),
-                reset,
+                reset: ask.reset,
             })
             .await;
     }
@@ -51,8 +80,7 @@ pub(super) async fn four_letter(
         reports.push(r);
     }
     let mut data = admin_data(&reports, cfg);
-    // stmk echoes the mask it was sent (ZooKeeper's SetTraceMaskCommand), gtmk the current one.
-    data.trace_mask = new_mask.unwrap_or_else(|| TRACE_MASK.load(Ordering::Relaxed));
+    data.trace_mask = TRACE_MASK.load(Ordering::Relaxed);
     let (tx, rx) = async_channel::bounded(1);
     if to_core.send(ToCore::Report(tx)).await.is_ok() {
         if let Ok(core) = rx.recv().await {
@@ -83,14 +111,12 @@ pub(super) async fn four_letter(
                     session_ids: ids.into_iter().map(|i| i as u64).collect(),
                 })
                 .collect();
-            // Storage figures list the log and snapshot directories: only for the two words
-            // that print them (mntr is polled, but rarely: seconds apart, not per request).
-            if matches!(cmd, FourLetter::Mntr | FourLetter::Srvr) {
+            if ask.storage {
                 storage_figures(&mut data.stats, cfg, core.last_zxid, &core.log);
             }
         }
     }
-    admin::render(cmd, &data, cfg)
+    data
 }
 
 /// The log's and snapshots' figures: `corral_log_*` and `corral_snapshot_*` for mntr, the
@@ -145,7 +171,7 @@ fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
     st.client_port = cfg.client_port;
     st.open_fd_count = admin::probe::open_fd_count();
     st.max_fd_count = admin::probe::max_fd_count();
-    st.uptime_ms = START.with(|s| s.elapsed().as_millis() as u64);
+    st.uptime_ms = START.elapsed().as_millis() as u64;
     for r in reports {
         // Replicas may lag each other by a batch; report the most advanced.
         if r.last_zxid >= st.last_zxid {
@@ -154,6 +180,7 @@ fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
             st.ephemerals_count = r.ephemerals as u64;
             st.approximate_data_size = r.data_size;
             st.global_sessions = r.sessions as u64;
+            st.quota_metrics = r.quota_metrics.clone();
         }
         st.latency.merge(&r.latency);
         st.packets_received += r.received;
@@ -191,8 +218,13 @@ fn admin_data(reports: &[ShardReport], cfg: &Config) -> admin::AdminData {
     d
 }
 
-thread_local! {
-    static START: Instant = Instant::now();
+/// When the process started serving, for `uptime`: one value for every thread that asks (the
+/// shards and the HTTP endpoints' threads), set by [`mark_start`] at startup.
+static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+/// Fixes the uptime's origin; called once by startup, before any shard runs.
+pub(super) fn mark_start() {
+    std::sync::LazyLock::force(&START);
 }
 
 /// A shard's answer to a four-letter word's question.
@@ -215,6 +247,7 @@ impl Shard {
             node_count: tree.node_count(),
             ephemerals: tree.ephemeral_count(),
             data_size: tree.approximate_data_size(),
+            quota_metrics: crate::quota::namespace_metrics(&tree),
             received: self.received,
             sent: self.sent,
             sessions: tree.sessions().count(),

@@ -20,11 +20,12 @@
 //! <- `startup`.
 
 mod accept;
-mod claim;
+pub(crate) mod claim;
 mod commit;
 mod conn;
 pub(crate) mod core;
 mod fourlw;
+pub use fourlw::Gather;
 mod frames;
 pub mod quorum;
 mod read;
@@ -66,6 +67,8 @@ pub struct ShardReport {
     pub watches_by_path: Vec<(String, Vec<i64>)>,
     /// Filled by shard 0 only (every replica holds the same).
     pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
+    /// ZooKeeper's per-namespace quota gauges (`quota::namespace_metrics`).
+    pub quota_metrics: Vec<(String, i64)>,
 }
 
 /// The write core's answer to a four-letter word.
@@ -99,6 +102,41 @@ pub struct Shared {
     /// that starts after any client saw a write's reply sees that write, on every shard: the
     /// linearizable reads a standalone ZooKeeper gives. One atomic load per read; no lock.
     pub committed: std::sync::atomic::AtomicI64,
+}
+
+/// A handle for code off the shards (the HTTP admin server's and the metrics endpoint's
+/// threads) to ask the running server for its figures, as a four-letter word does. Cheap to
+/// clone; every call crosses to the shards and the write core over their admin channels.
+#[derive(Clone)]
+pub struct Inspector {
+    cfg: Arc<Config>,
+    shared: Arc<Shared>,
+    to_core: async_channel::Sender<ToCore>,
+}
+
+impl Inspector {
+    pub(crate) fn new(
+        cfg: Arc<Config>,
+        shared: Arc<Shared>,
+        to_core: async_channel::Sender<ToCore>,
+    ) -> Inspector {
+        Inspector {
+            cfg,
+            shared,
+            to_core,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Every shard's and the write core's figures, merged. Blocks the calling thread (never
+    /// call it on a shard's executor: await [`fourlw::gather`] there). Once the server is
+    /// stopping, the answer holds what could still be gathered.
+    pub fn gather(&self, ask: Gather) -> crate::admin::AdminData {
+        futures_lite::future::block_on(fourlw::gather(&self.cfg, &self.shared, &self.to_core, ask))
+    }
 }
 
 /// Bound of every cross-core queue (messages, not requests: a commit message carries a batch).

@@ -19,7 +19,7 @@ use super::commit::on_core_message;
 use super::core::{CoreInit, WriteCore};
 use super::secure::SecurePort;
 use super::shard::{Env, Shard, ShardRef};
-use super::{accept, AdminQuery, Shared, ToCore, ToShard, CHANNEL_CAPACITY};
+use super::{accept, fourlw, AdminQuery, Inspector, Shared, ToCore, ToShard, CHANNEL_CAPACITY};
 use crate::admin;
 use crate::config::Config;
 use crate::tree::DataTree;
@@ -180,6 +180,10 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         admin: admin_txs,
         committed: AtomicI64::new(0),
     });
+    fourlw::mark_start();
+    // For the HTTP endpoints (admin server, metrics), which run on threads of their own and
+    // ask the shards and the write core as a four-letter word does.
+    let _inspector = Inspector::new(cfg.clone(), shared.clone(), core_tx.clone());
     let per_ip = Arc::new(Mutex::new(HashMap::new()));
     let quorum = if cfg.is_distributed() {
         Some(quorum_setup(&cfg, core_tx.clone())?)

@@ -216,6 +216,10 @@ pub fn recover(dir: &Path, snap_dir: &Path) -> io::Result<Recovered> {
         }
     }
     let next_seq = segs.last().map_or(1, |(s, _)| s + 1);
+    if snap_zxid.is_some() {
+        // Replay over a fuzzy snapshot re-adds changes the snapshot already holds.
+        tree.setup_quotas();
+    }
     let last_zxid = tree.last_zxid();
     if recent.is_empty() {
         recent_base = last_zxid;

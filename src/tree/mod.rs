@@ -20,6 +20,7 @@ use hashbrown::HashTable;
 
 use crate::proto::codes::{ephemeral_owner, event, perms, Code};
 use crate::proto::records::{Acl, Id, Stat};
+use crate::quota;
 use crate::txn::{Data, Txn, TxnOp};
 
 #[derive(Debug, Clone)]
@@ -87,6 +88,11 @@ impl Node {
     /// The node's data; None for null data, which is not the same as empty data.
     pub fn data(&self) -> Option<&[u8]> {
         self.data.as_deref()
+    }
+
+    /// The node's data as the tree holds it (a clone shares it).
+    pub fn data_shared(&self) -> Option<Data> {
+        self.data.clone()
     }
 
     pub fn num_children(&self) -> usize {
@@ -714,6 +720,8 @@ impl DataTree {
     pub fn apply_replay(&mut self, txn: &Txn) {
         let ops: Vec<&TxnOp> = match &txn.op {
             TxnOp::Multi(ops) => ops.iter().collect(),
+            // A failed multi changed nothing (and `apply_op` takes no multi).
+            TxnOp::MultiError(_) => vec![],
             op => vec![op],
         };
         let mut sink = Vec::new();
@@ -866,6 +874,10 @@ impl DataTree {
                 let stat = node.stat();
                 self.link(Some(parent_id), node);
                 self.index_owner(path, *ephemeral_owner);
+                if let Some(counted) = quota::counted_by_stat_node(path) {
+                    self.count_quota(counted);
+                }
+                self.add_quota_usage(path, 1, data.as_ref().map_or(0, |d| d.len()) as i64);
                 OpResult::Created {
                     path: path.clone(),
                     stat,
@@ -882,14 +894,16 @@ impl DataTree {
             } => {
                 let id = self.id_of(path).expect("setData: node exists");
                 let node = self.slab.get_mut(id);
-                self.data_size = self.data_size + data.as_ref().map_or(0, |d| d.len()) as u64
-                    - node.data_len() as u64;
+                let new_len = data.as_ref().map_or(0, |d| d.len());
+                let bytes = new_len as i64 - node.data_len() as i64;
+                self.data_size = self.data_size + new_len as u64 - node.data_len() as u64;
                 node.data = data.clone();
                 node.version = *version;
                 node.mzxid = zxid;
                 node.mtime = txn.time_ms;
                 let stat = node.stat();
                 triggers.push(Trigger::new(path, event::NODE_DATA_CHANGED, &node.acl));
+                self.add_quota_usage(path, 0, bytes);
                 OpResult::SetData(stat)
             }
             TxnOp::SetAcl { path, acl, version } => {
@@ -903,6 +917,89 @@ impl DataTree {
             TxnOp::Check { .. } => OpResult::Checked,
             TxnOp::Error(code) => OpResult::Error(*code),
             TxnOp::Multi(_) | TxnOp::MultiError(_) => unreachable!("nested multi"),
+        }
+    }
+
+    /// The path whose quota a write to `path` counts against (`quota::prefix_of`).
+    fn quota_prefix(&self, path: &str) -> Option<String> {
+        // Most trees have no quota: one lookup decides.
+        if self.get(quota::QUOTA_ROOT)?.num_children() == 0 {
+            return None;
+        }
+        quota::prefix_of(path, |p| self.id_of(&quota::limit_path(p)).is_some())
+    }
+
+    /// ZooKeeper's `updateQuotaStat`: adds a write to `path` to the usage its quota's stat node
+    /// holds. Without a stat node, or with one that does not parse, nothing changes.
+    fn add_quota_usage(&mut self, path: &str, count: i64, bytes: i64) {
+        let Some(prefix) = self.quota_prefix(path) else {
+            return;
+        };
+        let Some(id) = self.id_of(&quota::stat_path(&prefix)) else {
+            return;
+        };
+        let Some(mut usage) = quota::StatsTrack::parse(self.slab.get(id).data()) else {
+            return;
+        };
+        usage.add(count, bytes);
+        self.set_derived_data(id, usage.to_bytes());
+    }
+
+    /// ZooKeeper's `updateQuotaForPath`: counts the nodes and data bytes of `path`'s subtree
+    /// into its stat node, replacing what was there.
+    fn count_quota(&mut self, path: &str) {
+        let Some(id) = self.id_of(&quota::stat_path(path)) else {
+            return;
+        };
+        let (count, bytes) = self.subtree_usage(path);
+        self.set_derived_data(id, quota::StatsTrack::usage(count, bytes).to_bytes());
+    }
+
+    /// Nodes and data bytes of the subtree at `path`, itself included ((0, 0) if absent).
+    pub fn subtree_usage(&self, path: &str) -> (i64, i64) {
+        let Some(root) = self.id_of(path) else {
+            return (0, 0);
+        };
+        let (mut count, mut bytes) = (0, 0);
+        let mut stack = vec![root];
+        while let Some(id) = stack.pop() {
+            let n = self.slab.get(id);
+            count += 1;
+            bytes += n.data_len() as i64;
+            stack.extend(kid_ids(n));
+        }
+        (count, bytes)
+    }
+
+    /// Replaces a stat node's data as the server derives it: no stat field moves (ZooKeeper
+    /// changes the data alone) and no watch fires.
+    fn set_derived_data(&mut self, id: u32, data: Vec<u8>) {
+        let node = self.slab.get_mut(id);
+        self.data_size = self.data_size + data.len() as u64 - node.data_len() as u64;
+        node.data = Some(Data::from(data));
+    }
+
+    /// Counts every quota's subtree again, as ZooKeeper does when it loads a snapshot
+    /// (`setupQuota`): after recovery, whose replay over a fuzzy snapshot cannot keep
+    /// incremental counts exact. Each limit node with no children marks its path.
+    pub fn setup_quotas(&mut self) {
+        let Some(root) = self.id_of(quota::QUOTA_ROOT) else {
+            return;
+        };
+        let mut limited = Vec::new();
+        let mut stack = vec![root];
+        while let Some(id) = stack.pop() {
+            let n = self.slab.get(id);
+            if n.num_children() == 0 && name_of(n.path()) == quota::LIMIT_NODE {
+                let real = &parent_of(n.path())[quota::QUOTA_ROOT.len()..];
+                if real.starts_with('/') {
+                    limited.push(real.to_string());
+                }
+            }
+            stack.extend(kid_ids(n));
+        }
+        for path in limited {
+            self.count_quota(&path);
         }
     }
 
@@ -949,6 +1046,7 @@ impl DataTree {
             .unlink(Some(parent_id), path)
             .expect("delete: node exists");
         self.unindex_owner(path, node.ephemeral_owner);
+        self.add_quota_usage(path, -1, -(node.data_len() as i64));
         triggers.push(Trigger::new(path, event::NODE_DELETED, &node.acl));
         triggers.push(Trigger::new(
             parent_path,
@@ -1017,6 +1115,15 @@ mod tests {
             time_ms: 1000 + zxid,
             op,
         }
+    }
+
+    #[test]
+    fn replaying_a_failed_multi_changes_nothing_but_the_zxid() {
+        let mut t = DataTree::new();
+        let before = t.digest();
+        t.apply_replay(&txn(9, TxnOp::MultiError(vec![Code::Ok, Code::BadVersion])));
+        assert_eq!(t.digest(), before);
+        assert_eq!(t.last_zxid(), 9);
     }
 
     fn create(path: &str, parent_cversion: i32, owner: i64) -> TxnOp {

@@ -1490,6 +1490,7 @@ impl Machine {
             zxid: self.next_zxid(),
             ids,
             extended_types: self.cfg.extended_types_enabled,
+            enforce_quota: self.cfg.enforce_quota,
             max_txn: TXN_MAX,
         };
         let (base, overlay) = self.view();

@@ -106,6 +106,8 @@ impl Sim {
         let cfg = Arc::new(Config {
             tick_time_ms: 100,
             container_check_interval_ms: 500,
+            // Hard quotas refuse some writes (`random_quota_write`).
+            enforce_quota: seed.is_multiple_of(3),
             ..Config::default()
         });
         let mut effects = Vec::new();
@@ -262,8 +264,14 @@ impl Sim {
         });
     }
 
+    /// A write, one in eleven to the quota nodes (only here: the ensemble simulator's draws
+    /// stay as they were, so its seeds keep their meaning).
     fn random_write(&mut self) -> Request {
-        random_write(&mut self.rng)
+        if self.rng.gen_range(0..11) == 0 {
+            random_quota_write(&mut self.rng)
+        } else {
+            random_write(&mut self.rng)
+        }
     }
 
     /// The end of a batch: flush if the machine asks (the disk may be full), then deliver
@@ -564,6 +572,39 @@ pub(super) fn random_create<R: Rng>(rng: &mut R) -> CreateRequest {
         acl: Acl::open_unsafe(),
         flags,
         ttl: -1,
+    }
+}
+
+/// A write to the quota nodes of /n0../n2 (the paths with children): the quota's own node, its
+/// limits (hard ones small enough to be reached), its stat node, or deleting either. The stat
+/// nodes the tree keeps and those the overlay computes must agree (pruning asserts it).
+fn random_quota_write<R: Rng>(rng: &mut R) -> Request {
+    let q = format!("/zookeeper/quota{}", path(rng.gen_range(0..3)));
+    let create = |path: String, data: &'static [u8]| {
+        Request::Create(CreateRequest {
+            opcode: op::CREATE,
+            path,
+            data: Some(Bytes::from_static(data)),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: -1,
+        })
+    };
+    match rng.gen_range(0..5) {
+        0 => create(q, b""),
+        1 => create(
+            format!("{q}/zookeeper_limits"),
+            b"count=2,bytes=-1=;byteHardLimit=90;countHardLimit=4",
+        ),
+        2 => create(format!("{q}/zookeeper_stats"), b"count=0,bytes=0"),
+        3 => Request::Delete {
+            path: format!("{q}/zookeeper_limits"),
+            version: -1,
+        },
+        _ => Request::Delete {
+            path: format!("{q}/zookeeper_stats"),
+            version: -1,
+        },
     }
 }
 

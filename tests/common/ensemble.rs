@@ -411,6 +411,7 @@ impl Ensemble {
         let _ = writeln!(cfg, "clientPort={}", m.client_port);
         let _ = writeln!(cfg, "clientPortAddress={}", m.ip);
         cfg.push_str("admin.enableServer=false\n");
+        let _ = writeln!(cfg, "metricsProvider.className={}", super::NO_METRICS);
         cfg.push_str("4lw.commands.whitelist=*\n");
         if m.observer {
             cfg.push_str("peerType=observer\n");

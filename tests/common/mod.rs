@@ -52,6 +52,10 @@ pub fn is_zookeeper() -> bool {
     target() == Target::ZooKeeper
 }
 
+/// ZooKeeper's default metrics provider, which serves nothing: how a zoo.cfg turns corral's
+/// metrics endpoint (on by default) off.
+pub const NO_METRICS: &str = "org.apache.zookeeper.metrics.impl.NullMetricsProvider";
+
 /// Options for one test server. Extra lines end up verbatim in zoo.cfg.
 #[derive(Clone, Debug)]
 pub struct ServerOpts {
@@ -252,6 +256,12 @@ impl TestServer {
     /// Starts a server on a free loopback port, waiting (bounded) until it
     /// answers `ruok` with `imok`.
     pub async fn start(opts: ServerOpts) -> TestServer {
+        Self::start_target(target(), opts).await
+    }
+
+    /// [`TestServer::start`] of the given implementation, whatever `CORRAL_TEST_TARGET` says
+    /// (tests that move data between corral and ZooKeeper run both).
+    pub async fn start_target(target: Target, opts: ServerOpts) -> TestServer {
         let mut last_err = String::new();
         for _attempt in 0..3 {
             let dir = make_temp_dir();
@@ -259,7 +269,7 @@ impl TestServer {
                 port: free_port(),
                 dir,
                 opts: opts.clone(),
-                target: target(),
+                target,
                 child: None,
                 starts: 0,
             };
@@ -324,7 +334,10 @@ impl TestServer {
         cfg.push_str(&format!("clientPort={}\n", self.port));
         cfg.push_str("clientPortAddress=127.0.0.1\n");
         cfg.push_str(&format!("dataDir={}\n", self.data_dir().display()));
+        // Many test servers run at once: none takes the fixed HTTP ports (admin 8080, metrics
+        // 7000); the tests of those endpoints set free ports of their own.
         cfg.push_str("admin.enableServer=false\n");
+        cfg.push_str(&format!("metricsProvider.className={NO_METRICS}\n"));
         cfg.push_str(&format!("4lw.commands.whitelist={}\n", self.opts.whitelist));
         for (k, v) in &self.opts.extra {
             cfg.push_str(&format!("{k}={v}\n"));

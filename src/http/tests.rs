@@ -1,0 +1,253 @@
+//! The server over real loopback sockets: framing, keep-alive, and every refusal.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+
+/// Echoes the method, path, query and body; `/stream` streams 100 KiB in small writes.
+fn start(limits: Limits) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let handler = |req: &Request, body: &mut dyn Read| {
+        if req.path == "/stream" {
+            return Response::streamed(
+                200,
+                "application/octet-stream",
+                Box::new(|out: &mut dyn Write| {
+                    for i in 0..100 * 1024u32 / 16 {
+                        out.write_all(format!("{i:015}\n").as_bytes())?;
+                    }
+                    Ok(())
+                }),
+            );
+        }
+        if req.path == "/ignore-body" {
+            return Response::new(200, "text/plain", "ignored");
+        }
+        let mut b = String::new();
+        body.read_to_string(&mut b).unwrap();
+        let q = req.param("q").unwrap_or("-");
+        Response::new(
+            200,
+            "text/plain",
+            format!("{} {} q={q} body={b}", req.method, req.path),
+        )
+        .header("X-Test", "1")
+    };
+    serve("test-http", listener, limits, Arc::new(handler))
+        .unwrap()
+        .local_addr()
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads one response: (status, headers, body). Handles Content-Length and chunked bodies.
+fn read_response(s: &mut TcpStream) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    read_answer(s, false)
+}
+
+/// As [`read_response`]; the answer to a HEAD request has the headers of a body but none.
+fn read_answer(s: &mut TcpStream, to_head: bool) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed inside a head");
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8(head).unwrap();
+    let mut lines = text.split("\r\n");
+    let status: u16 = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(": ").unwrap();
+            (k.to_ascii_lowercase(), v.to_string())
+        })
+        .collect();
+    let get = |k: &str| headers.iter().find(|(h, _)| h == k).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if to_head {
+        return (status, headers, body);
+    }
+    if let Some(n) = get("content-length") {
+        body.resize(n.parse().unwrap(), 0);
+        s.read_exact(&mut body).unwrap();
+    } else if get("transfer-encoding").as_deref() == Some("chunked") {
+        loop {
+            let mut line = Vec::new();
+            while !line.ends_with(b"\r\n") {
+                s.read_exact(&mut byte).unwrap();
+                line.push(byte[0]);
+            }
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&line[..line.len() - 2]).unwrap(), 16)
+                    .unwrap();
+            let mut chunk = vec![0u8; n + 2];
+            s.read_exact(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        s.read_to_end(&mut body).unwrap();
+    }
+    (status, headers, body)
+}
+
+fn closed(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Ok(0) | Err(_))
+}
+
+#[test]
+fn requests_on_one_kept_connection_pipelined_or_not() {
+    let addr = start(Limits {
+        max_body: 1024,
+        ..Limits::default()
+    });
+    let mut s = connect(addr);
+    s.write_all(b"GET /a%20b?q=x+y HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let (status, headers, body) = read_response(&mut s);
+    assert_eq!(status, 200);
+    assert_eq!(body, b"GET /a b q=x y body=");
+    assert!(headers.contains(&("x-test".into(), "1".into())));
+    assert!(headers.contains(&("connection".into(), "keep-alive".into())));
+    // Two pipelined requests, the first with a body.
+    s.write_all(
+        b"POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /ignore-body HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /last HTTP/1.1\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s).2, b"POST /p q=- body=hello");
+    assert_eq!(read_response(&mut s).2, b"ignored");
+    // The unread body of the second was skipped: the third parses.
+    assert_eq!(read_response(&mut s).2, b"GET /last q=- body=");
+    s.write_all(b"HEAD /h HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (status, headers, _) = read_answer(&mut s, true);
+    assert_eq!(status, 200);
+    assert!(headers.contains(&("content-length".into(), "17".into())));
+    assert!(
+        closed(&mut s),
+        "no body follows a HEAD answer, and the connection closes"
+    );
+}
+
+#[test]
+fn a_streamed_body_is_chunked_for_http11_and_ends_at_close_for_http10() {
+    let addr = start(Limits::default());
+    let expected: Vec<u8> = (0..100 * 1024u32 / 16)
+        .flat_map(|i| format!("{i:015}\n").into_bytes())
+        .collect();
+    let mut s = connect(addr);
+    s.write_all(b"GET /stream HTTP/1.1\r\n\r\n").unwrap();
+    let (status, headers, body) = read_response(&mut s);
+    assert_eq!(status, 200);
+    assert!(headers.contains(&("transfer-encoding".into(), "chunked".into())));
+    assert_eq!(body, expected);
+    s.write_all(b"GET /stream HTTP/1.0\r\n\r\n").unwrap();
+    let (_, headers, body) = read_response(&mut s);
+    assert!(headers.contains(&("connection".into(), "close".into())));
+    assert_eq!(body, expected);
+}
+
+/// Sends `raw` and returns the status answered and whether the server closed afterwards.
+fn refused(addr: SocketAddr, raw: &[u8]) -> u16 {
+    let mut s = connect(addr);
+    s.write_all(raw).unwrap();
+    let (status, headers, _) = read_response(&mut s);
+    assert!(headers.contains(&("connection".into(), "close".into())));
+    assert!(closed(&mut s));
+    status
+}
+
+#[test]
+fn bad_requests_get_their_status_and_a_closed_connection() {
+    let addr = start(Limits {
+        max_head_bytes: 1024,
+        max_body: 10,
+        ..Limits::default()
+    });
+    assert_eq!(refused(addr, b"NOT HTTP\r\n\r\n"), 400);
+    assert_eq!(refused(addr, b"GET / HTTP/2.0\r\n\r\n"), 505);
+    assert_eq!(
+        refused(addr, b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        refused(
+            addr,
+            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+        ),
+        400
+    );
+    assert_eq!(
+        refused(
+            addr,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ),
+        411
+    );
+    assert_eq!(
+        refused(addr, b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n"),
+        413
+    );
+    // A header over the limit, whether the head has ended or is still coming.
+    let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(2000));
+    assert_eq!(refused(addr, big.as_bytes()), 431);
+    let endless = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(4000));
+    assert_eq!(refused(addr, endless.as_bytes()), 431);
+}
+
+#[test]
+fn a_slow_client_gets_408_and_an_idle_one_is_closed() {
+    let addr = start(Limits {
+        read_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    });
+    let mut slow = connect(addr);
+    slow.write_all(b"GET / HT").unwrap();
+    let (status, _, _) = read_response(&mut slow);
+    assert_eq!(status, 408);
+    let mut idle = connect(addr);
+    assert!(closed(&mut idle), "an idle connection is closed, no answer");
+}
+
+#[test]
+fn connections_over_the_limit_get_503_and_the_others_keep_working() {
+    let addr = start(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    });
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = connect(addr);
+            s.write_all(b"GET /x HTTP/1.1\r\n\r\n").unwrap();
+            assert_eq!(read_response(&mut s).0, 200);
+            s
+        })
+        .collect();
+    let mut extra = connect(addr);
+    assert_eq!(read_response(&mut extra).0, 503);
+    // The held connections still answer; once one closes, a new one is served.
+    held[0].write_all(b"GET /y HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut held[0]).0, 200);
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = connect(addr);
+        s.write_all(b"GET /z HTTP/1.1\r\n\r\n").unwrap();
+        match read_response(&mut s).0 {
+            200 => break,
+            503 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            other => panic!("status {other}"),
+        }
+    }
+}

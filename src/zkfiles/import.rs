@@ -1,0 +1,383 @@
+//! `corral import-zookeeper`: a ZooKeeper data dir (and its dataLogDir, when apart) into a
+//! corral data dir. It loads the newest snapshot and replays the logs after it exactly as
+//! ZooKeeper's FileTxnSnapLog.restore does (the snapshot is fuzzy: replay tolerates finding a
+//! change already there), then writes the result as one corral snapshot. The target is built
+//! beside `--to` and renamed into place, so nothing is half-written; damaged input (a bad
+//! checksum, a cut, a gap in the zxids) is refused rather than imported in part.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::{at, epoch_of, snap, txnlog, zk_files_dir, zxid_from_name, Args, Staged};
+use crate::storage::log::follows;
+use crate::storage::snapshot::{snapshot_name, Cursor};
+use crate::tree::{parent_of, DataTree};
+use crate::txn::TxnOp;
+
+pub const USAGE: &str = "\
+usage: corral import-zookeeper --from <ZooKeeper dataDir> [--from-log <ZooKeeper dataLogDir>]
+                               --to <corral dataDir> [--force]
+  Reads ZooKeeper's newest snapshot and the transaction logs after it (<dir>/version-2) and
+  writes a corral data dir holding the same tree, sessions and zxids. Stop ZooKeeper first.
+  --force  replace a --to that is not empty
+";
+
+/// What was imported.
+#[derive(Debug)]
+pub struct Summary {
+    pub snapshot: Option<PathBuf>,
+    pub logs: Vec<PathBuf>,
+    pub txns: usize,
+    pub zxid: i64,
+    pub nodes: usize,
+    pub sessions: usize,
+    /// Things the user should check (printed to stderr).
+    pub warnings: Vec<String>,
+}
+
+/// `corral import-zookeeper ...`: exit status 0 when imported, 1 when the input is refused
+/// (damaged, not ZooKeeper's, a non-empty target), 2 for usage errors.
+pub fn main(args: &[String]) -> i32 {
+    let args = match Args::parse(args) {
+        Ok(a) if a.help => {
+            print!("{USAGE}");
+            return 0;
+        }
+        Ok(a) => a,
+        Err(e) => {
+            eprint!("corral import-zookeeper: {e}\n{USAGE}");
+            return 2;
+        }
+    };
+    let (Some(from), Some(to)) = (&args.from, &args.to) else {
+        eprint!("corral import-zookeeper: --from and --to are required\n{USAGE}");
+        return 2;
+    };
+    match run(from, args.from_log.as_deref(), to, args.force) {
+        Ok(s) => {
+            for w in &s.warnings {
+                eprintln!("corral import-zookeeper: warning: {w}");
+            }
+            match &s.snapshot {
+                Some(p) => println!("snapshot {}", p.display()),
+                None => println!("no snapshot: replaying the logs from the start"),
+            }
+            for l in &s.logs {
+                println!("log {}", l.display());
+            }
+            println!(
+                "imported {} znodes and {} sessions at zxid {:#x} ({} txns replayed) into {}",
+                s.nodes,
+                s.sessions,
+                s.zxid,
+                s.txns,
+                to.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("corral import-zookeeper: {e}");
+            1
+        }
+    }
+}
+
+/// `name`s in `dir` that parse as `<prefix>.<zxid>`, with the zxid; sorted by zxid.
+fn listed(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, String> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir).map_err(at(dir))? {
+        let e = e.map_err(at(dir))?;
+        if let Some(z) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| zxid_from_name(n, prefix))
+        {
+            v.push((z, e.path()));
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// ZooKeeper's SnapStream.isValidSnapshot for an uncompressed stream: long enough, and ending
+/// with a seal's "/" (a snapshot being written, or cut short, does not).
+fn looks_complete(bytes: &[u8]) -> bool {
+    bytes.len() >= 10 && bytes.ends_with(&[0, 0, 0, 1, b'/'])
+}
+
+/// Reads a snapshot file, uncompressing a `.gz` one (None when the gzip stream is cut short,
+/// which ZooKeeper also takes for an incomplete snapshot); a `.snappy` one is refused.
+fn snapshot_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let raw = fs::read(path).map_err(at(path))?;
+    if name.ends_with(".snappy") {
+        return Err(format!(
+            "{}: snappy-compressed snapshots are not supported; restart ZooKeeper with \
+             zookeeper.snapshot.compression.method unset (or gz), let it take a snapshot \
+             (snapCount), and import again",
+            path.display()
+        ));
+    }
+    if name.ends_with(".gz") {
+        use std::io::Read;
+        let mut out = Vec::new();
+        return Ok(flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .ok()
+            .map(|_| out));
+    }
+    Ok(Some(raw))
+}
+
+/// Imports `from` (and `from_log`) into `to`.
+pub fn run(
+    from: &Path,
+    from_log: Option<&Path>,
+    to: &Path,
+    force: bool,
+) -> Result<Summary, String> {
+    let snap_dir = zk_files_dir(from)?;
+    let log_dir = match from_log {
+        Some(d) => zk_files_dir(d)?,
+        None => snap_dir.clone(),
+    };
+    let snaps = listed(&snap_dir, "snapshot")?;
+    let logs = listed(&log_dir, "log")?;
+    let mut warnings = Vec::new();
+    if logs.is_empty() {
+        warnings.push(format!(
+            "no log.* files in {}: only the snapshot is imported; if ZooKeeper's dataLogDir \
+             is elsewhere, pass it with --from-log",
+            log_dir.display()
+        ));
+    }
+    if snaps.is_empty() && logs.is_empty() {
+        return Err(format!(
+            "{}: no snapshot.* or log.* files: nothing to import",
+            snap_dir.display()
+        ));
+    }
+    // Before the reading: a target that will be refused is refused at once.
+    let staged = Staged::new(to, force, &[&snap_dir, &log_dir])?;
+    // The newest complete snapshot. One cut short is skipped, as ZooKeeper skips it (a server
+    // stopped while writing it; the logs hold everything after the one before). One that looks
+    // complete but fails its checksum or does not parse is damage, and refused: the user
+    // decides whether an older one and the logs after it are what they want.
+    let mut loaded = None;
+    for (z, p) in snaps.iter().rev() {
+        let bytes = match snapshot_bytes(p)? {
+            Some(b) if looks_complete(&b) => b,
+            _ => {
+                warnings.push(format!(
+                    "{}: incomplete (ZooKeeper stopped while writing it?); skipped, as \
+                     ZooKeeper skips it",
+                    p.display()
+                ));
+                continue;
+            }
+        };
+        let (tree, _) = snap::read(Bytes::from(bytes), *z).map_err(|e| {
+            format!(
+                "{}: {e}\n(move it aside to import from an older snapshot and the logs after \
+                 it)",
+                p.display()
+            )
+        })?;
+        loaded = Some((tree, *z, p.clone()));
+        break;
+    }
+    let (mut tree, snap_zxid, snapshot) = match loaded {
+        Some((tree, z, p)) => (tree, Some(z), Some(p)),
+        None => (DataTree::new(), None, None),
+    };
+    // ZooKeeper's FileTxnLog.getLogFiles: the newest log starting at or before the
+    // snapshot's zxid, and every later one.
+    let start = snap_zxid.unwrap_or(0);
+    let first = logs.iter().rposition(|(z, _)| *z <= start).unwrap_or(0);
+    let logs = &logs[first..];
+    // Without a snapshot the logs must start at the very first txn: replaying a later part
+    // onto an empty tree would be a wrong tree, not an import.
+    let mut prev = snap_zxid.unwrap_or(0);
+    let mut replayed = 0;
+    for (_, path) in logs {
+        let bytes = fs::read(path).map_err(at(path))?;
+        let name = path.display().to_string();
+        for mut txn in txnlog::read(&bytes, &name)? {
+            if txn.zxid <= start {
+                continue;
+            }
+            if !follows(prev, txn.zxid) {
+                return Err(format!(
+                    "{name}: zxid {:#x} does not follow {prev:#x}: transactions are missing \
+                     between them (a log file lost or damaged)",
+                    txn.zxid
+                ));
+            }
+            prev = txn.zxid;
+            settle_parent_cversion(&tree, &mut txn.op);
+            replay(&mut tree, &txn).map_err(|e| format!("{name}: {e}"))?;
+            replayed += 1;
+        }
+    }
+    let zxid = tree.last_zxid();
+    let accepted = read_epoch(&snap_dir, "acceptedEpoch")?;
+    let current = read_epoch(&snap_dir, "currentEpoch")?;
+    let epoch = epoch_of(zxid);
+    write_corral(
+        staged.path(),
+        &tree,
+        accepted.max(epoch),
+        current.max(epoch),
+    )?;
+    staged.commit()?;
+    Ok(Summary {
+        snapshot,
+        logs: logs.iter().map(|(_, p)| p.clone()).collect(),
+        txns: replayed,
+        zxid,
+        // node_count counts the root twice, as ZooKeeper does.
+        nodes: tree.node_count() - 1,
+        sessions: tree.sessions().count(),
+        warnings,
+    })
+}
+
+/// Applies `txn` as recovery does. The tree asserts that a txn fits it (a replica must stop
+/// rather than diverge); files whose checksums hold but whose txns do not fit the snapshot
+/// (written by something else, or edited) get an error here instead of a panic.
+fn replay(tree: &mut DataTree, txn: &crate::txn::Txn) -> Result<(), String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tree.apply_replay(txn)));
+    std::panic::set_hook(hook);
+    r.map_err(|_| {
+        format!(
+            "the txn at zxid {:#x} does not fit the tree built so far (files from different \
+             histories?)",
+            txn.zxid
+        )
+    })
+}
+
+/// ZooKeeper's DataTree.createNode takes a parentCVersion of -1 as "the parent's plus one"
+/// (older servers logged it so); corral's txns carry the value itself.
+fn settle_parent_cversion(tree: &DataTree, op: &mut TxnOp) {
+    match op {
+        TxnOp::Create {
+            path,
+            parent_cversion,
+            ..
+        } if *parent_cversion == -1 => {
+            if let Some(p) = tree.get(parent_of(path)) {
+                *parent_cversion = p.cversion + 1;
+            }
+        }
+        TxnOp::Multi(ops) => {
+            for op in ops {
+                settle_parent_cversion(tree, op);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One of a ZooKeeper member's epoch files (absent for a standalone server: 0).
+fn read_epoch(dir: &Path, name: &str) -> Result<u32, String> {
+    let p = dir.join(name);
+    match fs::read_to_string(&p) {
+        Ok(s) => s
+            .trim()
+            .parse::<u32>()
+            .map_err(|e| format!("{}: not an epoch ({e})", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(at(&p)(e)),
+    }
+}
+
+/// A corral data dir in `dir`: the tree as one snapshot at its last zxid (so recovery replays
+/// nothing), and the epochs when the zxids are past epoch 0 (an ensemble's), so a member
+/// started on it never goes back to an older epoch.
+fn write_corral(dir: &Path, tree: &DataTree, accepted: u32, current: u32) -> Result<(), String> {
+    let snap_dir = crate::server::snapshots::snapshot_dir(dir);
+    fs::create_dir_all(&snap_dir).map_err(at(&snap_dir))?;
+    let mut out = Vec::new();
+    let mut cursor = Cursor::new();
+    cursor.begin(tree, &mut out);
+    while !cursor.step(tree, 4096, &mut out) {}
+    let path = snap_dir.join(snapshot_name(tree.last_zxid()));
+    fs::write(&path, &out).map_err(at(&path))?;
+    if accepted > 0 || current > 0 {
+        crate::storage::epochs::write(dir, accepted, current).map_err(at(dir))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zkfiles::txnlog::tests::record;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("corral-zkfiles-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("zk").join(crate::zkfiles::VERSION_DIR)).unwrap();
+        d
+    }
+
+    fn log_file(first: i64, zxids: &[i64]) -> (String, Vec<u8>) {
+        let mut f = Vec::new();
+        f.extend_from_slice(&txnlog::MAGIC.to_be_bytes());
+        f.extend_from_slice(&2i32.to_be_bytes());
+        f.extend_from_slice(&0i64.to_be_bytes());
+        for z in zxids {
+            record(&mut f, *z, -10, &4000i32.to_be_bytes());
+        }
+        (format!("log.{first:x}"), f)
+    }
+
+    #[test]
+    fn an_ensembles_epoch_carries_over_and_a_gap_is_refused() {
+        let d = scratch("epoch");
+        let v2 = d.join("zk").join(crate::zkfiles::VERSION_DIR);
+        let z = 3 << 32 | 5;
+        let mut t = DataTree::new();
+        t.set_last_zxid(z);
+        fs::write(v2.join(format!("snapshot.{z:x}")), snap::write(&t).0).unwrap();
+        fs::write(v2.join("acceptedEpoch"), "4\n").unwrap();
+        let s = run(&d.join("zk"), None, &d.join("corral"), false).unwrap();
+        assert_eq!(s.zxid, z);
+        assert!(s.warnings[0].contains("--from-log"), "{:?}", s.warnings);
+        assert_eq!(
+            crate::storage::epochs::read(&d.join("corral")).unwrap(),
+            (4, 3)
+        );
+        let r = crate::storage::recover::recover(
+            &d.join("corral").join("wal"),
+            &d.join("corral").join("snapshots"),
+        )
+        .unwrap();
+        assert_eq!((r.last_zxid, r.tree.digest()), (z, t.digest()));
+
+        // The next epoch's first txn follows; one after a gap does not.
+        let (name, bytes) = log_file(z + 1, &[z + 1, 4 << 32 | 1]);
+        fs::write(v2.join(name), bytes).unwrap();
+        let s = run(&d.join("zk"), None, &d.join("ok"), false).unwrap();
+        assert_eq!((s.zxid, s.txns, s.sessions), (4 << 32 | 1, 2, 1));
+        let (name, bytes) = log_file(4 << 32 | 3, &[4 << 32 | 3]);
+        fs::write(v2.join(name), bytes).unwrap();
+        let e = run(&d.join("zk"), None, &d.join("gap"), false).unwrap_err();
+        assert!(e.contains("does not follow"), "{e}");
+        assert!(!d.join("gap").exists());
+        // Without a snapshot, logs that do not start at the beginning are refused.
+        for f in fs::read_dir(&v2).unwrap().flatten() {
+            if f.file_name().to_string_lossy().starts_with("snapshot.") {
+                fs::remove_file(f.path()).unwrap();
+            }
+        }
+        let e = run(&d.join("zk"), None, &d.join("nosnap"), false).unwrap_err();
+        assert!(e.contains("does not follow 0x0"), "{e}");
+        let _ = fs::remove_dir_all(&d);
+    }
+}
