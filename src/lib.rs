@@ -11,6 +11,7 @@
 
 pub(crate) mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod limits;

@@ -1,6 +1,6 @@
 //! The `corral` binary: parse zoo.cfg and flags, start the server; or run one of the file tools
 //! (`dump-log`, `dump-snapshot`, `import-zookeeper`, `export-zookeeper`), which work on data
-//! directories without a server.
+//! directories without a server; or the `cli` shell, a ZooKeeper client (`corral::cli`).
 
 use std::io::Write as _;
 
@@ -51,6 +51,7 @@ fn main() {
         Some("dump-snapshot") => std::process::exit(dump_snapshot(&args[1..])),
         Some("import-zookeeper") => std::process::exit(corral::zkfiles::import::main(&args[1..])),
         Some("export-zookeeper") => std::process::exit(corral::zkfiles::export::main(&args[1..])),
+        Some("cli") => std::process::exit(corral::cli::main(&args[1..])),
         _ => {}
     }
     let cfg = match Config::from_args(args.into_iter()) {

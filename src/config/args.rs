@@ -42,6 +42,10 @@ Tools (read the files; no server needed):
   corral dump-snapshot [--data] [--json] <dataDir>/snapshots/snap-<zxid>.snap
                        print a snapshot's znodes (stat, ACL; --data: base64 data),
                        sessions and totals; exit status 1 if it is damaged
+
+Client:
+  corral cli [-server host:port,...] [-timeout ms] [-r] [cmd args...]
+                       zkCli.sh's shell: one command and exit, or interactive
 ";
 
 /// The `--help` text.

@@ -8,8 +8,9 @@
 # ensemble with the full connect string (run_ensemble.sh corral), and last the suites that need
 # ensembles with their own zoo.cfg keys (run_ensemble_features.sh corral: read-only mode, local
 # sessions), then the secure client port with zkServer.sh status and kazoo over TLS
-# (run_tls.sh corral). Its last line, "N passed, N failed", counts the checks of all four runs;
-# exit status 0 only if all passed. INTEROP_ENSEMBLE=0 skips the runs after the first.
+# (run_tls.sh corral); after the standalone suites, cli_diff.sh diffs `corral cli` against
+# zkCli.sh on the same server (counted with the standalone run). Its last line, "N passed,
+# N failed", counts the checks of all the runs; exit status 0 only if all passed. INTEROP_ENSEMBLE=0 skips the runs after the first.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -42,10 +43,20 @@ done
 echo "corral (pid $PID) serving on 127.0.0.1:$PORT; log $WORK/server.log"
 "$HERE/run_all.sh" "127.0.0.1:$PORT" | tee "$WORK/standalone.out"
 STATUS=${PIPESTATUS[0]}
+echo
+echo "== corral cli against zkCli.sh: one command script through both, diffed (cli_diff.sh)"
+"$HERE/cli_diff.sh" "127.0.0.1:$PORT" "$BIN" | tee "$WORK/cli.out"
+CSTATUS=${PIPESTATUS[0]}
+[ "$CSTATUS" = 0 ] || STATUS=1
 kill -0 $PID 2>/dev/null || { echo "corral died during the run:"; tail -20 "$WORK/server.log"; STATUS=1; }
 kill $PID 2>/dev/null
 wait $PID 2>/dev/null
-[ "${INTEROP_ENSEMBLE:-1}" = 1 ] || exit $STATUS
+if [ "${INTEROP_ENSEMBLE:-1}" != 1 ]; then
+    # the standalone suites' and cli_diff's counts together
+    cat "$WORK/standalone.out" "$WORK/cli.out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' \
+        | awk '{p += $1; f += $3} END {print p " passed, " f " failed"}'
+    exit $STATUS
+fi
 
 # counts "N passed, N failed" of a run's output (a missing line counts as one failure)
 counts() {
@@ -72,6 +83,10 @@ echo "== the secure client port: zkServer.sh status and kazoo over TLS"
 INTEROP_SKIP_SETUP=1 "$HERE/run_tls.sh" corral "$BIN" | tee "$WORK/tls.out"
 TSTATUS=${PIPESTATUS[0]}
 read -r SP SF <<<"$(counts "$WORK/standalone.out")"
+# corral cli's diff counts with the standalone run
+read -r CP CF <<<"$(counts "$WORK/cli.out")"
+[ "$CSTATUS" != 0 ] && [ "$CF" = 0 ] && CF=1
+SP=$(( SP + CP )); SF=$(( SF + CF ))
 read -r EP EF <<<"$(counts "$WORK/ensemble.out")"
 read -r FP FF <<<"$(counts "$WORK/features.out")"
 [ "$STATUS" != 0 ] && [ "$SF" = 0 ] && SF=1

@@ -1,0 +1,650 @@
+//! A small synchronous ZooKeeper client for `corral cli`, over a std `TcpStream`, speaking the
+//! jute protocol through corral's own `proto` module.
+//!
+//! One request is outstanding at a time (the shell runs one command at a time), so a reply is
+//! simply the next frame whose xid is not a notification, ping or auth answer. A reader thread
+//! owns the socket's read half: it prints watch notifications as they arrive (as zkCli's event
+//! thread does) and passes replies to the caller over a channel. A pinger thread keeps the
+//! session alive while the shell waits for input. When the connection drops, the next request
+//! reconnects to the session (id and password), as ZooKeeper's client does.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::proto::codes::{op, xid, Code};
+use crate::proto::jute::{Reader, Writer as _};
+use crate::proto::records::{Acl, ConnectRequest, Stat};
+
+/// The largest reply frame we accept: ZooKeeper's default jute.maxbuffer (1 MiB) plus room for
+/// the header, as ZooKeeper's client bounds it.
+const MAX_FRAME: usize = (1 << 20) + 1024;
+
+/// What a failed request ends with: a server error code, or a local one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The server answered with this error.
+    Keeper(Code),
+    /// The server sent bytes we could not decode.
+    Protocol(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The client's state, shown in the prompt as ZooKeeper's `States` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Connecting,
+    Connected,
+    Closed,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Connecting => "CONNECTING",
+            State::Connected => "CONNECTED",
+            State::Closed => "CLOSED",
+        }
+    }
+}
+
+/// The watches this client set, kept as ZooKeeper's client keeps them: to know which remain
+/// after an event fires and whether `removewatches` has anything to remove.
+#[derive(Default)]
+pub struct Watches {
+    pub data: HashSet<String>,
+    pub exist: HashSet<String>,
+    pub child: HashSet<String>,
+    pub persistent: HashSet<String>,
+    pub recursive: HashSet<String>,
+}
+
+/// State shared with the reader and pinger threads.
+struct Shared {
+    /// False once the connection is gone: the threads stop, requests reconnect.
+    alive: AtomicBool,
+    /// Whether watch events are printed (`printwatches on|off`).
+    print_watches: Arc<AtomicBool>,
+    /// The last zxid seen, sent on reconnect.
+    last_zxid: AtomicI64,
+    watches: Mutex<Watches>,
+    /// Set when an addauth was refused: the server closes the connection after it.
+    auth_failed: AtomicBool,
+    /// Set while the session is being closed: the connection's end is expected then.
+    closing: AtomicBool,
+    /// The connect string's chroot, if any (`/app`).
+    chroot: Option<String>,
+    /// Which connection is the current one: the threads of an older one, ending late, must
+    /// not mark the new one dead.
+    generation: AtomicU64,
+}
+
+struct Conn {
+    /// Shared with the pinger: one frame is written at a time.
+    writer: Arc<Mutex<TcpStream>>,
+    replies: Receiver<Bytes>,
+}
+
+pub struct Client {
+    hosts: Vec<String>,
+    next_host: usize,
+    timeout_ms: i32,
+    read_only: bool,
+    session_id: i64,
+    passwd: Vec<u8>,
+    conn: Option<Conn>,
+    shared: Arc<Shared>,
+    closed: bool,
+    next_xid: i32,
+    /// addauth packets sent, replayed on reconnect as ZooKeeper's client does.
+    auths: Vec<(String, Vec<u8>)>,
+}
+
+/// Prints a watch event as zkCli's watcher does (`ZooKeeperMain.printMessage`).
+pub fn print_event(state: &str, typ: &str, path: Option<&str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = write!(
+        out,
+        "\nWATCHER::\n\nWatchedEvent state:{state} type:{typ} path:{}\n",
+        path.unwrap_or("null")
+    );
+    let _ = out.flush();
+}
+
+fn event_type_name(t: i32) -> &'static str {
+    match t {
+        -1 => "None",
+        1 => "NodeCreated",
+        2 => "NodeDeleted",
+        3 => "NodeDataChanged",
+        4 => "NodeChildrenChanged",
+        5 => "DataWatchRemoved",
+        6 => "ChildWatchRemoved",
+        7 => "PersistentWatchRemoved",
+        _ => "Unknown",
+    }
+}
+
+fn state_name(s: i32) -> &'static str {
+    match s {
+        0 => "Disconnected",
+        3 => "SyncConnected",
+        4 => "AuthFailed",
+        5 => "ConnectedReadOnly",
+        6 => "SaslAuthenticated",
+        -112 => "Expired",
+        _ => "Unknown",
+    }
+}
+
+impl Client {
+    /// A client for `connect_string` (`host:port[,host:port...]`); it does not connect yet.
+    pub fn new(
+        connect_string: &str,
+        timeout_ms: i32,
+        read_only: bool,
+        print_watches: Arc<AtomicBool>,
+    ) -> std::result::Result<Client, String> {
+        // A chroot suffix (`host:port,host:port/app`): every path is taken relative to it.
+        let (list, chroot) = match connect_string.find('/') {
+            None => (connect_string, None),
+            Some(i) => {
+                let root = connect_string[i..].trim();
+                super::parse::validate_path(root)?;
+                (
+                    &connect_string[..i],
+                    (root != "/").then(|| root.to_string()),
+                )
+            }
+        };
+        let hosts: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                if h.contains(':') {
+                    h.to_string()
+                } else {
+                    format!("{h}:2181")
+                }
+            })
+            .collect();
+        if hosts.is_empty() {
+            return Err("A HostProvider may not be empty!".to_string());
+        }
+        Ok(Client {
+            hosts,
+            next_host: 0,
+            timeout_ms,
+            read_only,
+            session_id: 0,
+            passwd: vec![0; 16],
+            conn: None,
+            shared: Arc::new(Shared {
+                alive: AtomicBool::new(false),
+                print_watches,
+                last_zxid: AtomicI64::new(0),
+                watches: Mutex::new(Watches::default()),
+                auth_failed: AtomicBool::new(false),
+                closing: AtomicBool::new(false),
+                chroot,
+                generation: AtomicU64::new(0),
+            }),
+            closed: false,
+            next_xid: 1,
+            auths: Vec::new(),
+        })
+    }
+
+    /// The server's path for a path the user typed: under the chroot.
+    pub fn server_path(&self, path: &str) -> String {
+        match &self.shared.chroot {
+            Some(root) if path == "/" => root.clone(),
+            Some(root) => format!("{root}{path}"),
+            None => path.to_string(),
+        }
+    }
+
+    /// The user's path for a path the server sent: the chroot taken off.
+    pub fn client_path(&self, path: &str) -> String {
+        strip_chroot(self.shared.chroot.as_deref(), path)
+    }
+
+    pub fn state(&self) -> State {
+        if self.closed {
+            State::Closed
+        } else if self.conn.is_some() && self.shared.alive.load(Ordering::SeqCst) {
+            State::Connected
+        } else {
+            State::Connecting
+        }
+    }
+
+    /// zkCli's `isAlive()`: anything but closed (and a refused authentication).
+    pub fn is_alive(&self) -> bool {
+        !self.closed && !self.shared.auth_failed.load(Ordering::SeqCst)
+    }
+
+    /// Connects (or reconnects to the session) if not connected, trying the hosts in turn until
+    /// the session timeout has passed.
+    pub fn ensure_connected(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Keeper(Code::SessionExpired));
+        }
+        if self.conn.is_some() && self.shared.alive.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Some(c) = self.conn.take() {
+            shutdown(&c.writer);
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.timeout_ms.max(1000) as u64);
+        loop {
+            let host = self.hosts[self.next_host % self.hosts.len()].clone();
+            self.next_host += 1;
+            match self.handshake(&host) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    // The server said the session is gone.
+                    self.closed = true;
+                    self.event("Expired", "None");
+                    return Err(Error::Keeper(Code::SessionExpired));
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(_) => return Err(Error::Keeper(Code::ConnectionLoss)),
+            }
+        }
+    }
+
+    /// One connection attempt. Ok(false): the server answered that the session expired.
+    fn handshake(&mut self, host: &str) -> std::io::Result<bool> {
+        let addrs: Vec<SocketAddr> = host.to_socket_addrs()?.collect();
+        let addr = addrs
+            .first()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let timeout = Duration::from_millis(self.timeout_ms.clamp(1000, 60_000) as u64);
+        let mut s = TcpStream::connect_timeout(addr, timeout)?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(timeout))?;
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: self.shared.last_zxid.load(Ordering::SeqCst),
+            timeout_ms: self.timeout_ms,
+            session_id: self.session_id,
+            passwd: Bytes::copy_from_slice(&self.passwd),
+            read_only: Some(self.read_only),
+        };
+        let mut b = BytesMut::new();
+        let at = crate::proto::start_frame(&mut b);
+        req.encode(&mut b);
+        crate::proto::finish_frame(&mut b, at);
+        s.write_all(&b)?;
+        let payload = read_frame(&mut s)?;
+        let mut r = Reader::new(payload);
+        let bad = |_| std::io::Error::other("bad connect response");
+        let _protocol = r.i32().map_err(bad)?;
+        let negotiated = r.i32().map_err(bad)?;
+        let sid = r.i64().map_err(bad)?;
+        let passwd = r.buffer().map_err(bad)?;
+        let ro = if r.remaining() > 0 {
+            r.bool().map_err(bad)?
+        } else {
+            false
+        };
+        if negotiated <= 0 {
+            return Ok(false);
+        }
+        self.session_id = sid;
+        self.passwd = passwd.to_vec();
+        s.set_read_timeout(None)?;
+        let (tx, rx) = channel();
+        let reader = s.try_clone()?;
+        let writer = Arc::new(Mutex::new(s.try_clone()?));
+        let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.alive.store(true, Ordering::SeqCst);
+        self.shared.auth_failed.store(false, Ordering::SeqCst);
+        let shared = self.shared.clone();
+        std::thread::spawn(move || read_loop(reader, shared, tx, generation));
+        let shared = self.shared.clone();
+        let ping_every = Duration::from_millis((negotiated / 3).max(100) as u64);
+        let pinger = writer.clone();
+        std::thread::spawn(move || ping_loop(pinger, shared, ping_every, generation));
+        self.conn = Some(Conn {
+            writer,
+            replies: rx,
+        });
+        self.event(
+            if ro {
+                "ConnectedReadOnly"
+            } else {
+                "SyncConnected"
+            },
+            "None",
+        );
+        for (scheme, auth) in self.auths.clone() {
+            let _ = self.send_auth(&scheme, &auth);
+        }
+        self.send_set_watches();
+        Ok(true)
+    }
+
+    /// On a reconnect, re-registers the watches this client holds, as ZooKeeper's client does
+    /// (`primeConnection`): SetWatches, or SetWatches2 when there are persistent ones. The
+    /// server fires at once those whose nodes changed after the last zxid we saw.
+    fn send_set_watches(&mut self) {
+        let (data, exist, child, persistent, recursive) = {
+            let w = self.watches();
+            let v = |s: &HashSet<String>| {
+                let mut v: Vec<String> = s.iter().map(|p| self.server_path(p)).collect();
+                v.sort();
+                v
+            };
+            (
+                v(&w.data),
+                v(&w.exist),
+                v(&w.child),
+                v(&w.persistent),
+                v(&w.recursive),
+            )
+        };
+        if data.is_empty()
+            && exist.is_empty()
+            && child.is_empty()
+            && persistent.is_empty()
+            && recursive.is_empty()
+        {
+            return;
+        }
+        let two = !(persistent.is_empty() && recursive.is_empty());
+        let mut b = BytesMut::new();
+        let at = crate::proto::start_frame(&mut b);
+        b.put_i32(xid::SET_WATCHES);
+        b.put_i32(if two {
+            op::SET_WATCHES2
+        } else {
+            op::SET_WATCHES
+        });
+        b.put_i64(self.shared.last_zxid.load(Ordering::SeqCst));
+        b.put_jstrings(&data);
+        b.put_jstrings(&exist);
+        b.put_jstrings(&child);
+        if two {
+            b.put_jstrings(&persistent);
+            b.put_jstrings(&recursive);
+        }
+        crate::proto::finish_frame(&mut b, at);
+        if let Some(c) = self.conn.as_ref() {
+            let _ = write(&c.writer, &b);
+        }
+    }
+
+    /// Sends one request and waits for its reply's body. `body` writes the request record.
+    pub fn call(&mut self, opcode: i32, body: impl Fn(&mut BytesMut)) -> Result<Reader> {
+        self.ensure_connected()?;
+        let xid = self.next_xid;
+        self.next_xid = self.next_xid.wrapping_add(1).max(1);
+        let mut b = BytesMut::new();
+        let at = crate::proto::start_frame(&mut b);
+        b.put_i32(xid);
+        b.put_i32(opcode);
+        body(&mut b);
+        crate::proto::finish_frame(&mut b, at);
+        let conn = self.conn.as_mut().expect("connected");
+        if write(&conn.writer, &b).is_err() {
+            self.shared.alive.store(false, Ordering::SeqCst);
+            return Err(Error::Keeper(Code::ConnectionLoss));
+        }
+        let wait = Duration::from_millis(self.timeout_ms.max(1000) as u64 * 2);
+        loop {
+            let reply = match conn.replies.recv_timeout(wait) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    self.shared.alive.store(false, Ordering::SeqCst);
+                    return Err(Error::Keeper(Code::ConnectionLoss));
+                }
+            };
+            let mut r = Reader::new(reply);
+            let proto = |e: crate::proto::jute::DecodeError| Error::Protocol(e.to_string());
+            let rxid = r.i32().map_err(proto)?;
+            let _zxid = r.i64().map_err(proto)?;
+            let err = r.i32().map_err(proto)?;
+            if rxid != xid {
+                // A reply to an earlier request we gave up on.
+                continue;
+            }
+            if err != 0 {
+                let code = Code::from_i32(err).unwrap_or(Code::SystemError);
+                return Err(Error::Keeper(code));
+            }
+            return Ok(r);
+        }
+    }
+
+    /// addauth: sent with xid -4 and not waited for, as ZooKeeper's `addAuthInfo`.
+    pub fn add_auth(&mut self, scheme: &str, auth: &[u8]) {
+        self.auths.push((scheme.to_string(), auth.to_vec()));
+        if self.ensure_connected().is_ok() {
+            let _ = self.send_auth(scheme, auth);
+        }
+    }
+
+    fn send_auth(&mut self, scheme: &str, auth: &[u8]) -> std::io::Result<()> {
+        let mut b = BytesMut::new();
+        let at = crate::proto::start_frame(&mut b);
+        b.put_i32(xid::AUTH);
+        b.put_i32(op::AUTH);
+        b.put_i32(0);
+        b.put_jstring(scheme);
+        b.put_jbuffer(auth);
+        crate::proto::finish_frame(&mut b, at);
+        match self.conn.as_mut() {
+            Some(c) => write(&c.writer, &b),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether watch events are printed (`printwatches`).
+    pub fn print_watches(&self) -> bool {
+        self.shared.print_watches.load(Ordering::SeqCst)
+    }
+
+    /// A session event for zkCli's watcher, printed unless `printwatches off`.
+    fn event(&self, state: &str, typ: &str) {
+        if self.print_watches() {
+            print_event(state, typ, None);
+        }
+    }
+
+    /// Closes the session (closeSession, then the socket), printing the Closed event.
+    pub fn close(&mut self) {
+        if !self.closed {
+            self.close_quietly();
+            self.event("Closed", "None");
+        }
+    }
+
+    /// Closes the session without the event: on quit and at the end of input, where zkCli's
+    /// process exits before its event thread prints it.
+    pub fn close_quietly(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.shared.closing.store(true, Ordering::SeqCst);
+        if self.conn.is_some() && self.shared.alive.load(Ordering::SeqCst) {
+            let _ = self.call(op::CLOSE_SESSION, |_| {});
+        }
+        if let Some(c) = self.conn.take() {
+            self.shared.alive.store(false, Ordering::SeqCst);
+            shutdown(&c.writer);
+        }
+        self.closed = true;
+    }
+
+    /// The watches this client holds (a command adds one when its request succeeds).
+    pub fn watches(&self) -> std::sync::MutexGuard<'_, Watches> {
+        self.shared
+            .watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.shared.alive.store(false, Ordering::SeqCst);
+            shutdown(&c.writer);
+        }
+    }
+}
+
+fn write(w: &Mutex<TcpStream>, b: &[u8]) -> std::io::Result<()> {
+    w.lock().unwrap_or_else(|p| p.into_inner()).write_all(b)
+}
+
+fn shutdown(w: &Mutex<TcpStream>) {
+    let s = w.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = s.shutdown(std::net::Shutdown::Both);
+}
+
+fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let len = i32::from_be_bytes(len);
+    if len < 0 || len as usize > MAX_FRAME {
+        return Err(std::io::Error::other(format!(
+            "Packet len {len} is out of range!"
+        )));
+    }
+    let mut buf = vec![0u8; len as usize];
+    s.read_exact(&mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+/// The reader thread: notifications are printed, pings dropped, replies handed over.
+fn read_loop(mut s: TcpStream, shared: Arc<Shared>, tx: Sender<Bytes>, generation: u64) {
+    while let Ok(frame) = read_frame(&mut s) {
+        let mut r = Reader::new(frame.clone());
+        let (Ok(x), Ok(zxid), Ok(err)) = (r.i32(), r.i64(), r.i32()) else {
+            break;
+        };
+        if zxid > 0 {
+            shared.last_zxid.fetch_max(zxid, Ordering::SeqCst);
+        }
+        match x {
+            // Pings and the SetWatches of a reconnect: nothing to hand over.
+            xid::PING | xid::SET_WATCHES => {}
+            xid::AUTH => {
+                if err != 0 {
+                    shared.auth_failed.store(true, Ordering::SeqCst);
+                    if shared.print_watches.load(Ordering::SeqCst) {
+                        print_event("AuthFailed", "None", None);
+                    }
+                }
+            }
+            xid::NOTIFICATION => {
+                let (Ok(typ), Ok(state), Ok(path)) = (r.i32(), r.i32(), r.string_lossy()) else {
+                    break;
+                };
+                // The config node's events keep their path, as ZooKeeper's client leaves it.
+                let path = if path == "/zookeeper/config" {
+                    path
+                } else {
+                    strip_chroot(shared.chroot.as_deref(), &path)
+                };
+                forget_fired(&shared, typ, &path);
+                if shared.print_watches.load(Ordering::SeqCst) {
+                    print_event(state_name(state), event_type_name(typ), Some(&path));
+                }
+            }
+            _ => {
+                if tx.send(frame).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if shared.generation.load(Ordering::SeqCst) != generation {
+        return;
+    }
+    let quiet = shared.closing.load(Ordering::SeqCst) || shared.auth_failed.load(Ordering::SeqCst);
+    if shared.alive.swap(false, Ordering::SeqCst)
+        && !quiet
+        && shared.print_watches.load(Ordering::SeqCst)
+    {
+        print_event("Disconnected", "None", None);
+    }
+}
+
+/// `path` with `root` taken off its front (`/app/x` -> `/x`, `/app` -> `/`).
+fn strip_chroot(root: Option<&str>, path: &str) -> String {
+    let Some(root) = root else {
+        return path.to_string();
+    };
+    match path.strip_prefix(root) {
+        Some("") => "/".to_string(),
+        Some(rest) if rest.starts_with('/') => rest.to_string(),
+        _ => path.to_string(),
+    }
+}
+
+/// A fired watch is gone, as in ZooKeeper's client (persistent ones stay).
+fn forget_fired(shared: &Shared, typ: i32, path: &str) {
+    let mut w = shared.watches.lock().unwrap_or_else(|p| p.into_inner());
+    match typ {
+        1 | 3 => {
+            w.data.remove(path);
+            w.exist.remove(path);
+        }
+        2 => {
+            w.data.remove(path);
+            w.exist.remove(path);
+            w.child.remove(path);
+        }
+        4 => {
+            w.child.remove(path);
+        }
+        _ => {}
+    }
+}
+
+/// Pings the server at a third of the session timeout so an idle shell keeps its session.
+fn ping_loop(s: Arc<Mutex<TcpStream>>, shared: Arc<Shared>, every: Duration, generation: u64) {
+    let mut b = BytesMut::new();
+    let at = crate::proto::start_frame(&mut b);
+    b.put_i32(xid::PING);
+    b.put_i32(op::PING);
+    crate::proto::finish_frame(&mut b, at);
+    loop {
+        std::thread::sleep(every);
+        if !shared.alive.load(Ordering::SeqCst)
+            || shared.generation.load(Ordering::SeqCst) != generation
+        {
+            return;
+        }
+        if write(&s, &b).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reply bodies.
+pub fn read_stat(r: &mut Reader) -> Result<Stat> {
+    Stat::decode(r).map_err(|e| Error::Protocol(e.to_string()))
+}
+
+pub fn read_acl(r: &mut Reader) -> Result<Vec<Acl>> {
+    Acl::decode_list(r).map_err(|e| Error::Protocol(e.to_string()))
+}
+
+pub fn proto_err(e: crate::proto::jute::DecodeError) -> Error {
+    Error::Protocol(e.to_string())
+}
