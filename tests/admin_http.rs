@@ -453,13 +453,14 @@ async fn snapshot_is_guarded_streamed_and_restores_into_a_fresh_server() {
     assert!(zxid >= stat.mzxid, "the snapshot holds the last write");
     let snapshot = r.body;
 
-    // restore over HTTP is refused with a clear error (offline restore instead).
+    // Something that is not a whole snapshot is refused with a clear error (tests/restore.rs
+    // restores one live).
     let r = blocking(move || http(port, "POST", "/commands/restore", &auth, b"CORRALSN")).await;
-    assert_eq!(r.status, 501);
+    assert_eq!(r.status, 400);
     assert!(r.json()["error"]
         .as_str()
         .unwrap()
-        .contains("snapshots/snap-"));
+        .contains("not a valid corral snapshot"));
 
     // The backup, restored into a fresh server, holds the same data and stats.
     let mut fresh = TestServer::start(ServerOpts::new()).await;
@@ -672,7 +673,7 @@ async fn guarded_commands_log_level_and_rate_limits() {
         assert_eq!(r.json()["error"], "Snapshot request was rate limited");
         assert_eq!(
             http(port, "POST", "/admin/restore", &auth, b"x").status,
-            501
+            400
         );
         assert_eq!(
             http(port, "POST", "/admin/restore", &auth, b"x").status,
@@ -682,7 +683,7 @@ async fn guarded_commands_log_level_and_rate_limits() {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(
-            b"POST /admin/restore HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n",
+            b"POST /admin/restore HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741825\r\n\r\n",
         )
         .unwrap();
         let mut raw = Vec::new();

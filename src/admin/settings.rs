@@ -28,6 +28,9 @@ pub struct AdminServerSettings {
     /// limited to one per this many microseconds, as ZooKeeper 3.9 does (its snapshot
     /// limiter reads the same number in microseconds).
     pub rate_limiter_interval: u64,
+    /// corral's `admin.restore.maxBytes`: the largest snapshot `restore` takes (413 beyond);
+    /// other requests' bodies stay small.
+    pub restore_max_bytes: u64,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -36,6 +39,8 @@ pub const DEFAULT_COMMAND_URL: &str = "/commands";
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1";
 pub const DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
 pub const DEFAULT_RATE_LIMITER_INTERVAL: u64 = 300_000;
+/// 1 GiB: a large tree's snapshot, not an unbounded disk write.
+pub const DEFAULT_RESTORE_MAX_BYTES: u64 = 1 << 30;
 
 impl Default for AdminServerSettings {
     fn default() -> Self {
@@ -48,6 +53,7 @@ impl Default for AdminServerSettings {
             snapshot_enabled: true,
             restore_enabled: true,
             rate_limiter_interval: DEFAULT_RATE_LIMITER_INTERVAL,
+            restore_max_bytes: DEFAULT_RESTORE_MAX_BYTES,
         }
     }
 }
@@ -106,6 +112,10 @@ impl AdminServerSettings {
             },
             "snapshot.enabled" => self.snapshot_enabled = parse_bool(v)?,
             "restore.enabled" => self.restore_enabled = parse_bool(v)?,
+            "restore.maxBytes" => match v.parse::<u64>() {
+                Ok(n) if n > 0 => self.restore_max_bytes = n,
+                _ => return Err("expected a positive number of bytes".to_string()),
+            },
             "rateLimiterIntervalInMS" => {
                 self.rate_limiter_interval = v
                     .parse::<u64>()

@@ -90,7 +90,12 @@ pub struct Response {
     status: u16,
     headers: Vec<(String, String)>,
     payload: Payload,
+    /// Run once the response is sent and the connection closed ([`Response::then`]).
+    then: Option<After>,
 }
+
+/// What runs after a response is sent.
+pub type After = Box<dyn FnOnce() + Send>;
 
 impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
@@ -98,6 +103,7 @@ impl Response {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
             payload: Payload::Full(body.into()),
+            then: None,
         }
     }
 
@@ -107,12 +113,20 @@ impl Response {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
             payload: Payload::Streamed(body),
+            then: None,
         }
     }
 
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Runs `f` after the response has been written and flushed and the connection closed
+    /// (the admin server's `restore` replaces the process only once its answer is out).
+    pub fn then(mut self, f: After) -> Response {
+        self.then = Some(f);
         self
     }
 
@@ -134,6 +148,12 @@ impl Response {
 /// handler leaves unread is read and dropped before the next request on the connection.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: &Request, body: &mut dyn Read) -> Response;
+
+    /// The largest body this request may carry, if not [`Limits::max_body`] (an upload
+    /// allowed on one route only).
+    fn max_body(&self, _req: &Request) -> Option<u64> {
+        None
+    }
 }
 
 impl<F> Handler for F
@@ -268,7 +288,8 @@ impl<'a> Conn<'a> {
                 Ok(n) => n,
                 Err(()) => return self.refuse(400),
             };
-            if length > self.limits.max_body {
+            let max_body = handler.max_body(&req).unwrap_or(self.limits.max_body);
+            if length > max_body {
                 return self.refuse(413);
             }
             // HTTP/1.1 keeps the connection unless asked not to; an HTTP/1.0 client gets one
@@ -286,11 +307,20 @@ impl<'a> Conn<'a> {
             let drained = io::copy(&mut body, &mut io::sink()).is_ok() && body.left == 0;
             let keep_alive = keep_alive && drained;
             let head_only = req.method == "HEAD";
+            let mut response = response;
+            let then = response.then.take();
+            let keep_alive = keep_alive && then.is_none();
             let mut out = BufWriter::with_capacity(64 * 1024, &self.stream);
-            let keep_alive =
-                write_response(&mut out, response, keep_alive, head_only)? && keep_alive;
-            out.flush()?;
+            let sent = write_response(&mut out, response, keep_alive, head_only)
+                .and_then(|k| out.flush().map(|_| k));
             drop(out);
+            if let Some(then) = then {
+                // Whether or not the client is still there to read it.
+                let _ = self.stream.shutdown(Shutdown::Both);
+                then();
+                return sent.map(|_| ());
+            }
+            let keep_alive = sent? && keep_alive;
             if !keep_alive {
                 let _ = self.stream.shutdown(Shutdown::Both);
                 return Ok(());
@@ -426,6 +456,7 @@ fn write_response(
         status,
         headers,
         payload,
+        then: _,
     } = response;
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (k, v) in &headers {

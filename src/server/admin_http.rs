@@ -12,11 +12,19 @@
 //! over a copy of its replica once it has applied every write committed before the request
 //! (node data is shared, not copied), and this thread serializes it while the shards go on.
 //!
+//! `restore` (POST, the body a snapshot as `snapshot` sends it) replaces the server's data:
+//! the upload is written to the data directory and checked completely while the server goes
+//! on; then the write core pauses once every write so far is durable, the snapshot is installed
+//! as the newest at a zxid past every logged one (`storage::restore`), the answer is sent, and
+//! the process re-executes itself (same pid, arguments and environment), recovering from it
+//! (docs/decisions.md, "Restore over HTTP").
+//!
 //! If the port cannot be bound the server logs a warning and serves clients without it, as
 //! ZooKeeper does when its AdminServer fails to start (a pseudo-cluster on one host).
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -37,9 +45,9 @@ use crate::tree::DataTree;
 const MAX_CONNECTIONS: usize = 32;
 /// Request heads beyond this get 431.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// The largest request body: `restore` is answered without reading its upload (501, see
-/// `Admin::restore`), and the HTTP layer reads and drops what a handler leaves, so a bound
-/// keeps a large upload from being read for nothing (413 beyond it).
+/// The largest request body but `restore`'s (`admin.restore.maxBytes`): no other command
+/// takes one, and the HTTP layer reads and drops what a handler leaves, so a bound keeps a
+/// large upload from being read for nothing (413 beyond it).
 const MAX_BODY: u64 = 64 << 20;
 /// How long shard 0 waits to have applied the writes a snapshot must hold before it gives up
 /// (the request then fails with 500).
@@ -84,6 +92,8 @@ pub(super) fn start(cfg: &Config, inspector: Inspector) {
         command_url: s.command_url.clone(),
         snapshot_enabled: s.snapshot_enabled,
         restore_enabled: s.restore_enabled,
+        restore_max_bytes: s.restore_max_bytes,
+        restoring: AtomicBool::new(false),
         initial_config,
         // ZooKeeper's snapshot limiter counts the interval in microseconds, its restore
         // limiter in milliseconds (Commands.java); kept, so the same setting means the same.
@@ -137,6 +147,9 @@ struct Admin {
     command_url: String,
     snapshot_enabled: bool,
     restore_enabled: bool,
+    restore_max_bytes: u64,
+    /// Set while a restore runs (a second one gets 429).
+    restoring: AtomicBool,
     initial_config: String,
     snapshot_limiter: Limiter,
     restore_limiter: Limiter,
@@ -159,6 +172,13 @@ fn json(r: &CommandResponse) -> Response {
 }
 
 impl http::Handler for Admin {
+    fn max_body(&self, req: &Request) -> Option<u64> {
+        let name = req.path.strip_prefix(self.command_url.as_str())?;
+        let name = name.strip_prefix('/')?;
+        let restore = commands::lookup(name).is_some_and(|spec| spec.cmd == Cmd::Restore);
+        (restore && req.method == "POST").then_some(self.restore_max_bytes)
+    }
+
     fn handle(&self, req: &Request, body: &mut dyn Read) -> Response {
         let url = self.command_url.as_str();
         let name = if req.path == url || req.path.strip_prefix(url) == Some("/") {
@@ -226,7 +246,7 @@ impl http::Handler for Admin {
         }
         match spec.cmd {
             Cmd::Snapshot => self.snapshot(spec, req),
-            Cmd::Restore => json(&self.restore(spec, body)),
+            Cmd::Restore => self.restore(spec, req, body),
             Cmd::SetTraceMask => json(&set_trace_mask(spec, req)),
             Cmd::LogLevel => json(&log_level(spec, req)),
             _ => {
@@ -366,33 +386,165 @@ impl Admin {
     }
 
     /// `restore`: refused in an ensemble (as asked of corral), rate limited and switchable as
-    /// ZooKeeper's; the replacement itself is not implemented (501).
-    fn restore(&self, spec: &Spec, _body: &mut dyn Read) -> CommandResponse {
+    /// ZooKeeper's. Answers `last_zxid`, the zxid the restored data now has, then replaces
+    /// the process (see the module doc); anything wrong before the point of no return leaves
+    /// the server as it was.
+    fn restore(&self, spec: &Spec, req: &Request, body: &mut dyn Read) -> Response {
         let cmd = spec.primary();
         if !self.restore_enabled {
-            return CommandResponse::error(cmd, "Restore command is disabled", 503);
+            warn!("restore command is disabled (admin.restore.enabled=false)");
+            return json(&CommandResponse::error(
+                cmd,
+                "Restore command is disabled",
+                503,
+            ));
         }
         if self.inspector.config().is_distributed() {
-            return CommandResponse::error(
+            return json(&CommandResponse::error(
                 cmd,
                 "restore is for a standalone server; in an ensemble, restore a member's data \
                  directory while it is stopped",
                 400,
-            );
+            ));
         }
         if !self.restore_limiter.allow() {
-            return CommandResponse::error(cmd, "Restore request was rate limited", 429);
+            warn!("restore request was rate limited");
+            return json(&CommandResponse::error(
+                cmd,
+                "Restore request was rate limited",
+                429,
+            ));
         }
-        // Replacing the data of a running server (every shard's replica, the write core's
-        // state, the log) is not done yet: a backup is restored offline (docs/operations.md).
-        CommandResponse::error(
-            cmd,
-            "restore over HTTP is not implemented in corral yet: stop the server, empty its \
-             dataDir and dataLogDir, put the snapshot there as snapshots/snap-<16 hex digits of \
-             its last_zxid>.snap, and start it (docs/operations.md, \"Admin server\")",
-            501,
-        )
+        if self.restoring.swap(true, Ordering::AcqRel) {
+            return json(&CommandResponse::error(
+                cmd,
+                "A restore is already in progress",
+                429,
+            ));
+        }
+        let result = self.restore_from(cmd, req, body);
+        if result.is_err() {
+            self.restoring.store(false, Ordering::Release);
+        }
+        match result {
+            Ok(r) | Err(r) => r,
+        }
     }
+
+    /// The restore proper: `Ok` once the store holds the upload (its answer replaces the
+    /// process once sent), `Err` with the server untouched.
+    fn restore_from(
+        &self,
+        cmd: &str,
+        req: &Request,
+        body: &mut dyn Read,
+    ) -> Result<Response, Response> {
+        let cfg = self.inspector.config();
+        let fail = |msg: String, status: u16| {
+            warn!(peer = %req.peer, "restore refused: {msg}");
+            json(&CommandResponse::error(cmd, msg, status))
+        };
+        // In the data directory, so the rename into snapshots/ stays in one filesystem.
+        let upload = cfg.data_dir.join(UPLOAD_NAME);
+        let _cleanup = RemoveOnDrop(upload.clone());
+        let received = receive(body, &upload).map_err(|(msg, status)| fail(msg, status))?;
+        if received == 0 {
+            return Err(fail(
+                "no snapshot in the request body (send the file `snapshot` gave)".into(),
+                400,
+            ));
+        }
+        let checked = crate::storage::restore::validate(&upload)
+            .map_err(|e| fail(format!("not a valid corral snapshot: {e}"), 400))?;
+        // From here the write core takes nothing until the process is replaced (or the
+        // restore fails and `paused` is dropped).
+        let Some((committed, paused)) = self.inspector.pause() else {
+            return Err(fail("the write core did not answer".into(), 500));
+        };
+        let zxid = committed.max(checked.zxid) + 1;
+        let log_dir = super::log_dir(cfg);
+        let snap_dir = snapshots::snapshot_dir(&cfg.data_dir);
+        let (installed, rest) =
+            crate::storage::restore::install(&upload, &log_dir, &snap_dir, zxid);
+        if !installed {
+            let e = rest.err().map(|e| e.to_string()).unwrap_or_default();
+            drop(paused);
+            return Err(fail(format!("cannot install the snapshot: {e}"), 500));
+        }
+        if let Err(e) = rest {
+            // The snapshot is in place, so recovery loads it whatever the log holds.
+            warn!("restored snapshot installed, but finishing the log's reset failed: {e}");
+        }
+        info!(
+            zxid = format!("{zxid:#x}"),
+            backup_zxid = format!("{:#x}", checked.zxid),
+            nodes = checked.nodes,
+            sessions = checked.sessions,
+            bytes = received,
+            peer = %req.peer,
+            "snapshot restored; restarting to load it"
+        );
+        let mut r = CommandResponse::new(cmd);
+        r.data.put("last_zxid", zxid);
+        Ok(json(&r).then(Box::new(move || {
+            let _paused = paused;
+            reexec()
+        })))
+    }
+}
+
+/// The upload's name in the data directory (one restore at a time).
+const UPLOAD_NAME: &str = "restore-upload.tmp";
+
+/// Removes a file when dropped, if it is still there (an upload that was refused; one that
+/// was installed has been renamed away).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Copies the request's body to `path`, durably; the byte count, or a message and a status.
+fn receive(body: &mut dyn Read, path: &Path) -> Result<u64, (String, u16)> {
+    let mut f = std::fs::File::create(path)
+        .map_err(|e| (format!("cannot write {}: {e}", path.display()), 500))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err((format!("the upload ended early: {e}"), 400)),
+        };
+        f.write_all(&buf[..n])
+            .map_err(|e| (format!("cannot write {}: {e}", path.display()), 500))?;
+        total += n as u64;
+    }
+    f.sync_all()
+        .map_err(|e| (format!("cannot write {}: {e}", path.display()), 500))?;
+    Ok(total)
+}
+
+/// Replaces the process with a fresh run of the same binary, arguments and environment (the
+/// pid stays, so a supervisor or a test harness keeps tracking it). Every file and socket is
+/// opened close-on-exec, so the claims on the port and the directories go with the old image.
+/// Should the exec fail, the process exits with status 1: its store holds the restored data,
+/// and serving the old tree from memory would contradict it.
+fn reexec() -> ! {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_default();
+    // /proc/self/exe: the binary this process runs, even if its path was replaced since.
+    let e = std::process::Command::new("/proc/self/exe")
+        .arg0(arg0)
+        .args(args)
+        .exec();
+    tracing::error!("cannot re-execute the server after the restore: {e}; exiting");
+    // SAFETY: ends the process at once, as the SIGTERM path does (src/server/stop.rs).
+    unsafe { libc::_exit(1) }
 }
 
 /// Writes `tree` as a snapshot file: header, sessions, nodes, end frame.
@@ -490,6 +642,17 @@ impl Inspector {
                 return false;
             }
             rx.recv().await.is_ok_and(|r| r.serving)
+        })
+    }
+
+    /// Pauses the write core for a restore (`ToCore::Pause`): the zxid it has committed, and
+    /// the channel that holds it paused until dropped.
+    fn pause(&self) -> Option<(i64, async_channel::Receiver<super::CoreReport>)> {
+        let (tx, rx) = async_channel::bounded(1);
+        futures_lite::future::block_on(async {
+            self.to_core.send(super::ToCore::Pause(tx)).await.ok()?;
+            let r = rx.recv().await.ok()?;
+            Some((r.last_zxid, rx))
         })
     }
 

@@ -61,6 +61,8 @@ pub struct WriteCore {
     snap_failed_seen: u64,
     /// A snapshot failed: try again at this instant.
     snap_retry_at: Option<Instant>,
+    /// The admin server's `restore` asked to pause once the current batch is durable.
+    pause: Option<Sender<CoreReport>>,
 }
 
 /// ZooKeeper's rule: the next snapshot after a random count in `snapCount/2 ..= snapCount`.
@@ -169,6 +171,7 @@ impl WriteCore {
             since_snap: 0,
             snap_failed_seen: super::snapshots::STATS.failed.load(Ordering::Relaxed),
             snap_retry_at: None,
+            pause: None,
         };
         core.perform().await;
         core
@@ -352,6 +355,9 @@ impl WriteCore {
             if (first.is_some() || retry_at.is_some()) && !self.batch(first, &rx).await {
                 return;
             }
+            if let Some(reply) = self.pause.take() {
+                self.hold(reply).await;
+            }
             self.snapshot_step().await;
         }
     }
@@ -359,6 +365,10 @@ impl WriteCore {
     /// Hands one message to the machine (or answers a four-letter word's question).
     async fn handle(&mut self, msg: ToCore) {
         let now = self.now();
+        if let ToCore::Pause(reply) = msg {
+            self.pause = Some(reply);
+            return;
+        }
         if let ToCore::Report(reply) = msg {
             let offset = now.wall_ms as u64 - now.mono_ms;
             let (role, leader, figures) = self.machine.figures();
@@ -474,6 +484,37 @@ impl WriteCore {
             }
         }
         true
+    }
+
+    /// The admin server's `restore` (`ToCore::Pause`): called after a batch, when everything
+    /// it handled is durable (or, if the log is stalled, refused). Stops a snapshot in
+    /// progress, so no writer renames a snapshot into place or purges under the restore, then
+    /// answers with the committed zxid and takes no message until `reply`'s receiver goes: the
+    /// restore failed and the server goes on, or it succeeded and the process was replaced.
+    async fn hold(&mut self, reply: Sender<CoreReport>) {
+        if let Some(job) = self.snap.take() {
+            job.abort();
+        }
+        while super::snapshots::writers_running() {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+        let committed = self.machine.committed();
+        info!(
+            zxid = format!("{committed:#x}"),
+            "write core paused for a restore"
+        );
+        let report = CoreReport {
+            last_zxid: committed,
+            ..CoreReport::default()
+        };
+        if reply.send(report).await.is_ok() {
+            // Held until the admin server lets go (a restore takes seconds at most; the
+            // channel has no wait for its receiver's drop, so look every few ms).
+            while !reply.is_closed() {
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        info!("write core resumed: the restore did not happen");
     }
 
     /// Starts a snapshot every `snapCount/2..snapCount` txns (randomised, as ZooKeeper does so

@@ -24,7 +24,7 @@ fn invalid_input(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }
 
@@ -271,7 +271,7 @@ fn empty_segment(log_dir: &Path, seq: u64) -> io::Result<()> {
 
 /// Replaces every segment with one empty segment numbered after all of them (so sequence
 /// numbers never go back), removing the old ones newest first, each durably.
-fn reset_log(log_dir: &Path) -> io::Result<()> {
+pub(crate) fn reset_log(log_dir: &Path) -> io::Result<()> {
     fs::create_dir_all(log_dir).map_err(at(log_dir))?;
     let segs = segments(log_dir)?;
     let next = segs.last().map_or(1, |(s, _)| s + 1);

@@ -9,4 +9,5 @@ pub mod learner;
 pub mod log;
 mod mapped;
 pub mod recover;
+pub mod restore;
 pub mod snapshot;

@@ -111,6 +111,10 @@ pub enum ToCore<R> {
     Tick,
     /// A four-letter word wants the write core's view.
     Report(R),
+    /// The admin server's `restore`: stop once everything handled so far is durable, answer
+    /// with the committed zxid, and take nothing more until the answer's receiver is dropped
+    /// (the restore failed) or the process is replaced (it succeeded). The driver's to answer.
+    Pause(R),
     /// A link to another member came up, went down, or carried a message (`server::quorum`).
     Link(LinkEvent),
     /// Shard 0 serialized its replica for a learner's SNAP (`ToShard::Snapshot`); `zxid` is
@@ -1807,7 +1811,7 @@ impl Machine {
                     self.owners.remove(&session_id);
                 }
             }
-            ToCore::Report(_) => {}
+            ToCore::Report(_) | ToCore::Pause(_) => {}
             ToCore::Tick => {
                 self.peer.on_tick(now);
                 self.run_actions(out);
