@@ -292,6 +292,15 @@ impl<'a> Conn<'a> {
             if length > max_body {
                 return self.refuse(413);
             }
+            // curl sends `Expect: 100-continue` with a large upload (a restore) and waits a
+            // second for this before sending the body.
+            if length > 0
+                && req
+                    .header("expect")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+            {
+                (&self.stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            }
             // HTTP/1.1 keeps the connection unless asked not to; an HTTP/1.0 client gets one
             // answer per connection (these endpoints see curl, Prometheus and probes, all 1.1).
             let close = req

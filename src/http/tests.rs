@@ -26,6 +26,11 @@ fn start(limits: Limits) -> SocketAddr {
         if req.path == "/ignore-body" {
             return Response::new(200, "text/plain", "ignored");
         }
+        if req.path == "/then" {
+            return Response::new(200, "text/plain", "first").then(Box::new(|| {
+                THEN_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+            }));
+        }
         let mut b = String::new();
         body.read_to_string(&mut b).unwrap();
         let q = req.param("q").unwrap_or("-");
@@ -40,6 +45,9 @@ fn start(limits: Limits) -> SocketAddr {
         .unwrap()
         .local_addr()
 }
+
+/// Set by `/then`'s action.
+static THEN_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
@@ -249,5 +257,38 @@ fn connections_over_the_limit_get_503_and_the_others_keep_working() {
             503 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             other => panic!("status {other}"),
         }
+    }
+}
+
+#[test]
+fn an_upload_that_expects_100_continue_gets_it_and_then_runs_after_the_answer() {
+    let addr = start(Limits {
+        max_body: 100,
+        ..Limits::default()
+    });
+    let mut s = connect(addr);
+    s.write_all(b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        .unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"hello").unwrap();
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!((status, &body[..]), (200, &b"POST /up q=- body=hello"[..]));
+
+    // An action after the response: run once it is sent, the connection closed.
+    let mut s = connect(addr);
+    s.write_all(b"GET /then HTTP/1.1\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 200"));
+    assert!(raw.ends_with(b"first"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !THEN_RAN.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the action did not run"
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
