@@ -298,3 +298,34 @@ async fn restore_bounds_and_switches() {
     let r = blocking(move || http(port, "POST", "/commands/restore", true, b"CORRALSN")).await;
     assert_eq!(r.status, 503);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_is_refused_in_an_ensemble() {
+    use common::ensemble::{serial, Ensemble, EnsembleOpts};
+    let _serial = serial().await;
+    timed(120, async {
+        let port = free_port();
+        let ens = Ensemble::start(
+            EnsembleOpts::voters(3)
+                .member_cfg(0, "admin.enableServer", "true")
+                .member_cfg(0, "admin.serverPort", port)
+                .member_cfg(0, "admin.rateLimiterIntervalInMS", "0"),
+        )
+        .await;
+        ens.wait_serving(0, Duration::from_secs(60)).await;
+        let c = ens.client(0).await;
+        c.create("/kept", b"", &anyone()).await.unwrap();
+        let r = blocking(move || http(port, "GET", "/commands/snapshot", true, b"")).await;
+        assert_eq!(r.status, 200);
+        let backup = r.body;
+        let r = blocking(move || http(port, "POST", "/commands/restore", true, &backup)).await;
+        assert_eq!(r.status, 400);
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("standalone server"));
+        assert!(c.check_stat("/kept").await.unwrap().is_some());
+        c.create("/still", b"", &anyone()).await.unwrap();
+    })
+    .await;
+}
