@@ -60,6 +60,8 @@ const JSON: &str = "application/json";
 /// Starts the admin server if `admin.enableServer` is on. Never fails the server: a port in
 /// use or an address that does not resolve is logged and the server runs without it.
 pub(super) fn start(cfg: &Config, inspector: Inspector) {
+    // An upload left by a process that died during a restore is of no use now.
+    let _ = std::fs::remove_file(cfg.data_dir.join(UPLOAD_NAME));
     let s = &cfg.admin_server;
     if !s.enabled {
         return;
