@@ -68,6 +68,8 @@ use crate::zab::{Ensemble, Sid, Zxid};
 mod ensemble_sim;
 pub mod forward;
 #[cfg(test)]
+mod held_answers;
+#[cfg(test)]
 mod sim;
 
 use forward::Forward;
@@ -707,24 +709,7 @@ impl Machine {
                 Action::Role { role, serving } => self.role_changed(role, serving, out),
                 Action::Send { to, msg } => self.send_peer(to, msg, out),
                 Action::Request { from, data } => requests.push((from, data)),
-                Action::SyncDone { id } => {
-                    self.sent_on.remove(&id);
-                    if let Some((origin, path, _)) = self.syncs.remove(&id) {
-                        // Everything the leader had proposed when the sync reached it is
-                        // committed here by now (its COMMITs came first). What is still
-                        // proposed came later, maybe this connection's next writes: the
-                        // answer must not wait behind those (FIFO per connection).
-                        self.flush_commits();
-                        self.outbox.push((
-                            origin.shard,
-                            ToShard::Synced {
-                                conn: origin.conn,
-                                path,
-                            },
-                        ));
-                        self.release_deferred();
-                    }
-                }
+                Action::SyncDone { id } => self.sync_done(id),
                 Action::Refused { data } => self.refused(data),
                 Action::SendSnapshot { to, zxid } => self.send_snapshot(to, zxid),
                 Action::Truncate { zxid } => self.truncate(zxid, out),
@@ -749,6 +734,26 @@ impl Machine {
         }
         if std::mem::take(&mut self.resume) {
             self.resume_clients(out);
+        }
+    }
+
+    /// The leader answered sync `id` that this learner asked for.
+    fn sync_done(&mut self, id: u64) {
+        self.sent_on.remove(&id);
+        if let Some((origin, path, _)) = self.syncs.remove(&id) {
+            // Everything the leader had proposed when the sync reached it is committed here
+            // by now (its COMMITs came first). What is still proposed came later, maybe this
+            // connection's next writes: the answer must not wait behind those (FIFO per
+            // connection).
+            self.flush_commits();
+            self.outbox.push((
+                origin.shard,
+                ToShard::Synced {
+                    conn: origin.conn,
+                    path,
+                },
+            ));
+            self.release_deferred();
         }
     }
 
@@ -1841,7 +1846,7 @@ impl Machine {
                     for id in self.local.expire(now) {
                         debug!("local session {id:#x} expired");
                         if let Some(o) = self.owners.remove(&id) {
-                            self.answer(o.shard, ToShard::Close { conn: o.conn });
+                            self.close_in_turn(o);
                         }
                     }
                 }
@@ -2142,6 +2147,24 @@ impl Machine {
     fn answer_in_turn(&mut self, origin: Origin, msg: ToShard) {
         let upto = self.next_request;
         if self.deferred.iter().any(|(o, _, _)| *o == origin) || self.waits(origin, upto) {
+            self.deferred.push((origin, upto, msg));
+        } else {
+            self.answer(origin.shard, msg);
+        }
+    }
+
+    /// Closes `origin`'s connection behind everything decided for it so far: behind its
+    /// answers still held back, if any (`deferred`). Queued at once behind every txn in
+    /// flight, the connection's later writes among them, the close would be the last of its
+    /// answers in `proposed`, and a held answer released after it would be put behind it, so
+    /// behind those writes: the shard, which fills the oldest unanswered request's reply,
+    /// would give the held answer's request a later write's reply. Only for a close decided
+    /// now (a local session expiring); one that answers a request (its session gone while it
+    /// was in flight) goes where that request's answer goes, ahead of later held answers.
+    fn close_in_turn(&mut self, origin: Origin) {
+        let msg = ToShard::Close { conn: origin.conn };
+        if self.deferred.iter().any(|(o, _, _)| *o == origin) {
+            let upto = self.next_request;
             self.deferred.push((origin, upto, msg));
         } else {
             self.answer(origin.shard, msg);

@@ -610,7 +610,7 @@ fn random_quota_write<R: Rng>(rng: &mut R) -> Request {
 
 pub(super) fn random_write<R: Rng>(rng: &mut R) -> Request {
     let k = rng.gen_range(0..12);
-    match rng.gen_range(0..10) {
+    match rng.gen_range(0..11) {
         0..=3 => Request::Create(random_create(rng)),
         4..=6 => Request::SetData {
             path: path(k),
@@ -621,6 +621,18 @@ pub(super) fn random_write<R: Rng>(rng: &mut R) -> Request {
             path: path(k),
             version: -1,
         },
+        10 => {
+            // One delete more in eleven. The two draws are those a quota write takes (its
+            // subtree, its kind), so the draws after it stay as they were when this arm was
+            // tried first: the ensemble's seed 154 (3 voters, an observer) found a reply out
+            // of order with it (`seeds_that_once_failed`).
+            rng.gen_range(0..3);
+            rng.gen_range(0..5);
+            Request::Delete {
+                path: path(k),
+                version: -1,
+            }
+        }
         _ => {
             let mut ops = Vec::new();
             for _ in 0..rng.gen_range(1..4) {
