@@ -650,7 +650,7 @@ fn get_acl(c: &mut Client, words: &[String]) -> CmdResult {
         s.push_str(&format!(
             "{}: {}\n",
             format::id_string(&a.id),
-            format::perm_string(a.perms)
+            crate::proto::codes::perms::letters(a.perms)
         ));
     }
     if p.has('s') {

@@ -2,7 +2,7 @@
 //! messages of `CliWrapperException` and `KeeperException`, permission strings (`ZKUtil`), the
 //! jute `Id.toString()` that `getAcl` prints, and the quota records (`StatsTrack`).
 
-use crate::proto::codes::{perms, Code};
+use crate::proto::codes::Code;
 use crate::proto::records::{Id, Stat};
 
 /// `StatPrinter.print`.
@@ -141,21 +141,6 @@ pub fn wrapper_message(c: Code, path: Option<&str>) -> String {
     }
 }
 
-/// `ZKUtil.getPermString`: the letters in the order c, d, r, w, a.
-pub fn perm_string(p: i32) -> String {
-    [
-        (perms::CREATE, 'c'),
-        (perms::DELETE, 'd'),
-        (perms::READ, 'r'),
-        (perms::WRITE, 'w'),
-        (perms::ADMIN, 'a'),
-    ]
-    .iter()
-    .filter(|(bit, _)| p & bit != 0)
-    .map(|(_, c)| *c)
-    .collect()
-}
-
 /// The jute-generated `Id.toString()` (a CSV record: `'scheme,'id` then a newline).
 pub fn id_string(id: &Id) -> String {
     format!("'{},'{}\n", csv_string(&id.scheme), csv_string(&id.id))
@@ -256,6 +241,7 @@ fn java_split_eq(s: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::codes::perms;
 
     #[test]
     fn stats_track_round_trips_with_zookeepers_quirks() {
@@ -279,8 +265,8 @@ mod tests {
 
     #[test]
     fn perms_and_ids_print_like_zookeeper() {
-        assert_eq!(perm_string(perms::ALL), "cdrwa");
-        assert_eq!(perm_string(perms::READ | perms::ADMIN), "ra");
+        assert_eq!(perms::letters(perms::ALL), "cdrwa");
+        assert_eq!(perms::letters(perms::READ | perms::ADMIN), "ra");
         assert_eq!(id_string(&Id::new("world", "anyone")), "'world,'anyone\n");
     }
 

@@ -156,6 +156,22 @@ pub mod perms {
     pub const DELETE: i32 = 8;
     pub const ADMIN: i32 = 16;
     pub const ALL: i32 = READ | WRITE | CREATE | DELETE | ADMIN;
+
+    /// `ZKUtil.getPermString`: the letters in the order c, d, r, w, a (zkCli's `getAcl`, the
+    /// snapshot dump).
+    pub fn letters(p: i32) -> String {
+        [
+            (CREATE, 'c'),
+            (DELETE, 'd'),
+            (READ, 'r'),
+            (WRITE, 'w'),
+            (ADMIN, 'a'),
+        ]
+        .iter()
+        .filter(|(bit, _)| p & bit != 0)
+        .map(|(_, c)| *c)
+        .collect()
+    }
 }
 
 /// `CreateMode` flag values as sent in create requests.

@@ -126,25 +126,10 @@ pub fn dump_snapshot(
     Ok(scan.summary)
 }
 
-/// ZooKeeper's permission letters in `getAcl`'s order (`ZKUtil.getPermString`).
-fn perm_string(p: i32) -> String {
-    [
-        (perms::CREATE, 'c'),
-        (perms::DELETE, 'd'),
-        (perms::READ, 'r'),
-        (perms::WRITE, 'w'),
-        (perms::ADMIN, 'a'),
-    ]
-    .iter()
-    .filter(|(bit, _)| p & bit != 0)
-    .map(|(_, c)| *c)
-    .collect()
-}
-
 /// `scheme:id:perms`, as zkCli's `setAcl` takes it.
 fn acl_string(acl: &[Acl]) -> String {
     acl.iter()
-        .map(|a| format!("{}:{}:{}", a.id.scheme, a.id.id, perm_string(a.perms)))
+        .map(|a| format!("{}:{}:{}", a.id.scheme, a.id.id, perms::letters(a.perms)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -599,8 +584,8 @@ mod tests {
 
     #[test]
     fn owners_and_perms() {
-        assert_eq!(perm_string(perms::ALL), "cdrwa");
-        assert_eq!(perm_string(0), "");
+        assert_eq!(perms::letters(perms::ALL), "cdrwa");
+        assert_eq!(perms::letters(0), "");
         assert_eq!(owner_note(ephemeral_owner::CONTAINER), " (container)");
         assert_eq!(owner_note(ephemeral_owner::ttl(5000)), " (ttl 5000 ms)");
         assert_eq!(owner_note(0x42), "");
