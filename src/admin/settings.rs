@@ -5,6 +5,10 @@
 //!
 //! One difference, on purpose: the default address is 127.0.0.1, not ZooKeeper's 0.0.0.0
 //! (docs/decisions.md, "The admin server listens on loopback").
+//!
+//! HTTPS (`admin.forceHttps`, `admin.portUnification`) takes its key and trust stores from
+//! the `ssl.quorum.*` keys, as ZooKeeper's JettyAdminServer does (it reads them through
+//! QuorumX509Util); `server::admin_http::tls_config` builds it.
 
 /// `admin.*` as the admin server uses them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +35,13 @@ pub struct AdminServerSettings {
     /// corral's `admin.restore.maxBytes`: the largest snapshot `restore` takes (413 beyond);
     /// other requests' bodies stay small.
     pub restore_max_bytes: u64,
+    /// `admin.forceHttps`: every connection is TLS.
+    pub force_https: bool,
+    /// `admin.portUnification`: TLS and plain HTTP on the one port (ignored with forceHttps).
+    pub port_unification: bool,
+    /// `admin.needClientAuth`: a TLS client must present a certificate the trust store
+    /// verifies (ZooKeeper's default: false, and then none is asked for).
+    pub need_client_auth: bool,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -54,6 +65,9 @@ impl Default for AdminServerSettings {
             restore_enabled: true,
             rate_limiter_interval: DEFAULT_RATE_LIMITER_INTERVAL,
             restore_max_bytes: DEFAULT_RESTORE_MAX_BYTES,
+            force_https: false,
+            port_unification: false,
+            need_client_auth: false,
         }
     }
 }
@@ -121,28 +135,15 @@ impl AdminServerSettings {
                     .parse::<u64>()
                     .map_err(|_| "expected a non-negative integer".to_string())?
             }
-            // Serving HTTPS is not implemented: refusing beats serving plain HTTP to an
-            // operator who asked for TLS.
-            "forceHttps" | "portUnification" => {
-                if parse_bool(v)? {
-                    return Err(
-                        "corral's admin server speaks plain HTTP only; keep it on loopback or \
-                         a private network (docs/operations.md, \"Admin server\")"
-                            .to_string(),
-                    );
-                }
-            }
+            "forceHttps" => self.force_https = parse_bool(v)?,
+            "portUnification" => self.port_unification = parse_bool(v)?,
+            "needClientAuth" => self.need_client_auth = parse_bool(v)?,
             "httpVersion" => {
                 if v != "11" {
                     return Ok(Applied::Ignored(
                         "corral's admin server speaks HTTP/1.1".to_string(),
                     ));
                 }
-            }
-            "needClientAuth" => {
-                return Ok(Applied::Ignored(
-                    "corral's admin server has no TLS".to_string(),
-                ))
             }
             _ => {
                 return Ok(Applied::Ignored(
@@ -151,6 +152,11 @@ impl AdminServerSettings {
             }
         }
         Ok(Applied::Used)
+    }
+
+    /// Whether the admin server speaks TLS, on every connection or beside plain HTTP.
+    pub fn tls(&self) -> bool {
+        self.force_https || self.port_unification
     }
 
     /// `-Dzookeeper.admin.<name>=<value>` flags in `SERVER_JVMFLAGS` then `JVMFLAGS` (joined
@@ -206,8 +212,9 @@ mod tests {
         assert_eq!(s.apply("admin.commandURL", "/cmd/"), Ok(Applied::Used));
         assert_eq!(s.apply("admin.serverAddress", "0.0.0.0"), Ok(Applied::Used));
         assert_eq!(s.apply("tickTime", "1"), Ok(Applied::NotMine));
+        assert_eq!(s.apply("admin.needClientAuth", "true"), Ok(Applied::Used));
         assert!(matches!(
-            s.apply("admin.needClientAuth", "true"),
+            s.apply("admin.httpVersion", "2"),
             Ok(Applied::Ignored(_))
         ));
         assert_eq!((s.port, s.enabled), (9090, false));
@@ -220,8 +227,12 @@ mod tests {
         assert!(s.apply("admin.commandURL", "commands").is_err());
         assert!(s.apply("admin.commandURL", "/").is_err());
         assert!(s.apply("admin.idleTimeout", "0").is_err());
-        assert!(s.apply("admin.forceHttps", "true").is_err());
-        assert_eq!(s.apply("admin.forceHttps", "false"), Ok(Applied::Used));
+        assert!(!s.tls());
+        assert_eq!(s.apply("admin.portUnification", "true"), Ok(Applied::Used));
+        assert!(s.tls() && !s.force_https && s.need_client_auth);
+        assert_eq!(s.apply("admin.forceHttps", "TRUE"), Ok(Applied::Used));
+        assert!(s.force_https);
+        assert!(s.apply("admin.forceHttps", "1").is_err());
     }
 
     #[test]
@@ -231,7 +242,7 @@ mod tests {
         let w = s
             .apply_jvmflags(
                 Some("-Xmx1g -Dzookeeper.admin.serverPort=1 -Dzookeeper.admin.commandURL=/x"),
-                Some("-Dzookeeper.admin.enableServer=false -Dzookeeper.admin.needClientAuth=1"),
+                Some("-Dzookeeper.admin.enableServer=false -Dzookeeper.admin.httpVersion=2"),
                 &in_cfg,
             )
             .unwrap();

@@ -147,7 +147,8 @@ pub fn enable_x509(cfg: &crate::config::Config) {
     }
 }
 
-fn x509_enabled() -> bool {
+/// Whether the `x509` scheme is on (`enable_x509`).
+pub fn x509_enabled() -> bool {
     X509_ENABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 

@@ -1073,7 +1073,7 @@ clientPort=2181
     #[test]
     fn unknown_and_ignored_keys_are_warnings() {
         let c = from_text(
-            "tickTime=2000\nfancyNewThing=1\nadmin.needClientAuth=true\n\
+            "tickTime=2000\nfancyNewThing=1\nadmin.httpVersion=20\n\
              metricsProvider.numWorkerThreads=1\nstandaloneEnabled=true\nreconfigEnabled=false\n",
         )
         .unwrap();
@@ -1082,7 +1082,9 @@ clientPort=2181
             c.warnings[0],
             "zoo.cfg:2: unknown key `fancyNewThing`; ignored"
         );
-        assert!(c.warnings[1].contains("`admin.needClientAuth`: corral's admin server has no TLS"));
+        assert!(
+            c.warnings[1].contains("`admin.httpVersion`: corral's admin server speaks HTTP/1.1")
+        );
     }
 
     #[test]

@@ -9,8 +9,16 @@
 //! the head's size (431), the time to send it (408), the body's size (413; a chunked request
 //! body is refused with 411: the endpoints take at most one known-length upload), the number
 //! of open connections (503), malformed requests (400) and other HTTP versions (505).
+//!
+//! An endpoint may speak TLS ([`Security`]): on every connection (ZooKeeper's
+//! `admin.forceHttps`), or beside plain HTTP on the same port, told apart by the first byte
+//! (`admin.portUnification`). The handshake runs on the connection's thread within the same
+//! time limit as a head; the client's verified certificate chain reaches the handler in
+//! [`Request::client_chain`]. Over the connection limit a TLS client is closed without an
+//! answer (a 503 would need a handshake, and so a thread).
 
 mod parse;
+mod wire;
 
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -20,6 +28,23 @@ use std::time::{Duration, Instant};
 
 pub use parse::reason;
 use parse::Refusal;
+use rustls::pki_types::CertificateDer;
+use wire::Wire;
+
+/// Whether an endpoint speaks TLS.
+#[derive(Clone, Default)]
+pub enum Security {
+    #[default]
+    Plain,
+    /// Every connection starts with a TLS handshake.
+    Tls(Arc<rustls::ServerConfig>),
+    /// TLS or plain HTTP, whichever the client starts with.
+    Unified(Arc<rustls::ServerConfig>),
+}
+
+/// Jetty's `SecureRequestCustomizer` as ZooKeeper's admin server sets it up: a day, and
+/// subdomains, on every answer over TLS.
+const HSTS: &str = "max-age=86400; includeSubDomains";
 
 /// What one endpoint lets a client do.
 #[derive(Debug, Clone)]
@@ -56,6 +81,11 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
     pub peer: SocketAddr,
+    /// Whether the request came over TLS.
+    pub secure: bool,
+    /// The client's certificate chain, leaf first, verified during the handshake against the
+    /// endpoint's trust store; empty over plain HTTP or without a client certificate.
+    pub client_chain: Vec<CertificateDer<'static>>,
 }
 
 impl Request {
@@ -177,11 +207,22 @@ impl Server {
     }
 }
 
-/// Serves `handler` on `listener` from threads named after `name`.
+/// Serves `handler` on `listener` in plain HTTP from threads named after `name`.
 pub fn serve(
     name: &str,
     listener: TcpListener,
     limits: Limits,
+    handler: Arc<dyn Handler>,
+) -> io::Result<Server> {
+    serve_secure(name, listener, limits, Security::Plain, handler)
+}
+
+/// Serves `handler` on `listener`, over TLS as `security` says.
+pub fn serve_secure(
+    name: &str,
+    listener: TcpListener,
+    limits: Limits,
+    security: Security,
     handler: Arc<dyn Handler>,
 ) -> io::Result<Server> {
     let addr = listener.local_addr()?;
@@ -204,14 +245,23 @@ pub fn serve(
                 };
                 if open.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
                     open.fetch_sub(1, Ordering::AcqRel);
-                    refuse_busy(stream);
+                    match security {
+                        Security::Plain => refuse_busy(stream),
+                        _ => drop(stream),
+                    }
                     continue;
                 }
                 let (open2, limits, handler) = (open.clone(), limits.clone(), handler.clone());
+                let security = security.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("{name}-conn"))
                     .spawn(move || {
-                        let _ = Conn::new(stream, &limits).serve(&*handler);
+                        match open_wire(stream, &security, &limits) {
+                            Ok(wire) => {
+                                let _ = Conn::new(wire, &limits).serve(&*handler);
+                            }
+                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        }
                         open2.fetch_sub(1, Ordering::AcqRel);
                     });
                 if spawned.is_err() {
@@ -220,6 +270,34 @@ pub fn serve(
             }
         })?;
     Ok(Server { addr })
+}
+
+/// The connection as `security` wants it: a TLS handshake first (on a unified port, only if
+/// the client's first byte starts one), within the time a head may take.
+fn open_wire(stream: TcpStream, security: &Security, limits: &Limits) -> io::Result<Wire> {
+    let deadline = Instant::now() + limits.read_timeout;
+    stream.set_write_timeout(Some(limits.read_timeout))?;
+    let config = match security {
+        Security::Plain => return Ok(Wire::plain(stream)),
+        Security::Tls(config) => config,
+        Security::Unified(config) => {
+            stream.set_read_timeout(Some(limits.read_timeout))?;
+            let mut first = [0u8; 1];
+            loop {
+                match stream.peek(&mut first) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(_) => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if first[0] != wire::TLS_HANDSHAKE_BYTE {
+                return Ok(Wire::plain(stream));
+            }
+            config
+        }
+    };
+    Wire::accept(stream, config.clone(), deadline)
 }
 
 /// 503 for a connection over the limit, written without reading the request (a client that
@@ -233,7 +311,7 @@ fn refuse_busy(mut stream: TcpStream) {
 }
 
 struct Conn<'a> {
-    stream: TcpStream,
+    stream: Wire,
     limits: &'a Limits,
     /// Bytes read past the end of the current head (a body's start, a pipelined request).
     buf: Vec<u8>,
@@ -248,7 +326,7 @@ enum Next {
 }
 
 impl<'a> Conn<'a> {
-    fn new(stream: TcpStream, limits: &'a Limits) -> Conn<'a> {
+    fn new(stream: Wire, limits: &'a Limits) -> Conn<'a> {
         Conn {
             stream,
             limits,
@@ -257,10 +335,13 @@ impl<'a> Conn<'a> {
     }
 
     fn serve(mut self, handler: &dyn Handler) -> io::Result<()> {
-        let peer = self.stream.peer_addr()?;
-        self.stream.set_nodelay(true)?;
+        let peer = self.stream.tcp().peer_addr()?;
+        self.stream.tcp().set_nodelay(true)?;
         self.stream
+            .tcp()
             .set_write_timeout(Some(self.limits.read_timeout))?;
+        let secure = self.stream.is_tls();
+        let client_chain = self.stream.client_chain();
         loop {
             let end = match self.read_head()? {
                 Next::Head(end) => end,
@@ -280,6 +361,8 @@ impl<'a> Conn<'a> {
                 query: head.query,
                 headers: head.headers,
                 peer,
+                secure,
+                client_chain: client_chain.clone(),
             };
             if req.header("transfer-encoding").is_some() {
                 return self.refuse(411);
@@ -299,7 +382,8 @@ impl<'a> Conn<'a> {
                     .header("expect")
                     .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
             {
-                (&self.stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                self.stream.flush()?;
             }
             // HTTP/1.1 keeps the connection unless asked not to; an HTTP/1.0 client gets one
             // answer per connection (these endpoints see curl, Prometheus and probes, all 1.1).
@@ -317,21 +401,24 @@ impl<'a> Conn<'a> {
             let keep_alive = keep_alive && drained;
             let head_only = req.method == "HEAD";
             let mut response = response;
+            if secure {
+                response = response.header("Strict-Transport-Security", HSTS);
+            }
             let then = response.then.take();
             let keep_alive = keep_alive && then.is_none();
-            let mut out = BufWriter::with_capacity(64 * 1024, &self.stream);
+            let mut out = BufWriter::with_capacity(64 * 1024, &mut self.stream);
             let sent = write_response(&mut out, response, keep_alive, head_only)
                 .and_then(|k| out.flush().map(|_| k));
             drop(out);
             if let Some(then) = then {
                 // Whether or not the client is still there to read it.
-                let _ = self.stream.shutdown(Shutdown::Both);
+                self.stream.close();
                 then();
                 return sent.map(|_| ());
             }
             let keep_alive = sent? && keep_alive;
             if !keep_alive {
-                let _ = self.stream.shutdown(Shutdown::Both);
+                self.stream.close();
                 return Ok(());
             }
         }
@@ -353,11 +440,7 @@ impl<'a> Conn<'a> {
             if scanned > self.limits.max_head_bytes {
                 return Ok(Next::Refuse(431));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(timed_out(scanned));
-            }
-            self.stream.set_read_timeout(Some(left))?;
+            self.stream.set_deadline(Some(deadline));
             let mut chunk = [0u8; 4096];
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Ok(Next::Gone),
@@ -371,18 +454,19 @@ impl<'a> Conn<'a> {
 
     /// Answers with an error status and closes: after a refused head the stream's framing
     /// cannot be trusted.
-    fn refuse(self, status: u16) -> io::Result<()> {
+    fn refuse(mut self, status: u16) -> io::Result<()> {
         let mut out = Vec::new();
         write_response(&mut out, Response::refusal(status), false, false)?;
-        let mut stream = &self.stream;
-        let sent = stream.write_all(&out);
+        let sent = self
+            .stream
+            .write_all(&out)
+            .and_then(|_| self.stream.flush());
         // Read (and drop) what the client is still sending for a moment, so closing does not
         // reset the connection before the client reads the status.
-        let _ = self.stream.shutdown(Shutdown::Write);
-        let _ = self
-            .stream
-            .set_read_timeout(Some(Duration::from_millis(100)));
-        let _ = io::copy(&mut (&self.stream).take(1 << 20), &mut io::sink());
+        self.stream.close_write();
+        self.stream
+            .set_deadline(Some(Instant::now() + Duration::from_millis(100)));
+        let _ = io::copy(&mut (&mut self.stream).take(1 << 20), &mut io::sink());
         sent
     }
 }
@@ -441,7 +525,7 @@ impl Read for Body<'_, '_> {
             n
         } else {
             let stream = &mut self.conn.stream;
-            stream.set_read_timeout(Some(self.conn.limits.read_timeout))?;
+            stream.set_deadline(Some(Instant::now() + self.conn.limits.read_timeout));
             let n = stream.read(&mut out[..want])?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());

@@ -7,8 +7,13 @@ use std::time::Duration;
 
 use super::*;
 
-/// Echoes the method, path, query and body; `/stream` streams 100 KiB in small writes.
 fn start(limits: Limits) -> SocketAddr {
+    start_with(limits, Security::Plain)
+}
+
+/// Echoes the method, path, query and body; `/stream` streams 100 KiB in small writes;
+/// `/tls` says whether the request came over TLS.
+fn start_with(limits: Limits, security: Security) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let handler = |req: &Request, body: &mut dyn Read| {
         if req.path == "/stream" {
@@ -22,6 +27,10 @@ fn start(limits: Limits) -> SocketAddr {
                     Ok(())
                 }),
             );
+        }
+        if req.path == "/tls" {
+            let answer = format!("secure={} chain={}", req.secure, req.client_chain.len());
+            return Response::new(200, "text/plain", answer);
         }
         if req.path == "/ignore-body" {
             return Response::new(200, "text/plain", "ignored");
@@ -41,7 +50,7 @@ fn start(limits: Limits) -> SocketAddr {
         )
         .header("X-Test", "1")
     };
-    serve("test-http", listener, limits, Arc::new(handler))
+    serve_secure("test-http", listener, limits, security, Arc::new(handler))
         .unwrap()
         .local_addr()
 }
@@ -56,12 +65,12 @@ fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// Reads one response: (status, headers, body). Handles Content-Length and chunked bodies.
-fn read_response(s: &mut TcpStream) -> (u16, Vec<(String, String)>, Vec<u8>) {
+fn read_response(s: &mut impl Read) -> (u16, Vec<(String, String)>, Vec<u8>) {
     read_answer(s, false)
 }
 
 /// As [`read_response`]; the answer to a HEAD request has the headers of a body but none.
-fn read_answer(s: &mut TcpStream, to_head: bool) -> (u16, Vec<(String, String)>, Vec<u8>) {
+fn read_answer(s: &mut impl Read, to_head: bool) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -291,4 +300,116 @@ fn an_upload_that_expects_100_continue_gets_it_and_then_runs_after_the_answer() 
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A self-signed certificate for 127.0.0.1: the server's config, and a client config that
+/// trusts it.
+fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let der = cert.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+fn tls_connect(
+    addr: SocketAddr,
+    client: &Arc<rustls::ClientConfig>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(client.clone(), name).unwrap();
+    rustls::StreamOwned::new(conn, connect(addr))
+}
+
+#[test]
+fn tls_keeps_connections_streams_and_tells_the_handler() {
+    let (server, client) = tls_pair();
+    let limits = Limits {
+        max_body: 1024,
+        ..Limits::default()
+    };
+    let addr = start_with(limits, Security::Tls(server));
+    let mut s = tls_connect(addr, &client);
+    s.write_all(b"GET /tls HTTP/1.1\r\n\r\n").unwrap();
+    let (status, headers, body) = read_response(&mut s);
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"secure=true chain=0"[..])
+    );
+    assert!(headers.contains(&(
+        "strict-transport-security".into(),
+        "max-age=86400; includeSubDomains".into()
+    )));
+    // The same connection: a chunked stream, then a body.
+    s.write_all(b"GET /stream HTTP/1.1\r\n\r\n").unwrap();
+    let (_, _, body) = read_response(&mut s);
+    assert_eq!(body.len(), 100 * 1024);
+    s.write_all(b"POST /p HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
+        .unwrap();
+    assert_eq!(read_response(&mut s).2, b"POST /p q=- body=abc");
+    // Plain HTTP on a TLS port: no answer, the connection closed.
+    let mut plain = connect(addr);
+    plain.write_all(b"GET /tls HTTP/1.1\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[test]
+fn a_unified_port_answers_both_and_a_dribbled_handshake_is_cut_at_the_deadline() {
+    let (server, client) = tls_pair();
+    let addr = start_with(
+        Limits {
+            read_timeout: Duration::from_millis(800),
+            ..Limits::default()
+        },
+        Security::Unified(server),
+    );
+    let mut s = tls_connect(addr, &client);
+    s.write_all(b"GET /tls HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s).2, b"secure=true chain=0");
+    let mut p = connect(addr);
+    p.write_all(b"GET /tls HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut p).2, b"secure=false chain=0");
+
+    // A handshake record announced as 512 bytes, sent a byte every 100 ms: each socket read
+    // is quick, but the whole handshake must fit the 800 ms.
+    let mut slow = connect(addr);
+    let t0 = std::time::Instant::now();
+    slow.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+    slow.set_nonblocking(false).unwrap();
+    let mut cut = None;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        if slow.write_all(&[0]).is_err() {
+            cut = Some(t0.elapsed());
+            break;
+        }
+        slow.set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        let mut b = [0u8; 16];
+        if matches!(slow.read(&mut b), Ok(0)) {
+            cut = Some(t0.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("a dribbling handshake was never cut");
+    assert!(cut < Duration::from_millis(2500), "cut after {cut:?}");
 }

@@ -7,6 +7,11 @@
 //! `log_level`) need `Authorization: <scheme> <auth>` (e.g. `digest user:password`): the ids
 //! the scheme proves must have ALL on `/`, as ZooKeeper's `Commands.handleAuthentication` and
 //! `handleAuthorization` check (401 without proof, 403 without the permission).
+//! `Authorization: x509` is proved by the client certificate of an HTTPS connection
+//! (`admin.forceHttps` or `admin.portUnification`, with `admin.needClientAuth` so one is asked
+//! for): as ZooKeeper's X509AuthenticationProvider, the scheme must be on, the chain must also
+//! pass the client port's trust store (`ssl.trustStore.*`), and the id is the subject DN
+//! (plus `super` for `X509AuthenticationProvider.superUser`).
 //!
 //! `snapshot` streams a consistent copy of the tree in corral's snapshot format: shard 0 hands
 //! over a copy of its replica once it has applied every write committed before the request
@@ -31,14 +36,15 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use tracing::{info, warn};
 
-use super::{fourlw, snapshots, AdminQuery, Gather, Inspector};
+use super::{fourlw, secure, snapshots, AdminQuery, Gather, Inspector};
 use crate::admin::commands::{self, Cmd, Context, Method, Spec};
 use crate::admin::json::CommandResponse;
-use crate::auth::provider::{registry, Authenticating};
+use crate::auth::provider::{registry, x509_enabled, Authenticating};
 use crate::config::Config;
-use crate::http::{self, Limits, Request, Response};
-use crate::proto::records::Acl;
+use crate::http::{self, Limits, Request, Response, Security};
+use crate::proto::records::{Acl, Id};
 use crate::storage::snapshot::Cursor;
+use crate::tls::{self, TlsSettings};
 use crate::tree::DataTree;
 
 /// Connections open at once (more get 503): operators and scrapers, not clients.
@@ -57,9 +63,79 @@ const PERMS_ALL: i32 = 0x1f;
 
 const JSON: &str = "application/json";
 
-/// Starts the admin server if `admin.enableServer` is on. Never fails the server: a port in
-/// use or an address that does not resolve is logged and the server runs without it.
-pub(super) fn start(cfg: &Config, inspector: Inspector) {
+/// The admin server's TLS, when `admin.forceHttps` or `admin.portUnification` asks for it.
+/// As ZooKeeper's JettyAdminServer: the key and trust stores, protocols and suites of
+/// `ssl.quorum.*`, and a client certificate asked for (and then required) only with
+/// `admin.needClientAuth`. Read at start-up, so a missing or unreadable store stops it with
+/// the reason (ZooKeeper would log it and run without its admin server).
+pub(super) fn tls_config(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let s = &cfg.admin_server;
+    if !s.enabled || !s.tls() {
+        return Ok(None);
+    }
+    let what = if s.force_https {
+        "admin.forceHttps"
+    } else {
+        "admin.portUnification"
+    };
+    let need = s.need_client_auth;
+    if need && secure::lookup(cfg, "ssl.quorum.trustStore.location").is_none() {
+        return Err(
+            "admin.needClientAuth=true: set ssl.quorum.trustStore.location, the CA the admin \
+             server verifies client certificates against"
+                .to_string(),
+        );
+    }
+    let settings = TlsSettings::from_lookup("ssl.quorum.", |key| {
+        // The admin server's own switch, not the quorum's clientAuth.
+        if key == "ssl.quorum.clientAuth" {
+            return Some(if need { "need" } else { "none" }.to_string());
+        }
+        secure::lookup(cfg, key)
+    })?
+    .ok_or_else(|| {
+        format!(
+            "{what}=true: set ssl.quorum.keyStore.location, the admin server's certificate \
+             (ZooKeeper's admin server takes the ssl.quorum.* stores)"
+        )
+    })?;
+    tls::server_config(&settings)
+        .map(Some)
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+/// What `Authorization: x509` is checked against: the client port's trust store, if one is
+/// set and loads.
+fn x509_check(cfg: &Config) -> Option<tls::ChainCheck> {
+    if !cfg.admin_server.tls() {
+        return None;
+    }
+    let store = match tls::trust_store_from_lookup("ssl.", |k| secure::lookup(cfg, k)) {
+        Ok(Some(store)) => store,
+        Ok(None) => {
+            if x509_enabled() {
+                warn!("admin server: x509 auth needs ssl.trustStore.location (ZooKeeper's X509AuthenticationProvider checks client certificates against it); it will refuse x509");
+            }
+            return None;
+        }
+        Err(e) => {
+            warn!("admin server: x509 auth will be refused: {e}");
+            return None;
+        }
+    };
+    match tls::ChainCheck::new(&store) {
+        Ok(check) => Some(check),
+        Err(e) => {
+            warn!("admin server: x509 auth will be refused: {e}");
+            None
+        }
+    }
+}
+
+/// Starts the admin server if `admin.enableServer` is on, over TLS if `tls` (from
+/// [`tls_config`]) is set. Never fails the server: a port in use or an address that does not
+/// resolve is logged and the server runs without it.
+pub(super) fn start(cfg: &Config, inspector: Inspector, tls: Option<Arc<rustls::ServerConfig>>) {
     // An upload left by a process that died during a restore is of no use now.
     let _ = std::fs::remove_file(cfg.data_dir.join(UPLOAD_NAME));
     let s = &cfg.admin_server;
@@ -102,6 +178,8 @@ pub(super) fn start(cfg: &Config, inspector: Inspector) {
         snapshot_limiter: Limiter::new(Duration::from_micros(s.rate_limiter_interval)),
         restore_limiter: Limiter::new(Duration::from_millis(s.rate_limiter_interval)),
         sending: Arc::new(AtomicBool::new(false)),
+        x509_check: x509_check(cfg),
+        x509_super_user: secure::lookup(cfg, "X509AuthenticationProvider.superUser"),
     };
     let limits = Limits {
         max_connections: MAX_CONNECTIONS,
@@ -109,10 +187,17 @@ pub(super) fn start(cfg: &Config, inspector: Inspector) {
         read_timeout: Duration::from_millis(s.idle_timeout_ms.into()),
         max_body: MAX_BODY,
     };
-    match http::serve("corral-admin", listener, limits, Arc::new(admin)) {
+    let (security, scheme) = match tls {
+        None => (Security::Plain, "http"),
+        Some(c) if s.force_https => (Security::Tls(c), "https"),
+        Some(c) => (Security::Unified(c), "http+https"),
+    };
+    match http::serve_secure("corral-admin", listener, limits, security, Arc::new(admin)) {
         Ok(server) => info!(
             address = %server.local_addr(),
             url = %s.command_url,
+            scheme,
+            need_client_auth = s.need_client_auth,
             "admin server started"
         ),
         Err(e) => warn!(%addr, error = %e, "admin server not started"),
@@ -158,6 +243,10 @@ struct Admin {
     /// Set while a snapshot is being sent: each holds a copy of the tree's node table, so
     /// one at a time (a second gets 429).
     sending: Arc<AtomicBool>,
+    /// The client port's trust store, which an `x509` caller's chain must pass too.
+    x509_check: Option<tls::ChainCheck>,
+    /// `X509AuthenticationProvider.superUser`: the subject DN that is also `super`.
+    x509_super_user: Option<String>,
 }
 
 /// Clears `Admin::sending` when a snapshot's stream ends, however it ends.
@@ -297,17 +386,26 @@ impl Admin {
         if parts.is_empty() || parts.len() > 2 {
             return Err(refused());
         }
-        let Some(provider) = registry().get(parts[0]) else {
-            return Err(refused());
-        };
-        let ctx = Authenticating {
-            peer: req.peer.ip(),
-            super_digest: self.inspector.config().super_digest.as_deref(),
-        };
-        let auth = parts.get(1).copied().unwrap_or("").as_bytes();
-        let ids = match provider.handle_authentication(&ctx, auth) {
-            Ok(ids) if !ids.is_empty() => ids,
-            _ => return Err(refused()),
+        let ids = if parts[0] == "x509" {
+            // The connection proves it, not the header (which may carry anything after the
+            // scheme, as in ZooKeeper).
+            self.x509_ids(req).map_err(|why| {
+                warn!(command = cmd, peer = %req.peer, "x509 auth failed: {why}");
+                refused()
+            })?
+        } else {
+            let Some(provider) = registry().get(parts[0]) else {
+                return Err(refused());
+            };
+            let ctx = Authenticating {
+                peer: req.peer.ip(),
+                super_digest: self.inspector.config().super_digest.as_deref(),
+            };
+            let auth = parts.get(1).copied().unwrap_or("").as_bytes();
+            match provider.handle_authentication(&ctx, auth) {
+                Ok(ids) if !ids.is_empty() => ids,
+                _ => return Err(refused()),
+            }
         };
         let acl = self
             .inspector
@@ -318,9 +416,42 @@ impl Admin {
             .map(|b| 1 << b)
             .all(|bit| PERMS_ALL & bit == 0 || crate::tree::acl::allowed(&acl, bit, &ids));
         if !all_bits {
+            warn!(command = cmd, ids = ?ids, "no ALL permission on / for these ids");
             return Err(CommandResponse::error(cmd, "Not authorized", 403));
         }
         Ok(())
+    }
+
+    /// ZooKeeper's X509AuthenticationProvider over HTTP: the verified chain of this TLS
+    /// connection, checked again against the client port's trust store; its subject DN is the
+    /// `x509` id.
+    fn x509_ids(&self, req: &Request) -> Result<Vec<Id>, String> {
+        if !x509_enabled() {
+            return Err(
+                "the x509 scheme is off (name ZooKeeper's X509AuthenticationProvider in \
+                 authProvider.N, or set a secureClientPort)"
+                    .to_string(),
+            );
+        }
+        if req.client_chain.is_empty() {
+            return Err(if req.secure {
+                "no client certificate (set admin.needClientAuth=true)".to_string()
+            } else {
+                "not an HTTPS connection".to_string()
+            });
+        }
+        let check = self
+            .x509_check
+            .as_ref()
+            .ok_or("no usable ssl.trustStore.location to check the certificate against")?;
+        check.verify(&req.client_chain)?;
+        let dn = tls::subject_dn(req.client_chain[0].as_ref())?;
+        let mut ids = Vec::new();
+        if self.x509_super_user.as_deref() == Some(dn.as_str()) {
+            ids.push(Id::new("super", &dn));
+        }
+        ids.push(Id::new("x509", &dn));
+        Ok(ids)
     }
 
     /// `snapshot[?streaming=false]`: the tree as one of corral's snapshot files; headers
@@ -659,9 +790,18 @@ impl Inspector {
     }
 
     /// The root's ACL, from shard 0's replica.
+    /// The root's ACL on shard 0 once it holds every write committed before this call (a
+    /// setAcl acknowledged on another shard counts at once).
     fn root_acl(&self) -> Option<Vec<Acl>> {
+        let at_least = self.shared.committed.load(Ordering::Acquire);
         let (tx, rx) = async_channel::bounded(1);
-        self.ask_shard0(AdminQuery::RootAcl(tx), rx)
+        self.ask_shard0(
+            AdminQuery::RootAcl {
+                at_least,
+                reply: tx,
+            },
+            rx,
+        )
     }
 
     /// A copy of shard 0's replica once it holds every write committed before this call.
@@ -692,7 +832,10 @@ impl Inspector {
 pub(super) async fn answer(shard: &super::shard::ShardRef, q: AdminQuery) {
     match q {
         AdminQuery::Report { .. } => unreachable!("reports are answered by the shard's loop"),
-        AdminQuery::RootAcl(reply) => {
+        AdminQuery::RootAcl { at_least, reply } => {
+            if !caught_up(shard, at_least).await {
+                return;
+            }
             let acl = {
                 let s = shard.borrow();
                 let tree = s.tree.borrow();
@@ -701,17 +844,25 @@ pub(super) async fn answer(shard: &super::shard::ShardRef, q: AdminQuery) {
             let _ = reply.send(acl).await;
         }
         AdminQuery::Tree { at_least, reply } => {
-            // The commits before `at_least` are on their way to this shard; wait for them
-            // (bounded: a stalled shard fails the request, not the admin server).
-            let deadline = Instant::now() + SHARD_WAIT;
-            while shard.borrow().tree.borrow().last_zxid() < at_least {
-                if Instant::now() > deadline {
-                    return;
-                }
-                glommio::timer::sleep(Duration::from_millis(1)).await;
+            if !caught_up(shard, at_least).await {
+                return;
             }
             let copy = shard.borrow().tree.borrow().clone();
             let _ = reply.send(copy).await;
         }
     }
+}
+
+/// Waits until the shard's replica has applied `at_least`: the commits before it are on
+/// their way to this shard. Bounded: false after [`SHARD_WAIT`], and a stalled shard fails the
+/// request, not the admin server.
+async fn caught_up(shard: &super::shard::ShardRef, at_least: i64) -> bool {
+    let deadline = Instant::now() + SHARD_WAIT;
+    while shard.borrow().tree.borrow().last_zxid() < at_least {
+        if Instant::now() > deadline {
+            return false;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    true
 }

@@ -103,8 +103,12 @@ pub enum AdminQuery {
         reply: async_channel::Sender<ShardReport>,
         reset: bool,
     },
-    /// The root's ACL (the admin server's authorization; asked of shard 0).
-    RootAcl(async_channel::Sender<Vec<crate::proto::records::Acl>>),
+    /// The root's ACL once the replica has applied `at_least` (the admin server's
+    /// authorization; asked of shard 0).
+    RootAcl {
+        at_least: i64,
+        reply: async_channel::Sender<Vec<crate::proto::records::Acl>>,
+    },
     /// A copy of the replica once it has applied `at_least` (the admin server's snapshot).
     Tree {
         at_least: i64,

@@ -106,6 +106,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
         }
         None => None,
     };
+    let admin_tls = super::admin_http::tls_config(&cfg).map_err(std::io::Error::other)?;
     // Shard 0's sockets, bound now: a port held by another program (a ZooKeeper) is reported
     // before recovery, and port 0 picks the one port every shard then binds.
     let plain = plain_addr
@@ -185,7 +186,7 @@ pub fn start(cfg: Arc<Config>) -> std::io::Result<()> {
     // ask the shards and the write core as a four-letter word does.
     let inspector = Inspector::new(cfg.clone(), shared.clone(), core_tx.clone());
     crate::metrics::endpoint::start(inspector.clone());
-    super::admin_http::start(&cfg, inspector);
+    super::admin_http::start(&cfg, inspector, admin_tls);
     let per_ip = Arc::new(Mutex::new(HashMap::new()));
     let quorum = if cfg.is_distributed() {
         Some(quorum_setup(&cfg, core_tx.clone())?)

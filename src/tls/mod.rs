@@ -26,7 +26,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 
 pub use dn::{subject_dn, valid_dn};
 pub use settings::{
-    is_tls_key, ClientAuth, Store, StoreType, TlsSettings, TlsVersion,
+    is_tls_key, trust_store_from_lookup, ClientAuth, Store, StoreType, TlsSettings, TlsVersion,
     HANDSHAKE_DETECTION_TIMEOUT_DEFAULT, KEYS, PREFIXES,
 };
 
@@ -92,6 +92,31 @@ pub fn client_config(s: &TlsSettings) -> Result<Arc<rustls::ClientConfig>, Strin
         .with_client_auth_cert(keys.chain, keys.key)
         .map_err(|e| format!("key store {}: {e}", s.key_store.path.display()))?;
     Ok(Arc::new(config))
+}
+
+/// Checks a client's certificate chain (leaf first) against `trust`, as a TLS server with that
+/// trust store would during a handshake: for a chain verified by another trust store that must
+/// also satisfy this one (the admin server's `x509` auth, which ZooKeeper checks against the
+/// client port's trust store).
+pub struct ChainCheck(Arc<dyn rustls::server::danger::ClientCertVerifier>);
+
+impl ChainCheck {
+    pub fn new(trust: &Store) -> Result<ChainCheck, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots(trust)?, provider)
+            .build()
+            .map_err(|e| format!("trust store {}: {e}", trust.path.display()))?;
+        Ok(ChainCheck(verifier))
+    }
+
+    /// Ok when the chain leads to a trusted root and the leaf is valid now for client auth.
+    pub fn verify(&self, chain: &[CertificateDer<'_>]) -> Result<(), String> {
+        let (leaf, intermediates) = chain.split_first().ok_or("no certificate")?;
+        self.0
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn suites_key(s: &TlsSettings) -> String {

@@ -348,6 +348,20 @@ fn store(
     }))
 }
 
+/// `{prefix}trustStore.*` alone (ZooKeeper's X509AuthenticationProvider loads the client
+/// port's trust store whether or not a key store is set). None without a location.
+pub fn trust_store_from_lookup(
+    prefix: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Store>, String> {
+    let get = |suffix: &str| {
+        lookup(&format!("{prefix}{suffix}"))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    store(prefix, "trustStore", &get)
+}
+
 /// A comma-separated list of names, each mapped by `known`: unknown ones are warned about and
 /// dropped, and a list with no known name is an error.
 fn known_names<T>(
