@@ -158,6 +158,7 @@ async fn commands_answer_in_zookeepers_json() {
         let aliases: &[(&str, &[&str])] = &[
             ("configuration", &["conf", "config"]),
             ("connections", &["cons"]),
+            ("connection_stat_reset", &["crst"]),
             ("dirs", &[]),
             ("dump", &[]),
             ("environment", &["env", "envi"]),
@@ -343,6 +344,34 @@ async fn commands_answer_in_zookeepers_json() {
             command(port, "srvr", "server_stats")["server_stats"]["packets_received"],
             0
         );
+    })
+    .await;
+
+    // connection_stat_reset clears each connection's.
+    for _ in 0..5 {
+        client.get_data("/a").await.unwrap();
+    }
+    let sid = client.session_id().0 as u64;
+    blocking(move || {
+        let mine = |j: &Value| -> Value {
+            j["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["session_id"].as_u64() == Some(sid))
+                .unwrap_or_else(|| panic!("no connection for the session: {j}"))
+                .clone()
+        };
+        let before = mine(&command(port, "cons", "connections"));
+        assert!(
+            before["packets_received"].as_u64().unwrap() >= 5,
+            "{before}"
+        );
+        command(port, "crst", "connection_stat_reset");
+        let after = mine(&command(port, "cons", "connections"));
+        // A ping may land in between.
+        assert!(after["packets_received"].as_u64().unwrap() <= 1, "{after}");
+        assert_eq!(after["max_latency"], 0, "{after}");
     })
     .await;
 }

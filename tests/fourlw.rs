@@ -220,6 +220,57 @@ async fn cons_lists_connections_with_session_details() {
     .await
 }
 
+/// `crst` puts every connection's `cons` counters back to ZooKeeper's reset values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crst_resets_each_connections_counters() {
+    timed(60, async {
+        let s = TestServer::start_default().await;
+        let a = s.client().await;
+        for _ in 0..20 {
+            a.get_data("/zookeeper").await.unwrap();
+        }
+        let line = |cons: &str| {
+            cons.lines()
+                .find(|l| l.contains(&format!("sid={},", hex(a.session_id()))))
+                .unwrap_or_else(|| panic!("no line for the session:\n{cons}"))
+                .to_string()
+        };
+        let counter = |l: &str, key: &str| -> u64 {
+            let at = l
+                .find(&format!("{key}="))
+                .unwrap_or_else(|| panic!("{key}: {l}"));
+            l[at + key.len() + 1..]
+                .split([',', ')'])
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let before = line(&s.four_letter("cons").await);
+        assert!(counter(&before, "recved") >= 20, "{before}");
+        assert!(
+            before.contains("lop=GETD") && before.contains(",lcxid=0x"),
+            "{before}"
+        );
+        assert_eq!(s.four_letter("crst").await, "Connection stats reset.\n");
+        let after = line(&s.four_letter("cons").await);
+        // A ping may land in between.
+        assert!(counter(&after, "recved") <= 1, "{after}");
+        assert!(counter(&after, "sent") <= 1, "{after}");
+        assert!(
+            after.contains("lop=NA,") || after.contains("lop=PING,"),
+            "{after}"
+        );
+        assert!(
+            after.contains("lzxid=0xffffffffffffffff") || after.contains("lop=PING,"),
+            "{after}"
+        );
+        assert!(!after.contains(",lcxid="), "{after}");
+        assert_eq!(counter(&after, "maxlat"), 0, "{after}");
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mntr_is_tab_separated_with_core_metrics() {
     timed(60, async {

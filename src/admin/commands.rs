@@ -5,8 +5,7 @@
 //! reset, a snapshot) and sends what these functions return.
 //!
 //! Left out: ZooKeeper commands that report what corral does not keep (`observers` and
-//! `observer_connection_stat_reset`: learner handler details; `connection_stat_reset`;
-//! `system_properties`: a JVM's). They answer "Unknown command", as on a ZooKeeper without
+//! `observer_connection_stat_reset`: learner handler details; `system_properties`: a JVM's). They answer "Unknown command", as on a ZooKeeper without
 //! them, and `GET /commands` does not list them.
 
 use super::data::{AdminData, ConnectionInfo, ServerMode};
@@ -35,6 +34,7 @@ pub enum Cmd {
     SetTraceMask,
     Snapshot,
     StatReset,
+    ConnectionStatReset,
     Stats,
     VotingView,
     WatchSummary,
@@ -115,6 +115,11 @@ pub const COMMANDS: &[Spec] = &[
         method: Method::Get,
     },
     get(Cmd::StatReset, &["stat_reset", "srst"], true),
+    get(
+        Cmd::ConnectionStatReset,
+        &["connection_stat_reset", "crst"],
+        true,
+    ),
     get(Cmd::Stats, &["stats", "stat"], true),
     get(Cmd::VotingView, &["voting_view"], true),
     get(Cmd::WatchSummary, &["watch_summary", "wchs"], true),
@@ -172,7 +177,7 @@ pub fn render_json(spec: &Spec, data: &AdminData, cfg: &Config, ctx: &Context) -
     let d = &mut r.data;
     let st = &data.stats;
     match spec.cmd {
-        Cmd::Ruok | Cmd::StatReset => {}
+        Cmd::Ruok | Cmd::StatReset | Cmd::ConnectionStatReset => {}
         Cmd::Configuration => configuration(d, data, cfg),
         Cmd::Connections => {
             let conns: Vec<Json> = st

@@ -64,8 +64,8 @@ impl http::Handler for Endpoint {
             return text(405, "Method Not Allowed: GET or HEAD\n").header("Allow", "GET, HEAD");
         }
         let mut data = self.inspector.gather(Gather {
-            reset: false,
             storage: true,
+            ..Gather::default()
         });
         if self.process {
             data.metrics.process = Some(Process::read());

@@ -343,6 +343,7 @@ impl http::Handler for Admin {
             _ => {
                 let ask = Gather {
                     reset: spec.cmd == Cmd::StatReset,
+                    reset_connections: spec.cmd == Cmd::ConnectionStatReset,
                     storage: spec.cmd == Cmd::Monitor,
                 };
                 let data = self.inspector.gather(ask);

@@ -498,6 +498,17 @@ impl Conn {
         }
     }
 
+    /// `crst`: the counters `cons` prints back to ZooKeeper's reset values
+    /// (`ServerCnxn.resetStats`).
+    pub(super) fn reset_stats(&mut self) {
+        self.received = 0;
+        self.sent = 0;
+        self.last_cxid = -1;
+        self.last_zxid = -1;
+        self.last_op = admin::LAST_OP_NONE;
+        self.latency = admin::Latency::default();
+    }
+
     /// This connection's line in `cons`.
     pub(super) fn info(&self) -> admin::ConnectionInfo {
         let mut info = admin::ConnectionInfo::new(self.peer, self.established_ms);

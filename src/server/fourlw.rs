@@ -42,6 +42,7 @@ pub(super) async fn four_letter(
     }
     let ask = Gather {
         reset: matches!(cmd, FourLetter::Srst),
+        reset_connections: matches!(cmd, FourLetter::Crst),
         // Storage figures list the log and snapshot directories: only for the two words
         // that print them (mntr is polled, but rarely: seconds apart, not per request).
         storage: matches!(cmd, FourLetter::Mntr | FourLetter::Srvr),
@@ -57,6 +58,9 @@ pub(super) async fn four_letter(
 pub struct Gather {
     /// Clear the shards' counters after reporting them (`srst`, `/commands/stat_reset`).
     pub reset: bool,
+    /// Clear every connection's counters after reporting them (`crst`,
+    /// `/commands/connection_stat_reset`).
+    pub reset_connections: bool,
     /// Also list the log and snapshot directories (`corral_log_*`, `corral_snapshot_*`).
     pub storage: bool,
 }
@@ -76,6 +80,7 @@ pub(crate) async fn gather(
             .send(AdminQuery::Report {
                 reply: tx.clone(),
                 reset: ask.reset,
+                reset_connections: ask.reset_connections,
             })
             .await;
     }
@@ -267,11 +272,16 @@ pub(super) fn mark_start() {
 
 /// A shard's answer to a four-letter word's question.
 impl Shard {
-    pub(super) fn report(&mut self, reset: bool) -> ShardReport {
+    pub(super) fn report(&mut self, reset: bool, reset_connections: bool) -> ShardReport {
         if reset {
             self.received = 0;
             self.sent = 0;
             self.latency = admin::Latency::default();
+        }
+        if reset_connections {
+            for c in self.conns.values() {
+                c.borrow_mut().reset_stats();
+            }
         }
         let session_of = |conn: ConnId| {
             self.conns

@@ -98,10 +98,12 @@ pub struct CoreReport {
 
 /// A question for a shard.
 pub enum AdminQuery {
-    /// Every shard's report; `reset` clears its counters (srst).
+    /// Every shard's report; `reset` clears its counters (srst), `reset_connections` its
+    /// connections' (crst).
     Report {
         reply: async_channel::Sender<ShardReport>,
         reset: bool,
+        reset_connections: bool,
     },
     /// The root's ACL once the replica has applied `at_least` (the admin server's
     /// authorization; asked of shard 0).

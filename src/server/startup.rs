@@ -401,8 +401,12 @@ async fn run_shard(
         glommio::spawn_local(async move {
             while let Ok(q) = admin_rx.recv().await {
                 match q {
-                    AdminQuery::Report { reply, reset } => {
-                        let report = shard.borrow_mut().report(reset);
+                    AdminQuery::Report {
+                        reply,
+                        reset,
+                        reset_connections,
+                    } => {
+                        let report = shard.borrow_mut().report(reset, reset_connections);
                         let _ = reply.send(report).await;
                     }
                     other => super::admin_http::answer(&shard, other).await,
