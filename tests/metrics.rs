@@ -161,8 +161,17 @@ async fn text_format_names_and_values_match_the_tree() {
         assert!(value(&m, "updatelatency_count") >= 22.0);
         assert!(value(&m, "updatelatency_sum") > 0.0);
         assert!(value(&m, "fsynctime_count") >= 1.0);
+        // ZooKeeper's BASIC summaries: the median only.
+        let fsync = quantiles(&m, "fsynctime");
+        assert_eq!(fsync.len(), 1, "{fsync:?}");
+        assert!(fsync[0].0 == 0.5 && fsync[0].1 >= 0.0, "{fsync:?}");
         // ZooKeeper's monitoring guide alerts on its rate: present, at 0, when standalone.
         assert_eq!(value(&m, "election_time_count"), 0.0);
+        let election = quantiles(&m, "election_time");
+        assert!(
+            election.len() == 1 && election[0].1.is_nan(),
+            "{election:?}"
+        );
         assert!(value(&m, "corral_log_batch_records_sum") >= 22.0);
         assert!(value(&m, "corral_log_fsyncs") >= 1.0);
         assert!(value(&m, "corral_write_core_cpu_seconds_total") > 0.0);
@@ -532,6 +541,8 @@ async fn an_ensemble_reports_quorum_leader_and_election_figures() {
         assert_eq!(value(&m, "learners"), 2.0);
         assert_eq!(value(&m, "quorum_size"), 3.0);
         assert!(value(&m, "election_time_count") >= 1.0);
+        let election = quantiles(&m, "election_time");
+        assert!(election.len() == 1 && election[0].1 >= 0.0, "{election:?}");
         assert!(value(&m, "leader_uptime") >= 0.0);
         let info = m
             .samples

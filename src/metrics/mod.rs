@@ -135,22 +135,16 @@ impl Settings {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Samples {
     pub shards: Vec<ShardSample>,
-    /// ZooKeeper's `fsynctime`, `snapshottime`, `election_time` (milliseconds).
-    pub fsync: Option<Totals>,
-    pub snapshot: Option<Totals>,
-    pub election: Option<Totals>,
+    /// ZooKeeper's `fsynctime`, `snapshottime`, `election_time` (microseconds; printed in
+    /// ms with the median, as ZooKeeper's BASIC summaries).
+    pub fsync: Option<Summary>,
+    pub snapshot: Option<Summary>,
+    pub election: Option<Summary>,
     /// Records per log flush (group commit), over recent flushes.
     pub batch_records: Option<Summary>,
     /// CPU time of the write core's thread, seconds.
     pub core_cpu_seconds: Option<f64>,
     pub process: Option<Process>,
-}
-
-/// A count and the sum of what was counted.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Totals {
-    pub count: u64,
-    pub sum: f64,
 }
 
 /// One shard's own figures.
@@ -287,14 +281,6 @@ impl Text<'_> {
         self.sample(&sum, labels, V::F(s.sum as f64 * scale));
         let count = format!("{name}_count");
         self.sample(&count, labels, V::U(s.count));
-    }
-
-    /// A summary known by its count and sum only.
-    fn totals(&mut self, name: &str, help: &str, t: &Totals) {
-        if self.family(name, Kind::Summary, help) {
-            self.sample(&format!("{name}_sum"), &[], V::F(t.sum));
-            self.sample(&format!("{name}_count"), &[], V::U(t.count));
-        }
     }
 }
 
@@ -459,18 +445,22 @@ pub fn render_only(data: &AdminData, only: Option<&[String]>) -> String {
     if t.family("updatelatency", Kind::Summary, "Write request latency, ms") {
         t.summary_samples("updatelatency", &[], &update, &QUANTILES, ms);
     }
-    if let Some(f) = &m.fsync {
-        t.totals("fsynctime", "Time of the log's fdatasyncs, ms", f);
-    }
-    if let Some(s) = &m.snapshot {
-        t.totals("snapshottime", "Time to take a snapshot, ms", s);
-    }
-    if let Some(e) = &m.election {
-        t.totals(
+    // ZooKeeper's BASIC summaries: the median only.
+    let basic = [
+        ("fsynctime", "Time of the log's fdatasyncs, ms", &m.fsync),
+        ("snapshottime", "Time to take a snapshot, ms", &m.snapshot),
+        (
             "election_time",
             "Time from looking to a decided role, ms",
-            e,
-        );
+            &m.election,
+        ),
+    ];
+    for (name, help, s) in basic {
+        if let Some(s) = s {
+            if t.family(name, Kind::Summary, help) {
+                t.summary_samples(name, &[], s, &[0.5], ms);
+            }
+        }
     }
 
     // The process (what ZooKeeper's exportJvmInfo adds, without a JVM).

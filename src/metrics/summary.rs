@@ -27,19 +27,30 @@ fn empty() -> Histogram<u64> {
 pub struct Window {
     current: Histogram<u64>,
     previous: Histogram<u64>,
-    started: Instant,
+    /// When `current` began; None until the first sample (a state machine that keeps a
+    /// window reads no clock: whoever samples it gives the time).
+    started: Option<Instant>,
     count: u64,
     sum: u64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            current: empty(),
+            previous: empty(),
+            started: None,
+            count: 0,
+            sum: 0,
+        }
+    }
 }
 
 impl Window {
     pub fn new(now: Instant) -> Window {
         Window {
-            current: empty(),
-            previous: empty(),
-            started: now,
-            count: 0,
-            sum: 0,
+            started: Some(now),
+            ..Window::default()
         }
     }
 
@@ -52,15 +63,16 @@ impl Window {
 
     /// The window's figures at `now`: forgets what is older than two windows first.
     pub fn sample(&mut self, now: Instant) -> Summary {
-        let age = now.saturating_duration_since(self.started);
+        let started = *self.started.get_or_insert(now);
+        let age = now.saturating_duration_since(started);
         if age >= 2 * WINDOW {
             self.previous.reset();
             self.current.reset();
-            self.started = now;
+            self.started = Some(now);
         } else if age >= WINDOW {
             std::mem::swap(&mut self.previous, &mut self.current);
             self.current.reset();
-            self.started = now;
+            self.started = Some(now);
         }
         let mut recent = self.current.clone();
         // Same bounds on both sides: adding cannot fail.

@@ -92,10 +92,9 @@ fn leader_and_quorum_figures() {
         synced_followers: 2,
         ..LeaderStats::default()
     });
-    d.metrics.election = Some(Totals {
-        count: 1,
-        sum: 250.0,
-    });
+    let mut election = crate::metrics::Window::default();
+    election.record(250_000);
+    d.metrics.election = Some(election.sample(std::time::Instant::now()));
     let text = render(&d);
     check_well_formed(&text);
     let l = lines(&text);
@@ -105,6 +104,7 @@ fn leader_and_quorum_figures() {
         "synced_followers 2",
         "last_proposal_size -1",
         "# TYPE election_time summary",
+        "election_time{quantile=\"0.5\"} 250",
         "election_time_sum 250",
         "election_time_count 1",
         "corral_info{version=\"",

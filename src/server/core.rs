@@ -401,6 +401,8 @@ impl WriteCore {
                 last_zxid: self.machine.last_zxid(),
                 log: self.wal().stats(),
                 batch_records: self.wal().batch_records(),
+                fsync_times: self.wal().fsync_times(),
+                election_times: self.machine.election_times(std::time::Instant::now()),
                 cpu_seconds: crate::metrics::process::thread_cpu_seconds(),
                 mode: match (self.machine.ensemble(), self.role) {
                     _ if self.read_only => ServerMode::ReadOnly,

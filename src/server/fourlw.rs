@@ -179,27 +179,19 @@ fn storage_figures(st: &mut admin::ServerStats, cfg: &Config, last_zxid: i64, lo
 /// The count-and-sum figures only /metrics prints (ZooKeeper's `fsynctime`, `snapshottime`,
 /// `election_time`, in ms) and the group commit's batch sizes.
 fn metrics_totals(m: &mut crate::metrics::Samples, core: &CoreReport) {
-    let f = &core.figures;
-    use crate::metrics::Totals;
-    use std::sync::atomic::Ordering::Relaxed;
-    let taken = &snapshots::STATS;
-    m.fsync = Some(Totals {
-        count: core.log.fsyncs,
-        sum: core.log.fsync_time.as_secs_f64() * 1e3,
-    });
-    m.snapshot = Some(Totals {
-        count: taken.taken.load(Relaxed),
-        sum: taken.total_duration_us.load(Relaxed) as f64 / 1e3,
-    });
+    m.fsync = Some(core.fsync_times.clone());
+    m.snapshot = Some(
+        snapshots::TIMES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sample(std::time::Instant::now()),
+    );
     // A standalone server has no elections (its ensemble of one elects itself at start); it
-    // still exports the summary, at 0, as ZooKeeper does, so alerts on its rate see data.
+    // still exports the summary, empty, as ZooKeeper does, so alerts on its rate see data.
     m.election = Some(if core.mode == admin::ServerMode::Standalone {
-        Totals::default()
+        crate::metrics::Summary::default()
     } else {
-        Totals {
-            count: f.elections,
-            sum: f.election_ms_total as f64,
-        }
+        core.election_times.clone()
     });
     m.batch_records = Some(core.batch_records.clone());
     m.core_cpu_seconds = core.cpu_seconds;

@@ -83,6 +83,9 @@ pub struct CoreReport {
     pub log: wal::WalStats,
     /// Records per log flush, for /metrics.
     pub batch_records: crate::metrics::Summary,
+    /// fdatasync and election durations (µs), for /metrics' `fsynctime` and `election_time`.
+    pub fsync_times: crate::metrics::Summary,
+    pub election_times: crate::metrics::Summary,
     /// CPU time of the write core's thread, seconds (executor 0's when it shares shard 0's).
     pub cpu_seconds: Option<f64>,
     /// `Mode:` (standalone, or the member's role in an ensemble) and whether it serves.

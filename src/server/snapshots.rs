@@ -44,17 +44,19 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// The last one taken: microseconds from the start of its walk to its directory sync.
     pub last_duration_us: AtomicU64,
-    /// Every snapshot taken's duration, summed (`snapshottime_sum` in /metrics).
-    pub total_duration_us: AtomicU64,
     /// Writer threads running (writing, renaming, purging).
     pub writers: AtomicU64,
 }
+
+/// Each snapshot's duration (µs), for /metrics' `snapshottime` quantile; written by the
+/// snapshot threads, read at a scrape.
+pub static TIMES: std::sync::LazyLock<std::sync::Mutex<crate::metrics::Window>> =
+    std::sync::LazyLock::new(Default::default);
 
 pub static STATS: Stats = Stats {
     taken: AtomicU64::new(0),
     failed: AtomicU64::new(0),
     last_duration_us: AtomicU64::new(0),
-    total_duration_us: AtomicU64::new(0),
     writers: AtomicU64::new(0),
 };
 
@@ -244,10 +246,11 @@ fn write_file(
     STATS
         .last_duration_us
         .store(took.as_micros() as u64, Ordering::Relaxed);
-    STATS
-        .total_duration_us
-        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     STATS.taken.fetch_add(1, Ordering::Relaxed);
+    TIMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .record(took.as_micros() as u64);
     info!(
         zxid = format!("{zxid:#x}"),
         ms = took.as_millis() as u64,

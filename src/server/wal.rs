@@ -219,6 +219,8 @@ pub struct Wal {
     /// Records appended since the last flush, and how many each flush took (group commit).
     unflushed_records: u64,
     batch_records: crate::metrics::Window,
+    /// Each fdatasync's duration, microseconds (`fsynctime`'s quantile in /metrics).
+    fsync_times: crate::metrics::Window,
 }
 
 impl Wal {
@@ -273,6 +275,7 @@ impl Wal {
             stats: WalStats::default(),
             unflushed_records: 0,
             batch_records: crate::metrics::Window::new(std::time::Instant::now()),
+            fsync_times: crate::metrics::Window::new(std::time::Instant::now()),
         })
     }
 
@@ -286,6 +289,11 @@ impl Wal {
     /// Records per flush over recent flushes, for /metrics.
     pub fn batch_records(&mut self) -> crate::metrics::Summary {
         self.batch_records.sample(std::time::Instant::now())
+    }
+
+    /// Recent fdatasync durations (µs) and every one's count and sum.
+    pub fn fsync_times(&mut self) -> crate::metrics::Summary {
+        self.fsync_times.sample(std::time::Instant::now())
     }
 
     /// Appends a record whose txn is already encoded (`storage::codec::encode_txn`).
@@ -359,6 +367,7 @@ impl Wal {
             let took = t.elapsed();
             self.stats.fsyncs += 1;
             self.stats.fsync_time += took;
+            self.fsync_times.record(took.as_micros() as u64);
             self.stats.last_fsync = took;
         }
         Ok(())

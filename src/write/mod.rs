@@ -363,6 +363,8 @@ pub struct Machine {
     serving: bool,
     /// What `mntr` reports about elections and proposals.
     figures: Figures,
+    /// Each election's duration (µs), for /metrics' `election_time` quantile.
+    election_times: crate::metrics::Window,
     /// When the member last started looking (monotonic ms), while it looks.
     looking_since: Option<u64>,
     /// While a member that stopped serving keeps its clients (`corral.electionGraceMs`): when
@@ -546,6 +548,7 @@ impl Machine {
                 proposal_max: -1,
                 ..Figures::default()
             },
+            election_times: crate::metrics::Window::default(),
             looking_since: None,
             grace_until: None,
             held_writes: VecDeque::new(),
@@ -576,6 +579,11 @@ impl Machine {
     }
 
     /// What `mntr` reports: the peer's role, its learners if it leads, elections, proposals.
+    /// Recent elections' durations (µs), every one's count and sum; `now` ages the window.
+    pub fn election_times(&mut self, now: std::time::Instant) -> crate::metrics::Summary {
+        self.election_times.sample(now)
+    }
+
     pub fn figures(&self) -> (Role, Option<peer::LeaderFigures>, Figures) {
         let figures = Figures {
             local_sessions: self.local.len() as u64,
@@ -1147,6 +1155,7 @@ impl Machine {
                 f.last_election_ms = ms;
                 f.max_election_ms = f.max_election_ms.max(ms);
                 f.election_ms_total = f.election_ms_total.saturating_add(ms);
+                self.election_times.record(ms.saturating_mul(1000));
                 self.looking_since = None;
             }
             (_, None) => {}
