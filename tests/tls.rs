@@ -531,3 +531,92 @@ async fn the_rust_zookeeper_client_works_over_tls() {
         .unwrap();
     assert_eq!(client.get_data("/rust-tls").await.unwrap().0, b"over tls");
 }
+
+/// `corral cli` with zkCli's `-client-configuration` file: `zookeeper.client.secure` and the
+/// `zookeeper.ssl.*` stores. Its client certificate is its x509 id (`whoami`); a value larger
+/// than rustls's 64 KiB send buffer goes through; a server it cannot verify is an error.
+#[tokio::test]
+async fn corral_cli_over_tls_with_a_client_configuration_file() {
+    let sec = Secure::new();
+    let server = TestServer::start(sec.opts(&[])).await;
+    let alice = sec.pki.client("corral", "alice", false);
+    alice.write_store(&sec.dir.join("alice.pem"));
+    let props = |trust: &Path| {
+        format!(
+            "zookeeper.client.secure=true\n\
+             zookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty\n\
+             zookeeper.ssl.keyStore.location={}\nzookeeper.ssl.keyStore.type=PEM\n\
+             zookeeper.ssl.trustStore.location={}\nzookeeper.ssl.trustStore.type=PEM\n",
+            sec.dir.join("alice.pem").display(),
+            trust.display()
+        )
+    };
+    let good = sec.dir.join("client.properties");
+    std::fs::write(&good, props(&sec.dir.join("ca.pem"))).unwrap();
+    let big = "x".repeat(200_000);
+    let script = format!("create /tls hello\nget /tls\nwhoami\nset /tls {big}\nstat /tls\nquit\n");
+    let out = run_cli(&sec.addr(), &good, &script);
+    assert!(out.contains("Created /tls"), "{out}");
+    assert!(out.contains("\nhello\n"), "{out}");
+    assert!(out.contains("x509: O=corral,CN=alice"), "{out}");
+    assert!(out.contains("dataLength = 200000"), "{out}");
+    // The data went through the secure port as any client sees it.
+    let c = server.client().await;
+    assert_eq!(c.get_data("/tls").await.unwrap().0.len(), 200_000);
+
+    // A server certificate the configured CA did not sign: no session, an error.
+    let other = sec.dir.join("elsewhere");
+    std::fs::create_dir_all(&other).unwrap();
+    Pki::new(&other, "otherca");
+    let bad = sec.dir.join("bad.properties");
+    std::fs::write(&bad, props(&other.join("otherca.pem"))).unwrap();
+    let out = run_cli(&sec.addr(), &bad, "ls /\nquit\n");
+    assert!(!out.contains("[tls, zookeeper]"), "{out}");
+    assert!(out.contains("ConnectionLoss"), "{out}");
+    // Secure without a trust store: refused before connecting, with the key to set.
+    let none = sec.dir.join("none.properties");
+    std::fs::write(&none, "zookeeper.client.secure=true\n").unwrap();
+    let out = run_cli(&sec.addr(), &none, "ls /\n");
+    assert!(out.contains("zookeeper.ssl.trustStore.location"), "{out}");
+}
+
+/// Runs `corral cli -server addr -client-configuration props` on `script` (stdin), bounded;
+/// returns stdout and stderr together.
+fn run_cli(addr: &str, props: &Path, script: &str) -> String {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args([
+            "cli",
+            "-timeout",
+            "3000",
+            "-server",
+            addr,
+            "-client-configuration",
+        ])
+        .arg(props)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("corral cli did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -1,5 +1,6 @@
-//! A small synchronous ZooKeeper client for `corral cli`, over a std `TcpStream`, speaking the
-//! jute protocol through corral's own `proto` module.
+//! A small synchronous ZooKeeper client for `corral cli`, over a std `TcpStream` (TLS over it
+//! for a secure port, `link.rs`), speaking the jute protocol through corral's own `proto`
+//! module.
 //!
 //! One request is outstanding at a time (the shell runs one command at a time), so a reply is
 //! simply the next frame whose xid is not a notification, ping or auth answer. A reader thread
@@ -11,6 +12,8 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+
+use super::link::Link;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -88,7 +91,7 @@ struct Shared {
 
 struct Conn {
     /// Shared with the pinger: one frame is written at a time.
-    writer: Arc<Mutex<TcpStream>>,
+    writer: Arc<Mutex<Link>>,
     replies: Receiver<Bytes>,
 }
 
@@ -105,6 +108,8 @@ pub struct Client {
     next_xid: i32,
     /// addauth packets sent, replayed on reconnect as ZooKeeper's client does.
     auths: Vec<(String, Vec<u8>)>,
+    /// TLS to every server (`zookeeper.client.secure`), or plain TCP.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Prints a watch event as zkCli's watcher does (`ZooKeeperMain.printMessage`).
@@ -151,6 +156,7 @@ impl Client {
         timeout_ms: i32,
         read_only: bool,
         print_watches: Arc<AtomicBool>,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> std::result::Result<Client, String> {
         // A chroot suffix (`host:port,host:port/app`): every path is taken relative to it.
         let (list, chroot) = match connect_string.find('/') {
@@ -200,6 +206,7 @@ impl Client {
             closed: false,
             next_xid: 1,
             auths: Vec::new(),
+            tls,
         })
     }
 
@@ -271,9 +278,13 @@ impl Client {
             .first()
             .ok_or_else(|| std::io::Error::other("no address"))?;
         let timeout = Duration::from_millis(self.timeout_ms.clamp(1000, 60_000) as u64);
-        let mut s = TcpStream::connect_timeout(addr, timeout)?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(timeout))?;
+        let tcp = TcpStream::connect_timeout(addr, timeout)?;
+        tcp.set_nodelay(true)?;
+        tcp.set_read_timeout(Some(timeout))?;
+        let mut s = match &self.tls {
+            None => Link::Plain(tcp),
+            Some(config) => Link::tls(tcp, config.clone(), host_name(host))?,
+        };
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: self.shared.last_zxid.load(Ordering::SeqCst),
@@ -304,7 +315,7 @@ impl Client {
         }
         self.session_id = sid;
         self.passwd = passwd.to_vec();
-        s.set_read_timeout(None)?;
+        s.tcp().set_read_timeout(None)?;
         let (tx, rx) = channel();
         let reader = s.try_clone()?;
         let writer = Arc::new(Mutex::new(s.try_clone()?));
@@ -506,16 +517,21 @@ impl Drop for Client {
     }
 }
 
-fn write(w: &Mutex<TcpStream>, b: &[u8]) -> std::io::Result<()> {
+/// The host of `host:port` (`[::1]:2181` -> `::1`), as the server's certificate names it.
+fn host_name(host_port: &str) -> &str {
+    let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+fn write(w: &Mutex<Link>, b: &[u8]) -> std::io::Result<()> {
     w.lock().unwrap_or_else(|p| p.into_inner()).write_all(b)
 }
 
-fn shutdown(w: &Mutex<TcpStream>) {
-    let s = w.lock().unwrap_or_else(|p| p.into_inner());
-    let _ = s.shutdown(std::net::Shutdown::Both);
+fn shutdown(w: &Mutex<Link>) {
+    w.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
 }
 
-fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
+fn read_frame(s: &mut impl Read) -> std::io::Result<Bytes> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len)?;
     let len = i32::from_be_bytes(len);
@@ -530,7 +546,7 @@ fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
 }
 
 /// The reader thread: notifications are printed, pings dropped, replies handed over.
-fn read_loop(mut s: TcpStream, shared: Arc<Shared>, tx: Sender<Bytes>, generation: u64) {
+fn read_loop(mut s: Link, shared: Arc<Shared>, tx: Sender<Bytes>, generation: u64) {
     while let Ok(frame) = read_frame(&mut s) {
         let mut r = Reader::new(frame.clone());
         let (Ok(x), Ok(zxid), Ok(err)) = (r.i32(), r.i64(), r.i32()) else {
@@ -617,7 +633,7 @@ fn forget_fired(shared: &Shared, typ: i32, path: &str) {
 }
 
 /// Pings the server at a third of the session timeout so an idle shell keeps its session.
-fn ping_loop(s: Arc<Mutex<TcpStream>>, shared: Arc<Shared>, every: Duration, generation: u64) {
+fn ping_loop(s: Arc<Mutex<Link>>, shared: Arc<Shared>, every: Duration, generation: u64) {
     let mut b = BytesMut::new();
     let at = crate::proto::start_frame(&mut b);
     b.put_i32(xid::PING);

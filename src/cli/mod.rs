@@ -4,13 +4,15 @@
 //! commands from the terminal (line editing and history through rustyline) or, when stdin is
 //! not a terminal, line by line from stdin.
 //!
-//! `client.rs` is the protocol client, `parse.rs` the command-line syntax, `format.rs` the
-//! output, `commands.rs` the commands; this file holds the shell: options, the prompt, history,
+//! `client.rs` is the protocol client (`link.rs` its TCP or TLS connection), `parse.rs` the
+//! command-line syntax, `format.rs` the output, `commands.rs` the commands; this file holds the
+//! shell: options (TLS from `-client-configuration` as zkCli takes it), the prompt, history,
 //! redo, connect, printwatches and quit.
 
 pub mod client;
 pub mod commands;
 pub mod format;
+mod link;
 pub mod parse;
 
 use std::cell::RefCell;
@@ -28,6 +30,8 @@ struct Options {
     timeout_ms: i32,
     read_only: bool,
     command: Option<Vec<String>>,
+    /// `-client-configuration <file>`: ZooKeeper client properties (TLS).
+    client_configuration: Option<String>,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -36,6 +40,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         timeout_ms: 30000,
         read_only: false,
         command: None,
+        client_configuration: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -55,12 +60,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "-r" => o.read_only = true,
             // zkCli waits for the connection with this flag; we always do.
             "-waitforconnection" => {}
-            "-client-configuration" => {
-                let v = value()?;
-                return Err(format!(
-                    "Error: -client-configuration {v}: client configuration files are not supported by corral cli"
-                ));
-            }
+            "-client-configuration" => o.client_configuration = Some(value()?),
             "-h" | "--help" | "-help" => {
                 commands::print_usage();
                 return Err(String::new());
@@ -78,6 +78,50 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
+/// ZooKeeper's client TLS: on when `zookeeper.client.secure=true`, with the `zookeeper.ssl.*`
+/// stores, protocols and hostname verification. Read from `file` (a properties file, as
+/// zkCli's `-client-configuration` and ZKClientConfig take it) and, for keys the file leaves
+/// out, from `-Dzookeeper.*` flags in `CLIENT_JVMFLAGS` and `JVMFLAGS`, as zkCli.sh passes
+/// them to its JVM. `zookeeper.clientCnxnSocket` is not needed (ZooKeeper's TLS wants Netty's).
+fn client_tls(file: Option<&str>) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    let mut props: HashMap<String, String> = HashMap::new();
+    let jvm = format!(
+        "{} {}",
+        std::env::var("CLIENT_JVMFLAGS").unwrap_or_default(),
+        std::env::var("JVMFLAGS").unwrap_or_default()
+    );
+    for flag in jvm.split_whitespace() {
+        if let Some((k, v)) = flag.strip_prefix("-D").and_then(|p| p.split_once('=')) {
+            props.insert(k.to_string(), v.trim_matches('"').to_string());
+        }
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("Error: -client-configuration {path}: {e}"))?;
+        let entries = crate::config::parse_properties(&text).map_err(|e| {
+            format!(
+                "Error: -client-configuration {path}: line {}: {}",
+                e.line, e.reason
+            )
+        })?;
+        for p in entries {
+            props.insert(p.key, p.value);
+        }
+    }
+    let secure = props
+        .get("zookeeper.client.secure")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if !secure {
+        return Ok(None);
+    }
+    let settings =
+        crate::tls::TlsSettings::client_from_lookup("zookeeper.ssl.", |k| props.get(k).cloned())
+            .map_err(|e| format!("Error: {e}"))?;
+    crate::tls::client_config(&settings)
+        .map(Some)
+        .map_err(|e| format!("Error: {e}"))
+}
+
 /// The shell's state (`ZooKeeperMain`).
 struct Shell {
     /// Shared with the line editor's completer, which lists znodes while a line is typed.
@@ -86,6 +130,7 @@ struct Shell {
     timeout_ms: i32,
     read_only: bool,
     print_watches: Arc<AtomicBool>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     history: HashMap<i32, String>,
     count: i32,
     exit_code: i32,
@@ -102,7 +147,8 @@ impl Shell {
         )
     }
 
-    /// `connectToZK`: a new client for `host`; the old one's session is closed first.
+    /// `connectToZK`: a new client for `host` (with the same TLS settings); the old one's
+    /// session is closed first.
     fn connect(&mut self, host: String) -> Result<(), commands::CliError> {
         if self.client.borrow_mut().is_alive() {
             self.client.borrow_mut().close();
@@ -113,6 +159,7 @@ impl Shell {
             self.timeout_ms,
             self.read_only,
             self.print_watches.clone(),
+            self.tls.clone(),
         )
         .map_err(commands::CliError::new)?;
         *self.client.borrow_mut() = client;
@@ -246,6 +293,13 @@ pub fn main(args: &[String]) -> i32 {
             return 2;
         }
     };
+    let tls = match client_tls(opts.client_configuration.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
     println!("Connecting to {}", opts.server);
     let print_watches = Arc::new(AtomicBool::new(true));
     let client = match Client::new(
@@ -253,6 +307,7 @@ pub fn main(args: &[String]) -> i32 {
         opts.timeout_ms,
         opts.read_only,
         print_watches.clone(),
+        tls.clone(),
     ) {
         Ok(c) => c,
         Err(e) => {
@@ -266,6 +321,7 @@ pub fn main(args: &[String]) -> i32 {
         timeout_ms: opts.timeout_ms,
         read_only: opts.read_only,
         print_watches,
+        tls,
         history: HashMap::new(),
         count: 0,
         exit_code: 0,

@@ -34,7 +34,8 @@ pub use settings::{
 /// client certificate policy (need: required and verified against the trust store; want:
 /// verified if presented; none: not asked).
 pub fn server_config(s: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, String> {
-    let keys = stores::load_key_store(&s.key_store)?;
+    let key_store = key_store(s)?;
+    let keys = stores::load_key_store(key_store)?;
     let provider = provider(s);
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions(&s.server_versions))
@@ -61,14 +62,20 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, Strin
     };
     let config = builder
         .with_single_cert(keys.chain, keys.key)
-        .map_err(|e| format!("key store {}: {e}", s.key_store.path.display()))?;
+        .map_err(|e| format!("key store {}: {e}", key_store.path.display()))?;
     Ok(Arc::new(config))
 }
 
-/// The client side (quorum links): the key store's certificate as client certificate, servers
-/// verified against the trust store, and their names checked unless hostnameVerification is false.
+fn key_store(s: &TlsSettings) -> Result<&Store, String> {
+    s.key_store
+        .as_ref()
+        .ok_or_else(|| format!("{}keyStore.location is not set", s.prefix))
+}
+
+/// The client side (quorum links, `corral cli`): the key store's certificate, if one is set, as
+/// client certificate, servers verified against the trust store, and their names checked unless
+/// hostnameVerification is false.
 pub fn client_config(s: &TlsSettings) -> Result<Arc<rustls::ClientConfig>, String> {
-    let keys = stores::load_key_store(&s.key_store)?;
     let trust = s.trust_store.as_ref().ok_or_else(|| {
         format!(
             "{}trustStore.location is required to verify servers (corral has no default trust store)",
@@ -84,13 +91,20 @@ pub fn client_config(s: &TlsSettings) -> Result<Arc<rustls::ClientConfig>, Strin
     } else {
         Arc::new(AnyName(verifier))
     };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions(&s.client_versions))
         .map_err(|e| format!("{}: {e}", suites_key(s)))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(keys.chain, keys.key)
-        .map_err(|e| format!("key store {}: {e}", s.key_store.path.display()))?;
+        .with_custom_certificate_verifier(verifier);
+    let config = match &s.key_store {
+        None => builder.with_no_client_auth(),
+        Some(store) => {
+            let keys = stores::load_key_store(store)?;
+            builder
+                .with_client_auth_cert(keys.chain, keys.key)
+                .map_err(|e| format!("key store {}: {e}", store.path.display()))?
+        }
+    };
     Ok(Arc::new(config))
 }
 

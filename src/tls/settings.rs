@@ -141,7 +141,9 @@ impl TlsVersion {
 pub struct TlsSettings {
     /// `ssl.` or `ssl.quorum.`, for error messages.
     pub prefix: String,
-    pub key_store: Store,
+    /// Always set on a server side (`from_lookup`); a client may go without a certificate
+    /// (`client_from_lookup`).
+    pub key_store: Option<Store>,
     pub trust_store: Option<Store>,
     pub client_auth: ClientAuth,
     /// Versions the server accepts: `enabledProtocols`, else TLSv1.3 and TLSv1.2 (the JDK's
@@ -184,15 +186,41 @@ impl TlsSettings {
         prefix: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<TlsSettings>, String> {
+        Self::parse(prefix, lookup, true)
+    }
+
+    /// A client's settings (`zookeeper.ssl.*` of a ZooKeeper client): the trust store is
+    /// required (corral has no default one), the key store optional (a server with
+    /// clientAuth none asks for no certificate), `clientAuth` unused.
+    pub fn client_from_lookup(
+        prefix: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<TlsSettings, String> {
+        let s = Self::parse(prefix, lookup, false)?.expect("a client's settings always parse");
+        if s.trust_store.is_none() {
+            return Err(format!(
+                "{prefix}trustStore.location must be set to verify the server (corral has no \
+                 default trust store)"
+            ));
+        }
+        Ok(s)
+    }
+
+    fn parse(
+        prefix: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+        server: bool,
+    ) -> Result<Option<TlsSettings>, String> {
         let get = |suffix: &str| {
             lookup(&format!("{prefix}{suffix}"))
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
         let key = |suffix: &str| format!("{prefix}{suffix}");
-        let Some(key_store) = store(prefix, "keyStore", &get)? else {
+        let key_store = store(prefix, "keyStore", &get)?;
+        if server && key_store.is_none() {
             return Ok(None);
-        };
+        }
         let trust_store = store(prefix, "trustStore", &get)?;
 
         let client_auth = match get("clientAuth") {
@@ -275,7 +303,7 @@ impl TlsSettings {
             },
         };
 
-        if client_auth != ClientAuth::None && trust_store.is_none() {
+        if server && client_auth != ClientAuth::None && trust_store.is_none() {
             return Err(format!(
                 "{} is {}: {} must be set (corral has no default trust store)",
                 key("clientAuth"),
@@ -304,11 +332,11 @@ impl TlsSettings {
 
     /// The store files, for reload checks.
     pub fn store_paths(&self) -> Vec<&Path> {
-        let mut paths = vec![self.key_store.path.as_path()];
-        if let Some(t) = &self.trust_store {
-            paths.push(t.path.as_path());
-        }
-        paths
+        self.key_store
+            .iter()
+            .chain(&self.trust_store)
+            .map(|s| s.path.as_path())
+            .collect()
     }
 }
 
@@ -435,7 +463,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(s.key_store.kind, StoreType::Pem);
+        assert_eq!(s.key_store.as_ref().unwrap().kind, StoreType::Pem);
         assert_eq!(s.trust_store.as_ref().unwrap().kind, StoreType::Pkcs12);
         assert_eq!(s.client_auth, ClientAuth::Need);
         assert_eq!(
@@ -485,8 +513,8 @@ mod tests {
         .unwrap()
         .unwrap();
         std::fs::remove_file(&dir).unwrap();
-        assert_eq!(s.key_store.kind, StoreType::Pkcs12);
-        assert_eq!(s.key_store.password, "fromfile");
+        assert_eq!(s.key_store.as_ref().unwrap().kind, StoreType::Pkcs12);
+        assert_eq!(s.key_store.as_ref().unwrap().password, "fromfile");
         assert_eq!(s.trust_store.as_ref().unwrap().password, "tp");
         assert_eq!(s.client_auth, ClientAuth::Want);
         assert_eq!(
