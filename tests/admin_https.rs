@@ -3,7 +3,8 @@
 //! `Authorization: x509` proved by the client certificate (the subject DN must have ALL on
 //! `/`, or be `X509AuthenticationProvider.superUser`). Handshakes that must fail (no
 //! certificate, another CA, expired), a TLS client that stalls, and a zoo.cfg that asks for
-//! HTTPS without a key store. Certificates are made with rcgen (tests/common/pki.rs).
+//! HTTPS without a key store; a backup taken and restored over HTTPS. Certificates are made
+//! with rcgen (tests/common/pki.rs).
 
 mod common;
 
@@ -205,14 +206,14 @@ async fn https_with_client_certificates_and_x509_auth() {
     let r = blocking(move || curl(&format!("http://127.0.0.1:{port}/commands/ruok"), &[])).await;
     assert!(r.status == 0 && r.code != 0, "plain HTTP: {}", r.stderr);
 
-    // Only O=corral,CN=admin has ALL on /; everyone may read.
+    // Only O=corral,CN=admin has ALL on /; everyone may read and create.
     let client = connect(&server.addr()).await;
     client
         .set_acl(
             "/",
             &[
                 acl(Permission::ALL, "x509", "O=corral,CN=admin"),
-                acl(Permission::READ, "world", "anyone"),
+                acl(Permission::READ | Permission::CREATE, "world", "anyone"),
             ],
             None,
         )
@@ -234,6 +235,8 @@ async fn https_with_client_certificates_and_x509_auth() {
             .and_then(|s| s.parse::<usize>().ok()),
         Some(r.body.len())
     );
+    let backup = certs.dir.join("backup.snap");
+    std::fs::write(&backup, &r.body).unwrap();
     // The superUser's DN passes although no ACL names it.
     let (u, c, b) = (url("snapshot?streaming=false"), ca.clone(), boss.clone());
     let r = blocking(move || {
@@ -277,9 +280,37 @@ async fn https_with_client_certificates_and_x509_auth() {
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 
-    // Clients on the client port were served all along.
-    client.create("/after", b"x", &anyone()).await.unwrap_err();
-    assert_eq!(client.get_data("/").await.unwrap().0, b"");
+    // Clients on the client port were served all along; this one writes after the backup.
+    client.create("/after", b"x", &anyone()).await.unwrap();
+
+    // restore over HTTPS with x509: the upload goes through TLS (curl may ask for 100
+    // Continue first), the answer comes back, the server re-executes itself on the backup.
+    let (u, c, a, b) = (url("restore"), ca.clone(), admin.clone(), backup.clone());
+    let r = blocking(move || {
+        let mut args = with_cert(&c, &a);
+        let at = format!("@{}", b.display());
+        args.extend(["-H", "Authorization: x509", "--data-binary", &at]);
+        curl(&u, &args)
+    })
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["last_zxid"].as_i64().is_some(), "{}", r.json());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = server.addr();
+    let restored = loop {
+        let connecting = zk::Client::connector().connect(&addr);
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(5), connecting).await {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "not back after the restore");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(restored.check_stat("/after").await.unwrap().is_none());
+    assert_eq!(restored.get_acl("/").await.unwrap().0.len(), 2);
+    // The admin server is back, over HTTPS.
+    let (u, c, a) = (url("ruok"), ca.clone(), admin.clone());
+    let r = blocking(move || curl(&u, &with_cert(&c, &a))).await;
+    assert_eq!(r.status, 200, "{}", r.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
