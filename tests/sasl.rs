@@ -551,3 +551,100 @@ async fn zkcli_with_a_jaas_client_section() {
     })
     .await
 }
+
+/// `corral cli` with the same JAAS `Client` section zkCli.sh takes (through CLIENT_JVMFLAGS):
+/// it logs in with DIGEST-MD5 after connecting, as ZooKeeper's client does.
+fn corral_cli(addr: &str, jaas: &Jaas, cmds: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["cli", "-timeout", "3000", "-server", addr])
+        .env(
+            "CLIENT_JVMFLAGS",
+            format!(
+                "-Djava.security.auth.login.config={}",
+                jaas.path().display()
+            ),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{cmds}\nquit\n").as_bytes())
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("corral cli did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corral_cli_with_a_jaas_client_section() {
+    timed(120, async {
+        let (s, _jaas) = sasl_server(true, &[]).await;
+        let addr = s.addr();
+        let good = jaas_file("bob", "bob-secret");
+        let out = tokio::task::spawn_blocking({
+            let addr = addr.clone();
+            move || {
+                corral_cli(
+                    &addr,
+                    &good,
+                    "whoami\ncreate /cli secretdata sasl:bob:cdrwa\nget /cli\ngetAcl /cli",
+                )
+            }
+        })
+        .await
+        .unwrap();
+        // As zkCli prints it: the login event, then the sasl id.
+        assert!(
+            out.contains("WatchedEvent state:SaslAuthenticated type:None path:null"),
+            "{out}"
+        );
+        assert!(out.contains("\nsasl: bob\n"), "{out}");
+        assert!(out.contains("Created /cli"), "{out}");
+        assert!(out.contains("secretdata"), "{out}");
+        assert!(out.contains("'sasl,'bob"), "{out}");
+        // A wrong password: AuthFailed, and nothing more is sent (zkCli: "Not connected").
+        let bad = jaas_file("bob", "wrong");
+        let out = tokio::task::spawn_blocking({
+            let addr = addr.clone();
+            move || corral_cli(&addr, &bad, "get /cli")
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.contains("WatchedEvent state:AuthFailed type:None path:null"),
+            "{out}"
+        );
+        assert!(!out.contains("secretdata"), "{out}");
+        assert!(out.contains("Not connected"), "{out}");
+        // A Kerberos section is refused with the reason.
+        let dir = make_temp_dir();
+        let krb = dir.join("krb.conf");
+        std::fs::write(
+            &krb,
+            "Client {\n  com.sun.security.auth.module.Krb5LoginModule required\n  useKeyTab=true;\n};\n",
+        )
+        .unwrap();
+        let out = tokio::task::spawn_blocking(move || corral_cli(&addr, &Jaas(krb), "ls /"))
+            .await
+            .unwrap();
+        assert!(out.contains("DIGEST-MD5") && out.contains("Krb5LoginModule"), "{out}");
+    })
+    .await
+}

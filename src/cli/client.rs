@@ -1,6 +1,8 @@
 //! A small synchronous ZooKeeper client for `corral cli`, over a std `TcpStream` (TLS over it
 //! for a secure port, `link.rs`), speaking the jute protocol through corral's own `proto`
-//! module.
+//! module. With a SASL login configured it runs DIGEST-MD5 after each connect, as ZooKeeper's
+//! ZooKeeperSaslClient does (RFC 2831's client side; the digest arithmetic is the server's,
+//! `auth::sasl_digest::response_value`).
 //!
 //! One request is outstanding at a time (the shell runs one command at a time), so a reply is
 //! simply the next frame whose xid is not a notification, ping or auth answer. A reader thread
@@ -108,8 +110,17 @@ pub struct Client {
     next_xid: i32,
     /// addauth packets sent, replayed on reconnect as ZooKeeper's client does.
     auths: Vec<(String, Vec<u8>)>,
+    security: Security,
+}
+
+/// How the client protects its link and proves itself.
+#[derive(Clone, Default)]
+pub struct Security {
     /// TLS to every server (`zookeeper.client.secure`), or plain TCP.
-    tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A SASL DIGEST-MD5 login (user, password) after each connect: a JAAS `Client` section's
+    /// DigestLoginModule.
+    pub sasl: Option<(String, String)>,
 }
 
 /// Prints a watch event as zkCli's watcher does (`ZooKeeperMain.printMessage`).
@@ -156,7 +167,7 @@ impl Client {
         timeout_ms: i32,
         read_only: bool,
         print_watches: Arc<AtomicBool>,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        security: Security,
     ) -> std::result::Result<Client, String> {
         // A chroot suffix (`host:port,host:port/app`): every path is taken relative to it.
         let (list, chroot) = match connect_string.find('/') {
@@ -206,7 +217,7 @@ impl Client {
             closed: false,
             next_xid: 1,
             auths: Vec::new(),
-            tls,
+            security,
         })
     }
 
@@ -281,7 +292,7 @@ impl Client {
         let tcp = TcpStream::connect_timeout(addr, timeout)?;
         tcp.set_nodelay(true)?;
         tcp.set_read_timeout(Some(timeout))?;
-        let mut s = match &self.tls {
+        let mut s = match &self.security.tls {
             None => Link::Plain(tcp),
             Some(config) => Link::tls(tcp, config.clone(), host_name(host))?,
         };
@@ -344,7 +355,64 @@ impl Client {
             let _ = self.send_auth(&scheme, &auth);
         }
         self.send_set_watches();
+        if let Some((user, password)) = self.security.sasl.clone() {
+            match self.sasl_login(&user, &password) {
+                Ok(()) => self.event("SaslAuthenticated", "None"),
+                // The connection itself failed: the next request reconnects and tries again.
+                Err(Error::Keeper(Code::ConnectionLoss)) => {}
+                Err(_) => {
+                    // ZooKeeper's client turns AUTH_FAILED: not alive, nothing more is sent.
+                    self.shared.auth_failed.store(true, Ordering::SeqCst);
+                    self.event("AuthFailed", "None");
+                }
+            }
+        }
         Ok(true)
+    }
+
+    /// DIGEST-MD5 as ZooKeeper's client runs it: an empty first token, the server's
+    /// challenge answered for service `zookeeper` at `zk-sasl-md5`, the server's rspauth
+    /// checked. Any failure (a refused response, a server that does not prove the password)
+    /// is `AuthFailed`.
+    fn sasl_login(&mut self, user: &str, password: &str) -> Result<()> {
+        use crate::auth::sasl_digest::{response_value, Parts, SERVER_NAME, SERVICE};
+        let token = |r: &mut Reader| r.buffer().map(|b| b.to_vec()).map_err(proto_err);
+        let mut r = self.call(op::SASL, |b| b.put_jbuffer(&[]))?;
+        let challenge = String::from_utf8_lossy(&token(&mut r)?).into_owned();
+        let nonce = directive(&challenge, "nonce")
+            .ok_or_else(|| Error::Protocol("DIGEST-MD5 challenge without a nonce".into()))?;
+        let realm = directive(&challenge, "realm").unwrap_or_else(|| SERVER_NAME.to_string());
+        let cnonce = {
+            use base64::Engine;
+            let raw: [u8; 30] = rand::random();
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        };
+        let uri = format!("{SERVICE}/{SERVER_NAME}");
+        let parts = Parts {
+            username: user,
+            realm: &realm,
+            password,
+            utf8: true,
+            nonce: nonce.as_bytes(),
+            cnonce: cnonce.as_bytes(),
+            authzid: None,
+            uri: uri.as_bytes(),
+        };
+        let response =
+            String::from_utf8(response_value(&parts, b"AUTHENTICATE")).expect("hex is ASCII");
+        let answer = format!(
+            "charset=utf-8,username=\"{}\",realm=\"{}\",nonce=\"{nonce}\",nc=00000001,\
+             cnonce=\"{cnonce}\",digest-uri=\"{uri}\",maxbuf=65536,response={response},qop=auth",
+            quote(user),
+            quote(&realm)
+        );
+        let mut r = self.call(op::SASL, |b| b.put_jbuffer(answer.as_bytes()))?;
+        let reply = String::from_utf8_lossy(&token(&mut r)?).into_owned();
+        let expected = String::from_utf8(response_value(&parts, b"")).expect("hex is ASCII");
+        if directive(&reply, "rspauth").as_deref() != Some(expected.as_str()) {
+            return Err(Error::Keeper(Code::AuthFailed));
+        }
+        Ok(())
     }
 
     /// On a reconnect, re-registers the watches this client holds, as ZooKeeper's client does
@@ -517,6 +585,48 @@ impl Drop for Client {
     }
 }
 
+/// A directive's value in a DIGEST-MD5 challenge (`key="value"` or `key=value`).
+fn directive(text: &str, key: &str) -> Option<String> {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (k, after) = rest.split_once('=')?;
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            // A quoted string: `\x` stands for `x`.
+            let mut v = String::new();
+            let mut chars = q.char_indices();
+            let mut end = q.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, e)) = chars.next() {
+                            v.push(e);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            (v, q[end..].trim_start_matches(','))
+        } else {
+            let (v, next) = after.split_once(',').unwrap_or((after, ""));
+            (v.to_string(), next)
+        };
+        if k.trim().eq_ignore_ascii_case(key) {
+            return Some(value);
+        }
+        rest = next.trim_start();
+    }
+    None
+}
+
+/// A quoted-string's content: `"` and `\` escaped.
+fn quote(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
 /// The host of `host:port` (`[::1]:2181` -> `::1`), as the server's certificate names it.
 fn host_name(host_port: &str) -> &str {
     let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
@@ -663,4 +773,27 @@ pub fn read_acl(r: &mut Reader) -> Result<Vec<Acl>> {
 
 pub fn proto_err(e: crate::proto::jute::DecodeError) -> Error {
     Error::Protocol(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_directives_quoted_or_not() {
+        let c = r#"realm="zk-sasl-md5",nonce="a\"b,c",qop="auth",charset=utf-8,algorithm=md5-sess"#;
+        assert_eq!(directive(c, "realm").as_deref(), Some("zk-sasl-md5"));
+        assert_eq!(directive(c, "nonce").as_deref(), Some("a\"b,c"));
+        assert_eq!(directive(c, "charset").as_deref(), Some("utf-8"));
+        assert_eq!(directive(c, "algorithm").as_deref(), Some("md5-sess"));
+        assert_eq!(directive(c, "missing"), None);
+        assert_eq!(
+            directive("rspauth=0123abcd", "rspauth").as_deref(),
+            Some("0123abcd")
+        );
+        assert_eq!(directive("", "x"), None);
+        assert_eq!(quote(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(host_name("[::1]:2181"), "::1");
+        assert_eq!(host_name("zk1.example:2281"), "zk1.example");
+    }
 }

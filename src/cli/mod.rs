@@ -78,12 +78,10 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// ZooKeeper's client TLS: on when `zookeeper.client.secure=true`, with the `zookeeper.ssl.*`
-/// stores, protocols and hostname verification. Read from `file` (a properties file, as
-/// zkCli's `-client-configuration` and ZKClientConfig take it) and, for keys the file leaves
-/// out, from `-Dzookeeper.*` flags in `CLIENT_JVMFLAGS` and `JVMFLAGS`, as zkCli.sh passes
-/// them to its JVM. `zookeeper.clientCnxnSocket` is not needed (ZooKeeper's TLS wants Netty's).
-fn client_tls(file: Option<&str>) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+/// ZooKeeper's client settings, from `file` (a properties file, as zkCli's
+/// `-client-configuration` and ZKClientConfig take it) and, for keys the file leaves out,
+/// `-Dkey=value` flags in `CLIENT_JVMFLAGS` and `JVMFLAGS`, as zkCli.sh passes them to its JVM.
+fn client_properties(file: Option<&str>) -> Result<HashMap<String, String>, String> {
     let mut props: HashMap<String, String> = HashMap::new();
     let jvm = format!(
         "{} {}",
@@ -108,18 +106,86 @@ fn client_tls(file: Option<&str>) -> Result<Option<Arc<rustls::ClientConfig>>, S
             props.insert(p.key, p.value);
         }
     }
-    let secure = props
-        .get("zookeeper.client.secure")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if !secure {
+    Ok(props)
+}
+
+/// TLS and SASL as ZooKeeper's client sets them up:
+/// - TLS when `zookeeper.client.secure=true`, with the `zookeeper.ssl.*` stores, protocols and
+///   hostname verification (`zookeeper.clientCnxnSocket` is not needed: ZooKeeper's TLS
+///   wants Netty's, corral's client has one transport);
+/// - SASL DIGEST-MD5 when `java.security.auth.login.config` names a JAAS file whose `Client`
+///   section (`zookeeper.sasl.clientconfig`) has a DigestLoginModule with `username` and
+///   `password`, unless `zookeeper.sasl.client=false`. A file or section that is missing is a
+///   warning and no SASL, as in ZooKeeper; another login module (Kerberos) is an error.
+fn client_security(file: Option<&str>) -> Result<client::Security, String> {
+    let props = client_properties(file)?;
+    let on = |key: &str, default: bool| {
+        props
+            .get(key)
+            .map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
+    };
+    let tls = if on("zookeeper.client.secure", false) {
+        let settings = crate::tls::TlsSettings::client_from_lookup("zookeeper.ssl.", |k| {
+            props.get(k).cloned()
+        })
+        .map_err(|e| format!("Error: {e}"))?;
+        Some(crate::tls::client_config(&settings).map_err(|e| format!("Error: {e}"))?)
+    } else {
+        None
+    };
+    let sasl = match props.get("java.security.auth.login.config") {
+        Some(path) if on("zookeeper.sasl.client", true) => {
+            let section = props
+                .get("zookeeper.sasl.clientconfig")
+                .map_or("Client", String::as_str);
+            sasl_login(path, section)?
+        }
+        _ => None,
+    };
+    Ok(client::Security { tls, sasl })
+}
+
+/// The DIGEST-MD5 login of a JAAS file's `section`.
+fn sasl_login(path: &str, section: &str) -> Result<Option<(String, String)>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("Warning: JAAS file {path}: {e}; not authenticating with SASL");
+            return Ok(None);
+        }
+    };
+    let jaas =
+        crate::auth::jaas::parse(&text).map_err(|e| format!("Error: JAAS file {path}: {e}"))?;
+    let Some(modules) = jaas.section(section) else {
+        eprintln!(
+            "Warning: JAAS file {path} has no '{section}' section; not authenticating with SASL"
+        );
         return Ok(None);
+    };
+    let digest =
+        modules
+            .iter()
+            .find(|m| m.class.ends_with(".DigestLoginModule"))
+            .ok_or_else(|| {
+                format!(
+                "Error: JAAS section '{section}' of {path}: corral cli logs in with DIGEST-MD5 \
+                 (DigestLoginModule) only, not {}",
+                modules.first().map_or("an empty section", |m| m.class.as_str())
+            )
+            })?;
+    let option = |name: &str| {
+        digest
+            .options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    match (option("username"), option("password")) {
+        (Some(user), Some(password)) => Ok(Some((user, password))),
+        _ => Err(format!(
+            "Error: JAAS section '{section}' of {path}: DigestLoginModule needs username and password"
+        )),
     }
-    let settings =
-        crate::tls::TlsSettings::client_from_lookup("zookeeper.ssl.", |k| props.get(k).cloned())
-            .map_err(|e| format!("Error: {e}"))?;
-    crate::tls::client_config(&settings)
-        .map(Some)
-        .map_err(|e| format!("Error: {e}"))
 }
 
 /// The shell's state (`ZooKeeperMain`).
@@ -130,7 +196,7 @@ struct Shell {
     timeout_ms: i32,
     read_only: bool,
     print_watches: Arc<AtomicBool>,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    security: client::Security,
     history: HashMap<i32, String>,
     count: i32,
     exit_code: i32,
@@ -147,7 +213,7 @@ impl Shell {
         )
     }
 
-    /// `connectToZK`: a new client for `host` (with the same TLS settings); the old one's
+    /// `connectToZK`: a new client for `host` (with the same TLS and SASL); the old one's
     /// session is closed first.
     fn connect(&mut self, host: String) -> Result<(), commands::CliError> {
         if self.client.borrow_mut().is_alive() {
@@ -159,7 +225,7 @@ impl Shell {
             self.timeout_ms,
             self.read_only,
             self.print_watches.clone(),
-            self.tls.clone(),
+            self.security.clone(),
         )
         .map_err(commands::CliError::new)?;
         *self.client.borrow_mut() = client;
@@ -293,8 +359,8 @@ pub fn main(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let tls = match client_tls(opts.client_configuration.as_deref()) {
-        Ok(t) => t,
+    let security = match client_security(opts.client_configuration.as_deref()) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return 1;
@@ -307,7 +373,7 @@ pub fn main(args: &[String]) -> i32 {
         opts.timeout_ms,
         opts.read_only,
         print_watches.clone(),
-        tls.clone(),
+        security.clone(),
     ) {
         Ok(c) => c,
         Err(e) => {
@@ -321,7 +387,7 @@ pub fn main(args: &[String]) -> i32 {
         timeout_ms: opts.timeout_ms,
         read_only: opts.read_only,
         print_watches,
-        tls,
+        security,
         history: HashMap::new(),
         count: 0,
         exit_code: 0,
