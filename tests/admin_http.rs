@@ -159,6 +159,8 @@ async fn commands_answer_in_zookeepers_json() {
             ("configuration", &["conf", "config"]),
             ("connections", &["cons"]),
             ("connection_stat_reset", &["crst"]),
+            ("observers", &["obsr"]),
+            ("observer_connection_stat_reset", &["orst"]),
             ("dirs", &[]),
             ("dump", &[]),
             ("environment", &["env", "envi"]),
@@ -186,6 +188,10 @@ async fn commands_answer_in_zookeepers_json() {
             }
         }
 
+        // A standalone server has no observers to list.
+        let j = command(port, "observers", "observers");
+        assert_eq!(j["synced_observers"], 0, "{j}");
+        assert_eq!(j["observers"], serde_json::json!([]), "{j}");
         let ruok = get(port, "/commands/ruok");
         assert_eq!(
             String::from_utf8(ruok.body).unwrap(),

@@ -307,7 +307,17 @@ async fn leader_killed_under_load_loses_no_acknowledged_write() {
 async fn observer_serves_reads_and_forwards_writes() {
     let _serial = serial().await;
     timed(150, async {
-        let ens = Ensemble::start(EnsembleOpts::voters(3).observers(1)).await;
+        // Each member's admin server, for `observers`.
+        let admin: Vec<u16> = (0..4).map(|_| common::free_port()).collect();
+        let mut opts = EnsembleOpts::voters(3).observers(1);
+        for (i, port) in admin.iter().enumerate() {
+            opts = opts.member_cfg(i, "admin.enableServer", "true").member_cfg(
+                i,
+                "admin.serverPort",
+                port,
+            );
+        }
+        let ens = Ensemble::start(opts).await;
         ens.wait_leader(ELECT).await;
         let obs = 3;
         assert_eq!(ens.mode(obs).await, Some(Mode::Observer));
@@ -331,8 +341,74 @@ async fn observer_serves_reads_and_forwards_writes() {
         assert!(mntr.contains("zk_synced_observers\t1"), "{mntr}");
         let mntr = common::four_letter(&ens.addr(obs), "mntr").await;
         assert!(mntr.contains("zk_server_state\tobserver"), "{mntr}");
+
+        // The leader lists its observer's link as ZooKeeper's LearnerHandler reports it.
+        let last = v.check_stat("/from-observer").await.unwrap().unwrap().mzxid;
+        let port = admin[leader];
+        let j = tokio::task::spawn_blocking(move || admin_get(port, "obsr"))
+            .await
+            .unwrap();
+        assert_eq!(j["command"], "observers", "{j}");
+        assert_eq!(j["synced_observers"], 1, "{j}");
+        let o = &j["observers"][0];
+        assert_eq!(o["sid"], 103, "{j}");
+        assert!(
+            o["remote_socket_address"]
+                .as_str()
+                .unwrap()
+                .starts_with("/127."),
+            "{j}"
+        );
+        assert!(
+            o["established"].as_u64().unwrap() > 1_600_000_000_000,
+            "{j}"
+        );
+        assert!(o["packets_sent"].as_u64().unwrap() >= 2, "{j}");
+        assert!(o["packets_received"].as_u64().unwrap() >= 2, "{j}");
+        // The observer forwarded its client's create.
+        assert!(o["requests"].as_u64().unwrap() >= 1, "{j}");
+        assert!(o["last_zxid"].as_i64().unwrap() >= last, "{j}");
+        // orst clears them (a ping may land in between).
+        let j = tokio::task::spawn_blocking(move || {
+            admin_get(port, "orst");
+            admin_get(port, "observers")
+        })
+        .await
+        .unwrap();
+        let o = &j["observers"][0];
+        assert_eq!(
+            (o["requests"].clone(), o["last_zxid"].clone()),
+            (0.into(), (-1).into()),
+            "{j}"
+        );
+        assert!(o["packets_received"].as_u64().unwrap() <= 2, "{j}");
+        // Anyone but the leader has none to list.
+        for i in (0..4).filter(|&i| i != leader) {
+            let port = admin[i];
+            let j = tokio::task::spawn_blocking(move || admin_get(port, "observers"))
+                .await
+                .unwrap();
+            assert_eq!(j["synced_observers"], 0, "{i}: {j}");
+            assert_eq!(j["observers"], serde_json::json!([]), "{i}: {j}");
+        }
     })
     .await;
+}
+
+/// `GET /commands/<cmd>` on a member's admin server; the JSON body.
+fn admin_get(port: u16, cmd: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /commands/{cmd} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    serde_json::from_slice(&raw[at..]).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,8 +4,7 @@
 //! runtime (src/server/admin_http.rs) gathers the facts, performs side effects (a stats
 //! reset, a snapshot) and sends what these functions return.
 //!
-//! Left out: ZooKeeper commands that report what corral does not keep (`observers` and
-//! `observer_connection_stat_reset`: learner handler details; `system_properties`: a JVM's). They answer "Unknown command", as on a ZooKeeper without
+//! Left out: `system_properties` (a JVM's system properties; corral has no JVM). They answer "Unknown command", as on a ZooKeeper without
 //! them, and `GET /commands` does not list them.
 
 use super::data::{AdminData, ConnectionInfo, ServerMode};
@@ -35,6 +34,8 @@ pub enum Cmd {
     Snapshot,
     StatReset,
     ConnectionStatReset,
+    Observers,
+    ObserverConnectionStatReset,
     Stats,
     VotingView,
     WatchSummary,
@@ -120,6 +121,12 @@ pub const COMMANDS: &[Spec] = &[
         &["connection_stat_reset", "crst"],
         true,
     ),
+    get(Cmd::Observers, &["observers", "obsr"], true),
+    get(
+        Cmd::ObserverConnectionStatReset,
+        &["observer_connection_stat_reset", "orst"],
+        true,
+    ),
     get(Cmd::Stats, &["stats", "stat"], true),
     get(Cmd::VotingView, &["voting_view"], true),
     get(Cmd::WatchSummary, &["watch_summary", "wchs"], true),
@@ -177,7 +184,17 @@ pub fn render_json(spec: &Spec, data: &AdminData, cfg: &Config, ctx: &Context) -
     let d = &mut r.data;
     let st = &data.stats;
     match spec.cmd {
-        Cmd::Ruok | Cmd::StatReset | Cmd::ConnectionStatReset => {}
+        Cmd::Ruok
+        | Cmd::StatReset
+        | Cmd::ConnectionStatReset
+        | Cmd::ObserverConnectionStatReset => {}
+        Cmd::Observers => {
+            // A leader's synced observers; anyone else (corral has no observer masters) none,
+            // as ZooKeeper answers without one.
+            d.put("synced_observers", data.observers.len() as u64);
+            let list: Vec<Json> = data.observers.iter().map(observer).collect();
+            d.put("observers", list);
+        }
         Cmd::Configuration => configuration(d, data, cfg),
         Cmd::Connections => {
             let conns: Vec<Json> = st
@@ -339,6 +356,30 @@ fn configuration(d: &mut Obj, data: &AdminData, cfg: &Config) {
     d.put("max_session_timeout", cfg.max_session_timeout_ms);
     d.put("server_id", server_id);
     d.put("client_port_listen_backlog", cfg.client_port_listen_backlog);
+}
+
+/// `LearnerHandler.getLearnerHandlerInfo`: `established` is a `Date`, which Jackson writes
+/// as epoch milliseconds.
+fn observer(o: &super::ObserverInfo) -> Json {
+    let mut j = Obj::new();
+    let remote = match &o.remote {
+        Some(a) => {
+            let mut s = String::new();
+            super::java::write_java_socket_addr(&mut s, a);
+            s
+        }
+        None => "<null>".to_string(),
+    };
+    j.put("remote_socket_address", remote);
+    j.put("sid", o.sid);
+    j.put("established", o.established_ms);
+    j.put("queued_packets", o.queued_packets);
+    j.put("queued_packets_size", o.queued_packets_size);
+    j.put("packets_received", o.packets_received);
+    j.put("packets_sent", o.packets_sent);
+    j.put("requests", o.requests);
+    j.put("last_zxid", o.last_zxid);
+    j.into()
 }
 
 /// `ServerCnxn.getConnectionInfo(brief)`.

@@ -399,6 +399,24 @@ pub struct AdminData {
     pub trace_mask: i64,
     /// What only a metrics scrape prints (src/metrics).
     pub metrics: crate::metrics::Samples,
+    /// A leader's links to its synced observers (`observers`).
+    pub observers: Vec<ObserverInfo>,
+}
+
+/// One synced observer as the leader sees its link (ZooKeeper's
+/// `LearnerHandler.getLearnerHandlerInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObserverInfo {
+    pub remote: Option<SocketAddr>,
+    pub sid: u64,
+    /// Wall-clock ms when the link came up.
+    pub established_ms: u64,
+    pub queued_packets: u64,
+    pub queued_packets_size: u64,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub requests: u64,
+    pub last_zxid: i64,
 }
 
 impl Default for AdminData {
@@ -413,6 +431,7 @@ impl Default for AdminData {
             digests: Vec::new(),
             trace_mask: TRACE_MASK_DEFAULT,
             metrics: crate::metrics::Samples::default(),
+            observers: Vec::new(),
         }
     }
 }

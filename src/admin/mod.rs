@@ -43,8 +43,8 @@ mod settings;
 mod words;
 
 pub use data::{
-    last_op_name, AdminData, ConnectionInfo, ExpiryBucket, Latency, LeaderStats, ServerMode,
-    ServerStats, StorageFigures,
+    last_op_name, AdminData, ConnectionInfo, ExpiryBucket, Latency, LeaderStats, ObserverInfo,
+    ServerMode, ServerStats, StorageFigures,
 };
 pub use java::java_date_utc;
 pub use render::render;

@@ -344,6 +344,7 @@ impl http::Handler for Admin {
                 let ask = Gather {
                     reset: spec.cmd == Cmd::StatReset,
                     reset_connections: spec.cmd == Cmd::ConnectionStatReset,
+                    reset_observers: spec.cmd == Cmd::ObserverConnectionStatReset,
                     storage: spec.cmd == Cmd::Monitor,
                 };
                 let data = self.inspector.gather(ask);

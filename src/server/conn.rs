@@ -569,7 +569,7 @@ impl Conn {
 
 pub(super) type ConnRef = Rc<RefCell<Conn>>;
 
-fn wall_clock_ms() -> u64 {
+pub(super) fn wall_clock_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

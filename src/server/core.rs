@@ -369,6 +369,14 @@ impl WriteCore {
             self.pause = Some(reply);
             return;
         }
+        if let ToCore::ResetObserverStats = msg {
+            if let Some(links) = &self.links {
+                for sid in self.machine.synced_observers() {
+                    links.reset_stats(sid);
+                }
+            }
+            return;
+        }
         if let ToCore::Report(reply) = msg {
             let offset = now.wall_ms as u64 - now.mono_ms;
             let (role, leader, figures) = self.machine.figures();
@@ -402,6 +410,15 @@ impl WriteCore {
                 log: self.wal().stats(),
                 batch_records: self.wal().batch_records(),
                 fsync_times: self.wal().fsync_times(),
+                observers: match &self.links {
+                    Some(links) => self
+                        .machine
+                        .synced_observers()
+                        .into_iter()
+                        .filter_map(|sid| links.info(sid))
+                        .collect(),
+                    None => Vec::new(),
+                },
                 election_times: self.machine.election_times(std::time::Instant::now()),
                 cpu_seconds: crate::metrics::process::thread_cpu_seconds(),
                 mode: match (self.machine.ensemble(), self.role) {

@@ -43,6 +43,7 @@ pub(super) async fn four_letter(
     let ask = Gather {
         reset: matches!(cmd, FourLetter::Srst),
         reset_connections: matches!(cmd, FourLetter::Crst),
+        reset_observers: false,
         // Storage figures list the log and snapshot directories: only for the two words
         // that print them (mntr is polled, but rarely: seconds apart, not per request).
         storage: matches!(cmd, FourLetter::Mntr | FourLetter::Srvr),
@@ -61,6 +62,9 @@ pub struct Gather {
     /// Clear every connection's counters after reporting them (`crst`,
     /// `/commands/connection_stat_reset`).
     pub reset_connections: bool,
+    /// Clear the counters of the links to synced observers first
+    /// (`/commands/observer_connection_stat_reset`).
+    pub reset_observers: bool,
     /// Also list the log and snapshot directories (`corral_log_*`, `corral_snapshot_*`).
     pub storage: bool,
 }
@@ -91,6 +95,9 @@ pub(crate) async fn gather(
     }
     let mut data = admin_data(&reports, cfg);
     data.trace_mask = TRACE_MASK.load(Ordering::Relaxed);
+    if ask.reset_observers {
+        let _ = to_core.send(ToCore::ResetObserverStats).await;
+    }
     let (tx, rx) = async_channel::bounded(1);
     if to_core.send(ToCore::Report(tx)).await.is_ok() {
         if let Ok(core) = rx.recv().await {
@@ -101,6 +108,21 @@ pub(crate) async fn gather(
             data.stats.quorum_size =
                 (core.mode != admin::ServerMode::Standalone).then(|| cfg.voting_servers() as u64);
             data.stats.leader = core.leader;
+            data.observers = core
+                .observers
+                .iter()
+                .map(|l| admin::ObserverInfo {
+                    remote: l.remote,
+                    sid: l.sid,
+                    established_ms: l.established_ms,
+                    queued_packets: l.queued_packets,
+                    queued_packets_size: l.queued_bytes,
+                    packets_received: l.packets_received,
+                    packets_sent: l.packets_sent,
+                    requests: l.requests,
+                    last_zxid: l.last_zxid,
+                })
+                .collect();
             data.stats.leader_id = core.leader_id;
             let f = core.figures;
             data.stats.local_sessions = f.local_sessions;

@@ -86,6 +86,8 @@ pub struct CoreReport {
     /// fdatasync and election durations (µs), for /metrics' `fsynctime` and `election_time`.
     pub fsync_times: crate::metrics::Summary,
     pub election_times: crate::metrics::Summary,
+    /// The links to the synced observers (a leader's; the admin server's `observers`).
+    pub observers: Vec<quorum::LinkInfo>,
     /// CPU time of the write core's thread, seconds (executor 0's when it shares shard 0's).
     pub cpu_seconds: Option<f64>,
     /// `Mode:` (standalone, or the member's role in an ensemble) and whether it serves.

@@ -18,6 +18,9 @@
 //! address, the acceptor requires a certificate from the quorum trust store, so a stranger, or a
 //! member with a certificate from another CA, cannot greet, vote or receive data.
 //!
+//! Each connection counts what it carries (`LinkInfo`: ZooKeeper's LearnerHandler figures,
+//! which the admin server's `observers` command lists).
+//!
 //! Runs on one glommio executor (the write core's); `Links` is not `Send`.
 
 use std::cell::{Cell, RefCell};
@@ -70,6 +73,60 @@ struct Conn {
     gen: u64,
     /// Dropping it ends the connection's task, which closes the socket.
     out: Sender<Bytes>,
+    stats: Rc<Counts>,
+}
+
+/// What one connection has carried, as ZooKeeper's LearnerHandler counts it.
+struct Counts {
+    remote: Option<SocketAddr>,
+    /// Wall-clock ms when the connection came up.
+    established_ms: u64,
+    sent: Cell<u64>,
+    received: Cell<u64>,
+    /// Forwarded client requests received.
+    requests: Cell<u64>,
+    /// The zxid of the last message sent that carries one (-1 before, or after a reset).
+    last_zxid: Cell<i64>,
+    /// Bytes queued and not yet written.
+    queued_bytes: Cell<u64>,
+}
+
+impl Counts {
+    fn reset(&self) {
+        self.sent.set(0);
+        self.received.set(0);
+        self.requests.set(0);
+        self.last_zxid.set(-1);
+    }
+}
+
+/// One connection's figures (ZooKeeper's `LearnerHandler.getLearnerHandlerInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub sid: Sid,
+    pub remote: Option<SocketAddr>,
+    pub established_ms: u64,
+    pub queued_packets: u64,
+    pub queued_bytes: u64,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub requests: u64,
+    pub last_zxid: i64,
+}
+
+/// The zxid a message carries, if any (what LearnerHandler records as its last).
+fn zxid_of(msg: &Msg) -> Option<u64> {
+    match msg {
+        Msg::Diff { zxid }
+        | Msg::Trunc { zxid }
+        | Msg::Snap { zxid, .. }
+        | Msg::Proposal { zxid, .. }
+        | Msg::Commit { zxid }
+        | Msg::Inform { zxid, .. }
+        | Msg::NewLeader { zxid }
+        | Msg::Ack { zxid } => Some(*zxid),
+        _ => None,
+    }
 }
 
 struct Inner {
@@ -193,9 +250,43 @@ impl Links {
         }
         let mut b = BytesMut::new();
         wire::encode(msg, &mut b);
+        let len = b.len() as u64;
         if c.out.try_send(b.freeze()).is_err() {
             debug!(sid = to, "quorum link stuck; closing it");
             inner.conns.remove(&to);
+            return;
+        }
+        let s = &c.stats;
+        s.sent.set(s.sent.get() + 1);
+        s.queued_bytes.set(s.queued_bytes.get() + len);
+        if let Some(z) = zxid_of(msg).filter(|z| *z > 0) {
+            s.last_zxid.set(z as i64);
+        }
+    }
+
+    /// The figures of the live connection to `sid`, if there is one.
+    pub fn info(&self, sid: Sid) -> Option<LinkInfo> {
+        let inner = self.inner.borrow();
+        let c = inner.conns.get(&sid)?;
+        let s = &c.stats;
+        Some(LinkInfo {
+            sid,
+            remote: s.remote,
+            established_ms: s.established_ms,
+            queued_packets: c.out.len() as u64,
+            queued_bytes: s.queued_bytes.get(),
+            packets_received: s.received.get(),
+            packets_sent: s.sent.get(),
+            requests: s.requests.get(),
+            last_zxid: s.last_zxid.get(),
+        })
+    }
+
+    /// Clears the counters of the connection to `sid` (ZooKeeper's
+    /// `resetObserverConnectionStats`).
+    pub fn reset_stats(&self, sid: Sid) {
+        if let Some(c) = self.inner.borrow().conns.get(&sid) {
+            c.stats.reset();
         }
     }
 
@@ -227,11 +318,12 @@ impl Links {
             let l = self.clone();
             glommio::spawn_local(async move {
                 let me = l.inner.borrow().me;
+                let remote = stream.peer_addr().ok();
                 if let Some((sid, stream, rest)) = l.greet(stream, None).await {
                     // The higher sid dials. A lower one greeting us knocks: it has just
                     // started, and we dial it now.
                     if sid > me {
-                        l.register(sid, stream, rest).await;
+                        l.register(sid, stream, rest, remote).await;
                     } else if let Some(k) = l.inner.borrow().knocks.get(&sid) {
                         let _ = k.try_send(());
                     }
@@ -246,7 +338,7 @@ impl Links {
             let dial = async { Ok(TcpStream::connect(addr).await.ok()) };
             if let Ok(Some(stream)) = glommio::timer::timeout(DIAL_TIMEOUT, dial).await {
                 if let Some((_, stream, rest)) = self.greet(stream, Some(sid)).await {
-                    self.register(sid, stream, rest).await;
+                    self.register(sid, stream, rest, Some(addr)).await;
                 }
             }
             // A knock from before this attempt is answered by it.
@@ -352,8 +444,17 @@ impl Links {
 
     /// Makes `stream` the live connection to `sid` (replacing any older one) and runs it until
     /// it ends.
-    async fn register(&self, sid: Sid, stream: Stream, rest: BytesMut) {
+    async fn register(&self, sid: Sid, stream: Stream, rest: BytesMut, remote: Option<SocketAddr>) {
         let (out_tx, out_rx) = async_channel::bounded(QUEUE);
+        let stats = Rc::new(Counts {
+            remote,
+            established_ms: super::conn::wall_clock_ms(),
+            sent: Cell::new(0),
+            received: Cell::new(0),
+            requests: Cell::new(0),
+            last_zxid: Cell::new(-1),
+            queued_bytes: Cell::new(0),
+        });
         let (gen, events, _running) = {
             let mut inner = self.inner.borrow_mut();
             if inner.stopped {
@@ -366,14 +467,21 @@ impl Links {
             let gen = inner.next_gen;
             inner.next_gen += 1;
             // Replacing the old connection drops its queue, which ends its task.
-            inner.conns.insert(sid, Conn { gen, out: out_tx });
+            inner.conns.insert(
+                sid,
+                Conn {
+                    gen,
+                    out: out_tx,
+                    stats: stats.clone(),
+                },
+            );
             (gen, inner.events.clone(), running)
         };
         info!(sid, gen, "quorum link up");
         if events.send(LinkEvent::Up { sid, gen }).await.is_err() {
             return;
         }
-        run_conn(sid, gen, stream, rest, out_rx, &events).await;
+        run_conn(sid, gen, stream, rest, out_rx, &events, &stats).await;
         {
             let mut inner = self.inner.borrow_mut();
             if inner.conns.get(&sid).is_some_and(|c| c.gen == gen) {
@@ -402,6 +510,7 @@ async fn run_conn(
     mut buf: BytesMut,
     out: Receiver<Bytes>,
     events: &Sender<LinkEvent>,
+    stats: &Counts,
 ) {
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let reading = async {
@@ -414,6 +523,10 @@ async fn run_conn(
                             debug!(sid, "undecodable quorum frame; closing the link");
                             return;
                         };
+                        stats.received.set(stats.received.get() + 1);
+                        if matches!(msg, Msg::Request { .. }) {
+                            stats.requests.set(stats.requests.get() + 1);
+                        }
                         if events.send(LinkEvent::Msg { sid, gen, msg }).await.is_err() {
                             return;
                         }
@@ -437,6 +550,10 @@ async fn run_conn(
             while let Ok(more) = out.try_recv() {
                 batch.extend_from_slice(&more);
             }
+            let queued = stats.queued_bytes.get();
+            stats
+                .queued_bytes
+                .set(queued.saturating_sub(batch.len() as u64));
             if wr.write_all(&batch).await.is_err() {
                 return;
             }

@@ -113,6 +113,9 @@ pub enum ToCore<R> {
     Tick,
     /// A four-letter word wants the write core's view.
     Report(R),
+    /// The admin server's `observer_connection_stat_reset`: clear the counters of the links to
+    /// the synced observers. The driver's to carry out (the links are its).
+    ResetObserverStats,
     /// The admin server's `restore`: stop once everything handled so far is durable, answer
     /// with the committed zxid, and take nothing more until the answer's receiver is dropped
     /// (the restore failed) or the process is replaced (it succeeded). The driver's to answer.
@@ -582,6 +585,11 @@ impl Machine {
     /// Recent elections' durations (µs), every one's count and sum; `now` ages the window.
     pub fn election_times(&mut self, now: std::time::Instant) -> crate::metrics::Summary {
         self.election_times.sample(now)
+    }
+
+    /// The observers synced with this leader (none unless leading).
+    pub fn synced_observers(&self) -> Vec<Sid> {
+        self.peer.synced_observers()
     }
 
     pub fn figures(&self) -> (Role, Option<peer::LeaderFigures>, Figures) {
@@ -1825,7 +1833,7 @@ impl Machine {
                     self.owners.remove(&session_id);
                 }
             }
-            ToCore::Report(_) | ToCore::Pause(_) => {}
+            ToCore::Report(_) | ToCore::Pause(_) | ToCore::ResetObserverStats => {}
             ToCore::Tick => {
                 self.peer.on_tick(now);
                 self.run_actions(out);

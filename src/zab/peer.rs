@@ -448,6 +448,19 @@ impl Peer {
         }
     }
 
+    /// The observers that acknowledged NEWLEADER, as ZooKeeper's leader lists its observing
+    /// learners; empty unless leading.
+    pub fn synced_observers(&self) -> Vec<Sid> {
+        let State::Leader(l) = &self.state else {
+            return Vec::new();
+        };
+        l.handlers
+            .iter()
+            .filter(|(_, h)| h.observer && h.state == HandlerState::NewLeaderAcked)
+            .map(|(sid, _)| *sid)
+            .collect()
+    }
+
     /// A leader's learners, as `mntr` reports them; `None` unless leading.
     pub fn leader_figures(&self) -> Option<LeaderFigures> {
         let State::Leader(l) = &self.state else {
