@@ -484,6 +484,7 @@ async fn import_from_zookeeper_keeps_every_node_stat_acl_and_session() {
             std::fs::write(v2.join(&log_name), &log_bytes[..end - 3]).unwrap();
         });
         refused(&d, &scratch, &log_name.to_string_lossy());
+        // A plain snapshot named as a snappy one is not a snappy stream.
         let d = damaged("snappy", &|v2| {
             std::fs::rename(
                 v2.join(&snap_name),
@@ -595,10 +596,20 @@ async fn export_to_zookeeper_keeps_every_node_stat_and_acl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_snapshots_and_a_separate_data_log_dir_import() {
+    compressed_snapshots_import("gz").await;
+}
+
+/// ZooKeeper's snappy snapshots (snappy-java's stream, its jar in Debian's classpath).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snappy_snapshots_import() {
+    compressed_snapshots_import("snappy").await;
+}
+
+async fn compressed_snapshots_import(method: &'static str) {
     timed(180, async {
         let logs = make_temp_dir();
         let zk_opts = opts()
-            .cfg("snapshot.compression.method", "gz")
+            .cfg("snapshot.compression.method", method)
             .cfg("dataLogDir", logs.display());
         let mut zks = TestServer::start_target(Target::ZooKeeper, zk_opts).await;
         let c = zks.client().await;
@@ -609,8 +620,9 @@ async fn gzip_snapshots_and_a_separate_data_log_dir_import() {
         zks.kill9();
         drop((c, keep, lose));
         let snaps = files(&zks.data_dir().join("version-2"), "snapshot");
+        let suffix = format!(".{method}");
         assert!(
-            snaps.iter().all(|p| p.to_string_lossy().ends_with(".gz")) && !snaps.is_empty(),
+            snaps.iter().all(|p| p.to_string_lossy().ends_with(&suffix)) && !snaps.is_empty(),
             "{snaps:?}"
         );
         assert!(!files(&logs.join("version-2"), "log").is_empty());
@@ -646,7 +658,11 @@ async fn gzip_snapshots_and_a_separate_data_log_dir_import() {
         assert!(o.status.success(), "{}", text(&o));
         cs.start_again().await;
         let got = dump(&reader(&cs.addr()).await).await;
-        assert_same(&want, &got, "corral after importing gzip snapshots");
+        assert_same(
+            &want,
+            &got,
+            &format!("corral after importing {method} snapshots"),
+        );
         let _ = std::fs::remove_dir_all(&logs);
     })
     .await;

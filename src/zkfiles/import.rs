@@ -107,18 +107,14 @@ fn looks_complete(bytes: &[u8]) -> bool {
     bytes.len() >= 10 && bytes.ends_with(&[0, 0, 0, 1, b'/'])
 }
 
-/// Reads a snapshot file, uncompressing a `.gz` one (None when the gzip stream is cut short,
-/// which ZooKeeper also takes for an incomplete snapshot); a `.snappy` one is refused.
+/// Reads a snapshot file, uncompressing a `.gz` or `.snappy` one (None when the stream is cut
+/// short, which ZooKeeper also takes for an incomplete snapshot; an error when it is not such
+/// a stream at all).
 fn snapshot_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let raw = fs::read(path).map_err(at(path))?;
     if name.ends_with(".snappy") {
-        return Err(format!(
-            "{}: snappy-compressed snapshots are not supported; restart ZooKeeper with \
-             zookeeper.snapshot.compression.method unset (or gz), let it take a snapshot \
-             (snapCount), and import again",
-            path.display()
-        ));
+        return unsnappy(&raw).map_err(|e| format!("{}: {e}", path.display()));
     }
     if name.ends_with(".gz") {
         use std::io::Read;
@@ -129,6 +125,56 @@ fn snapshot_bytes(path: &Path) -> Result<Option<Vec<u8>>, String> {
             .map(|_| out));
     }
     Ok(Some(raw))
+}
+
+/// snappy-java's stream, as ZooKeeper's SnappyOutputStream writes a snapshot: a 16-byte
+/// header (the magic, then version and compatible version), then blocks of a big-endian length
+/// and that many bytes of raw snappy; a header may come again between blocks (streams written
+/// one after the other read as one). None when the stream is cut short.
+fn unsnappy(raw: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    const MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+    const HEADER: usize = 16;
+    /// snappy-java writes 32 KiB blocks; anything far larger is not its stream.
+    const MAX_BLOCK: usize = 64 << 20;
+    if raw.len() < HEADER || raw[..8] != MAGIC {
+        return Err("not a snappy stream (no snappy-java header)".to_string());
+    }
+    let mut out = Vec::new();
+    let mut decoder = ::snap::raw::Decoder::new();
+    let mut at = HEADER;
+    while at < raw.len() {
+        let rest = &raw[at..];
+        if rest.starts_with(&MAGIC[..rest.len().min(8)]) && rest.len() < HEADER {
+            return Ok(None);
+        }
+        if rest.len() >= HEADER && rest[..8] == MAGIC {
+            at += HEADER;
+            continue;
+        }
+        if rest.len() < 4 {
+            return Ok(None);
+        }
+        let n = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= MAX_BLOCK)
+            .ok_or_else(|| format!("snappy block of {n} bytes at offset {at}"))?;
+        let Some(block) = rest.get(4..4 + n) else {
+            return Ok(None);
+        };
+        let len = ::snap::raw::decompress_len(block)
+            .map_err(|e| format!("snappy block at offset {at}: {e}"))?;
+        if len > MAX_BLOCK {
+            return Err(format!("snappy block at offset {at} claims {len} bytes"));
+        }
+        let start = out.len();
+        out.resize(start + len, 0);
+        decoder
+            .decompress(block, &mut out[start..])
+            .map_err(|e| format!("snappy block at offset {at}: {e}"))?;
+        at += 4 + n;
+    }
+    Ok(Some(out))
 }
 
 /// Imports `from` (and `from_log`) into `to`.
@@ -379,5 +425,46 @@ mod tests {
         let e = run(&d.join("zk"), None, &d.join("nosnap"), false).unwrap_err();
         assert!(e.contains("does not follow 0x0"), "{e}");
         let _ = fs::remove_dir_all(&d);
+    }
+
+    /// snappy-java's framing around raw snappy blocks of `parts`.
+    fn snappy_stream(parts: &[&[u8]]) -> Vec<u8> {
+        let mut out = vec![
+            0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1,
+        ];
+        for p in parts {
+            let block = ::snap::raw::Encoder::new().compress_vec(p).unwrap();
+            out.extend_from_slice(&(block.len() as i32).to_be_bytes());
+            out.extend_from_slice(&block);
+        }
+        out
+    }
+
+    #[test]
+    fn snappy_streams_whole_concatenated_cut_and_bad() {
+        let a = vec![b'a'; 40_000];
+        let b = b"the second block".to_vec();
+        let one = snappy_stream(&[&a, &b]);
+        let whole = [a.clone(), b.clone()].concat();
+        assert_eq!(unsnappy(&one).unwrap(), Some(whole.clone()));
+        // Two streams one after the other read as one.
+        let two = [one.clone(), snappy_stream(&[&b])].concat();
+        assert_eq!(
+            unsnappy(&two).unwrap(),
+            Some([whole.clone(), b.clone()].concat())
+        );
+        // Cut inside a block, inside a length, inside a second header: incomplete.
+        for cut in [one.len() - 3, 17, one.len() + 5] {
+            assert_eq!(unsnappy(&two[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        // Not snappy-java's stream, or a block that does not decode: refused.
+        assert!(unsnappy(b"ZKSN plain snapshot bytes").is_err());
+        let mut bad = one.clone();
+        bad[21] ^= 0xff;
+        bad[22] ^= 0xff;
+        assert!(unsnappy(&bad).is_err() || unsnappy(&bad).unwrap() != Some(whole));
+        let mut huge = one[..16].to_vec();
+        huge.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert!(unsnappy(&huge).is_err());
     }
 }
