@@ -480,27 +480,15 @@ fn zkcli(addr: &str, jaas: &Jaas, cmds: &str) -> String {
         )
         .env("JVMFLAGS", "-Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .env("ZOO_LOG4J_PROP", "ERROR,CONSOLE");
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        // The JVM starts and logs in before it reads commands; the commands wait in the pipe.
-        stdin
-            .write_all(format!("{cmds}\nquit\n").as_bytes())
-            .unwrap();
-    }
-    let pid = child.id();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(90));
-        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-    });
-    let out = child.wait_with_output().unwrap();
-    drop(killer);
+    // The JVM starts and logs in before it reads commands; the commands wait in the pipe.
+    transcript(&run_within(
+        &mut cmd,
+        &format!("{cmds}\nquit\n"),
+        Duration::from_secs(90),
+    ))
+}
+
+fn transcript(out: &std::process::Output) -> String {
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -508,46 +496,55 @@ fn zkcli(addr: &str, jaas: &Jaas, cmds: &str) -> String {
     )
 }
 
+/// What a shell (zkCli.sh or `corral cli`) logging in through a JAAS Client section must do:
+/// take the sasl id with the right password (whoami, an ACL on it), and not with a wrong one.
+/// Returns the transcripts of the good and the bad login for the shell's own checks.
+async fn shell_with_a_jaas_client_section(
+    s: &TestServer,
+    shell: fn(&str, &Jaas, &str) -> String,
+) -> (String, String) {
+    let addr = s.addr();
+    let good = jaas_file("bob", "bob-secret");
+    let a = addr.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        shell(
+            &a,
+            &good,
+            "whoami\ncreate /cli secretdata sasl:bob:cdrwa\nget /cli\ngetAcl /cli",
+        )
+    })
+    .await
+    .unwrap();
+    // whoami: "Auth scheme: User" then one "<scheme>: <user>" line per id.
+    assert!(ok.contains("\nsasl: bob\n"), "{ok}");
+    assert!(ok.contains("Created /cli"), "{ok}");
+    assert!(ok.contains("secretdata"), "{ok}");
+    assert!(ok.contains("'sasl,'bob"), "{ok}");
+    // Anonymous: the node is not readable.
+    let mut anonymous = s.raw().await;
+    assert_eq!(get_data_err(&mut anonymous, "/cli").await, err::NO_AUTH);
+    // A wrong password: the login fails, and the node stays unreadable to that client.
+    let bad = jaas_file("bob", "wrong");
+    let failed = tokio::task::spawn_blocking(move || shell(&addr, &bad, "get /cli"))
+        .await
+        .unwrap();
+    assert!(!failed.contains("secretdata"), "{failed}");
+    assert!(
+        failed.contains("AuthFailed") || failed.contains("Authentication failed"),
+        "{failed}"
+    );
+    // The server still serves others.
+    let mut r = s.raw().await;
+    login(&mut r, "bob", "bob-secret").await;
+    assert_eq!(get_data_err(&mut r, "/cli").await, err::OK);
+    (ok, failed)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zkcli_with_a_jaas_client_section() {
     timed(300, async {
         let (s, _jaas) = sasl_server(true, &[]).await;
-        let addr = s.addr();
-        let good = jaas_file("bob", "bob-secret");
-        let out = tokio::task::spawn_blocking({
-            let addr = addr.clone();
-            move || {
-                zkcli(
-                    &addr,
-                    &good,
-                    "whoami\ncreate /cli secretdata sasl:bob:cdrwa\nget /cli\ngetAcl /cli",
-                )
-            }
-        })
-        .await
-        .unwrap();
-        // whoami: "Auth scheme: User" then one "<scheme>: <user>" line per id.
-        assert!(out.contains("\nsasl: bob\n"), "{out}");
-        assert!(out.contains("Created /cli"), "{out}");
-        assert!(out.contains("secretdata"), "{out}");
-        assert!(out.contains("'sasl,'bob"), "{out}");
-        // Anonymous: the node is not readable.
-        let mut anonymous = s.raw().await;
-        assert_eq!(get_data_err(&mut anonymous, "/cli").await, err::NO_AUTH);
-        // A wrong password: the login fails, and the node stays unreadable to that client.
-        let bad = jaas_file("bob", "wrong");
-        let out = tokio::task::spawn_blocking(move || zkcli(&addr, &bad, "get /cli"))
-            .await
-            .unwrap();
-        assert!(!out.contains("secretdata"), "{out}");
-        assert!(
-            out.contains("AuthFailed") || out.contains("Authentication failed"),
-            "{out}"
-        );
-        // The server still serves others.
-        let mut r = s.raw().await;
-        login(&mut r, "bob", "bob-secret").await;
-        assert_eq!(get_data_err(&mut r, "/cli").await, err::OK);
+        shell_with_a_jaas_client_section(&s, zkcli).await;
     })
     .await
 }
@@ -555,84 +552,36 @@ async fn zkcli_with_a_jaas_client_section() {
 /// `corral cli` with the same JAAS `Client` section zkCli.sh takes (through CLIENT_JVMFLAGS):
 /// it logs in with DIGEST-MD5 after connecting, as ZooKeeper's client does.
 fn corral_cli(addr: &str, jaas: &Jaas, cmds: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
-        .args(["cli", "-timeout", "3000", "-server", addr])
-        .env(
-            "CLIENT_JVMFLAGS",
-            format!(
-                "-Djava.security.auth.login.config={}",
-                jaas.path().display()
-            ),
-        )
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{cmds}\nquit\n").as_bytes())
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("corral cli did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
+    cmd.args(["cli", "-timeout", "3000", "-server", addr]).env(
+        "CLIENT_JVMFLAGS",
+        format!(
+            "-Djava.security.auth.login.config={}",
+            jaas.path().display()
+        ),
+    );
+    transcript(&run_within(
+        &mut cmd,
+        &format!("{cmds}\nquit\n"),
+        Duration::from_secs(30),
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corral_cli_with_a_jaas_client_section() {
     timed(120, async {
         let (s, _jaas) = sasl_server(true, &[]).await;
-        let addr = s.addr();
-        let good = jaas_file("bob", "bob-secret");
-        let out = tokio::task::spawn_blocking({
-            let addr = addr.clone();
-            move || {
-                corral_cli(
-                    &addr,
-                    &good,
-                    "whoami\ncreate /cli secretdata sasl:bob:cdrwa\nget /cli\ngetAcl /cli",
-                )
-            }
-        })
-        .await
-        .unwrap();
-        // As zkCli prints it: the login event, then the sasl id.
+        let (ok, failed) = shell_with_a_jaas_client_section(&s, corral_cli).await;
+        // As zkCli prints them: the login's event; a failed one's, then nothing more is sent.
         assert!(
-            out.contains("WatchedEvent state:SaslAuthenticated type:None path:null"),
-            "{out}"
+            ok.contains("WatchedEvent state:SaslAuthenticated type:None path:null"),
+            "{ok}"
         );
-        assert!(out.contains("\nsasl: bob\n"), "{out}");
-        assert!(out.contains("Created /cli"), "{out}");
-        assert!(out.contains("secretdata"), "{out}");
-        assert!(out.contains("'sasl,'bob"), "{out}");
-        // A wrong password: AuthFailed, and nothing more is sent (zkCli: "Not connected").
-        let bad = jaas_file("bob", "wrong");
-        let out = tokio::task::spawn_blocking({
-            let addr = addr.clone();
-            move || corral_cli(&addr, &bad, "get /cli")
-        })
-        .await
-        .unwrap();
         assert!(
-            out.contains("WatchedEvent state:AuthFailed type:None path:null"),
-            "{out}"
+            failed.contains("WatchedEvent state:AuthFailed type:None path:null"),
+            "{failed}"
         );
-        assert!(!out.contains("secretdata"), "{out}");
-        assert!(out.contains("Not connected"), "{out}");
+        assert!(failed.contains("Not connected"), "{failed}");
         // A Kerberos section is refused with the reason.
         let dir = make_temp_dir();
         let krb = dir.join("krb.conf");
@@ -641,6 +590,7 @@ async fn corral_cli_with_a_jaas_client_section() {
             "Client {\n  com.sun.security.auth.module.Krb5LoginModule required\n  useKeyTab=true;\n};\n",
         )
         .unwrap();
+        let addr = s.addr();
         let out = tokio::task::spawn_blocking(move || corral_cli(&addr, &Jaas(krb), "ls /"))
             .await
             .unwrap();

@@ -583,37 +583,17 @@ async fn corral_cli_over_tls_with_a_client_configuration_file() {
 /// Runs `corral cli -server addr -client-configuration props` on `script` (stdin), bounded;
 /// returns stdout and stderr together.
 fn run_cli(addr: &str, props: &Path, script: &str) -> String {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
-        .args([
-            "cli",
-            "-timeout",
-            "3000",
-            "-server",
-            addr,
-            "-client-configuration",
-        ])
-        .arg(props)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("corral cli did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_corral"));
+    cmd.args([
+        "cli",
+        "-timeout",
+        "3000",
+        "-server",
+        addr,
+        "-client-configuration",
+    ])
+    .arg(props);
+    let out = run_within(&mut cmd, script, Duration::from_secs(30));
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
