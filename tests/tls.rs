@@ -262,6 +262,11 @@ async fn zkcli_and_four_letter_words_work_over_tls() {
     assert!(srvr.contains("Zookeeper version:"), "srvr over TLS: {srvr}");
     assert!(srvr.contains("Mode: standalone"), "srvr over TLS: {srvr}");
     assert_eq!(four_letter_tls(&sec, &alice, "ruok"), "imok");
+    let conf = four_letter_tls(&sec, &alice, "conf");
+    assert!(
+        conf.contains(&format!("secureClientPort={}\n", sec.port)),
+        "conf over TLS: {conf}"
+    );
 }
 
 #[tokio::test]

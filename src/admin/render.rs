@@ -174,8 +174,12 @@ pub fn render_conf(stats: &ServerStats, dirs: &DirsInfo, cfg: &Config) -> String
 
     let mut out = String::new();
     let _ = writeln!(out, "clientPort={}", stats.client_port);
-    // corral has no TLS listener: ZooKeeper prints -1 when there is none.
-    out.push_str("secureClientPort=-1\n");
+    // The secure client port as bound; -1 without one, as ZooKeeper prints it.
+    let _ = writeln!(
+        out,
+        "secureClientPort={}",
+        cfg.secure_client_port.map_or(-1, i32::from)
+    );
     let _ = writeln!(out, "dataDir={}", snap_dir.display());
     let _ = writeln!(out, "dataDirSize={}", dirs.datadir_size);
     let _ = writeln!(out, "dataLogDir={}", log_dir.display());
