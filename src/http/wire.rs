@@ -55,7 +55,14 @@ impl Wire {
         if let Wire::Tls { tcp, tls, deadline } = &mut wire {
             while tls.is_handshaking() {
                 push(tls, tcp)?;
-                if tls.is_handshaking() && tls.wants_read() && pull(tls, tcp, *deadline)? == 0 {
+                if !tls.is_handshaking() {
+                    break;
+                }
+                // Mid-handshake with nothing to send, rustls waits for the client.
+                if !tls.wants_read() {
+                    return Err(io::Error::other("TLS handshake stalled"));
+                }
+                if pull(tls, tcp, *deadline)? == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
             }
