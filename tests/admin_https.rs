@@ -321,7 +321,7 @@ async fn port_unification_serves_http_and_https_on_one_port() {
         port,
         &[
             ("admin.portUnification", "true"),
-            ("admin.idleTimeout", "1500"),
+            ("admin.idleTimeout", "4000"),
             ("authProvider.1", X509_PROVIDER),
             ("ssl.trustStore.location", &certs.ca().display().to_string()),
         ],
@@ -389,12 +389,13 @@ async fn port_unification_serves_http_and_https_on_one_port() {
     let junk_closed = junk_closed.expect("garbage after 0x16 closes the connection");
     let stall_closed = stall_closed.expect("a stalled handshake is closed");
     assert!(
-        junk_closed - t0 < Duration::from_secs(1),
+        // Well inside the idle timeout, with room for a loaded machine's scheduling.
+        junk_closed - t0 < Duration::from_millis(2500),
         "{:?}",
         junk_closed - t0
     );
     assert!(
-        stall_closed - t0 >= Duration::from_millis(1000),
+        stall_closed - t0 >= Duration::from_millis(3000),
         "closed after {:?}, before the idle timeout",
         stall_closed - t0
     );
