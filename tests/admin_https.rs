@@ -130,16 +130,28 @@ fn curl(url: &str, args: &[&str]) -> Curl {
     }
 }
 
-/// curl's arguments for a client certificate and the CA that signed the server's.
-fn with_cert<'a>(ca: &'a Path, cert: &'a (PathBuf, PathBuf)) -> Vec<&'a str> {
-    vec![
-        "--cacert",
-        ca.to_str().unwrap(),
-        "--cert",
-        cert.0.to_str().unwrap(),
-        "--key",
-        cert.1.to_str().unwrap(),
-    ]
+/// [`curl`] on a blocking thread, with the CA that signed the server's certificate (if any),
+/// a client certificate (if any), then `extra`.
+async fn fetch(
+    url: String,
+    ca: Option<&Path>,
+    cert: Option<&(PathBuf, PathBuf)>,
+    extra: &[&str],
+) -> Curl {
+    let mut args: Vec<String> = Vec::new();
+    if let Some(ca) = ca {
+        args.extend(["--cacert".into(), ca.display().to_string()]);
+    }
+    if let Some((crt, key)) = cert {
+        args.extend(["--cert".into(), crt.display().to_string()]);
+        args.extend(["--key".into(), key.display().to_string()]);
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
+    blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&url, &args)
+    })
+    .await
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -182,10 +194,11 @@ async fn https_with_client_certificates_and_x509_auth() {
     };
     let url = move |cmd: &str| format!("https://127.0.0.1:{port}/commands/{cmd}");
     let ca = certs.ca();
+    let ca = Some(ca.as_path());
+    let x509 = ["-H", "Authorization: x509"];
 
     // A command over TLS with a client certificate: ZooKeeper's JSON, and Jetty's HSTS header.
-    let (u, c, a) = (url("ruok"), ca.clone(), admin.clone());
-    let r = blocking(move || curl(&u, &with_cert(&c, &a))).await;
+    let r = fetch(url("ruok"), ca, Some(&admin), &[]).await;
     assert_eq!((r.code, r.status), (0, 200), "curl: {}", r.stderr);
     assert_eq!(r.json()["command"], "ruok");
     assert_eq!(
@@ -194,16 +207,20 @@ async fn https_with_client_certificates_and_x509_auth() {
     );
 
     // needClientAuth: no certificate, one from another CA, or an expired one: no handshake.
-    let (u, c) = (url("ruok"), ca.clone());
-    let r = blocking(move || curl(&u, &["--cacert", c.to_str().unwrap()])).await;
+    let r = fetch(url("ruok"), ca, None, &[]).await;
     assert!(r.code != 0 && r.status == 0, "no certificate: {}", r.stderr);
-    for bad in [stranger.clone(), expired.clone()] {
-        let (u, c, b) = (url("ruok"), ca.clone(), bad.clone());
-        let r = blocking(move || curl(&u, &with_cert(&c, &b))).await;
+    for bad in [&stranger, &expired] {
+        let r = fetch(url("ruok"), ca, Some(bad), &[]).await;
         assert!(r.code != 0 && r.status == 0, "{bad:?}: {}", r.stderr);
     }
     // Plain HTTP on the HTTPS port gets no answer.
-    let r = blocking(move || curl(&format!("http://127.0.0.1:{port}/commands/ruok"), &[])).await;
+    let r = fetch(
+        format!("http://127.0.0.1:{port}/commands/ruok"),
+        None,
+        None,
+        &[],
+    )
+    .await;
     assert!(r.status == 0 && r.code != 0, "plain HTTP: {}", r.stderr);
 
     // Only O=corral,CN=admin has ALL on /; everyone may read and create.
@@ -221,13 +238,7 @@ async fn https_with_client_certificates_and_x509_auth() {
         .unwrap();
 
     // x509: the certificate proves the id (the header only names the scheme).
-    let (u, c, a) = (url("snapshot"), ca.clone(), admin.clone());
-    let r = blocking(move || {
-        let mut args = with_cert(&c, &a);
-        args.extend(["-H", "Authorization: x509"]);
-        curl(&u, &args)
-    })
-    .await;
+    let r = fetch(url("snapshot"), ca, Some(&admin), &x509).await;
     assert_eq!((r.code, r.status), (0, 200), "{}", r.stderr);
     assert!(r.header("last_zxid").is_some(), "{}", r.head);
     assert_eq!(
@@ -238,46 +249,22 @@ async fn https_with_client_certificates_and_x509_auth() {
     let backup = certs.dir.join("backup.snap");
     std::fs::write(&backup, &r.body).unwrap();
     // The superUser's DN passes although no ACL names it.
-    let (u, c, b) = (url("snapshot?streaming=false"), ca.clone(), boss.clone());
-    let r = blocking(move || {
-        let mut args = with_cert(&c, &b);
-        args.extend(["-H", "Authorization: x509"]);
-        curl(&u, &args)
-    })
-    .await;
+    let r = fetch(url("snapshot?streaming=false"), ca, Some(&boss), &x509).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     // Another trusted certificate is authenticated, not authorized.
-    let (u, c, o) = (url("snapshot"), ca.clone(), other.clone());
-    let r = blocking(move || {
-        let mut args = with_cert(&c, &o);
-        args.extend(["-H", "Authorization: x509"]);
-        curl(&u, &args)
-    })
-    .await;
+    let r = fetch(url("snapshot"), ca, Some(&other), &x509).await;
     assert_eq!(
         (r.status, r.json()["error"].clone()),
         (403, "Not authorized".into())
     );
     // Without the header, no auth at all; with another scheme, that scheme's rules.
-    let (u, c, a) = (url("snapshot"), ca.clone(), admin.clone());
-    let r = blocking(move || curl(&u, &with_cert(&c, &a))).await;
+    let r = fetch(url("snapshot"), ca, Some(&admin), &[]).await;
     assert_eq!(r.status, 401);
-    let (u, c, a) = (url("snapshot"), ca.clone(), admin.clone());
-    let r = blocking(move || {
-        let mut args = with_cert(&c, &a);
-        args.extend(["-H", "Authorization: digest admin:secret"]);
-        curl(&u, &args)
-    })
-    .await;
+    let digest = ["-H", "Authorization: digest admin:secret"];
+    let r = fetch(url("snapshot"), ca, Some(&admin), &digest).await;
     assert_eq!(r.status, 403);
     // log_level over TLS with x509.
-    let (u, c, a) = (url("log_level?level=debug"), ca.clone(), admin.clone());
-    let r = blocking(move || {
-        let mut args = with_cert(&c, &a);
-        args.extend(["-H", "Authorization: x509"]);
-        curl(&u, &args)
-    })
-    .await;
+    let r = fetch(url("log_level?level=debug"), ca, Some(&admin), &x509).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 
     // Clients on the client port were served all along; this one writes after the backup.
@@ -285,14 +272,9 @@ async fn https_with_client_certificates_and_x509_auth() {
 
     // restore over HTTPS with x509: the upload goes through TLS (curl may ask for 100
     // Continue first), the answer comes back, the server re-executes itself on the backup.
-    let (u, c, a, b) = (url("restore"), ca.clone(), admin.clone(), backup.clone());
-    let r = blocking(move || {
-        let mut args = with_cert(&c, &a);
-        let at = format!("@{}", b.display());
-        args.extend(["-H", "Authorization: x509", "--data-binary", &at]);
-        curl(&u, &args)
-    })
-    .await;
+    let upload = format!("@{}", backup.display());
+    let args = ["-H", "Authorization: x509", "--data-binary", &upload];
+    let r = fetch(url("restore"), ca, Some(&admin), &args).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert!(r.json()["last_zxid"].as_i64().is_some(), "{}", r.json());
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -308,8 +290,7 @@ async fn https_with_client_certificates_and_x509_auth() {
     assert!(restored.check_stat("/after").await.unwrap().is_none());
     assert_eq!(restored.get_acl("/").await.unwrap().0.len(), 2);
     // The admin server is back, over HTTPS.
-    let (u, c, a) = (url("ruok"), ca.clone(), admin.clone());
-    let r = blocking(move || curl(&u, &with_cert(&c, &a))).await;
+    let r = fetch(url("ruok"), ca, Some(&admin), &[]).await;
     assert_eq!(r.status, 200, "{}", r.stderr);
 }
 
@@ -328,16 +309,17 @@ async fn port_unification_serves_http_and_https_on_one_port() {
     ))
     .await;
     let ca = certs.ca();
-    let r = blocking(move || curl(&format!("http://127.0.0.1:{port}/commands/ruok"), &[])).await;
+    let ca = Some(ca.as_path());
+    let plain = format!("http://127.0.0.1:{port}/commands/ruok");
+    let r = fetch(plain.clone(), None, None, &[]).await;
     assert_eq!((r.code, r.status), (0, 200), "{}", r.stderr);
     assert_eq!(r.header("strict-transport-security"), None);
-    let c = ca.clone();
-    let r = blocking(move || {
-        curl(
-            &format!("https://127.0.0.1:{port}/commands/stat"),
-            &["--cacert", c.to_str().unwrap()],
-        )
-    })
+    let r = fetch(
+        format!("https://127.0.0.1:{port}/commands/stat"),
+        ca,
+        None,
+        &[],
+    )
     .await;
     assert_eq!((r.code, r.status), (0, 200), "{}", r.stderr);
     assert_eq!(r.json()["command"], "stats");
@@ -345,16 +327,8 @@ async fn port_unification_serves_http_and_https_on_one_port() {
 
     // needClientAuth is off: no certificate is asked for, so x509 proves nothing.
     let admin = certs.client("admin", "admin", false);
-    let c = ca.clone();
-    let r = blocking(move || {
-        let mut args = with_cert(&c, &admin);
-        args.extend(["-H", "Authorization: x509"]);
-        curl(
-            &format!("https://127.0.0.1:{port}/commands/snapshot"),
-            &args,
-        )
-    })
-    .await;
+    let snapshot = format!("https://127.0.0.1:{port}/commands/snapshot");
+    let r = fetch(snapshot, ca, Some(&admin), &["-H", "Authorization: x509"]).await;
     assert_eq!(
         (r.status, r.json()["error"].clone()),
         (401, "Not authenticated".into())
@@ -399,7 +373,7 @@ async fn port_unification_serves_http_and_https_on_one_port() {
         "closed after {:?}, before the idle timeout",
         stall_closed - t0
     );
-    let r = blocking(move || curl(&format!("http://127.0.0.1:{port}/commands/ruok"), &[])).await;
+    let r = fetch(plain, None, None, &[]).await;
     assert_eq!(r.status, 200);
     assert_eq!(server.four_letter("ruok").await, "imok");
 }

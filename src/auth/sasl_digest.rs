@@ -113,14 +113,14 @@ impl Exchange {
     }
 }
 
-/// A response's directives, as bytes (quoted values unescaped).
+/// A challenge's or response's directives, as bytes (quoted values unescaped).
 #[derive(Default)]
-struct Directives {
+pub(crate) struct Directives {
     pairs: Vec<(String, Vec<u8>)>,
 }
 
 impl Directives {
-    fn get(&self, key: &str) -> Option<&[u8]> {
+    pub(crate) fn get(&self, key: &str) -> Option<&[u8]> {
         self.pairs
             .iter()
             .find(|(k, _)| k == key)
@@ -131,7 +131,7 @@ impl Directives {
 /// Parses RFC 2831's `1#( key "=" ( token | quoted-string ) )`: elements separated by commas
 /// and optional white space, empty elements allowed. A directive given twice is an error, as in
 /// the JDK (which allows only `realm` to repeat, and only in a challenge).
-fn parse_directives(b: &[u8]) -> Result<Directives, SaslError> {
+pub(crate) fn parse_directives(b: &[u8]) -> Result<Directives, SaslError> {
     let mut d = Directives::default();
     let mut i = 0;
     let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');

@@ -375,13 +375,24 @@ impl Client {
     /// checked. Any failure (a refused response, a server that does not prove the password)
     /// is `AuthFailed`.
     fn sasl_login(&mut self, user: &str, password: &str) -> Result<()> {
-        use crate::auth::sasl_digest::{response_value, Parts, SERVER_NAME, SERVICE};
-        let token = |r: &mut Reader| r.buffer().map(|b| b.to_vec()).map_err(proto_err);
+        use crate::auth::sasl_digest::{
+            parse_directives, response_value, Parts, SERVER_NAME, SERVICE,
+        };
+        // The server's token as directives (the server side's parser).
+        let directives = |r: &mut Reader| {
+            let token = r.buffer().map_err(proto_err)?;
+            parse_directives(&token).map_err(|e| Error::Protocol(e.to_string()))
+        };
         let mut r = self.call(op::SASL, |b| b.put_jbuffer(&[]))?;
-        let challenge = String::from_utf8_lossy(&token(&mut r)?).into_owned();
-        let nonce = directive(&challenge, "nonce")
+        let challenge = directives(&mut r)?;
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let nonce = challenge
+            .get("nonce")
+            .map(text)
             .ok_or_else(|| Error::Protocol("DIGEST-MD5 challenge without a nonce".into()))?;
-        let realm = directive(&challenge, "realm").unwrap_or_else(|| SERVER_NAME.to_string());
+        let realm = challenge
+            .get("realm")
+            .map_or_else(|| SERVER_NAME.to_string(), text);
         let cnonce = {
             use base64::Engine;
             let raw: [u8; 30] = rand::random();
@@ -401,15 +412,16 @@ impl Client {
         let response =
             String::from_utf8(response_value(&parts, b"AUTHENTICATE")).expect("hex is ASCII");
         let answer = format!(
-            "charset=utf-8,username=\"{}\",realm=\"{}\",nonce=\"{nonce}\",nc=00000001,\
+            "charset=utf-8,username=\"{}\",realm=\"{}\",nonce=\"{}\",nc=00000001,\
              cnonce=\"{cnonce}\",digest-uri=\"{uri}\",maxbuf=65536,response={response},qop=auth",
             quote(user),
-            quote(&realm)
+            quote(&realm),
+            quote(&nonce)
         );
         let mut r = self.call(op::SASL, |b| b.put_jbuffer(answer.as_bytes()))?;
-        let reply = String::from_utf8_lossy(&token(&mut r)?).into_owned();
-        let expected = String::from_utf8(response_value(&parts, b"")).expect("hex is ASCII");
-        if directive(&reply, "rspauth").as_deref() != Some(expected.as_str()) {
+        let reply = directives(&mut r)?;
+        let expected = response_value(&parts, b"");
+        if reply.get("rspauth") != Some(expected.as_slice()) {
             return Err(Error::Keeper(Code::AuthFailed));
         }
         Ok(())
@@ -585,43 +597,6 @@ impl Drop for Client {
     }
 }
 
-/// A directive's value in a DIGEST-MD5 challenge (`key="value"` or `key=value`).
-fn directive(text: &str, key: &str) -> Option<String> {
-    let mut rest = text;
-    while !rest.is_empty() {
-        let (k, after) = rest.split_once('=')?;
-        let (value, next) = if let Some(q) = after.strip_prefix('"') {
-            // A quoted string: `\x` stands for `x`.
-            let mut v = String::new();
-            let mut chars = q.char_indices();
-            let mut end = q.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, e)) = chars.next() {
-                            v.push(e);
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    c => v.push(c),
-                }
-            }
-            (v, q[end..].trim_start_matches(','))
-        } else {
-            let (v, next) = after.split_once(',').unwrap_or((after, ""));
-            (v.to_string(), next)
-        };
-        if k.trim().eq_ignore_ascii_case(key) {
-            return Some(value);
-        }
-        rest = next.trim_start();
-    }
-    None
-}
-
 /// A quoted-string's content: `"` and `\` escaped.
 fn quote(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
@@ -780,18 +755,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn challenge_directives_quoted_or_not() {
-        let c = r#"realm="zk-sasl-md5",nonce="a\"b,c",qop="auth",charset=utf-8,algorithm=md5-sess"#;
-        assert_eq!(directive(c, "realm").as_deref(), Some("zk-sasl-md5"));
-        assert_eq!(directive(c, "nonce").as_deref(), Some("a\"b,c"));
-        assert_eq!(directive(c, "charset").as_deref(), Some("utf-8"));
-        assert_eq!(directive(c, "algorithm").as_deref(), Some("md5-sess"));
-        assert_eq!(directive(c, "missing"), None);
-        assert_eq!(
-            directive("rspauth=0123abcd", "rspauth").as_deref(),
-            Some("0123abcd")
-        );
-        assert_eq!(directive("", "x"), None);
+    fn quoting_and_host_names() {
         assert_eq!(quote(r#"a"b\c"#), r#"a\"b\\c"#);
         assert_eq!(host_name("[::1]:2181"), "::1");
         assert_eq!(host_name("zk1.example:2281"), "zk1.example");

@@ -179,7 +179,7 @@ pub(super) fn start(cfg: &Config, inspector: Inspector, tls: Option<Arc<rustls::
         restore_limiter: Limiter::new(Duration::from_millis(s.rate_limiter_interval)),
         sending: Arc::new(AtomicBool::new(false)),
         x509_check: x509_check(cfg),
-        x509_super_user: secure::lookup(cfg, "X509AuthenticationProvider.superUser"),
+        x509_super_user: secure::super_user(cfg),
     };
     let limits = Limits {
         max_connections: MAX_CONNECTIONS,
@@ -447,13 +447,10 @@ impl Admin {
             .as_ref()
             .ok_or("no usable ssl.trustStore.location to check the certificate against")?;
         check.verify(&req.client_chain)?;
-        let dn = tls::subject_dn(req.client_chain[0].as_ref())?;
-        let mut ids = Vec::new();
-        if self.x509_super_user.as_deref() == Some(dn.as_str()) {
-            ids.push(Id::new("super", &dn));
-        }
-        ids.push(Id::new("x509", &dn));
-        Ok(ids)
+        secure::x509_ids(
+            req.client_chain[0].as_ref(),
+            self.x509_super_user.as_deref(),
+        )
     }
 
     /// `snapshot[?streaming=false]`: the tree as one of corral's snapshot files; headers

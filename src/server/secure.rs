@@ -38,7 +38,7 @@ pub fn lookup(cfg: &Config, key: &str) -> Option<String> {
 }
 
 /// `zookeeper.X509AuthenticationProvider.superUser`: the subject DN made a super user.
-fn super_user(cfg: &Config) -> Option<String> {
+pub(super) fn super_user(cfg: &Config) -> Option<String> {
     lookup(cfg, "X509AuthenticationProvider.superUser")
 }
 
@@ -98,22 +98,31 @@ impl SecurePort {
         let stream = futures_lite::future::or(accept, timeout)
             .await
             .map_err(|e| e.to_string())?;
-        let mut ids = Vec::new();
-        if let Some(cert) = stream
+        let ids = match stream
             .get_ref()
             .1
             .peer_certificates()
             .and_then(|c| c.first())
         {
             // rustls has verified the chain against the trust store during the handshake.
-            let dn = tls::subject_dn(cert.as_ref())?;
-            if self.super_user.as_deref() == Some(dn.as_str()) {
-                ids.push(Id::new("super", &dn));
-            }
-            ids.push(Id::new("x509", &dn));
-        }
+            Some(cert) => x509_ids(cert.as_ref(), self.super_user.as_deref())?,
+            None => Vec::new(),
+        };
         Ok((stream, ids))
     }
+}
+
+/// The ids a verified client certificate (`leaf`, DER) proves, as ZooKeeper's
+/// X509AuthenticationProvider names them: `x509:<subject DN>`, and `super:<DN>` first when the
+/// DN is `superUser`'s. The secure client port and the admin server both use it.
+pub(super) fn x509_ids(leaf: &[u8], super_user: Option<&str>) -> Result<Vec<Id>, String> {
+    let dn = tls::subject_dn(leaf)?;
+    let mut ids = Vec::new();
+    if super_user == Some(dn.as_str()) {
+        ids.push(Id::new("super", &dn));
+    }
+    ids.push(Id::new("x509", &dn));
+    Ok(ids)
 }
 
 /// Checks the stores every `RELOAD_CHECK` for the shard's life.
