@@ -136,6 +136,10 @@ fn unsnappy(raw: &[u8]) -> Result<Option<Vec<u8>>, String> {
     const HEADER: usize = 16;
     /// snappy-java writes 32 KiB blocks; anything far larger is not its stream.
     const MAX_BLOCK: usize = 64 << 20;
+    // Empty, or cut inside its header: ZooKeeper was stopped while it began the file.
+    if raw.len() < HEADER && MAGIC.starts_with(&raw[..raw.len().min(8)]) {
+        return Ok(None);
+    }
     if raw.len() < HEADER || raw[..8] != MAGIC {
         return Err("not a snappy stream (no snappy-java header)".to_string());
     }
@@ -453,7 +457,10 @@ mod tests {
             unsnappy(&two).unwrap(),
             Some([whole.clone(), b.clone()].concat())
         );
-        // Cut inside a block, inside a length, inside a second header: incomplete.
+        // Empty, cut inside the header, a block, a length or a second header: incomplete.
+        for cut in [0, 5, 12] {
+            assert_eq!(unsnappy(&one[..cut]).unwrap(), None, "cut at {cut}");
+        }
         for cut in [one.len() - 3, 17, one.len() + 5] {
             assert_eq!(unsnappy(&two[..cut]).unwrap(), None, "cut at {cut}");
         }
