@@ -713,8 +713,8 @@ impl DataTree {
     /// Applies a logged txn on top of a fuzzy snapshot (one taken while writes went on), with
     /// ZooKeeper's replay rules: every txn carries absolute values, so applying the log from the
     /// snapshot's start zxid converges on the exact state, provided each op tolerates finding
-    /// its effect already there (a create of an existing node only moves the parent's cversion
-    /// and pzxid forward) or its subject gone (a set on a missing node is skipped). A delete
+    /// its effect already there (a create of an existing node only sets its ACL and moves the
+    /// parent's cversion and pzxid forward) or its subject gone (a set on a missing node is skipped). A delete
     /// also removes descendants: any node below it in the snapshot was created after the delete
     /// and is created again by a later record.
     pub fn apply_replay(&mut self, txn: &Txn) {
@@ -729,13 +729,20 @@ impl DataTree {
             match op {
                 TxnOp::Create {
                     path,
+                    acl,
                     parent_cversion,
                     ..
                 } => {
                     let Some(parent) = self.id_of(parent_of(path)) else {
                         continue;
                     };
-                    if self.id_of(path).is_some() {
+                    if let Some(id) = self.id_of(path) {
+                        // ZooKeeper's createNode gives the existing node the txn's ACL: a
+                        // fuzzy ZooKeeper snapshot can hold this node with an ACL index its
+                        // map lacks (zkfiles::snap), and this is where it gets its list.
+                        // Any later setACL is replayed after it, so the end state holds.
+                        let acl = self.acls.intern(acl);
+                        self.slab.get_mut(id).acl = acl;
                         let parent = self.slab.get_mut(parent);
                         if *parent_cversion > parent.cversion {
                             parent.cversion = *parent_cversion;

@@ -228,19 +228,19 @@ pub fn run(
                 continue;
             }
         };
-        let (tree, _) = snap::read(Bytes::from(bytes), *z).map_err(|e| {
+        let (tree, counts) = snap::read(Bytes::from(bytes), *z).map_err(|e| {
             format!(
                 "{}: {e}\n(move it aside to import from an older snapshot and the logs after \
                  it)",
                 p.display()
             )
         })?;
-        loaded = Some((tree, *z, p.clone()));
+        loaded = Some((tree, counts.unlisted_acls, *z, p.clone()));
         break;
     }
-    let (mut tree, snap_zxid, snapshot) = match loaded {
-        Some((tree, z, p)) => (tree, Some(z), Some(p)),
-        None => (DataTree::new(), None, None),
+    let (mut tree, mut unlisted, snap_zxid, snapshot) = match loaded {
+        Some((tree, unlisted, z, p)) => (tree, unlisted, Some(z), Some(p)),
+        None => (DataTree::new(), Default::default(), None, None),
     };
     // ZooKeeper's FileTxnLog.getLogFiles: the newest log starting at or before the
     // snapshot's zxid, and every later one.
@@ -268,8 +268,23 @@ pub fn run(
             prev = txn.zxid;
             settle_parent_cversion(&tree, &mut txn.op);
             replay(&mut tree, &txn).map_err(|e| format!("{name}: {e}"))?;
+            if !unlisted.is_empty() {
+                settle_acls(&txn.op, &mut unlisted);
+            }
             replayed += 1;
         }
+    }
+    // A node of the snapshot still naming an ACL its map lacks was not created or given an
+    // ACL by any txn after it: not a fuzzy snapshot's node but a damaged one.
+    if let Some((path, n)) = unlisted.iter().find(|(p, _)| tree.get(p).is_some()) {
+        return Err(format!(
+            "{}: node {path:?} refers to ACL {n}, which neither the snapshot lists nor a \
+             later txn sets: the snapshot is damaged",
+            snapshot
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ));
     }
     let zxid = tree.last_zxid();
     let accepted = read_epoch(&snap_dir, "acceptedEpoch")?;
@@ -309,6 +324,18 @@ fn replay(tree: &mut DataTree, txn: &crate::txn::Txn) -> Result<(), String> {
             txn.zxid
         )
     })
+}
+
+/// Marks the nodes `op` gives an ACL (a create, even of a node already there, or a setACL) as
+/// settled: `unlisted` holds the snapshot's nodes whose ACL index its map lacks.
+fn settle_acls(op: &TxnOp, unlisted: &mut std::collections::BTreeMap<String, i64>) {
+    match op {
+        TxnOp::Create { path, .. } | TxnOp::SetAcl { path, .. } => {
+            unlisted.remove(path);
+        }
+        TxnOp::Multi(ops) => ops.iter().for_each(|op| settle_acls(op, unlisted)),
+        _ => {}
+    }
 }
 
 /// ZooKeeper's DataTree.createNode takes a parentCVersion of -1 as "the parent's plus one"
@@ -367,6 +394,7 @@ fn write_corral(dir: &Path, tree: &DataTree, accepted: u32, current: u32) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::records::Acl;
     use crate::zkfiles::txnlog::tests::record;
 
     fn scratch(name: &str) -> PathBuf {
@@ -473,5 +501,85 @@ mod tests {
         let mut huge = one[..16].to_vec();
         huge.extend_from_slice(&i32::MAX.to_be_bytes());
         assert!(unsnappy(&huge).is_err());
+    }
+
+    /// A fuzzy snapshot as ZooKeeper can write one: its ACL map lists only index 1 (open),
+    /// while node /a, created by zxid 0x11 with a new list during the walk that began at
+    /// zxid 0x10 (the snapshot's name), names index 2.
+    fn fuzzy_snapshot() -> Vec<u8> {
+        use crate::proto::jute::Writer;
+        use bytes::{BufMut, BytesMut};
+        let mut b = BytesMut::new();
+        b.put_i32(snap::MAGIC);
+        b.put_i32(crate::zkfiles::FILE_VERSION);
+        b.put_i64(-1);
+        b.put_i32(0);
+        b.put_i32(1);
+        b.put_i64(1);
+        Acl::encode_list(&Acl::open_unsafe(), &mut b);
+        for (path, acl_ref, czxid) in [("", 1i64, 0i64), ("/a", 2, 0x11)] {
+            b.put_jstring(path);
+            b.put_jbuffer_opt(Some(b"v"));
+            b.put_i64(acl_ref);
+            for v in [czxid, czxid, 1, 1] {
+                b.put_i64(v);
+            }
+            for v in [0i32, i32::from(path.is_empty()), 0] {
+                b.put_i32(v);
+            }
+            b.put_i64(0);
+            b.put_i64(czxid);
+        }
+        b.put_jstring("/");
+        let sum = crate::zkfiles::adler32(&b);
+        b.put_i64(i64::from(sum));
+        b.put_jstring("/");
+        b.to_vec()
+    }
+
+    #[test]
+    fn a_fuzzy_snapshots_unlisted_acl_comes_from_the_log() {
+        use crate::proto::jute::Writer;
+        use crate::proto::records::Id;
+        use bytes::{BufMut, BytesMut};
+        let d = scratch("fuzzyacl");
+        let v2 = d.join("zk").join(crate::zkfiles::VERSION_DIR);
+        fs::write(v2.join("snapshot.10"), fuzzy_snapshot()).unwrap();
+        let digest = vec![Acl {
+            perms: 31,
+            id: Id::new("digest", "u:h"),
+        }];
+        // The log after 0x10: /a's create (already in the snapshot), then /b with the same list.
+        let mut f = Vec::new();
+        f.extend_from_slice(&txnlog::MAGIC.to_be_bytes());
+        f.extend_from_slice(&2i32.to_be_bytes());
+        f.extend_from_slice(&0i64.to_be_bytes());
+        for (z, path) in [(0x11, "/a"), (0x12, "/b")] {
+            let mut b = BytesMut::new();
+            b.put_jstring(path);
+            b.put_jbuffer(b"v");
+            Acl::encode_list(&digest, &mut b);
+            b.put_jbool(false);
+            b.put_i32(z as i32 - 0x10);
+            record(&mut f, z, 1, &b);
+        }
+        // Without the log, /a has no ACL to take: refused, nothing written.
+        let e = run(&d.join("zk"), None, &d.join("nolog"), false).unwrap_err();
+        assert!(e.contains("\"/a\" refers to ACL 2"), "{e}");
+        assert!(!d.join("nolog").exists());
+        fs::write(v2.join("log.1"), &f).unwrap();
+        let s = run(&d.join("zk"), None, &d.join("corral"), false).unwrap();
+        // The root, /a, /b and the three under /zookeeper that every tree has.
+        assert_eq!((s.zxid, s.txns, s.nodes), (0x12, 2, 6));
+        let r = crate::storage::recover::recover(
+            &d.join("corral").join("wal"),
+            &d.join("corral").join("snapshots"),
+        )
+        .unwrap();
+        for p in ["/a", "/b"] {
+            assert_eq!(*r.tree.get(p).unwrap().acl, digest, "{p}");
+        }
+        assert_eq!(*r.tree.get("/").unwrap().acl, Acl::open_unsafe());
+        let _ = fs::remove_dir_all(&d);
     }
 }

@@ -17,7 +17,7 @@
 //! The stored cversion is the count of children ever created, in both servers (the client
 //! sees `2 * cversion - children`), so stats carry over unchanged.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -31,10 +31,18 @@ use crate::tree::{join, parent_of, DataTree, Node, SessionEntry};
 pub const MAGIC: i32 = 0x5a4b_534e;
 
 /// What a snapshot held, for the tool's summary.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
     pub nodes: usize,
     pub sessions: usize,
+    /// Nodes whose ACL index the snapshot's ACL map lacks, with that index. ZooKeeper writes
+    /// the map first and the nodes after it while writes go on, so a node created (or given
+    /// a new ACL) during the walk can name a list allocated after the map was written. The
+    /// txn that did it is in the log after the snapshot, and ZooKeeper's replay of it gives
+    /// the node its ACL again (DataTree.createNode sets an existing node's ACL, setACL sets
+    /// it); until then such a node holds an empty list. The importer refuses any node left
+    /// here once the log is replayed.
+    pub unlisted_acls: BTreeMap<String, i64>,
 }
 
 /// A reader that names the offset in its errors.
@@ -122,7 +130,8 @@ impl In {
 
 /// Reads a whole (uncompressed) ZooKeeper snapshot into a tree whose last zxid is `zxid` (the
 /// one in the file's name). Any damage is an error: a bad checksum, a cut, a node before its
-/// parent, an ACL reference the file does not list, trailing bytes.
+/// parent, trailing bytes. An ACL reference the file does not list is a fuzzy snapshot's
+/// (see `Counts::unlisted_acls`), for the log replay to settle.
 pub fn read(bytes: Bytes, zxid: i64) -> Result<(DataTree, Counts), String> {
     let all = bytes.clone();
     let mut r = In {
@@ -158,6 +167,7 @@ pub fn read(bytes: Bytes, zxid: i64) -> Result<(DataTree, Counts), String> {
         acls.insert(id, Arc::new(list));
     }
     let open = Arc::new(Acl::open_unsafe());
+    let unlisted = Arc::new(Vec::new());
     loop {
         let at = r.off();
         let path = r.string()?;
@@ -168,9 +178,11 @@ pub fn read(bytes: Bytes, zxid: i64) -> Result<(DataTree, Counts), String> {
         let acl_ref = r.i64()?;
         let acl = match acl_ref {
             -1 => open.clone(),
-            n => acls.get(&n).cloned().ok_or_else(|| {
-                format!("node {path:?} refers to ACL {n}, which the snapshot does not list")
-            })?,
+            n => acls.get(&n).cloned().unwrap_or_else(|| {
+                let p = if path.is_empty() { "/" } else { &path };
+                counts.unlisted_acls.insert(p.to_string(), n);
+                unlisted.clone()
+            }),
         };
         let mut node = Node::detached(data.map(|d| crate::txn::Data::from(&d[..])), acl);
         node.czxid = r.i64()?;
