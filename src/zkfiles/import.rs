@@ -33,6 +33,9 @@ pub struct Summary {
     pub zxid: i64,
     pub nodes: usize,
     pub sessions: usize,
+    /// Nodes of the snapshot naming an ACL its map lacks (written while they were created),
+    /// given their ACL by the log.
+    pub fuzzy_acls: usize,
     /// Things the user should check (printed to stderr).
     pub warnings: Vec<String>,
 }
@@ -66,6 +69,16 @@ pub fn main(args: &[String]) -> i32 {
             }
             for l in &s.logs {
                 println!("log {}", l.display());
+            }
+            if s.fuzzy_acls > 0 {
+                let (n, noun) = match s.fuzzy_acls {
+                    1 => (1, "node"),
+                    n => (n, "nodes"),
+                };
+                println!(
+                    "{n} {noun} got a new ACL while ZooKeeper wrote the snapshot; the log gives \
+                     the ACL"
+                );
             }
             println!(
                 "imported {} znodes and {} sessions at zxid {:#x} ({} txns replayed) into {}",
@@ -242,6 +255,7 @@ pub fn run(
         Some((tree, unlisted, z, p)) => (tree, unlisted, Some(z), Some(p)),
         None => (DataTree::new(), Default::default(), None, None),
     };
+    let fuzzy_acls = unlisted.len();
     // ZooKeeper's FileTxnLog.getLogFiles: the newest log starting at or before the
     // snapshot's zxid, and every later one.
     let start = snap_zxid.unwrap_or(0);
@@ -305,6 +319,7 @@ pub fn run(
         // node_count counts the root twice, as ZooKeeper does.
         nodes: tree.node_count() - 1,
         sessions: tree.sessions().count(),
+        fuzzy_acls,
         warnings,
     })
 }
@@ -570,7 +585,7 @@ mod tests {
         fs::write(v2.join("log.1"), &f).unwrap();
         let s = run(&d.join("zk"), None, &d.join("corral"), false).unwrap();
         // The root, /a, /b and the three under /zookeeper that every tree has.
-        assert_eq!((s.zxid, s.txns, s.nodes), (0x12, 2, 6));
+        assert_eq!((s.zxid, s.txns, s.nodes, s.fuzzy_acls), (0x12, 2, 6, 1));
         let r = crate::storage::recover::recover(
             &d.join("corral").join("wal"),
             &d.join("corral").join("snapshots"),
