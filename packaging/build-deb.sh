@@ -50,6 +50,7 @@ done
 echo /etc/corral/zoo.cfg >"$STAGE/DEBIAN/conffiles"
 SIZE=$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
 # The binary links glibc (and libgcc_s for unwinding) only: everything else is static.
+# Kerberos (SASL GSSAPI) is loaded with dlopen when a server is configured for it.
 cat >"$STAGE/DEBIAN/control" <<CONTROL
 Package: corral
 Version: $VERSION
@@ -57,6 +58,7 @@ Architecture: $ARCH
 Maintainer: corral developers <corral@localhost>
 Installed-Size: $SIZE
 Depends: libc6 (>= 2.34), libgcc-s1, adduser
+Suggests: libgssapi-krb5-2
 Section: net
 Priority: optional
 Description: ZooKeeper-compatible coordination server

@@ -1,12 +1,15 @@
-//! SASL on the client port, as ZooKeeper 3.8/3.9 does it with DigestLoginModule: the settings
-//! (`SaslConfig`), where the credentials come from (a JAAS file, `jaas.rs`), the mechanism
-//! (`sasl_digest.rs`), the `sasl` ACL scheme (registered process-wide, as ZooKeeper's
+//! SASL on the client port, as ZooKeeper 3.8/3.9 does it: the settings (`SaslConfig`), where
+//! the credentials come from (a JAAS file, `jaas.rs`), the mechanism (`sasl_digest.rs` with
+//! DigestLoginModule users, or `sasl_gssapi.rs` over `gssapi.rs` when the section logs in with
+//! Krb5LoginModule, as ZooKeeper picks GSSAPI for a Kerberos login), the `sasl` ACL scheme (registered process-wide, as ZooKeeper's
 //! ProviderRegistry is) and the enforcement rules of `sessionRequireClientSASLAuth` /
 //! `enforce.auth.*`. docs/security.md, "SASL", says how to configure it.
 
+pub mod gssapi;
 pub mod jaas;
 pub mod provider;
 pub mod sasl_digest;
+pub mod sasl_gssapi;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,17 @@ pub const SASL_PROVIDER_CLASS: &str = "org.apache.zookeeper.server.auth.SASLAuth
 pub const DEFAULT_LOGIN_CONTEXT: &str = "Server";
 /// The JVM flag zkServer.sh setups name the JAAS file with.
 const JAAS_FLAG: &str = "-Djava.security.auth.login.config=";
+/// The JVM flag naming the Kerberos configuration (MIT's `KRB5_CONFIG`).
+const KRB5_FLAG: &str = "-Djava.security.krb5.conf=";
+/// The JAAS login module that makes ZooKeeper's server speak GSSAPI.
+pub const KRB5_LOGIN_MODULE: &str = "com.sun.security.auth.module.Krb5LoginModule";
+
+/// A Krb5LoginModule login: the service principal and its keytab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosLogin {
+    pub principal: String,
+    pub keytab: PathBuf,
+}
 
 /// DIGEST-MD5 users and their passwords; `Debug` shows only the names.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -40,6 +54,13 @@ pub struct SaslConfig {
     pub login_context: Option<String>,
     /// The login section's DIGEST-MD5 users; `Some` turns SASL on.
     pub users: Option<Users>,
+    /// The login section's Kerberos login: SASL on, with GSSAPI instead of DIGEST-MD5.
+    pub kerberos: Option<KerberosLogin>,
+    /// `corral.krb5Config`, else `-Djava.security.krb5.conf=` in the JVM flags.
+    pub krb5_conf: Option<PathBuf>,
+    /// `kerberos.removeHostFromPrincipal`, `kerberos.removeRealmFromPrincipal`.
+    pub remove_host: bool,
+    pub remove_realm: bool,
     /// `authProvider.N=...SASLAuthenticationProvider` was given: the `sasl` ACL scheme exists.
     pub provider: bool,
     /// `superUser` and `superUser.*`: SASL ids that also get `super`.
@@ -63,6 +84,21 @@ impl SaslConfig {
         let bool_of = |v: &str| v.eq_ignore_ascii_case("true");
         match key {
             "corral.jaasConfig" => self.jaas_file = Some(PathBuf::from(v)),
+            "corral.krb5Config" => self.krb5_conf = Some(PathBuf::from(v)),
+            "kerberos.removeHostFromPrincipal" | "zookeeper.kerberos.removeHostFromPrincipal" => {
+                self.remove_host = bool_of(v)
+            }
+            "kerberos.removeRealmFromPrincipal" | "zookeeper.kerberos.removeRealmFromPrincipal" => {
+                self.remove_realm = bool_of(v)
+            }
+            // Custom auth_to_local rules would name principals otherwise than the DEFAULT rule
+            // corral applies: refused rather than matching ACLs differently.
+            "security.auth_to_local" | "zookeeper.security.auth_to_local" if v != "DEFAULT" => {
+                return Err(format!(
+                    "{key}={v}: only the DEFAULT Kerberos name rule is supported"
+                ))
+            }
+            "security.auth_to_local" | "zookeeper.security.auth_to_local" => {}
             "sasl.serverconfig" => self.login_context = Some(v.to_string()),
             "allowSaslFailedClients" => self.allow_failed_clients = bool_of(v),
             "letAnySaslUserDoX" => self.any_user_do_x = Some(v.to_string()),
@@ -122,27 +158,56 @@ impl SaslConfig {
         Ok(())
     }
 
+    /// SASL is on: the login section has DIGEST-MD5 users or a Kerberos login.
+    pub fn enabled(&self) -> bool {
+        self.users.is_some() || self.kerberos.is_some()
+    }
+
+    /// How GSSAPI names principals (the default realm comes from Kerberos, once set up).
+    pub fn name_rules(&self) -> sasl_gssapi::NameRules {
+        sasl_gssapi::NameRules {
+            default_realm: gssapi::default_realm_name().map(str::to_string),
+            remove_host: self.remove_host,
+            remove_realm: self.remove_realm,
+        }
+    }
+
+    /// Sets up Kerberos for a Krb5LoginModule login (nothing otherwise): the start fails if
+    /// the library is missing or the keytab lacks the principal's key.
+    pub fn init_kerberos(&self) -> Result<(), String> {
+        let Some(k) = &self.kerberos else {
+            return Ok(());
+        };
+        gssapi::init(&k.keytab, &k.principal, self.krb5_conf.as_deref())
+    }
+
     /// True if `id` (a SASL authorization id) is a configured super user.
     pub fn is_super_user(&self, id: &str) -> bool {
         !id.is_empty() && self.super_users.iter().any(|s| s == id)
     }
 
-    /// Finds the JAAS file in JVM flags (SERVER_JVMFLAGS then JVMFLAGS, joined as zkServer.sh
-    /// does, the last flag winning as on a java command line) unless zoo.cfg named one.
+    /// Finds the JAAS file and the Kerberos configuration in JVM flags (SERVER_JVMFLAGS then
+    /// JVMFLAGS, joined as zkServer.sh does, the last flag winning as on a java command line)
+    /// unless zoo.cfg named them.
     pub fn jaas_from_jvmflags(&mut self, server_jvmflags: Option<&str>, jvmflags: Option<&str>) {
-        if self.jaas_file.is_some() {
-            return;
-        }
         let joined = format!(
             "{} {}",
             server_jvmflags.unwrap_or(""),
             jvmflags.unwrap_or("")
         );
-        self.jaas_file = joined
-            .split_whitespace()
-            .rev()
-            .find_map(|w| w.strip_prefix(JAAS_FLAG))
-            .map(|p| PathBuf::from(p.trim_matches(|c| c == '"' || c == '\'')));
+        let flag = |name: &str| {
+            joined
+                .split_whitespace()
+                .rev()
+                .find_map(|w| w.strip_prefix(name))
+                .map(|p| PathBuf::from(p.trim_matches(|c| c == '"' || c == '\'')))
+        };
+        if self.jaas_file.is_none() {
+            self.jaas_file = flag(JAAS_FLAG);
+        }
+        if self.krb5_conf.is_none() {
+            self.krb5_conf = flag(KRB5_FLAG);
+        }
     }
 
     /// Reads the JAAS file, if one is configured, and takes its login section's users. A file
@@ -157,6 +222,19 @@ impl SaslConfig {
         };
         let text = read(path).map_err(|e| format!("JAAS file {}: {e}", path.display()))?;
         let file = jaas::parse(&text).map_err(|e| format!("JAAS file {}: {e}", path.display()))?;
+        if let Some(krb) = file
+            .section(self.login_context())
+            .and_then(|m| m.iter().find(|m| m.class == KRB5_LOGIN_MODULE))
+        {
+            self.kerberos = Some(kerberos_login(krb).map_err(|e| {
+                format!(
+                    "JAAS file {}, section '{}': {e}",
+                    path.display(),
+                    self.login_context()
+                )
+            })?);
+            return Ok(None);
+        }
         match file.digest_users(self.login_context()) {
             Some(users) => {
                 self.users = Some(Users(Arc::new(users)));
@@ -169,6 +247,59 @@ impl SaslConfig {
             ))),
         }
     }
+}
+
+/// A connection's SASL login, in the mechanism the server's JAAS section chose.
+pub enum Login {
+    Digest(sasl_digest::Exchange),
+    Gssapi(sasl_gssapi::Exchange<gssapi::Context>),
+}
+
+impl Login {
+    /// A new login for `cfg`'s mechanism (GSSAPI when it has a Kerberos login).
+    pub fn new(cfg: &SaslConfig) -> Login {
+        if cfg.kerberos.is_some() {
+            Login::Gssapi(sasl_gssapi::Exchange::new(
+                gssapi::Context::new(),
+                cfg.name_rules(),
+            ))
+        } else {
+            Login::Digest(sasl_digest::Exchange::new())
+        }
+    }
+
+    /// The `sasl` id once the login is complete.
+    pub fn authorization_id(&self) -> Option<&str> {
+        match self {
+            Login::Digest(x) => x.authorization_id(),
+            Login::Gssapi(x) => x.authorization_id(),
+        }
+    }
+}
+
+/// The principal and keytab of a Krb5LoginModule line. Only a keytab login can accept: a
+/// ticket cache holds no service key.
+fn kerberos_login(m: &jaas::Module) -> Result<KerberosLogin, String> {
+    let opt = |k: &str| {
+        m.options
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    if !opt("useKeyTab").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Err(
+            "Krb5LoginModule needs useKeyTab=true and a keyTab: corral accepts \
+                    Kerberos logins with the service's keytab only"
+                .into(),
+        );
+    }
+    let keytab = opt("keyTab").ok_or("Krb5LoginModule has useKeyTab=true but no keyTab")?;
+    let principal = opt("principal").ok_or("Krb5LoginModule names no principal")?;
+    Ok(KerberosLogin {
+        principal: principal.to_string(),
+        keytab: PathBuf::from(keytab),
+    })
 }
 
 /// The `sasl` ACL scheme once registered (`authProvider.N`); process-wide like ZooKeeper's
@@ -292,6 +423,56 @@ mod tests {
         assert!(c.load(&bad).is_err());
         let missing = |_: &Path| Err(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(c.load(&missing).is_err());
+    }
+
+    #[test]
+    fn a_krb5_login_module_section_is_a_kerberos_login() {
+        let text = "Server {\n com.sun.security.auth.module.Krb5LoginModule required\n \
+                    useKeyTab=true keyTab=\"/k.keytab\" storeKey=true\n \
+                    principal=\"zookeeper/h@R\";\n};\n\
+                    Cache { com.sun.security.auth.module.Krb5LoginModule required \
+                    useTicketCache=true principal=\"zookeeper/h@R\"; };\n\
+                    NoTab { com.sun.security.auth.module.Krb5LoginModule required \
+                    useKeyTab=true principal=\"zookeeper/h@R\"; };";
+        let read = |_: &Path| Ok(text.to_string());
+        let mut c = SaslConfig {
+            jaas_file: Some("/j".into()),
+            ..Default::default()
+        };
+        assert_eq!(c.load(&read), Ok(None));
+        assert_eq!(
+            c.kerberos,
+            Some(KerberosLogin {
+                principal: "zookeeper/h@R".into(),
+                keytab: "/k.keytab".into()
+            })
+        );
+        assert!(c.enabled() && c.users.is_none());
+        for (section, want) in [("Cache", "needs useKeyTab=true"), ("NoTab", "no keyTab")] {
+            c.apply("sasl.serverconfig", section).unwrap();
+            let e = c.load(&read).unwrap_err();
+            assert!(e.contains(want) && e.contains(section), "{e}");
+        }
+        // krb5.conf: zoo.cfg's key, else the JVM flag; name-rule settings.
+        let mut c = SaslConfig::default();
+        c.jaas_from_jvmflags(Some("-Djava.security.krb5.conf=/etc/k.conf"), None);
+        assert_eq!(c.krb5_conf, Some(PathBuf::from("/etc/k.conf")));
+        let mut c = SaslConfig::default();
+        c.apply("corral.krb5Config", "/z.conf").unwrap();
+        c.jaas_from_jvmflags(Some("-Djava.security.krb5.conf=/etc/k.conf"), None);
+        assert_eq!(c.krb5_conf, Some(PathBuf::from("/z.conf")));
+        c.apply("zookeeper.kerberos.removeHostFromPrincipal", "true")
+            .unwrap();
+        c.apply("kerberos.removeRealmFromPrincipal", "true")
+            .unwrap();
+        assert!(c.remove_host && c.remove_realm);
+        assert!(c
+            .apply("zookeeper.security.auth_to_local", "DEFAULT")
+            .unwrap());
+        assert!(c
+            .apply("security.auth_to_local", "RULE:[1:$1]")
+            .unwrap_err()
+            .contains("only the DEFAULT"));
     }
 
     #[test]

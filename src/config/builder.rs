@@ -121,9 +121,41 @@ fn load_sasl(config: &mut Config) -> Result<(), ConfigError> {
     config
         .sasl
         .jaas_from_jvmflags(server.as_deref(), jvm.as_deref());
+    sasl_from_jvmflags(config, server.as_deref(), jvm.as_deref())?;
     let read = |p: &Path| std::fs::read_to_string(p);
     if let Some(w) = config.sasl.load(&read).map_err(ConfigError::Invalid)? {
         config.warnings.push(w);
+    }
+    config.sasl.init_kerberos().map_err(ConfigError::Invalid)
+}
+
+/// The SASL and Kerberos settings ZooKeeper reads as `zookeeper.*` system properties
+/// (`-Dzookeeper.superUser=`, `-Dzookeeper.authProvider.1=`,
+/// `-Dzookeeper.kerberos.removeHostFromPrincipal=`, ...), from SERVER_JVMFLAGS then JVMFLAGS,
+/// where Kafka's and Hadoop's guides put them, unless zoo.cfg or the command line set the key.
+fn sasl_from_jvmflags(
+    config: &mut Config,
+    server: Option<&str>,
+    jvm: Option<&str>,
+) -> Result<(), ConfigError> {
+    let joined = format!("{} {}", server.unwrap_or(""), jvm.unwrap_or(""));
+    for flag in joined.split_whitespace() {
+        let Some((name, v)) = flag
+            .strip_prefix("-Dzookeeper.")
+            .and_then(|f| f.split_once('='))
+        else {
+            continue;
+        };
+        let v = v.trim_matches(|c| c == '"' || c == '\'');
+        if config.props.contains_key(name)
+            || config.props.contains_key(&format!("zookeeper.{name}"))
+        {
+            continue;
+        }
+        config
+            .sasl
+            .apply(name, v)
+            .map_err(|e| ConfigError::Invalid(format!("JVM flag {flag}: {e}")))?;
     }
     Ok(())
 }
@@ -1176,6 +1208,31 @@ clientPort=2181
         let mut c = from_text("dataDir=/z\nenforceQuota=false\n").unwrap();
         quota_from_jvmflags(&mut c, Some("-Dzookeeper.enforceQuota=true"), None);
         assert!(!c.enforce_quota);
+    }
+
+    #[test]
+    fn sasl_settings_from_jvm_flags() {
+        let mut c = from_text("dataDir=/z\nkerberos.removeRealmFromPrincipal=false\n").unwrap();
+        sasl_from_jvmflags(
+            &mut c,
+            Some(
+                "-Xmx1g -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider \
+                 -Dzookeeper.kerberos.removeHostFromPrincipal=true \
+                 -Dzookeeper.kerberos.removeRealmFromPrincipal=true -Dzookeeper.tickTime=5",
+            ),
+            Some("-Dzookeeper.superUser='admin@R'"),
+        )
+        .unwrap();
+        assert!(c.sasl.provider && c.sasl.remove_host);
+        assert!(!c.sasl.remove_realm, "zoo.cfg's key wins over the flag");
+        assert_eq!(c.sasl.super_users, ["admin@R"]);
+        let e = sasl_from_jvmflags(
+            &mut c,
+            None,
+            Some("-Dzookeeper.security.auth_to_local=RULE:[1:$1]"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("only the DEFAULT"), "{e}");
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub(super) struct Conn {
     read_only_flag: Option<bool>,
     ids: Arc<Vec<crate::proto::records::Id>>,
     /// The SASL exchange, once the client started one.
-    sasl: Option<Box<crate::auth::sasl_digest::Exchange>>,
+    sasl: Option<Box<crate::auth::Login>>,
     queue: VecDeque<Pending>,
     out: BytesMut,
     /// Bytes the writer took from `out` and has not yet seen written.
@@ -176,8 +176,12 @@ impl Conn {
 
     /// This connection's SASL exchange (one per connection: a second login fails, as in
     /// ZooKeeper, whose SaslServer is made with the connection).
-    pub(super) fn sasl_exchange(&mut self) -> &mut crate::auth::sasl_digest::Exchange {
-        self.sasl.get_or_insert_with(Default::default)
+    pub(super) fn sasl_exchange(
+        &mut self,
+        cfg: &crate::auth::SaslConfig,
+    ) -> &mut crate::auth::Login {
+        self.sasl
+            .get_or_insert_with(|| Box::new(crate::auth::Login::new(cfg)))
     }
 
     /// No connect request has been read yet.

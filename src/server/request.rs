@@ -154,7 +154,7 @@ mod sasl {
     use rand::RngCore;
     use tracing::{info, warn};
 
-    use crate::auth::SaslConfig;
+    use crate::auth::{Login, SaslConfig};
     use crate::proto::codes::Code;
     use crate::proto::records::Id;
 
@@ -172,18 +172,24 @@ mod sasl {
 
     /// One SASL token (ZooKeeper's processSasl).
     pub(super) fn on_token(cfg: &SaslConfig, c: &mut Conn, xid: i32, token: Option<bytes::Bytes>) {
-        let (Some(users), Some(token)) = (&cfg.users, token) else {
+        let (true, Some(token)) = (cfg.enabled(), token) else {
             // No SASL configured, or a null token (ZooKeeper's NullPointerException path):
             // OK with a null token, the exchange untouched.
             c.send(|out| sasl_none(out, xid));
             return;
         };
-        let password = |user: &str| users.0.get(user).cloned();
-        let mut random = |b: &mut [u8]| rand::rngs::OsRng.fill_bytes(b);
-        let step = c.sasl_exchange().step(&token, &password, &mut random);
+        let step = match c.sasl_exchange(cfg) {
+            Login::Digest(x) => {
+                let users = cfg.users.as_ref();
+                let password = |user: &str| users.and_then(|u| u.0.get(user).cloned());
+                let mut random = |b: &mut [u8]| rand::rngs::OsRng.fill_bytes(b);
+                x.step(&token, &password, &mut random).map(Some)
+            }
+            Login::Gssapi(x) => x.step(&token),
+        };
         match step {
             Ok(answer) => {
-                if let Some(authz) = c.sasl_exchange().authorization_id().map(str::to_string) {
+                if let Some(authz) = c.sasl_exchange(cfg).authorization_id().map(str::to_string) {
                     info!(
                         session = format!("{:#x}", c.session_id()),
                         "adding SASL authorization for authorizationID: {authz}"
@@ -194,7 +200,7 @@ mod sasl {
                     }
                     c.add_ids(ids);
                 }
-                c.send(|out| sasl_reply(out, xid, Code::Ok, Some(&answer)));
+                c.send(|out| sasl_reply(out, xid, Code::Ok, answer.as_deref()));
             }
             Err(e) if cfg.allow_failed_clients && !cfg.sasl_required() => {
                 warn!(peer = %c.peer(), "client failed to SASL authenticate: {e}; keeping the connection");

@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod ensemble;
+pub mod kdc;
 pub mod lincheck;
 pub mod netns;
 pub mod pki;
@@ -158,6 +159,9 @@ pub fn zookeeper_command(
         // corral's zoo.cfg key for the JAAS file is the JVM's login config property.
         if k == "corral.jaasConfig" {
             cmd.arg(format!("-Djava.security.auth.login.config={v}"));
+        }
+        if k == "corral.krb5Config" {
+            cmd.arg(format!("-Djava.security.krb5.conf={v}"));
         }
     }
     cmd.arg("-cp").arg(cp);
