@@ -1,6 +1,6 @@
-//! SASL GSSAPI (Kerberos) on the client port, with a real MIT KDC (tests/common/kdc.rs) and
-//! zkCli.sh logging in through a JAAS `Client` section with Krb5LoginModule, the way Kafka,
-//! HBase and Hadoop deployments secure ZooKeeper: the `sasl:<principal>` identity (whoami,
+//! SASL GSSAPI (Kerberos) on the client port, with a real MIT KDC (tests/common/kdc.rs),
+//! zkCli.sh logging in through a JAAS `Client` section with Krb5LoginModule (the way Kafka,
+//! HBase and Hadoop deployments secure ZooKeeper) and kazoo with pure-sasl: the `sasl:<principal>` identity (whoami,
 //! ACLs, superUser), a ticket the server's keytab cannot read, a garbage token. Every case
 //! also runs against Apache ZooKeeper (CORRAL_TEST_TARGET=zookeeper).
 
@@ -125,6 +125,63 @@ async fn zkcli_logs_in_with_kerberos() {
         assert!(failed.contains("AuthFailed"), "{failed}");
         let mut r = s.raw().await;
         assert_eq!(r.get_data("/k", false).await.err, err::NO_AUTH);
+    })
+    .await
+}
+
+/// kazoo (Debian's python3-kazoo, with pure-sasl over pykerberos) as `user`, MIT's client
+/// keytab giving it its ticket; runs `script` after connecting as `zk`. Its output.
+fn kazoo(kdc: &Kdc, s: &TestServer, user: &str, script: &str) -> String {
+    let port = s.addr().rsplit(':').next().unwrap().to_string();
+    let program = format!(
+        "import sys\nfrom kazoo.client import KazooClient\nfrom kazoo.security import make_acl\n\
+         zk = KazooClient(hosts='localhost:{port}', sasl_options={{'mechanism': 'GSSAPI'}}, timeout=10)\n\
+         zk.start(timeout=30)\n{script}\nzk.stop()\nprint('ALL OK')\n"
+    );
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args(["-c", &program])
+        .env("KRB5_CONFIG", kdc.krb5_conf())
+        .env("KRB5_CLIENT_KTNAME", kdc.keytab(user))
+        .env("KRB5CCNAME", format!("MEMORY:{user}"));
+    let out = run_within(&mut cmd, "", Duration::from_secs(60));
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kazoo_logs_in_with_kerberos() {
+    timed(300, async {
+        let kdc = Kdc::start(&["alice", "bob"]);
+        let s = kerberized_server(&kdc, &[]).await;
+        let k = &kdc;
+        let alice = tokio::task::block_in_place(|| {
+            kazoo(
+                k,
+                &s,
+                "alice",
+                &format!(
+                    "zk.create('/kz', b'kazoo-secret', acl=[make_acl('sasl', 'alice@{REALM}', all=True)])\n\
+                     print(zk.get('/kz')[0])"
+                ),
+            )
+        });
+        assert!(alice.contains("b'kazoo-secret'") && alice.contains("ALL OK"), "{alice}");
+        let bob = tokio::task::block_in_place(|| {
+            kazoo(
+                k,
+                &s,
+                "bob",
+                "from kazoo.exceptions import NoAuthError\n\
+                 try:\n    zk.get('/kz')\n    print('READ IT')\nexcept NoAuthError:\n    print('no auth')",
+            )
+        });
+        assert!(bob.contains("no auth") && bob.contains("ALL OK"), "{bob}");
+        // zkCli.sh as alice reads what kazoo as alice wrote.
+        let cli = tokio::task::block_in_place(|| zkcli(k, &s, "alice", "get /kz"));
+        assert!(cli.contains("kazoo-secret"), "{cli}");
     })
     .await
 }
