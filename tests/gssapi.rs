@@ -39,13 +39,29 @@ async fn kerberized_server(kdc: &Kdc, extra: &[(&str, &str)]) -> TestServer {
 /// zkCli.sh on `localhost` (the host of the service principal) logged in as `user`, running
 /// `cmds`; its transcript.
 fn zkcli(kdc: &Kdc, s: &TestServer, user: &str, cmds: &str) -> String {
+    shell(
+        Command::new("/usr/share/zookeeper/bin/zkCli.sh"),
+        kdc,
+        s,
+        user,
+        cmds,
+    )
+}
+
+/// `corral cli`, with the same JAAS file and flags as zkCli.sh.
+fn corral_cli(kdc: &Kdc, s: &TestServer, user: &str, cmds: &str) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
+    cmd.args(["cli", "-timeout", "5000"]);
+    shell(cmd, kdc, s, user, cmds)
+}
+
+fn shell(mut cmd: Command, kdc: &Kdc, s: &TestServer, user: &str, cmds: &str) -> String {
     let client_jaas = jaas(
         kdc,
         &format!("{}.jaas", user.replace('/', "_")),
         &kdc.jaas_section("Client", user),
     );
     let port = s.addr().rsplit(':').next().unwrap().to_string();
-    let mut cmd = Command::new("/usr/share/zookeeper/bin/zkCli.sh");
     cmd.args(["-server", &format!("localhost:{port}")])
         .env(
             "CLIENT_JVMFLAGS",
@@ -125,6 +141,41 @@ async fn zkcli_logs_in_with_kerberos() {
         assert!(failed.contains("AuthFailed"), "{failed}");
         let mut r = s.raw().await;
         assert_eq!(r.get_data("/k", false).await.err, err::NO_AUTH);
+    })
+    .await
+}
+
+/// `corral cli` logs in with Kerberos from the same JAAS `Client` section zkCli.sh takes:
+/// whoami, an ACL only alice passes, and AuthFailed when the server cannot read the ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corral_cli_logs_in_with_kerberos() {
+    timed(300, async {
+        let kdc = Kdc::start(&["alice", "bob"]);
+        let s = kerberized_server(&kdc, &[]).await;
+        let k = &kdc;
+        let alice = tokio::task::block_in_place(|| {
+            corral_cli(
+                k,
+                &s,
+                "alice",
+                &format!("whoami\ncreate /c clidata sasl:alice@{REALM}:cdrwa\nget /c"),
+            )
+        });
+        assert!(alice.contains("SaslAuthenticated"), "{alice}");
+        assert!(
+            alice.contains(&format!("\nsasl: alice@{REALM}\n")),
+            "{alice}"
+        );
+        assert!(alice.contains("clidata"), "{alice}");
+        let bob = tokio::task::block_in_place(|| corral_cli(k, &s, "bob", "get /c"));
+        assert!(bob.contains("Insufficient permission"), "{bob}");
+        // zkCli.sh as alice reads what corral cli as alice wrote.
+        let zk = tokio::task::block_in_place(|| zkcli(k, &s, "alice", "get /c"));
+        assert!(zk.contains("clidata"), "{zk}");
+        kdc.rotate_key(SERVICE);
+        let failed = tokio::task::block_in_place(|| corral_cli(k, &s, "alice", "get /c"));
+        assert!(failed.contains("AuthFailed"), "{failed}");
+        assert!(!failed.contains("clidata"), "{failed}");
     })
     .await
 }

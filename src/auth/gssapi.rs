@@ -3,6 +3,10 @@
 //! dlopen when a JAAS `Server` section logs in with Krb5LoginModule, so corral builds and runs
 //! without Kerberos everywhere else (docs/decisions.md, "GSSAPI through dlopen").
 //!
+//! The initiator side (`Initiator`, after `init_initiator`) is `corral cli`'s, logging in as a
+//! JAAS `Client` section's Krb5LoginModule says: from a keytab (MIT's client keytab, with an
+//! in-memory ticket cache) or from the user's ticket cache.
+//!
 //! `init` runs once at start-up: it points MIT at the krb5.conf and keytab the configuration
 //! names, and acquires the service principal's acceptor credential once to prove the keytab
 //! holds its key (so a bad keytab stops the start, as ZooKeeper's login does). Each shard
@@ -59,7 +63,13 @@ const KRB5_MECH: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02
 
 /// GSS_KRB5_NT_PRINCIPAL_NAME, 1.2.840.113554.1.2.2.1: a name as `service/host@REALM`.
 const KRB5_PRINCIPAL_NAME: [u8; 10] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02, 0x01];
+/// GSS_C_NT_HOSTBASED_SERVICE, 1.2.840.113554.1.2.1.4: a name as `service@host`, whose realm
+/// Kerberos finds from the host (krb5.conf's domain_realm), as the JDK's client does.
+const HOSTBASED_SERVICE: [u8; 10] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x01, 0x04];
+const GSS_C_INITIATE: c_int = 1;
 const GSS_C_ACCEPT: c_int = 2;
+const GSS_C_MUTUAL_FLAG: Om = 2;
+const GSS_C_INTEG_FLAG: Om = 32;
 const GSS_C_INDEFINITE: Om = 0xffff_ffff;
 const GSS_C_GSS_CODE: c_int = 1;
 const GSS_C_MECH_CODE: c_int = 2;
@@ -93,6 +103,21 @@ type AcceptSecContext = unsafe extern "C" fn(
     *mut Om,
     *mut Handle,
 ) -> Om;
+type InitSecContext = unsafe extern "C" fn(
+    *mut Om,
+    Handle,
+    *mut Handle,
+    Handle,
+    *const Oid,
+    Om,
+    Om,
+    *const c_void,
+    *const Buffer,
+    *mut *const Oid,
+    *mut Buffer,
+    *mut Om,
+    *mut Om,
+) -> Om;
 type DisplayName = unsafe extern "C" fn(*mut Om, Handle, *mut Buffer, *mut *const Oid) -> Om;
 type Wrap =
     unsafe extern "C" fn(*mut Om, Handle, c_int, Om, *const Buffer, *mut c_int, *mut Buffer) -> Om;
@@ -110,6 +135,7 @@ struct Lib {
     import_name: ImportName,
     acquire_cred: AcquireCred,
     accept_sec_context: AcceptSecContext,
+    init_sec_context: InitSecContext,
     display_name: DisplayName,
     wrap: Wrap,
     unwrap: Unwrap,
@@ -120,7 +146,7 @@ struct Lib {
     display_status: DisplayStatus,
 }
 
-/// The loaded library and the acceptor's principal.
+/// The loaded library and the acceptor's principal (empty in a client).
 struct Gss {
     lib: Lib,
     principal: String,
@@ -166,6 +192,7 @@ fn load() -> Result<Lib, String> {
             import_name: symbol(h, "gss_import_name")?,
             acquire_cred: symbol(h, "gss_acquire_cred")?,
             accept_sec_context: symbol(h, "gss_accept_sec_context")?,
+            init_sec_context: symbol(h, "gss_init_sec_context")?,
             display_name: symbol(h, "gss_display_name")?,
             wrap: symbol(h, "gss_wrap")?,
             unwrap: symbol(h, "gss_unwrap")?,
@@ -262,24 +289,45 @@ impl Gss {
         v
     }
 
-    /// An acceptor credential for the configured principal, from the keytab.
-    fn acquire(&self) -> Result<Handle, String> {
+    /// A GSS-API name: `text` read as `kind` (one of the name-type OIDs above).
+    fn import(&self, text: &str, kind: &[u8]) -> Result<Handle, String> {
         let oid = Oid {
-            length: KRB5_PRINCIPAL_NAME.len() as Om,
-            elements: KRB5_PRINCIPAL_NAME.as_ptr() as *const c_void,
+            length: kind.len() as Om,
+            elements: kind.as_ptr() as *const c_void,
         };
-        let text = Buffer::of(self.principal.as_bytes());
+        let text_buf = Buffer::of(text.as_bytes());
         let mut minor: Om = 0;
         let mut name: Handle = std::ptr::null_mut();
-        // SAFETY: inputs live across the call; `name` is released below.
-        let major = unsafe { (self.lib.import_name)(&mut minor, &text, &oid, &mut name) };
+        // SAFETY: inputs live across the call; the caller releases `name`.
+        let major = unsafe { (self.lib.import_name)(&mut minor, &text_buf, &oid, &mut name) };
         if is_error(major) {
-            return Err(format!(
-                "principal {:?}: {}",
-                self.principal,
-                self.describe(major, minor)
-            ));
+            return Err(format!("name {text:?}: {}", self.describe(major, minor)));
         }
+        Ok(name)
+    }
+
+    fn release_name(&self, mut name: Handle) {
+        if !name.is_null() {
+            let mut m: Om = 0;
+            // SAFETY: a name this module imported or was given.
+            unsafe { (self.lib.release_name)(&mut m, &mut name) };
+        }
+    }
+
+    /// An acceptor credential for the configured principal, from the keytab.
+    fn acquire(&self) -> Result<Handle, String> {
+        self.credential(&self.principal, GSS_C_ACCEPT).map_err(|e| {
+            format!(
+                "no acceptor credential for {:?} in the keytab: {e}",
+                self.principal
+            )
+        })
+    }
+
+    /// A Kerberos 5 credential of `principal` for `usage` (accept or initiate).
+    fn credential(&self, principal: &str, usage: c_int) -> Result<Handle, String> {
+        let name = self.import(principal, &KRB5_PRINCIPAL_NAME)?;
+        let mut minor: Om = 0;
         let mech = Oid {
             length: KRB5_MECH.len() as Om,
             elements: KRB5_MECH.as_ptr() as *const c_void,
@@ -296,23 +344,72 @@ impl Gss {
                 name,
                 GSS_C_INDEFINITE,
                 &mechs as *const OidSet as *const c_void,
-                GSS_C_ACCEPT,
+                usage,
                 &mut cred,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
             )
         };
-        let mut m: Om = 0;
-        // SAFETY: the name imported above.
-        unsafe { (self.lib.release_name)(&mut m, &mut name) };
+        self.release_name(name);
         if is_error(major) {
-            return Err(format!(
-                "no acceptor credential for {:?} in the keytab: {}",
-                self.principal,
-                self.describe(major, minor)
-            ));
+            return Err(self.describe(major, minor));
         }
         Ok(cred)
+    }
+
+    /// gss_wrap without confidentiality (integrity only: the SASL layer negotiation).
+    fn wrap(&self, ctx: Handle, msg: &[u8]) -> Result<Vec<u8>, String> {
+        let input = Buffer::of(msg);
+        let mut out = Buffer::empty();
+        let mut minor: Om = 0;
+        // SAFETY: an established context; `out` is released by take_bytes.
+        let major = unsafe {
+            (self.lib.wrap)(
+                &mut minor,
+                ctx,
+                0,
+                0,
+                &input,
+                std::ptr::null_mut(),
+                &mut out,
+            )
+        };
+        let bytes = self.take_bytes(&mut out);
+        if is_error(major) {
+            return Err(self.describe(major, minor));
+        }
+        Ok(bytes)
+    }
+
+    /// gss_unwrap: checks the token's integrity (and decrypts it if it was sealed).
+    fn unwrap(&self, ctx: Handle, token: &[u8]) -> Result<Vec<u8>, String> {
+        let input = Buffer::of(token);
+        let mut out = Buffer::empty();
+        let mut minor: Om = 0;
+        // SAFETY: as for wrap.
+        let major = unsafe {
+            (self.lib.unwrap)(
+                &mut minor,
+                ctx,
+                &input,
+                &mut out,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        let bytes = self.take_bytes(&mut out);
+        if is_error(major) {
+            return Err(self.describe(major, minor));
+        }
+        Ok(bytes)
+    }
+
+    fn delete_context(&self, ctx: &mut Handle) {
+        if !ctx.is_null() {
+            let mut m: Om = 0;
+            // SAFETY: a context this module made; no output token is wanted.
+            unsafe { (self.lib.delete_sec_context)(&mut m, ctx, std::ptr::null_mut()) };
+        }
     }
 }
 
@@ -454,65 +551,145 @@ impl Context {
         Ok(Accepted { token, peer })
     }
 
-    /// gss_wrap without confidentiality (integrity only: the SASL layer negotiation).
     pub fn wrap(&mut self, msg: &[u8]) -> Result<Vec<u8>, String> {
-        let g = gss()?;
-        let input = Buffer::of(msg);
-        let mut out = Buffer::empty();
-        let mut minor: Om = 0;
-        // SAFETY: an established context; `out` is released by take_bytes.
-        let major = unsafe {
-            (g.lib.wrap)(
-                &mut minor,
-                self.ctx,
-                0,
-                0,
-                &input,
-                std::ptr::null_mut(),
-                &mut out,
-            )
-        };
-        let bytes = g.take_bytes(&mut out);
-        if is_error(major) {
-            return Err(g.describe(major, minor));
-        }
-        Ok(bytes)
+        gss()?.wrap(self.ctx, msg)
     }
 
-    /// gss_unwrap: checks the token's integrity (and decrypts it if it was sealed).
     pub fn unwrap(&mut self, token: &[u8]) -> Result<Vec<u8>, String> {
-        let g = gss()?;
-        let input = Buffer::of(token);
-        let mut out = Buffer::empty();
-        let mut minor: Om = 0;
-        // SAFETY: as for wrap.
-        let major = unsafe {
-            (g.lib.unwrap)(
-                &mut minor,
-                self.ctx,
-                &input,
-                &mut out,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        let bytes = g.take_bytes(&mut out);
-        if is_error(major) {
-            return Err(g.describe(major, minor));
-        }
-        Ok(bytes)
+        gss()?.unwrap(self.ctx, token)
     }
 }
 
 impl Drop for Context {
     fn drop(&mut self) {
-        if self.ctx.is_null() {
-            return;
-        }
         if let Some(g) = GSS.get() {
+            g.delete_context(&mut self.ctx);
+        }
+    }
+}
+
+/// Loads Kerberos for a client: `krb5_conf` as for `init`; with `keytab` the login takes its
+/// tickets from it (MIT's client keytab) into an in-memory cache, as Krb5LoginModule's
+/// `useKeyTab`, touching no ticket cache on disk; otherwise from `ticket_cache` or the user's
+/// default one (`kinit`'s), as `useTicketCache`. Once per process, before any thread starts.
+pub fn init_initiator(
+    krb5_conf: Option<&Path>,
+    keytab: Option<&Path>,
+    ticket_cache: Option<&Path>,
+) -> Result<(), String> {
+    if GSS.get().is_some() {
+        return Ok(());
+    }
+    if let Some(conf) = krb5_conf {
+        std::env::set_var("KRB5_CONFIG", conf);
+    }
+    if let Some(kt) = keytab {
+        std::env::set_var("KRB5_CLIENT_KTNAME", kt);
+        std::env::set_var(
+            "KRB5CCNAME",
+            format!("MEMORY:corral-cli-{}", std::process::id()),
+        );
+    } else if let Some(cache) = ticket_cache {
+        std::env::set_var("KRB5CCNAME", format!("FILE:{}", cache.display()));
+    }
+    let _ = GSS.set(Gss {
+        lib: load()?,
+        principal: String::new(),
+        default_realm: default_realm(),
+    });
+    Ok(())
+}
+
+/// One initiator security context: `corral cli`'s login to one server.
+pub struct Initiator {
+    ctx: Handle,
+    target: Handle,
+    cred: Handle,
+}
+
+impl Initiator {
+    /// A context for `service@host`, as `principal` (the credential's default principal if
+    /// None).
+    pub fn new(service: &str, host: &str, principal: Option<&str>) -> Result<Initiator, String> {
+        let g = gss()?;
+        let target = g.import(&format!("{service}@{host}"), &HOSTBASED_SERVICE)?;
+        let cred = match principal {
+            None => Ok(std::ptr::null_mut()),
+            Some(p) => g
+                .credential(p, GSS_C_INITIATE)
+                .map_err(|e| format!("no credential for {p:?}: {e}")),
+        };
+        let cred = match cred {
+            Ok(c) => c,
+            Err(e) => {
+                g.release_name(target);
+                return Err(e);
+            }
+        };
+        Ok(Initiator {
+            ctx: std::ptr::null_mut(),
+            target,
+            cred,
+        })
+    }
+
+    /// gss_init_sec_context on the server's last token (None for the first call): the token
+    /// for the server, and whether the context is established.
+    pub fn step(&mut self, input: Option<&[u8]>) -> Result<(Vec<u8>, bool), String> {
+        let g = gss()?;
+        let mech = Oid {
+            length: KRB5_MECH.len() as Om,
+            elements: KRB5_MECH.as_ptr() as *const c_void,
+        };
+        let buf = input.map(Buffer::of);
+        let mut out = Buffer::empty();
+        let mut minor: Om = 0;
+        // SAFETY: handles owned by this value; out-parameters released below.
+        let major = unsafe {
+            (g.lib.init_sec_context)(
+                &mut minor,
+                self.cred,
+                &mut self.ctx,
+                self.target,
+                &mech,
+                GSS_C_MUTUAL_FLAG | GSS_C_INTEG_FLAG,
+                0,
+                std::ptr::null(),
+                buf.as_ref()
+                    .map_or(std::ptr::null(), |b| b as *const Buffer),
+                std::ptr::null_mut(),
+                &mut out,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        let token = g.take_bytes(&mut out);
+        if is_error(major) {
+            return Err(g.describe(major, minor));
+        }
+        Ok((token, major & GSS_S_CONTINUE_NEEDED == 0))
+    }
+
+    pub fn wrap(&mut self, msg: &[u8]) -> Result<Vec<u8>, String> {
+        gss()?.wrap(self.ctx, msg)
+    }
+
+    pub fn unwrap(&mut self, token: &[u8]) -> Result<Vec<u8>, String> {
+        gss()?.unwrap(self.ctx, token)
+    }
+}
+
+impl Drop for Initiator {
+    fn drop(&mut self) {
+        let Some(g) = GSS.get() else {
+            return;
+        };
+        g.delete_context(&mut self.ctx);
+        g.release_name(self.target);
+        if !self.cred.is_null() {
             let mut m: Om = 0;
-            // SAFETY: the context this value made; no output token is wanted.
-            unsafe { (g.lib.delete_sec_context)(&mut m, &mut self.ctx, std::ptr::null_mut()) };
+            // SAFETY: the credential acquired in `new`.
+            unsafe { (g.lib.release_cred)(&mut m, &mut self.cred) };
         }
     }
 }

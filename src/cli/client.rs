@@ -118,9 +118,24 @@ pub struct Client {
 pub struct Security {
     /// TLS to every server (`zookeeper.client.secure`), or plain TCP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// A SASL DIGEST-MD5 login (user, password) after each connect: a JAAS `Client` section's
-    /// DigestLoginModule.
-    pub sasl: Option<(String, String)>,
+    /// A SASL login after each connect, from a JAAS `Client` section.
+    pub sasl: Option<SaslLogin>,
+}
+
+/// The login a JAAS `Client` section asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaslLogin {
+    /// DigestLoginModule: DIGEST-MD5 with this user and password.
+    Digest { user: String, password: String },
+    /// Krb5LoginModule: GSSAPI to `service`/<the server's host>, as `principal` (Kerberos is
+    /// set up by `gssapi::init_initiator` before the client starts).
+    Kerberos {
+        service: String,
+        principal: Option<String>,
+        /// `zookeeper.sasl.client.canonicalize.hostname`: name the server by its address's
+        /// reverse lookup, as the JDK's getCanonicalHostName.
+        canonicalize: bool,
+    },
 }
 
 /// Prints a watch event as zkCli's watcher does (`ZooKeeperMain.printMessage`).
@@ -355,8 +370,24 @@ impl Client {
             let _ = self.send_auth(&scheme, &auth);
         }
         self.send_set_watches();
-        if let Some((user, password)) = self.security.sasl.clone() {
-            match self.sasl_login(&user, &password) {
+        if let Some(login) = self.security.sasl.clone() {
+            let result = match login {
+                SaslLogin::Digest { user, password } => self.sasl_login(&user, &password),
+                SaslLogin::Kerberos {
+                    service,
+                    principal,
+                    canonicalize,
+                } => {
+                    let name = host_name(host).to_string();
+                    let name = if canonicalize {
+                        canonical_host(&name)
+                    } else {
+                        name
+                    };
+                    self.kerberos_login(&service, &name, principal.as_deref())
+                }
+            };
+            match result {
                 Ok(()) => self.event("SaslAuthenticated", "None"),
                 // The connection itself failed: the next request reconnects and tries again.
                 Err(Error::Keeper(Code::ConnectionLoss)) => {}
@@ -425,6 +456,42 @@ impl Client {
             return Err(Error::Keeper(Code::AuthFailed));
         }
         Ok(())
+    }
+
+    /// SASL GSSAPI as the JDK's client runs it for ZooKeeper (RFC 4752): Kerberos tokens until
+    /// the context is established (mutual authentication: the server proves its key), then
+    /// the server's wrapped offer of security layers answered with "no layer" and the
+    /// principal as authorization id. Any failure is `AuthFailed`, as in ZooKeeper's client;
+    /// the reason goes to stderr.
+    fn kerberos_login(&mut self, service: &str, host: &str, principal: Option<&str>) -> Result<()> {
+        use crate::auth::gssapi::Initiator;
+        let failed = |e: String| {
+            eprintln!("SASL GSSAPI login to {service}/{host} failed: {e}");
+            Error::Keeper(Code::AuthFailed)
+        };
+        let mut ctx = Initiator::new(service, host, principal).map_err(failed)?;
+        let (mut token, mut established) = ctx.step(None).map_err(failed)?;
+        // Kerberos needs one or two round trips; a server that wants more is not ZooKeeper.
+        for _ in 0..4 {
+            let mut r = self.call(op::SASL, |b| b.put_jbuffer(&token))?;
+            let reply = r.buffer_opt().map_err(proto_err)?.unwrap_or_default();
+            if !established {
+                (token, established) = ctx.step(Some(&reply)).map_err(failed)?;
+                continue;
+            }
+            let offer = ctx.unwrap(&reply).map_err(failed)?;
+            if offer.len() != 4 || offer[0] & 1 == 0 {
+                return Err(failed(format!(
+                    "the server offers no usable layer: {offer:?}"
+                )));
+            }
+            let mut choice = vec![1, 0, 0, 0];
+            choice.extend_from_slice(principal.unwrap_or("").as_bytes());
+            let answer = ctx.wrap(&choice).map_err(failed)?;
+            self.call(op::SASL, |b| b.put_jbuffer(&answer))?;
+            return Ok(());
+        }
+        Err(failed("the exchange did not end".into()))
     }
 
     /// On a reconnect, re-registers the watches this client holds, as ZooKeeper's client does
@@ -606,6 +673,37 @@ fn quote(s: &str) -> String {
 fn host_name(host_port: &str) -> &str {
     let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
     host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The JDK's InetAddress.getCanonicalHostName: the host's first address, named by its reverse
+/// lookup (the address itself when it has no name; the host as given when it does not
+/// resolve). ZooKeeper's client names the server's Kerberos principal after it.
+fn canonical_host(host: &str) -> String {
+    let Some(addr) = (host, 0).to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+        return host.to_string();
+    };
+    let storage = socket2::SockAddr::from(addr);
+    let mut name = [0 as libc::c_char; 1025];
+    // SAFETY: a valid socket address and a buffer of the length given; NI_NAMEREQD makes a
+    // failed lookup an error instead of the numeric form.
+    let rc = unsafe {
+        libc::getnameinfo(
+            storage.as_ptr(),
+            storage.len(),
+            name.as_mut_ptr(),
+            name.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if rc != 0 {
+        return addr.ip().to_string();
+    }
+    // SAFETY: getnameinfo wrote a NUL-terminated name.
+    unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn write(w: &Mutex<Link>, b: &[u8]) -> std::io::Result<()> {

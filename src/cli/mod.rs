@@ -18,6 +18,7 @@ pub mod parse;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -113,10 +114,12 @@ fn client_properties(file: Option<&str>) -> Result<HashMap<String, String>, Stri
 /// - TLS when `zookeeper.client.secure=true`, with the `zookeeper.ssl.*` stores, protocols and
 ///   hostname verification (`zookeeper.clientCnxnSocket` is not needed: ZooKeeper's TLS
 ///   wants Netty's, corral's client has one transport);
-/// - SASL DIGEST-MD5 when `java.security.auth.login.config` names a JAAS file whose `Client`
-///   section (`zookeeper.sasl.clientconfig`) has a DigestLoginModule with `username` and
-///   `password`, unless `zookeeper.sasl.client=false`. A file or section that is missing is a
-///   warning and no SASL, as in ZooKeeper; another login module (Kerberos) is an error.
+/// - SASL when `java.security.auth.login.config` names a JAAS file whose `Client` section
+///   (`zookeeper.sasl.clientconfig`) has a DigestLoginModule with `username` and `password`
+///   (DIGEST-MD5) or a Krb5LoginModule (GSSAPI to `zookeeper.sasl.client.username`, default
+///   `zookeeper`, with `java.security.krb5.conf`), unless `zookeeper.sasl.client=false`. A
+///   file or section that is missing is a warning and no SASL, as in ZooKeeper; another login
+///   module is an error.
 fn client_security(file: Option<&str>) -> Result<client::Security, String> {
     let props = client_properties(file)?;
     let on = |key: &str, default: bool| {
@@ -138,15 +141,19 @@ fn client_security(file: Option<&str>) -> Result<client::Security, String> {
             let section = props
                 .get("zookeeper.sasl.clientconfig")
                 .map_or("Client", String::as_str);
-            sasl_login(path, section)?
+            sasl_login(path, section, &props)?
         }
         _ => None,
     };
     Ok(client::Security { tls, sasl })
 }
 
-/// The DIGEST-MD5 login of a JAAS file's `section`.
-fn sasl_login(path: &str, section: &str) -> Result<Option<(String, String)>, String> {
+/// The login of a JAAS file's `section`; `props` for the Kerberos settings.
+fn sasl_login(
+    path: &str,
+    section: &str,
+    props: &HashMap<String, String>,
+) -> Result<Option<client::SaslLogin>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -162,26 +169,51 @@ fn sasl_login(path: &str, section: &str) -> Result<Option<(String, String)>, Str
         );
         return Ok(None);
     };
-    let digest =
-        modules
-            .iter()
-            .find(|m| m.class.ends_with(".DigestLoginModule"))
-            .ok_or_else(|| {
-                format!(
-                "Error: JAAS section '{section}' of {path}: corral cli logs in with DIGEST-MD5 \
-                 (DigestLoginModule) only, not {}",
-                modules.first().map_or("an empty section", |m| m.class.as_str())
+    let module = modules
+        .iter()
+        .find(|m| {
+            m.class.ends_with(".DigestLoginModule") || m.class == crate::auth::KRB5_LOGIN_MODULE
+        })
+        .ok_or_else(|| {
+            format!(
+                "Error: JAAS section '{section}' of {path}: corral cli logs in with \
+                 DigestLoginModule or Krb5LoginModule, not {}",
+                modules
+                    .first()
+                    .map_or("an empty section", |m| m.class.as_str())
             )
-            })?;
+        })?;
     let option = |name: &str| {
-        digest
+        module
             .options
             .iter()
+            .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
+    if module.class == crate::auth::KRB5_LOGIN_MODULE {
+        let yes = |v: Option<String>| v.is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let keytab = yes(option("useKeyTab")).then(|| option("keyTab")).flatten();
+        let cache = option("ticketCache");
+        crate::auth::gssapi::init_initiator(
+            props.get("java.security.krb5.conf").map(Path::new),
+            keytab.as_deref().map(Path::new),
+            cache.as_deref().map(Path::new),
+        )
+        .map_err(|e| format!("Error: {e}"))?;
+        return Ok(Some(client::SaslLogin::Kerberos {
+            service: props
+                .get("zookeeper.sasl.client.username")
+                .cloned()
+                .unwrap_or_else(|| "zookeeper".to_string()),
+            principal: option("principal"),
+            canonicalize: props
+                .get("zookeeper.sasl.client.canonicalize.hostname")
+                .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false")),
+        }));
+    }
     match (option("username"), option("password")) {
-        (Some(user), Some(password)) => Ok(Some((user, password))),
+        (Some(user), Some(password)) => Ok(Some(client::SaslLogin::Digest { user, password })),
         _ => Err(format!(
             "Error: JAAS section '{section}' of {path}: DigestLoginModule needs username and password"
         )),
