@@ -1,5 +1,5 @@
-//! The acceptor side of GSS-API (Kerberos 5), for SASL GSSAPI: the system's MIT Kerberos
-//! library (`libgssapi_krb5.so.2`, and `libkrb5.so.3` for the default realm) loaded with
+//! GSS-API (Kerberos 5) for SASL GSSAPI, the server's acceptor and `corral cli`'s initiator:
+//! the system's MIT Kerberos library (`libgssapi_krb5.so.2`, and `libkrb5.so.3` for the default realm) loaded with
 //! dlopen when a JAAS `Server` section logs in with Krb5LoginModule, so corral builds and runs
 //! without Kerberos everywhere else (docs/decisions.md, "GSSAPI through dlopen").
 //!
