@@ -39,34 +39,47 @@ async fn kerberized_server(kdc: &Kdc, extra: &[(&str, &str)]) -> TestServer {
 /// zkCli.sh on `localhost` (the host of the service principal) logged in as `user`, running
 /// `cmds`; its transcript.
 fn zkcli(kdc: &Kdc, s: &TestServer, user: &str, cmds: &str) -> String {
-    shell(
-        Command::new("/usr/share/zookeeper/bin/zkCli.sh"),
-        kdc,
-        s,
-        user,
-        cmds,
-    )
+    let cmd = Command::new("/usr/share/zookeeper/bin/zkCli.sh");
+    shell(cmd, kdc, s, user, ("localhost", ""), cmds)
 }
 
 /// `corral cli`, with the same JAAS file and flags as zkCli.sh.
 fn corral_cli(kdc: &Kdc, s: &TestServer, user: &str, cmds: &str) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
-    cmd.args(["cli", "-timeout", "5000"]);
-    shell(cmd, kdc, s, user, cmds)
+    corral_cli_at(kdc, s, user, ("localhost", ""), cmds)
 }
 
-fn shell(mut cmd: Command, kdc: &Kdc, s: &TestServer, user: &str, cmds: &str) -> String {
+/// `corral cli` reaching the server as `host`, with more `-D` flags.
+fn corral_cli_at(
+    kdc: &Kdc,
+    s: &TestServer,
+    user: &str,
+    host_and_flags: (&str, &str),
+    cmds: &str,
+) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
+    cmd.args(["cli", "-timeout", "5000"]);
+    shell(cmd, kdc, s, user, host_and_flags, cmds)
+}
+
+fn shell(
+    mut cmd: Command,
+    kdc: &Kdc,
+    s: &TestServer,
+    user: &str,
+    (host, flags): (&str, &str),
+    cmds: &str,
+) -> String {
     let client_jaas = jaas(
         kdc,
         &format!("{}.jaas", user.replace('/', "_")),
         &kdc.jaas_section("Client", user),
     );
     let port = s.addr().rsplit(':').next().unwrap().to_string();
-    cmd.args(["-server", &format!("localhost:{port}")])
+    cmd.args(["-server", &format!("{host}:{port}")])
         .env(
             "CLIENT_JVMFLAGS",
             format!(
-                "-Djava.security.auth.login.config={} -Djava.security.krb5.conf={}",
+                "-Djava.security.auth.login.config={} -Djava.security.krb5.conf={} {flags}",
                 client_jaas.display(),
                 kdc.krb5_conf().display()
             ),
@@ -172,6 +185,26 @@ async fn corral_cli_logs_in_with_kerberos() {
         // zkCli.sh as alice reads what corral cli as alice wrote.
         let zk = tokio::task::block_in_place(|| zkcli(k, &s, "alice", "get /c"));
         assert!(zk.contains("clidata"), "{zk}");
+        // By address without canonicalization the server would be zookeeper/127.0.0.1, which
+        // the KDC does not know; zookeeper.server.principal names it.
+        let no = "-Dzookeeper.sasl.client.canonicalize.hostname=false";
+        let unknown = tokio::task::block_in_place(|| {
+            corral_cli_at(k, &s, "alice", ("127.0.0.1", no), "get /c")
+        });
+        assert!(unknown.contains("AuthFailed"), "{unknown}");
+        let named = tokio::task::block_in_place(|| {
+            corral_cli_at(
+                k,
+                &s,
+                "alice",
+                (
+                    "127.0.0.1",
+                    &format!("{no} -Dzookeeper.server.principal={SERVICE}"),
+                ),
+                "get /c",
+            )
+        });
+        assert!(named.contains("clidata"), "{named}");
         kdc.rotate_key(SERVICE);
         let failed = tokio::task::block_in_place(|| corral_cli(k, &s, "alice", "get /c"));
         assert!(failed.contains("AuthFailed"), "{failed}");

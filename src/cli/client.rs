@@ -131,6 +131,9 @@ pub enum SaslLogin {
     /// set up by `gssapi::init_initiator` before the client starts).
     Kerberos {
         service: String,
+        /// `zookeeper.server.principal`: the server's `service/host[@REALM]`, whatever host
+        /// the client connects to.
+        server_principal: Option<String>,
         principal: Option<String>,
         /// `zookeeper.sasl.client.canonicalize.hostname`: name the server by its address's
         /// reverse lookup, as the JDK's getCanonicalHostName.
@@ -375,6 +378,7 @@ impl Client {
                 SaslLogin::Digest { user, password } => self.sasl_login(&user, &password),
                 SaslLogin::Kerberos {
                     service,
+                    server_principal,
                     principal,
                     canonicalize,
                 } => {
@@ -383,6 +387,18 @@ impl Client {
                         canonical_host(&name)
                     } else {
                         name
+                    };
+                    // ZooKeeper's client keeps a configured principal's service and host (its
+                    // realm is Kerberos's to find).
+                    let (service, name) = match server_principal.as_deref() {
+                        Some(p) => {
+                            let p = p.split('@').next().unwrap_or(p);
+                            match p.split_once('/') {
+                                Some((s, h)) => (s.to_string(), h.to_string()),
+                                None => (p.to_string(), name),
+                            }
+                        }
+                        None => (service, name),
                     };
                     self.kerberos_login(&service, &name, principal.as_deref())
                 }
@@ -675,9 +691,9 @@ fn host_name(host_port: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-/// The JDK's InetAddress.getCanonicalHostName: the host's first address, named by its reverse
-/// lookup (the address itself when it has no name; the host as given when it does not
-/// resolve). ZooKeeper's client names the server's Kerberos principal after it.
+/// The JDK's InetAddress.getCanonicalHostName as ZooKeeper's client uses it: the host's first
+/// address, named by its reverse lookup; the host as given when it does not resolve or the
+/// address has no name. The server's Kerberos principal is named after it.
 fn canonical_host(host: &str) -> String {
     let Some(addr) = (host, 0).to_socket_addrs().ok().and_then(|mut a| a.next()) else {
         return host.to_string();
@@ -698,7 +714,7 @@ fn canonical_host(host: &str) -> String {
         )
     };
     if rc != 0 {
-        return addr.ip().to_string();
+        return host.to_string();
     }
     // SAFETY: getnameinfo wrote a NUL-terminated name.
     unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }

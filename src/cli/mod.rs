@@ -206,6 +206,7 @@ fn sasl_login(
                 .get("zookeeper.sasl.client.username")
                 .cloned()
                 .unwrap_or_else(|| "zookeeper".to_string()),
+            server_principal: props.get("zookeeper.server.principal").cloned(),
             principal: option("principal"),
             canonicalize: props
                 .get("zookeeper.sasl.client.canonicalize.hostname")
