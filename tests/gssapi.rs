@@ -270,8 +270,8 @@ async fn kazoo_logs_in_with_kerberos() {
     .await
 }
 
-/// `kerberos.removeHostFromPrincipal` and `kerberos.removeRealmFromPrincipal` shorten the
-/// `sasl` id as ZooKeeper's name rules do.
+/// `kerberos.removeHostFromPrincipal`, `kerberos.removeRealmFromPrincipal` and
+/// `security.auth_to_local` make the `sasl` id as ZooKeeper's name rules do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn principal_names_lose_host_and_realm_when_told() {
     timed(300, async {
@@ -290,6 +290,23 @@ async fn principal_names_lose_host_and_realm_when_told() {
         )
         .await;
         for (user, id) in [("app/localhost", "app"), ("alice", "alice")] {
+            let out = tokio::task::block_in_place(|| zkcli(k, &s, user, "whoami"));
+            assert!(out.contains(&format!("\nsasl: {id}\n")), "{out}");
+        }
+        drop(s);
+        // Hadoop-style auth_to_local rules, the first that gives a name winning.
+        let s = kerberized_server(
+            &kdc,
+            &[
+                (
+                    "security.auth_to_local",
+                    "RULE:[1:$1@$0](alice@CORRAL.TEST)s/.*/admin/ DEFAULT",
+                ),
+                ("kerberos.removeRealmFromPrincipal", "true"),
+            ],
+        )
+        .await;
+        for (user, id) in [("alice", "admin"), ("app/localhost", "app/localhost")] {
             let out = tokio::task::block_in_place(|| zkcli(k, &s, user, "whoami"));
             assert!(out.contains(&format!("\nsasl: {id}\n")), "{out}");
         }

@@ -61,6 +61,8 @@ pub struct SaslConfig {
     /// `kerberos.removeHostFromPrincipal`, `kerberos.removeRealmFromPrincipal`.
     pub remove_host: bool,
     pub remove_realm: bool,
+    /// `security.auth_to_local` (DEFAULT unless set).
+    pub auth_to_local: sasl_gssapi::AuthToLocal,
     /// `authProvider.N=...SASLAuthenticationProvider` was given: the `sasl` ACL scheme exists.
     pub provider: bool,
     /// `superUser` and `superUser.*`: SASL ids that also get `super`.
@@ -91,14 +93,10 @@ impl SaslConfig {
             "kerberos.removeRealmFromPrincipal" | "zookeeper.kerberos.removeRealmFromPrincipal" => {
                 self.remove_realm = bool_of(v)
             }
-            // Custom auth_to_local rules would name principals otherwise than the DEFAULT rule
-            // corral applies: refused rather than matching ACLs differently.
-            "security.auth_to_local" | "zookeeper.security.auth_to_local" if v != "DEFAULT" => {
-                return Err(format!(
-                    "{key}={v}: only the DEFAULT Kerberos name rule is supported"
-                ))
+            "security.auth_to_local" | "zookeeper.security.auth_to_local" => {
+                self.auth_to_local =
+                    sasl_gssapi::AuthToLocal::parse(v).map_err(|e| format!("{key}: {e}"))?
             }
-            "security.auth_to_local" | "zookeeper.security.auth_to_local" => {}
             "sasl.serverconfig" => self.login_context = Some(v.to_string()),
             "allowSaslFailedClients" => self.allow_failed_clients = bool_of(v),
             "letAnySaslUserDoX" => self.any_user_do_x = Some(v.to_string()),
@@ -169,6 +167,7 @@ impl SaslConfig {
             default_realm: gssapi::default_realm_name().map(str::to_string),
             remove_host: self.remove_host,
             remove_realm: self.remove_realm,
+            auth_to_local: self.auth_to_local.clone(),
         }
     }
 
@@ -470,9 +469,13 @@ mod tests {
             .apply("zookeeper.security.auth_to_local", "DEFAULT")
             .unwrap());
         assert!(c
-            .apply("security.auth_to_local", "RULE:[1:$1]")
+            .apply("security.auth_to_local", r"RULE:[1:$1](a\1)")
             .unwrap_err()
-            .contains("only the DEFAULT"));
+            .contains("backreferences are not supported"));
+        assert!(c
+            .apply("security.auth_to_local", "RULES")
+            .unwrap_err()
+            .contains("Invalid rule: RULES"));
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //!    id; the login is complete and the server's last token is null.
 //!
 //! The id the connection gets is ZooKeeper's (SaslServerCallbackHandler): the authenticated
-//! principal by the DEFAULT Kerberos name rule, then `/host` and `@REALM` unless
-//! `kerberos.removeHostFromPrincipal` / `kerberos.removeRealmFromPrincipal`. The client's
-//! authorization id is not trusted for it (docs/decisions.md).
+//! principal's short name by the `security.auth_to_local` rules (`AuthToLocal`; DEFAULT
+//! unless set), then `/host` and `@REALM` unless `kerberos.removeHostFromPrincipal` /
+//! `kerberos.removeRealmFromPrincipal`. The client's authorization id is not trusted for it
+//! (docs/decisions.md).
 
 use super::sasl_digest::SaslError;
 
@@ -48,7 +49,194 @@ impl Acceptor for super::gssapi::Context {
     }
 }
 
-/// ZooKeeper's naming of a Kerberos principal (its KerberosName with the DEFAULT rule).
+/// `security.auth_to_local`: Hadoop's rules as ZooKeeper's KerberosName takes them, in order,
+/// the first that gives a name winning:
+///
+/// - `DEFAULT`: the first component of a principal of the default realm;
+/// - `RULE:[n:format](match)s/from/to/g`: for a principal of `n` components, `format` with
+///   `$0` the realm and `$1`, `$2` the components; kept if it matches `match` whole (when
+///   given), then edited by the sed expression (when given; `g` replaces every match).
+///
+/// The expressions are Rust regexes, which take what rules are written with (no
+/// back-references, which such a rule's error at start says; a match cannot hold `)` and a
+/// sed expression cannot hold `/`, as in Java's grammar).
+#[derive(Clone)]
+pub struct AuthToLocal {
+    text: String,
+    rules: std::sync::Arc<Vec<Rule>>,
+}
+
+#[derive(Debug)]
+enum Rule {
+    Default,
+    Map {
+        components: usize,
+        format: String,
+        matches: Option<regex::Regex>,
+        /// from, to (in regex's replacement syntax), every match.
+        sed: Option<(regex::Regex, String, bool)>,
+    },
+}
+
+impl std::fmt::Debug for AuthToLocal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.text)
+    }
+}
+
+impl PartialEq for AuthToLocal {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for AuthToLocal {}
+
+impl Default for AuthToLocal {
+    fn default() -> Self {
+        AuthToLocal::parse("DEFAULT").expect("the default rules")
+    }
+}
+
+/// Java's replacement syntax (`$n` a group, `\x` a literal x) in regex's (`${n}`, `$$`).
+fn java_replacement(to: &str) -> String {
+    let mut out = String::new();
+    let mut it = to.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\\' => match it.next() {
+                Some('$') => out.push_str("$$"),
+                Some(x) => out.push(x),
+                None => {}
+            },
+            '$' => {
+                let mut n = String::new();
+                while let Some(d) = it.peek().filter(|d| d.is_ascii_digit()) {
+                    n.push(*d);
+                    it.next();
+                }
+                out.push_str(&format!("${{{n}}}"));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl AuthToLocal {
+    /// Parses the rules as KerberosName.parseRules does; an error names what is wrong.
+    pub fn parse(text: &str) -> Result<AuthToLocal, String> {
+        let grammar = regex::Regex::new(
+            r"^\s*(?:(DEFAULT)|RULE:\[(\d*):([^\]]*)\](?:\(([^)]*)\))?(?:s/([^/]*)/([^/]*)/(g)?)?)",
+        )
+        .expect("the rule grammar");
+        let regex = |what: &str, re: &str| {
+            regex::Regex::new(re)
+                .map_err(|e| format!("{what} {re:?} of an auth_to_local rule: {e}"))
+        };
+        let mut rules = Vec::new();
+        let mut rest = text.trim();
+        while !rest.is_empty() {
+            let c = grammar
+                .captures(rest)
+                .filter(|c| c.get(0).is_some_and(|m| !m.as_str().trim().is_empty()))
+                .ok_or_else(|| format!("Invalid rule: {rest}"))?;
+            if c.get(1).is_some() {
+                rules.push(Rule::Default);
+            } else {
+                let components = c[2]
+                    .parse()
+                    .map_err(|_| format!("Invalid rule: {rest} (no component count)"))?;
+                let matches = match c.get(4) {
+                    Some(m) => Some(regex("match", &format!("^(?:{})$", m.as_str()))?),
+                    None => None,
+                };
+                let sed = match (c.get(5), c.get(6)) {
+                    (Some(from), Some(to)) => Some((
+                        regex("pattern", from.as_str())?,
+                        java_replacement(to.as_str()),
+                        c.get(7).is_some(),
+                    )),
+                    _ => None,
+                };
+                rules.push(Rule::Map {
+                    components,
+                    format: c[3].to_string(),
+                    matches,
+                    sed,
+                });
+            }
+            rest = &rest[c.get(0).unwrap().end()..];
+        }
+        Ok(AuthToLocal {
+            text: text.to_string(),
+            rules: std::sync::Arc::new(rules),
+        })
+    }
+
+    /// KerberosName.getShortName for `params` = [realm, component...]: Ok(None) when no rule
+    /// applies, an error when a rule's format is bad or its result is not a simple name.
+    fn short_name(&self, params: &[&str], default_realm: &str) -> Result<Option<String>, String> {
+        for rule in self.rules.iter() {
+            let result = match rule {
+                Rule::Default => (params[0] == default_realm).then(|| params[1].to_string()),
+                Rule::Map {
+                    components,
+                    format,
+                    matches,
+                    sed,
+                } if *components == params.len() - 1 => {
+                    let base = fill(format, params)?;
+                    if matches.as_ref().is_none_or(|m| m.is_match(&base)) {
+                        Some(match sed {
+                            None => base,
+                            Some((from, to, true)) => from.replace_all(&base, to.as_str()).into(),
+                            Some((from, to, false)) => from.replace(&base, to.as_str()).into(),
+                        })
+                    } else {
+                        None
+                    }
+                }
+                Rule::Map { .. } => None,
+            };
+            if let Some(r) = result {
+                if r.contains(['/', '@']) {
+                    return Err(format!("Non-simple name {r} after auth_to_local rule"));
+                }
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A rule's format with `$n` replaced by `params[n]` (KerberosName.replaceParameters).
+fn fill(format: &str, params: &[&str]) -> Result<String, String> {
+    let mut out = String::new();
+    let mut it = format.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut n = String::new();
+        while let Some(d) = it.peek().filter(|d| d.is_ascii_digit()) {
+            n.push(*d);
+            it.next();
+        }
+        let i: usize = n
+            .parse()
+            .map_err(|_| format!("bad format in username mapping in {format}"))?;
+        out.push_str(
+            params
+                .get(i)
+                .ok_or_else(|| format!("index {i} from {format} is outside the valid range"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// ZooKeeper's naming of a Kerberos principal (its KerberosName and SaslServerCallbackHandler).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NameRules {
     /// krb5.conf's default realm.
@@ -57,6 +245,8 @@ pub struct NameRules {
     pub remove_host: bool,
     /// `kerberos.removeRealmFromPrincipal`.
     pub remove_realm: bool,
+    /// `security.auth_to_local`.
+    pub auth_to_local: AuthToLocal,
 }
 
 impl NameRules {
@@ -70,14 +260,23 @@ impl NameRules {
             Some((s, h)) => (s, Some(h)),
             None => (name, None),
         };
-        // The DEFAULT rule gives the service name for a principal of the default realm (or
-        // of none). For another realm no rule applies; ZooKeeper then keeps the client's
+        let short = match (realm, host) {
+            (None, None) => Ok(Some(service.to_string())),
+            (None, Some(_)) => Ok(None),
+            (Some(r), None) => self
+                .auth_to_local
+                .short_name(&[r, service], self.default_realm.as_deref().unwrap_or("")),
+            (Some(r), Some(h)) => self.auth_to_local.short_name(
+                &[r, service, h],
+                self.default_realm.as_deref().unwrap_or(""),
+            ),
+        };
+        // Where no rule gives a name (or one fails), ZooKeeper keeps the client's
         // authorization id, which its clients set to their own principal: the principal.
-        let in_default = realm.is_none() || realm == self.default_realm.as_deref();
-        if !in_default {
+        let Ok(Some(short)) = short else {
             return principal.to_string();
-        }
-        let mut id = service.to_string();
+        };
+        let mut id = short;
         if let (false, Some(h)) = (self.remove_host, host) {
             id.push('/');
             id.push_str(h);
@@ -288,6 +487,69 @@ mod tests {
             assert!(x.step(choice).is_err(), "{choice:?}");
             assert_eq!(x.authorization_id(), None);
         }
+    }
+
+    /// Hadoop's TestKerberosName cases, which ZooKeeper's KerberosName copies.
+    #[test]
+    fn auth_to_local_rules_as_hadoop_applies_them() {
+        let rules = AuthToLocal::parse(
+            "RULE:[1:$1@$0](.*@YAHOO\\.COM)s/@.*//\n\
+             RULE:[2:$1](johndoe)s/^.*$/guest/\n\
+             RULE:[2:$1;$2](^.*;admin$)s/;admin$//\n\
+             RULE:[2:$2](root)\n\
+             DEFAULT",
+        )
+        .unwrap();
+        let short = |p: &str| {
+            let (name, realm) = p.split_once('@').unwrap();
+            let mut params = vec![realm];
+            params.extend(name.split('/'));
+            rules.short_name(&params, "APACHE.ORG")
+        };
+        for (principal, want) in [
+            ("omalley@APACHE.ORG", "omalley"),
+            ("hdfs/10.0.0.1@APACHE.ORG", "hdfs"),
+            ("oom@YAHOO.COM", "oom"),
+            ("johndoe/zoo@FOO.COM", "guest"),
+            ("joe/admin@FOO.COM", "joe"),
+            ("joe/root@FOO.COM", "root"),
+        ] {
+            assert_eq!(short(principal), Ok(Some(want.to_string())), "{principal}");
+        }
+        for none in ["foo@ACME.COM", "root/joe@FOO.COM"] {
+            assert_eq!(short(none), Ok(None), "{none}");
+        }
+        // A rule whose result is not a simple name fails; so does a bad parameter.
+        let bad = AuthToLocal::parse("RULE:[1:$1@$0]").unwrap();
+        assert!(bad.short_name(&["R", "a"], "R").is_err());
+        let bad = AuthToLocal::parse("RULE:[1:$1$]").unwrap();
+        assert!(bad.short_name(&["R", "a"], "R").is_err());
+        // Java's replacement syntax: $1 a group, \$ a dollar.
+        let r = AuthToLocal::parse("RULE:[1:$1](.*)s/(a)(b)/$2\\$$1/g").unwrap();
+        assert_eq!(r.short_name(&["R", "abab"], ""), Ok(Some("b$ab$a".into())));
+        for bad in [
+            "RULE:[1:$1](x",
+            "RULE:[:$1]",
+            "DEFAULTX",
+            r"RULE:[1:$1](a\1)",
+        ] {
+            assert!(AuthToLocal::parse(bad).is_err(), "{bad}");
+        }
+        // In ids: the short name, then the host and realm unless removed.
+        let names = NameRules {
+            auth_to_local: rules.clone(),
+            default_realm: Some("APACHE.ORG".into()),
+            ..Default::default()
+        };
+        assert_eq!(names.id_of("johndoe/zoo@FOO.COM"), "guest/zoo@FOO.COM");
+        assert_eq!(names.id_of("foo@ACME.COM"), "foo@ACME.COM");
+        let names = NameRules {
+            remove_host: true,
+            remove_realm: true,
+            ..names
+        };
+        assert_eq!(names.id_of("johndoe/zoo@FOO.COM"), "guest");
+        assert_eq!(names.id_of("oom@YAHOO.COM"), "oom");
     }
 
     #[test]

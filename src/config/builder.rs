@@ -1229,10 +1229,10 @@ clientPort=2181
         let e = sasl_from_jvmflags(
             &mut c,
             None,
-            Some("-Dzookeeper.security.auth_to_local=RULE:[1:$1]"),
+            Some("-Dzookeeper.security.auth_to_local=RULE:[x:$1]"),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("only the DEFAULT"), "{e}");
+        assert!(e.to_string().contains("Invalid rule"), "{e}");
     }
 
     #[test]
