@@ -270,6 +270,43 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Imports `from` into `to`, which must succeed and leave one corral snapshot and nothing
+/// else in `to/snapshots`: the tool's output and that snapshot's bytes.
+fn imported(from: &Path, to: &Path) -> (Output, Vec<u8>) {
+    let o = corral(&[
+        "import-zookeeper",
+        "--from",
+        from.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut v: Vec<_> = std::fs::read_dir(to.join("snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    assert_eq!(v.len(), 1, "files in {}", to.join("snapshots").display());
+    (o, v.pop().unwrap())
+}
+
+/// Starts corral on what `import-zookeeper <args> --to <its dataDir> --force` makes, and
+/// compares its tree with `want` through a client.
+async fn serve_import(args: &[&str], want: &BTreeMap<String, String>, what: &str) -> TestServer {
+    let mut cs = TestServer::start_target(Target::Corral, opts()).await;
+    cs.stop();
+    let to = cs.data_dir();
+    let mut all = vec!["import-zookeeper"];
+    all.extend_from_slice(args);
+    all.extend(["--to", to.to_str().unwrap(), "--force"]);
+    let o = corral(&all);
+    assert!(o.status.success(), "{}", text(&o));
+    cs.start_again().await;
+    let got = dump(&reader(&cs.addr()).await).await;
+    assert_same(want, &got, what);
+    cs
+}
+
 /// Imports `from` into a fresh dir under `scratch`; the import must be refused with a message
 /// naming `needle`, and nothing may be left at the target.
 fn refused(from: &Path, scratch: &Path, needle: &str) {
@@ -437,33 +474,14 @@ async fn import_from_zookeeper_keeps_every_node_stat_acl_and_session() {
         refused(&d, &scratch, &snap_name.to_string_lossy());
         // One cut short is what a crash while writing it leaves: skipped for the snapshot
         // before it, as ZooKeeper does, and the logs bring the same tree.
-        let import = |from: &Path, to: &Path| {
-            let o = corral(&[
-                "import-zookeeper",
-                "--from",
-                from.to_str().unwrap(),
-                "--to",
-                to.to_str().unwrap(),
-            ]);
-            assert!(o.status.success(), "{}", text(&o));
-            let snaps = files(&to.join("snapshots"), "snap-x");
-            assert!(snaps.is_empty());
-            let mut v: Vec<_> = std::fs::read_dir(to.join("snapshots"))
-                .unwrap()
-                .flatten()
-                .map(|e| std::fs::read(e.path()).unwrap())
-                .collect();
-            assert_eq!(v.len(), 1);
-            (o, v.pop().unwrap())
-        };
-        let (_, clean) = import(&zks.data_dir(), &scratch.join("clean"));
+        let (_, clean) = imported(&zks.data_dir(), &scratch.join("clean"));
         if snaps.len() > 1 {
             let d = damaged("snap-cut", &|v2| {
                 let p = v2.join(&snap_name);
                 let b = std::fs::read(&p).unwrap();
                 std::fs::write(&p, &b[..b.len() - 20]).unwrap();
             });
-            let (o, cut) = import(&d, &scratch.join("from-cut"));
+            let (o, cut) = imported(&d, &scratch.join("from-cut"));
             assert!(
                 String::from_utf8_lossy(&o.stderr).contains("incomplete"),
                 "{}",
@@ -645,24 +663,18 @@ async fn compressed_snapshots_import(method: &'static str) {
             "{}",
             text(&o)
         );
-        let o = corral(&[
-            "import-zookeeper",
-            "--from",
-            zks.data_dir().to_str().unwrap(),
-            "--from-log",
-            logs.to_str().unwrap(),
-            "--to",
-            cs.data_dir().to_str().unwrap(),
-            "--force",
-        ]);
-        assert!(o.status.success(), "{}", text(&o));
-        cs.start_again().await;
-        let got = dump(&reader(&cs.addr()).await).await;
-        assert_same(
+        drop(cs);
+        serve_import(
+            &[
+                "--from",
+                zks.data_dir().to_str().unwrap(),
+                "--from-log",
+                logs.to_str().unwrap(),
+            ],
             &want,
-            &got,
             &format!("corral after importing {method} snapshots"),
-        );
+        )
+        .await;
         let _ = std::fs::remove_dir_all(&logs);
     })
     .await;
@@ -765,55 +777,27 @@ async fn fuzzy_snapshots_take_new_acls_from_the_log() {
         drop(c);
 
         // With the logs: imported, saying so, and the same tree as from the newest snapshot.
-        let import = |from: &Path, name: &str| {
-            let to = scratch.join(name);
-            let o = corral(&[
-                "import-zookeeper",
-                "--from",
-                from.to_str().unwrap(),
-                "--to",
-                to.to_str().unwrap(),
-            ]);
-            assert!(o.status.success(), "{}", text(&o));
-            let snaps: Vec<_> = std::fs::read_dir(to.join("snapshots"))
-                .unwrap()
-                .flatten()
-                .map(|e| std::fs::read(e.path()).unwrap())
-                .collect();
-            assert_eq!(snaps.len(), 1);
-            (
-                String::from_utf8_lossy(&o.stdout).into_owned(),
-                snaps[0].clone(),
-            )
-        };
         let from_fuzzy = with_snapshot(&v2, &fuzzy, &scratch.join("fuzzy"));
-        let (out, bytes) = import(&from_fuzzy, "fuzzy-to");
+        let (o, bytes) = imported(&from_fuzzy, &scratch.join("fuzzy-to"));
+        let out = String::from_utf8_lossy(&o.stdout);
         eprintln!(
             "{fuzzy_count} of {} snapshots name ACLs their maps lack; {}: {out}",
             probed.len(),
             fuzzy.display()
         );
         assert!(out.contains("got a new ACL while ZooKeeper wrote"), "{out}");
-        let (_, newest) = import(&zks.data_dir(), "newest-to");
+        let (_, newest) = imported(&zks.data_dir(), &scratch.join("newest-to"));
         assert!(
             bytes == newest,
             "{} and the logs gave another tree than the newest snapshot",
             fuzzy.display()
         );
-        let mut cs = TestServer::start_target(Target::Corral, opts()).await;
-        cs.stop();
-        let o = corral(&[
-            "import-zookeeper",
-            "--from",
-            from_fuzzy.to_str().unwrap(),
-            "--to",
-            cs.data_dir().to_str().unwrap(),
-            "--force",
-        ]);
-        assert!(o.status.success(), "{}", text(&o));
-        cs.start_again().await;
-        let got = dump(&reader(&cs.addr()).await).await;
-        assert_same(&want, &got, "corral after importing a fuzzy snapshot");
+        serve_import(
+            &["--from", from_fuzzy.to_str().unwrap()],
+            &want,
+            "corral after importing a fuzzy snapshot",
+        )
+        .await;
         let _ = std::fs::remove_dir_all(&scratch);
     })
     .await;

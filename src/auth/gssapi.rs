@@ -184,8 +184,8 @@ unsafe fn symbol<T: Copy>(lib: *mut c_void, name: &str) -> Result<T, String> {
     Ok(std::mem::transmute_copy::<*mut c_void, T>(&p))
 }
 
-fn load() -> Result<Lib, String> {
-    let h = dlopen(GSSAPI_LIB)?;
+/// The functions of the library opened as `h`.
+fn load(h: *mut c_void) -> Result<Lib, String> {
     // SAFETY: each type is the prototype in MIT's gssapi.h.
     unsafe {
         Ok(Lib {
@@ -439,7 +439,7 @@ pub fn init(keytab: &Path, principal: &str, krb5_conf: Option<&Path>) -> Result<
         return Err(format!("keytab {}: refused by Kerberos", keytab.display()));
     }
     let gss = Gss {
-        lib: load()?,
+        lib: load(h)?,
         principal: principal.to_string(),
         default_realm: default_realm(),
     };
@@ -593,7 +593,7 @@ pub fn init_initiator(
         std::env::set_var("KRB5CCNAME", format!("FILE:{}", cache.display()));
     }
     let _ = GSS.set(Gss {
-        lib: load()?,
+        lib: load(dlopen(GSSAPI_LIB)?)?,
         principal: String::new(),
         default_realm: default_realm(),
     });
